@@ -1,0 +1,145 @@
+"""Time and peak memory of `diffmrio.accounts` against pymrio's `calc_all()` on the same EXIOBASE-sized
+random system (49 regions x 200 sectors = 9,800; 10 stressors; 7 final-demand categories per region).
+
+Each library runs in its own subprocess so that peak memory (ru_maxrss) is its own. Results are
+compared to rtol 1e-8. Usage:
+
+    python benchmarks/accounts_vs_pymrio.py [--regions 49 --sectors 200] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+KEYS = ["D_cba", "D_pba", "D_imp", "D_exp", "D_cba_reg", "D_pba_reg", "D_imp_reg", "D_exp_reg", "M"]
+
+
+def _labels(R, N, K, p):
+    regions = [f"reg{r}" for r in range(R)]
+    sectors = [f"sec{i}" for i in range(N)]
+    cats = [f"cat{k}" for k in range(K)]
+    stress = [f"str{q}" for q in range(p)]
+    return regions, sectors, cats, stress
+
+
+def run_child(lib: str, folder: Path, R: int, N: int, K: int, p: int) -> None:
+    Z = np.load(folder / "Z.npy")
+    Y = np.load(folder / "Y.npy")
+    F = np.load(folder / "F.npy")
+    F_Y = np.load(folder / "F_Y.npy")
+    regions, sectors, cats, stress = _labels(R, N, K, p)
+    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {}
+    if lib == "pymrio":
+        import pandas as pd
+        import pymrio
+
+        rs = pd.MultiIndex.from_product([regions, sectors], names=["region", "sector"])
+        rc = pd.MultiIndex.from_product([regions, cats], names=["region", "category"])
+        st = pd.Index(stress, name="stressor")
+        io = pymrio.IOSystem(Z=pd.DataFrame(Z, index=rs, columns=rs), Y=pd.DataFrame(Y, index=rs, columns=rc))
+        io.ext = pymrio.Extension(name="ext", F=pd.DataFrame(F, index=st, columns=rs),
+                                  F_Y=pd.DataFrame(F_Y, index=st, columns=rc),
+                                  unit=pd.DataFrame({"unit": ["kg"] * p}, index=st))
+        del Z, Y, F, F_Y
+        t0 = time.perf_counter()
+        io.calc_all()
+        elapsed = time.perf_counter() - t0
+        for k in KEYS:
+            df = getattr(io.ext, k)
+            arr = df.to_numpy()
+            out[k] = arr  # pymrio keeps (stressor, region) for the _reg accounts
+    else:
+        import jax
+
+        import diffmrio
+
+        m = diffmrio.MRIO.from_arrays(Z, Y, F, F_Y, regions=regions, sectors=sectors, categories=cats,
+                                      stressors=stress, validate=False)
+        del Z, Y, F, F_Y
+        fn = jax.jit(diffmrio.account_arrays, static_argnums=4)
+        # compile on the real shapes first; report compile time separately
+        t0 = time.perf_counter()
+        fn.lower(m.Z, m.Y, m.F, m.F_Y, R).compile()
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        acc = jax.block_until_ready(fn(m.Z, m.Y, m.F, m.F_Y, R))
+        elapsed = time.perf_counter() - t0
+        out = {k: np.asarray(getattr(acc, k)) for k in KEYS}
+        out["compile_s"] = np.array(compile_s)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    np.savez(folder / f"{lib}.npz", elapsed=elapsed, peak_kb=peak, loaded_kb=rss_loaded, **out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--regions", type=int, default=49)
+    ap.add_argument("--sectors", type=int, default=200)
+    ap.add_argument("--stressors", type=int, default=10)
+    ap.add_argument("--categories", type=int, default=7)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--child", choices=["pymrio", "diffmrio"], default=None)
+    ap.add_argument("--folder", type=Path, default=None)
+    a = ap.parse_args()
+    R, N, K, p = a.regions, a.sectors, a.categories, a.stressors
+    if a.child:
+        run_child(a.child, a.folder, R, N, K, p)
+        return
+    sys.path.insert(0, str(HERE))
+    from _random_mrio import random_system
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        Z, Y, F, F_Y = random_system(R, N, p, K, seed=0)
+        for nm, arr in (("Z", Z), ("Y", Y), ("F", F), ("F_Y", F_Y)):
+            np.save(folder / f"{nm}.npy", arr)
+        del Z, Y, F, F_Y
+        res = {}
+        for lib in ("pymrio", "diffmrio"):
+            cmd = [sys.executable, __file__, "--child", lib, "--folder", str(folder), "--regions", str(R),
+                   "--sectors", str(N), "--stressors", str(p), "--categories", str(K)]
+            subprocess.run(cmd, check=True, env={**os.environ})
+            res[lib] = dict(np.load(folder / f"{lib}.npz"))
+        worst = 0.0
+        for k in KEYS:
+            ref, got = res["pymrio"][k], res["diffmrio"][k]
+            scale = np.maximum(np.abs(ref), 1e-12 * np.abs(ref).max())
+            worst = max(worst, float(np.max(np.abs(got - ref) / scale)))
+    t_p, t_d = float(res["pymrio"]["elapsed"]), float(res["diffmrio"]["elapsed"])
+    m_p, m_d = float(res["pymrio"]["peak_kb"]) / 2**20, float(res["diffmrio"]["peak_kb"]) / 2**20
+    import jax
+
+    summary = {
+        "system": f"{R} regions x {N} sectors = {R * N}, {p} stressors, {K} categories",
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}, jax backend "
+                   f"{jax.default_backend()}",
+        "pymrio_calc_all_s": round(t_p, 2),
+        "diffmrio_accounts_s": round(t_d, 2),
+        "diffmrio_compile_s": round(float(res["diffmrio"]["compile_s"]), 2),
+        "time_ratio_diffmrio_over_pymrio": round(t_d / t_p, 3),
+        "pymrio_peak_GiB": round(m_p, 2),
+        "diffmrio_peak_GiB": round(m_d, 2),
+        "memory_ratio": round(m_d / m_p, 3),
+        "max_rel_diff": worst,
+    }
+    print(json.dumps(summary, indent=2))
+    if a.out:
+        tmpf = a.out.with_suffix(".tmp")
+        tmpf.write_text(json.dumps(summary, indent=2))
+        os.replace(tmpf, a.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+r"""Environmentally extended accounts with pymrio's names and meanings (SCIENCE.md section 1).
+
+All kernels take arrays and are pure, so they run under `jit`, `grad` and `vmap`. The Leontief
+inverse is never formed: one LU factorisation of $I - A$ serves a forward solve for the output driven
+by each region's final demand ($X = L Y_{reg}$, `R` right-hand sides) and a transposed solve for the
+region-masked multipliers ($W_s = S^{(s)} L$, `p R` right-hand sides) from which $M = \sum_s W_s$ and the
+domestic part of every footprint follow.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ._custom_types import Array, Float
+from ._leontief import leontief_inverse, leontief_solve, leontief_solves
+from ._mrio import MRIO
+
+
+def _safe_div(num, den):
+    ok = den != 0
+    return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
+
+
+def coefficients(Z: Float[Array, "n n"], Y: Float[Array, "n fd"]) -> tuple[Float[Array, " n"], Float[Array, "n n"]]:
+    r"""Gross output $x = Z 1 + Y 1$ and technical coefficients $A = Z\,\mathrm{diag}(x)^{-1}$
+    (columns with $x = 0$ get zero coefficients, as in pymrio)."""
+    x = Z.sum(axis=1) + Y.sum(axis=1)
+    return x, _safe_div(Z, x[None, :])
+
+
+def intensities(F: Float[Array, "p n"], x: Float[Array, " n"]) -> Float[Array, "p n"]:
+    r"""Direct intensities $S = F\,\mathrm{diag}(x)^{-1}$ (zero where $x = 0$)."""
+    return _safe_div(F, x[None, :])
+
+
+def region_sum_fd(Y: Float[Array, "n fd"], n_regions: int) -> Float[Array, "n R"]:
+    r"""Final demand summed over categories per consuming region: $Y_{reg}$, shape `(n, R)`."""
+    n = Y.shape[0]
+    return Y.reshape(n, n_regions, -1).sum(axis=2)
+
+
+def multipliers(S: Float[Array, "p n"], A: Float[Array, "n n"]) -> Float[Array, "p n"]:
+    r"""Total (multiplier) intensities $M = S L$, by one transposed solve."""
+    from ._leontief import leontief_solve_left
+
+    return leontief_solve_left(A, S)
+
+
+def output(A: Float[Array, "n n"], y: Float[Array, "n ..."]) -> Float[Array, "n ..."]:
+    r"""Output required by final demand, $x = L y$, by a forward solve."""
+    return leontief_solve(A, y)
+
+
+def footprint(
+    F: Float[Array, "p n"], Z: Float[Array, "n n"], Y: Float[Array, "n fd"], y: Float[Array, " n"] | None = None
+) -> Float[Array, " p"]:
+    r"""Total stressors embodied in a final-demand vector: $F\,\mathrm{diag}(x)^{-1} L y$ (default $y = Y 1$).
+    A convenient scalar-per-stressor target for `jax.grad` with respect to `Z`, `Y`, `F`."""
+    x, A = coefficients(Z, Y)
+    S = intensities(F, x)
+    y = Y.sum(axis=1) if y is None else y
+    return S @ leontief_solve(A, y)
+
+
+class AccountArrays(eqx.Module):
+    """The accounts as arrays (what [`accounts`][diffmrio.accounts] labels). Shapes use `p` stressors,
+    `R` regions, `N` sectors, `n = R N`."""
+
+    x: Float[Array, " n"]
+    S: Float[Array, "p n"]
+    M: Float[Array, "p n"]
+    D_cba: Float[Array, "p n"]
+    D_pba: Float[Array, "p n"]
+    D_imp: Float[Array, "p n"]
+    D_exp: Float[Array, "p n"]
+    D_cba_reg: Float[Array, "p R"]
+    D_pba_reg: Float[Array, "p R"]
+    D_imp_reg: Float[Array, "p R"]
+    D_exp_reg: Float[Array, "p R"]
+    S_Y: Float[Array, "p fd"]
+    burden: Float[Array, "p R R"]
+    final_producer: Float[Array, "p R R"]
+
+
+def account_arrays(
+    Z: Float[Array, "n n"],
+    Y: Float[Array, "n fd"],
+    F: Float[Array, "p n"],
+    F_Y: Float[Array, "p fd"],
+    n_regions: int,
+    fd_weights: Float[Array, " fd"] | None = None,
+) -> AccountArrays:
+    r"""All pymrio accounts plus the region-to-region views from one factorisation.
+
+    With $X = L Y_{reg}$ (column $s$: output for region $s$'s final demand) and $W_s = S^{(s)} L$
+    ($S$ restricted to region $s$'s columns), for consuming region $s$ and product $j$:
+
+    - $D_{cba}[:, (s,j)] = \sum_r M[:, (r,j)]\, Y_{reg}[(r,j), s]$ (pymrio's `S L diag-blocks(Y)`),
+    - $D_{imp}[:, (s,j)] = D_{cba}[:, (s,j)] - \sum_r W_s[:, (r,j)]\, Y_{reg}[(r,j), s]$,
+    - $D_{pba} = S\,\mathrm{diag}(X 1)$, $D_{exp} = S\,\mathrm{diag}(X 1 - X_{dom})$ with
+      $X_{dom}[(r,i)] = X[(r,i), r]$,
+    - `_reg` variants sum over sectors; `D_cba_reg` and `D_pba_reg` add `F_Y` of the region,
+    - `burden[:, r, s]` $= \sum_i S_{(r,i)} X[(r,i), s]$: emitted in r for final demand of s,
+    - `final_producer[:, r, t]` $= S_r (L\, y^{(t)})_r$ with $y^{(t)}$ the final sales of region t's sectors
+      (COBENEFIT study's final-producer view).
+
+    Identity: `D_cba_reg = D_pba_reg + D_imp_reg - D_exp_reg`.
+
+    `fd_weights` (0/1 per final-demand column) restricts the demand that accounts are computed for
+    (pymrio's `Y_agg`), while `x`, `A` and `S` stay those of the full table.
+    """
+    R = n_regions
+    n = Z.shape[0]
+    N = n // R
+    p = F.shape[0]
+    x, A = coefficients(Z, Y)
+    S = intensities(F, x)
+    if fd_weights is not None:
+        Y = Y * fd_weights[None, :]
+        F_Y = F_Y * fd_weights[None, :]
+    Yreg = region_sum_fd(Y, R)  # (n, R)
+    # final sales of each producing region's sectors, as R right-hand sides
+    y_tot = Y.sum(axis=1)
+    region_of = jnp.repeat(jnp.arange(R), N)
+    Yprod = jnp.where(region_of[:, None] == jnp.arange(R)[None, :], y_tot[:, None], 0.0)  # (n, R)
+    mask = (region_of[None, :] == jnp.arange(R)[:, None]).astype(S.dtype)  # (R, n)
+    Smasked = (mask[:, None, :] * S[None, :, :]).reshape(R * p, n)  # rows (s, stressor)
+    X_all, W = leontief_solves(A, jnp.concatenate([Yreg, Yprod], axis=1), Smasked)
+    X, Xp = X_all[:, :R], X_all[:, R:]
+    W = W.reshape(R, p, R, N)  # (s, p, r, j)
+    M = W.sum(axis=0).reshape(p, n)
+    Y3 = Yreg.reshape(R, N, R)  # (r, j, s)
+    D_cba = jnp.einsum("prj,rjs->psj", M.reshape(p, R, N), Y3).reshape(p, n)
+    D_dom = jnp.einsum("sprj,rjs->psj", W, Y3).reshape(p, n)
+    D_imp = D_cba - D_dom
+    x_tot = X.sum(axis=1)
+    X_dom = X.reshape(R, N, R)[jnp.arange(R), :, jnp.arange(R)].reshape(n)
+    D_pba = S * x_tot[None, :]
+    D_exp = S * (x_tot - X_dom)[None, :]
+    FY_reg = F_Y.reshape(p, R, -1).sum(axis=2)
+    by_reg = lambda D: D.reshape(p, R, N).sum(axis=2)  # noqa: E731
+    y_fd = Y.sum(axis=0)
+    burden = jnp.einsum("prn,rns->prs", S.reshape(p, R, N), X.reshape(R, N, R))
+    final_producer = jnp.einsum("prn,rnt->prt", S.reshape(p, R, N), Xp.reshape(R, N, R))
+    return AccountArrays(
+        x=x, S=S, M=M, D_cba=D_cba, D_pba=D_pba, D_imp=D_imp, D_exp=D_exp,
+        D_cba_reg=by_reg(D_cba) + FY_reg, D_pba_reg=by_reg(D_pba) + FY_reg,
+        D_imp_reg=by_reg(D_imp), D_exp_reg=by_reg(D_exp),
+        S_Y=_safe_div(F_Y, y_fd[None, :]), burden=burden, final_producer=final_producer,
+    )  # fmt: skip
+
+
+_account_arrays_jit = eqx.filter_jit(account_arrays)
+
+
+def ghosh_arrays(Z, Y, F) -> dict[str, Array]:
+    r"""Ghosh supply-side quantities: $B = \mathrm{diag}(x)^{-1} Z$, $G = (I - B)^{-1}$ and downstream
+    multipliers $M_{down} = S (G^T - I)$ (pymrio's code convention). $G^T$ is never formed for
+    `M_down`: $S G^T = (L F^T)^T \mathrm{diag}(x)^{-1}$ is one forward solve with `p` right-hand sides."""
+    x, A = coefficients(Z, Y)
+    S = intensities(F, x)
+    B = _safe_div(Z, x[:, None])
+    G = leontief_inverse(B)
+    M_down = _safe_div(leontief_solve(A, F.T).T, x[None, :]) - S
+    return {"B": B, "G": G, "M_down": M_down}
+
+
+def accounts(
+    mrio: MRIO,
+    *,
+    ghosh: bool = False,
+    leontief: bool = False,
+    categories: tuple[str, ...] | None = None,
+) -> xr.Dataset:
+    r"""pymrio-compatible accounts of an MRIO as a labelled Dataset.
+
+    **Arguments:**
+
+    - `mrio`: the table.
+    - `ghosh`: also return Ghosh `B`, `G` and downstream multipliers `M_down`.
+    - `leontief`: also return the Leontief inverse `L` (formed explicitly; accounts never need it).
+    - `categories`: restrict final demand (and `F_Y`) to these categories, e.g. everything but
+      `"export"` for a domestic consumption-based account.
+
+    **Returns:** an `xarray.Dataset` with `x(region, sector)`, `A(region, sector, to_region, to_sector)`,
+    `S, M, D_cba, D_pba, D_imp, D_exp (stressor, region, sector)`, their `_reg` variants
+    `(stressor, region)`, `S_Y(stressor, fd_region, category)`, the region-to-region burden matrix
+    `burden(stressor, region, consumer)` (emitted in `region` for final demand of `consumer`) and the
+    final-producer view `final_producer(stressor, region, producer)`.
+
+    Same meaning as pymrio's `calc_all()`: `D_cba[:, (s, j)]` is what region s's final demand for
+    product j causes anywhere; `D_imp` the part emitted outside s; `D_exp[:, (r, i)]` what sector
+    (r, i) emits for other regions' final demand. Identity: `D_cba_reg = D_pba_reg + D_imp_reg - D_exp_reg`.
+
+    !!! example
+        ```python
+        import diffmrio
+        world = diffmrio.datasets.demo_world()
+        acc = diffmrio.accounts(world.mrio)
+        acc["D_cba_reg"].sel(stressor="SO2")
+        ```
+    """
+    m = mrio
+    w = None if categories is None else jnp.asarray(category_mask(m, categories))
+    arr = _account_arrays_jit(m.Z, m.Y, m.F, m.F_Y, m.n_regions, w)
+    R, N, p = m.n_regions, m.n_sectors, m.n_stressors
+    rs = ("region", "sector")
+    x = np.asarray(arr.x)
+    prs = ("stressor", "region", "sector")
+    data = {
+        "x": (rs, x.reshape(R, N)),
+        "A": (rs + ("to_region", "to_sector"), (np.asarray(m.Z) / np.where(x == 0, 1.0, x)[None, :]).reshape(R, N, R, N)),
+    }
+    for k in ("S", "M", "D_cba", "D_pba", "D_imp", "D_exp"):
+        data[k] = (prs, np.asarray(getattr(arr, k)).reshape(p, R, N))
+    for k in ("D_cba_reg", "D_pba_reg", "D_imp_reg", "D_exp_reg"):
+        data[k] = (("stressor", "region"), np.asarray(getattr(arr, k)))
+    data["S_Y"] = (("stressor", "fd_region", "category"), np.asarray(arr.S_Y).reshape(p, R, -1))
+    data["burden"] = (("stressor", "region", "consumer"), np.asarray(arr.burden))
+    data["final_producer"] = (("stressor", "region", "producer"), np.asarray(arr.final_producer))
+    if ghosh:
+        g = eqx.filter_jit(ghosh_arrays)(m.Z, m.Y, m.F)
+        data["B"] = (rs + ("to_region", "to_sector"), np.asarray(g["B"]).reshape(R, N, R, N))
+        data["G"] = (rs + ("to_region", "to_sector"), np.asarray(g["G"]).reshape(R, N, R, N))
+        data["M_down"] = (prs, np.asarray(g["M_down"]).reshape(p, R, N))
+    if leontief:
+        L = eqx.filter_jit(lambda Z, Y: leontief_inverse(coefficients(Z, Y)[1]))(m.Z, m.Y)
+        data["L"] = (rs + ("to_region", "to_sector"), np.asarray(L).reshape(R, N, R, N))
+    coords = m.coords()
+    coords["consumer"] = list(m.regions)
+    coords["producer"] = list(m.regions)
+    ds = xr.Dataset(data, coords=coords, attrs={"name": m.name, "source": "diffmrio.accounts"})
+    ds["burden"].attrs["description"] = "E[r, s] = sum_t S_r L_rt y_ts: emitted in region r for final demand of s"
+    ds["final_producer"].attrs["description"] = "E[r, t] = S_r L_rt sum_s y_ts: emitted in r for final sales of t"
+    return ds
+
+
+def category_mask(mrio: MRIO, categories) -> np.ndarray:
+    """0/1 weights over final-demand columns keeping `categories` of every region."""
+    keep = {mrio.category_index(c) for c in categories}
+    return np.array([1.0 if k in keep else 0.0 for _ in mrio.regions for k in range(mrio.n_categories)])

@@ -1,0 +1,358 @@
+r"""The MRIO table as a JAX pytree.
+
+An MRIO with `R` regions and `N` sectors has `n = R N` region-sector pairs ordered region-major
+(`(r, i)` is row `r N + i`), and final-demand columns `(consuming region, category)`, also
+region-major. Notation follows pymrio (SCIENCE.md section 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ._custom_types import Array, Float
+from ._validate import MRIOError, check_finite, check_shapes, check_table
+
+
+def _as_labels(name: str, labels) -> tuple[str, ...]:
+    if labels is None:
+        raise MRIOError(f"`{name}` labels are required")
+    out = tuple(str(v) for v in labels)
+    if len(set(out)) != len(out):
+        dup = sorted({v for v in out if out.count(v) > 1})
+        raise MRIOError(f"`{name}` labels must be unique; duplicated: {dup}")
+    return out
+
+
+class MRIO(eqx.Module):
+    r"""A multi-regional input-output table with satellite accounts (an `equinox.Module`).
+
+    **Fields:**
+
+    - `Z`: intermediate flows, shape `(n, n)`; `Z[(r,i),(s,j)]` is the sale of sector i in region r to
+      sector j in region s.
+    - `Y`: final demand, shape `(n, R K)`, columns `(consuming region, category)`.
+    - `F`: satellite accounts (direct stressors of industries), shape `(p, n)`.
+    - `F_Y`: stressors emitted directly by final demand, shape `(p, R K)`.
+    - `regions`, `sectors`, `categories`, `stressors`, `units`: labels (static).
+
+    Arrays are float64 leaves, labels are static, so the table passes through `jax.jit`,
+    `jax.grad` and `jax.vmap` as a whole. Build it with [`MRIO.from_arrays`][diffmrio.MRIO.from_arrays],
+    [`MRIO.from_pymrio`][diffmrio.MRIO.from_pymrio], [`MRIO.from_dataframes`][diffmrio.MRIO.from_dataframes],
+    [`MRIO.from_xarray`][diffmrio.MRIO.from_xarray] or [`read_ceads`][diffmrio.read_ceads]; these validate
+    values. The plain constructor only checks shapes, so that it can be used inside transformed code.
+    """
+
+    Z: Float[Array, "n n"]
+    Y: Float[Array, "n fd"]
+    F: Float[Array, "p n"]
+    F_Y: Float[Array, "p fd"]
+    regions: tuple[str, ...] = eqx.field(static=True)
+    sectors: tuple[str, ...] = eqx.field(static=True)
+    categories: tuple[str, ...] = eqx.field(static=True)
+    stressors: tuple[str, ...] = eqx.field(static=True)
+    units: tuple[str, ...] = eqx.field(static=True)
+    name: str = eqx.field(static=True, default="mrio")
+
+    def __check_init__(self):
+        check_shapes(
+            self.Z, self.Y, self.F, self.F_Y,
+            len(self.regions), len(self.sectors), len(self.categories), len(self.stressors),
+        )  # fmt: skip
+        if len(self.units) != len(self.stressors):
+            raise MRIOError(
+                f"{len(self.units)} units given for {len(self.stressors)} stressors: give one unit per stressor"
+            )
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_regions(self) -> int:
+        return len(self.regions)
+
+    @property
+    def n_sectors(self) -> int:
+        return len(self.sectors)
+
+    @property
+    def n_categories(self) -> int:
+        return len(self.categories)
+
+    @property
+    def n(self) -> int:
+        return self.n_regions * self.n_sectors
+
+    @property
+    def n_stressors(self) -> int:
+        return len(self.stressors)
+
+    def stressor_index(self, name: str) -> int:
+        """Row of stressor `name` in `F`, with an error listing the available names."""
+        try:
+            return self.stressors.index(name)
+        except ValueError:
+            raise KeyError(f"stressor {name!r} not in this MRIO; available: {list(self.stressors)}") from None
+
+    def category_index(self, name: str) -> int:
+        try:
+            return self.categories.index(name)
+        except ValueError:
+            raise KeyError(f"category {name!r} not in this MRIO; available: {list(self.categories)}") from None
+
+    # ----------------------------------------------------------- constructors
+    @classmethod
+    def from_arrays(
+        cls,
+        Z,
+        Y,
+        F=None,
+        F_Y=None,
+        *,
+        regions: Sequence[str],
+        sectors: Sequence[str],
+        categories: Sequence[str],
+        stressors: Sequence[str] = (),
+        units: Sequence[str] | None = None,
+        name: str = "mrio",
+        validate: bool = True,
+    ) -> MRIO:
+        """Build and validate an MRIO from arrays (region-major ordering).
+
+        **Arguments:** `Z (n, n)`, `Y (n, R K)`, optional `F (p, n)` and `F_Y (p, R K)` (zeros when
+        omitted), and labels. `validate=True` checks NaN/inf, negative flows or output, zero-output
+        sectors with inputs and the spectral radius of `A`, raising [`MRIOError`][diffmrio.MRIOError]
+        that names the region-sector at fault.
+        """
+        regions = _as_labels("regions", regions)
+        sectors = _as_labels("sectors", sectors)
+        categories = _as_labels("categories", categories)
+        stressors = _as_labels("stressors", stressors)
+        units = tuple(str(u) for u in units) if units is not None else ("",) * len(stressors)
+        Z = np.asarray(Z, dtype=np.float64)
+        Y = np.asarray(Y, dtype=np.float64)
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        p = len(stressors)
+        F = np.zeros((p, Z.shape[0])) if F is None else np.asarray(F, dtype=np.float64)
+        if F.ndim == 1:
+            F = F[None, :]
+        F_Y = np.zeros((p, Y.shape[1])) if F_Y is None else np.asarray(F_Y, dtype=np.float64)
+        if F_Y.ndim == 1:
+            F_Y = F_Y[None, :]
+        check_shapes(Z, Y, F, F_Y, len(regions), len(sectors), len(categories), p)
+        if validate:
+            for nm, arr in (("Z", Z), ("Y", Y), ("F", F), ("F_Y", F_Y)):
+                check_finite(nm, arr)
+            check_table(Z, Y, regions, sectors)
+        return cls(
+            jnp.asarray(Z), jnp.asarray(Y), jnp.asarray(F), jnp.asarray(F_Y),
+            regions, sectors, categories, stressors, units, name,
+        )  # fmt: skip
+
+    @classmethod
+    def from_dataframes(
+        cls,
+        Z: pd.DataFrame,
+        Y: pd.DataFrame,
+        F: pd.DataFrame | None = None,
+        F_Y: pd.DataFrame | None = None,
+        *,
+        units: Sequence[str] | None = None,
+        name: str = "mrio",
+        validate: bool = True,
+    ) -> MRIO:
+        """Build an MRIO from pandas frames indexed like pymrio's (`(region, sector)` MultiIndex rows,
+        `(region, category)` final-demand columns).
+
+        The frames are *not* silently reordered: if `Z`'s columns, `Y`'s rows or `F`'s columns are in a
+        different order from `Z`'s rows, or the rows are not region-major, an error says so and how to
+        fix it (`df.reindex(...)`).
+        """
+        idx = Z.index
+        if not isinstance(idx, pd.MultiIndex) or idx.nlevels != 2:
+            raise MRIOError("`Z` must have a 2-level (region, sector) MultiIndex on its rows")
+        regions = list(dict.fromkeys(idx.get_level_values(0)))
+        sectors = list(dict.fromkeys(idx.get_level_values(1)))
+        expected = pd.MultiIndex.from_product([regions, sectors])
+        if len(idx) != len(expected) or not np.array_equal(idx.to_flat_index(), expected.to_flat_index()):
+            raise MRIOError(
+                "`Z`'s rows are not ordered region-major (all sectors of the first region, then the next "
+                "region, in the same sector order): reorder with "
+                "`Z.reindex(index=order, columns=order)` where `order = pd.MultiIndex.from_product([regions, sectors])`."
+            )
+        if not np.array_equal(Z.columns.to_flat_index(), idx.to_flat_index()):
+            raise MRIOError(
+                "`Z`'s columns are not in the same order as its rows: use `Z = Z.reindex(columns=Z.index)`."
+            )
+        if not np.array_equal(Y.index.to_flat_index(), idx.to_flat_index()):
+            raise MRIOError("`Y`'s rows are not in the order of `Z`'s rows: use `Y = Y.reindex(index=Z.index)`.")
+        ycols = Y.columns
+        if not isinstance(ycols, pd.MultiIndex) or ycols.nlevels != 2:
+            raise MRIOError("`Y` must have a 2-level (region, category) MultiIndex on its columns")
+        categories = list(dict.fromkeys(ycols.get_level_values(1)))
+        yexp = pd.MultiIndex.from_product([regions, categories])
+        if len(ycols) != len(yexp) or not np.array_equal(ycols.to_flat_index(), yexp.to_flat_index()):
+            raise MRIOError(
+                "`Y`'s columns must be (region, category) for every region of `Z` in the same order, with "
+                "the same categories per region: use `Y.reindex(columns=pd.MultiIndex.from_product([regions, "
+                "categories]), fill_value=0)`."
+            )
+        stressors: list[str] = []
+        Fv = None
+        FYv = None
+        if F is not None:
+            if not np.array_equal(F.columns.to_flat_index(), idx.to_flat_index()):
+                raise MRIOError("`F`'s columns are not in the order of `Z`'s rows: use `F.reindex(columns=Z.index)`.")
+            stressors = [_flat_label(v) for v in F.index]
+            Fv = F.to_numpy(dtype=np.float64)
+            if F_Y is not None:
+                if not np.array_equal(F_Y.columns.to_flat_index(), ycols.to_flat_index()):
+                    raise MRIOError("`F_Y`'s columns are not in the order of `Y`'s: use `F_Y.reindex(columns=Y.columns)`.")
+                if not np.array_equal(F_Y.index.to_flat_index(), F.index.to_flat_index()):
+                    raise MRIOError("`F_Y`'s rows are not in the order of `F`'s: use `F_Y.reindex(index=F.index)`.")
+                FYv = F_Y.to_numpy(dtype=np.float64)
+        return cls.from_arrays(
+            Z.to_numpy(dtype=np.float64), Y.to_numpy(dtype=np.float64), Fv, FYv,
+            regions=regions, sectors=sectors, categories=categories, stressors=stressors,
+            units=units, name=name, validate=validate,
+        )  # fmt: skip
+
+    @classmethod
+    def from_pymrio(cls, io, extensions: Sequence[str] | None = None, *, validate: bool = True) -> MRIO:
+        """Build an MRIO from a pymrio `IOSystem` (e.g. `pymrio.load_test()` or a parsed EXIOBASE).
+
+        `Z` (or `A` and `x`), `Y` and the `F`/`F_Y` of the chosen extensions (all by default) are read
+        and reordered by their labels. Stressor labels join pymrio's row index levels with `/`; when two
+        extensions share a label it is prefixed with the extension name.
+        """
+        Z = io.Z
+        if Z is None:
+            if io.A is None or io.x is None:
+                raise MRIOError("the pymrio system has neither Z nor (A, x): run `io.calc_system()` first")
+            Z = io.A * io.x.to_numpy().reshape(1, -1)
+        regions = list(io.get_regions())
+        sectors = list(io.get_sectors())
+        categories = list(io.get_Y_categories())
+        order = pd.MultiIndex.from_product([regions, sectors])
+        ycols = pd.MultiIndex.from_product([regions, categories])
+        Zr = Z.reindex(index=order, columns=order)
+        Yr = io.Y.reindex(index=order, columns=ycols, fill_value=0.0)
+        names = list(extensions) if extensions is not None else [e for e in io.get_extensions()]
+        F_blocks, FY_blocks, pairs, units = [], [], [], []
+        for ename in names:
+            ext = getattr(io, ename)
+            if ext.F is None:
+                raise MRIOError(f"extension {ename!r} has no F; run `io.calc_all()` or give F")
+            F_blocks.append(ext.F.reindex(columns=order).to_numpy(dtype=np.float64))
+            if getattr(ext, "F_Y", None) is not None:
+                FY_blocks.append(ext.F_Y.reindex(columns=ycols, fill_value=0.0).to_numpy(dtype=np.float64))
+            else:
+                FY_blocks.append(np.zeros((ext.F.shape[0], len(ycols))))
+            unit_col = ext.unit.reindex(ext.F.index) if ext.unit is not None else None
+            for k, row in enumerate(ext.F.index):
+                pairs.append((ename, _flat_label(row)))
+                units.append(str(unit_col.iloc[k, 0]) if unit_col is not None else "")
+        counts = pd.Series([lab for _, lab in pairs]).value_counts()
+        labels = [f"{e}:{lab}" if counts[lab] > 1 else lab for e, lab in pairs]
+        F = np.concatenate(F_blocks, axis=0) if F_blocks else None
+        F_Y = np.concatenate(FY_blocks, axis=0) if FY_blocks else None
+        return cls.from_arrays(
+            Zr.to_numpy(dtype=np.float64), Yr.to_numpy(dtype=np.float64), F, F_Y,
+            regions=regions, sectors=sectors, categories=categories, stressors=labels, units=units,
+            name=str(getattr(io, "name", "mrio") or "mrio"), validate=validate,
+        )  # fmt: skip
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset, *, validate: bool = True) -> MRIO:
+        """Build an MRIO from a Dataset in the layout of [`MRIO.to_xarray`][diffmrio.MRIO.to_xarray].
+
+        Dimensions are matched by name and the `to_region`/`to_sector`/`fd_region` axes are aligned to
+        `region`/`sector` by label, so a transposed or reordered Dataset gives the same table.
+        """
+        missing = [v for v in ("Z", "Y") if v not in ds]
+        if missing:
+            raise MRIOError(f"Dataset lacks {missing}; it needs Z(region, sector, to_region, to_sector) and "
+                            "Y(region, sector, fd_region, category)")
+        regions = [str(v) for v in ds["region"].values]
+        sectors = [str(v) for v in ds["sector"].values]
+        categories = [str(v) for v in ds["category"].values]
+        try:
+            Z = ds["Z"].sel(to_region=regions, to_sector=sectors).transpose("region", "sector", "to_region", "to_sector")
+            Y = ds["Y"].sel(fd_region=regions).transpose("region", "sector", "fd_region", "category")
+        except (KeyError, ValueError) as exc:
+            raise MRIOError(f"Dataset dimensions do not match the MRIO layout: {exc}") from None
+        n = len(regions) * len(sectors)
+        stressors, units, Fv, FYv = [], None, None, None
+        if "F" in ds:
+            F = ds["F"].transpose("stressor", "region", "sector")
+            stressors = [str(v) for v in ds["stressor"].values]
+            Fv = F.values.reshape(len(stressors), n)
+            units = [str(u) for u in ds["unit"].values] if "unit" in ds.coords else None
+            if "F_Y" in ds:
+                FYv = ds["F_Y"].sel(fd_region=regions).transpose("stressor", "fd_region", "category").values
+                FYv = FYv.reshape(len(stressors), -1)
+        return cls.from_arrays(
+            Z.values.reshape(n, n), Y.values.reshape(n, -1), Fv, FYv,
+            regions=regions, sectors=sectors, categories=categories, stressors=stressors, units=units,
+            name=str(ds.attrs.get("name", "mrio")), validate=validate,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ conversions
+    def coords(self) -> dict:
+        return {
+            "region": list(self.regions), "sector": list(self.sectors),
+            "to_region": list(self.regions), "to_sector": list(self.sectors),
+            "fd_region": list(self.regions), "category": list(self.categories),
+            "stressor": list(self.stressors), "unit": ("stressor", list(self.units)),
+        }  # fmt: skip
+
+    def to_xarray(self) -> xr.Dataset:
+        """The table as a labelled Dataset: `Z(region, sector, to_region, to_sector)`,
+        `Y(region, sector, fd_region, category)`, `F(stressor, region, sector)`,
+        `F_Y(stressor, fd_region, category)`, with the stressor units as a coordinate."""
+        R, N, K, p = self.n_regions, self.n_sectors, self.n_categories, self.n_stressors
+        ds = xr.Dataset(
+            {
+                "Z": (("region", "sector", "to_region", "to_sector"), np.asarray(self.Z).reshape(R, N, R, N)),
+                "Y": (("region", "sector", "fd_region", "category"), np.asarray(self.Y).reshape(R, N, R, K)),
+                "F": (("stressor", "region", "sector"), np.asarray(self.F).reshape(p, R, N)),
+                "F_Y": (("stressor", "fd_region", "category"), np.asarray(self.F_Y).reshape(p, R, K)),
+            },
+            coords=self.coords(),
+            attrs={"name": self.name},
+        )
+        return ds
+
+    def to_dataframes(self) -> dict[str, pd.DataFrame]:
+        """`Z`, `Y`, `F`, `F_Y` as pandas frames with pymrio's index layout."""
+        rs = pd.MultiIndex.from_product([self.regions, self.sectors], names=["region", "sector"])
+        rc = pd.MultiIndex.from_product([self.regions, self.categories], names=["region", "category"])
+        st = pd.Index(self.stressors, name="stressor")
+        return {
+            "Z": pd.DataFrame(np.asarray(self.Z), index=rs, columns=rs),
+            "Y": pd.DataFrame(np.asarray(self.Y), index=rs, columns=rc),
+            "F": pd.DataFrame(np.asarray(self.F), index=st, columns=rs),
+            "F_Y": pd.DataFrame(np.asarray(self.F_Y), index=st, columns=rc),
+            "unit": pd.DataFrame({"unit": list(self.units)}, index=st),
+        }
+
+    def to_pymrio(self, extension_name: str = "satellite"):
+        """A pymrio `IOSystem` with `Z`, `Y` and one extension holding `F`, `F_Y` and the units."""
+        import pymrio
+
+        d = self.to_dataframes()
+        io = pymrio.IOSystem(Z=d["Z"], Y=d["Y"], name=self.name)
+        if self.n_stressors:
+            ext = pymrio.Extension(name=extension_name, F=d["F"], F_Y=d["F_Y"], unit=d["unit"])
+            setattr(io, extension_name.replace(" ", "_"), ext)
+        return io
+
+
+def _flat_label(v) -> str:
+    if isinstance(v, tuple):
+        return "/".join(str(p) for p in v)
+    return str(v)

@@ -1,0 +1,97 @@
+r"""Trade-embodied flows: bilateral emissions embodied in trade (EEBT) and the BTH study's
+sector-pair embodied-flow network.
+
+The region-to-region burden matrix and the final-producer view come with
+[`accounts`][diffmrio.accounts] (`burden`, `final_producer`).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ._accounts import coefficients, intensities
+from ._custom_types import Array, Float
+from ._leontief import leontief_solve
+from ._mrio import MRIO
+
+
+def eebt_arrays(Z: Float[Array, "n n"], Y: Float[Array, "n fd"], F: Float[Array, "p n"], n_regions: int):
+    r"""Emissions embodied in bilateral trade (Peters 2008, *Ecol. Econ.* 65:13).
+
+    With the local (domestic) Leontief inverse $L^{loc}_{rr} = (I - A_{rr})^{-1}$ and the gross export
+    vector from r to s, $e_{rs} = Z_{rs} 1 + Y_{rs} 1$ (intermediate plus final):
+
+    $$EEBT[:, r, s] = S_r L^{loc}_{rr} e_{rs} \quad (r \ne s), \qquad
+      EEBT[:, r, r] = S_r L^{loc}_{rr} y_{rr}.$$
+
+    Identity: $\sum_s EEBT[:, r, s] = F_r 1$ (all of r's emissions, since
+    $x_r = L^{loc}_{rr}(y_{rr} + \sum_{s \ne r} e_{rs})$). EEBT counts gross trade, so unlike the MRIO
+    burden matrix it attributes emissions to the first importer, not the final consumer.
+
+    **Returns:** `(p, R, R)` array; rows: exporting (emitting) region, columns: importing region.
+    """
+    R = n_regions
+    n = Z.shape[0]
+    N = n // R
+    p = F.shape[0]
+    x, A = coefficients(Z, Y)
+    S = intensities(F, x).reshape(p, R, N)
+    Zb = Z.reshape(R, N, R, N).sum(axis=3)  # (r, i, s)
+    Yb = Y.reshape(R, N, R, -1).sum(axis=3)  # (r, i, s)
+    e = Zb + Yb  # gross flows r -> s by product i
+    eye = jnp.eye(R, dtype=bool)
+    # domestic block: only final demand (intermediate use at home is inside L_loc)
+    e = jnp.where(eye[:, None, :], Yb, e)
+    A4 = A.reshape(R, N, R, N)
+    Arr = A4[jnp.arange(R), :, jnp.arange(R), :]  # (R, N, N)
+
+    def one(A_rr, e_r):
+        return leontief_solve(A_rr, e_r)  # (N, R)
+
+    xloc = jax.vmap(one)(Arr, e)  # (r, i, s)
+    return jnp.einsum("pri,ris->prs", S, xloc)
+
+
+def sector_flow_arrays(
+    Z: Float[Array, "n n"], Y: Float[Array, "n fd"], F: Float[Array, "p n"]
+) -> Float[Array, "p n n"]:
+    r"""Sector-pair embodied flows (BTH study, eq. 15): $\Phi = \mathrm{diag}(s) L Z$ per stressor.
+
+    $\Phi[q, a, b]$ is stressor q emitted by region-sector a that is embodied in the intermediate
+    purchase of sector b. One forward solve with `n` right-hand sides ($L Z$), shared by all stressors.
+    Row sums: $\Phi 1 = \mathrm{diag}(s) L Z 1 = \mathrm{diag}(s)(L x - x)$ (since $Z 1 = x - y$ and
+    $L y = x$).
+    """
+    x, A = coefficients(Z, Y)
+    S = intensities(F, x)
+    LZ = leontief_solve(A, Z)
+    return S[:, :, None] * LZ[None, :, :]
+
+
+def eebt(mrio: MRIO) -> xr.DataArray:
+    """Labelled [`eebt_arrays`][diffmrio.eebt_arrays]: `EEBT(stressor, region, to_region)`."""
+    arr = eqx.filter_jit(eebt_arrays)(mrio.Z, mrio.Y, mrio.F, mrio.n_regions)
+    return xr.DataArray(
+        np.asarray(arr), dims=("stressor", "region", "to_region"),
+        coords={"stressor": list(mrio.stressors), "region": list(mrio.regions), "to_region": list(mrio.regions)},
+        name="EEBT", attrs={"description": "emissions embodied in bilateral gross trade (Peters 2008)"},
+    )  # fmt: skip
+
+
+def sector_flows(mrio: MRIO, stressor: str) -> xr.DataArray:
+    """Labelled sector-pair embodied flows for one stressor:
+    `Phi(region, sector, to_region, to_sector)`."""
+    q = mrio.stressor_index(stressor)
+    arr = eqx.filter_jit(sector_flow_arrays)(mrio.Z, mrio.Y, mrio.F[q : q + 1])[0]
+    R, N = mrio.n_regions, mrio.n_sectors
+    c = mrio.coords()
+    return xr.DataArray(
+        np.asarray(arr).reshape(R, N, R, N), dims=("region", "sector", "to_region", "to_sector"),
+        coords={k: c[k] for k in ("region", "sector", "to_region", "to_sector")}, name="Phi",
+        attrs={"stressor": stressor, "description": "diag(s) L Z: stressor of (region, sector) embodied in "
+               "intermediate purchases of (to_region, to_sector) (BTH study eq. 15)"},
+    )  # fmt: skip
