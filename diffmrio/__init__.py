@@ -28,6 +28,31 @@ from ._validate import MRIOError as MRIOError  # noqa: E402
 
 
 from . import datasets as datasets  # noqa: E402
+from ._anais import AnaisInfeasibleError as AnaisInfeasibleError, AnaisReport as AnaisReport, anais as anais  # noqa: E402
+from ._balancing import BalanceReport as BalanceReport, gras as gras, ras as ras  # noqa: E402
+from ._concordance import (  # noqa: E402
+    aggregate_arrays as aggregate_arrays,
+    aggregate_mrio as aggregate_mrio,
+    aggregation_matrix as aggregation_matrix,
+    apply_concordance as apply_concordance,
+    check_concordance as check_concordance,
+    concordance_matrix as concordance_matrix,
+    link_tables as link_tables,
+    split_concordance as split_concordance,
+    split_sector as split_sector,
+)
+from ._indices import (  # noqa: E402
+    CHINA_POLLUTANT_EQUIVALENT_KG as CHINA_POLLUTANT_EQUIVALENT_KG,
+    SupplyChainEfficiency as SupplyChainEfficiency,
+    coefficient_of_variation as coefficient_of_variation,
+    disparity_index as disparity_index,
+    disparity_index_from_matrix as disparity_index_from_matrix,
+    embodied_trade as embodied_trade,
+    gini as gini,
+    pollutant_equivalent_coefficients as pollutant_equivalent_coefficients,
+    pollutant_equivalents as pollutant_equivalents,
+    supply_chain_efficiency as supply_chain_efficiency,
+)
 from ._ceads import CEADSLayout as CEADSLayout, read_ceads as read_ceads  # noqa: E402
 from ._trade import (  # noqa: E402
     eebt as eebt,
