@@ -4,3 +4,35 @@ grids and region masks, ensemble design and ingestion, and a reference CTM with 
 import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
+
+from ._ensemble import collect_runs as collect_runs  # noqa: E402
+from ._ensemble import design_table as design_table  # noqa: E402
+from ._ensemble import latin_hypercube_design as latin_hypercube_design  # noqa: E402
+from ._ensemble import read_manifest as read_manifest  # noqa: E402
+from ._ensemble import sobol_design as sobol_design  # noqa: E402
+from ._ensemble import write_manifest as write_manifest  # noqa: E402
+from ._ensemble import write_run_inputs as write_run_inputs  # noqa: E402
+from ._ensemble import write_slurm_script as write_slurm_script  # noqa: E402
+from ._errors import CTMFileError as CTMFileError  # noqa: E402
+from ._geoschem import hybrid_pressure as hybrid_pressure  # noqa: E402
+from ._geoschem import read_cf_latlon as read_cf_latlon  # noqa: E402
+from ._geoschem import read_geoschem as read_geoschem  # noqa: E402
+from ._griddesc import read_griddesc as read_griddesc  # noqa: E402
+from ._griddesc import write_griddesc as write_griddesc  # noqa: E402
+from ._grids import EARTH_RADIUS_M as EARTH_RADIUS_M  # noqa: E402
+from ._grids import GridDefinition as GridDefinition  # noqa: E402
+from ._grids import cell_centres_lonlat as cell_centres_lonlat  # noqa: E402
+from ._grids import grid_from_ioapi_attrs as grid_from_ioapi_attrs  # noqa: E402
+from ._ioapi import IOAPI_GLOBAL_ATTRS as IOAPI_GLOBAL_ATTRS  # noqa: E402
+from ._ioapi import check_same_grid as check_same_grid  # noqa: E402
+from ._ioapi import cmaq_pm25 as cmaq_pm25  # noqa: E402
+from ._ioapi import ioapi_datetime as ioapi_datetime  # noqa: E402
+from ._ioapi import ioapi_grid as ioapi_grid  # noqa: E402
+from ._ioapi import read_ioapi as read_ioapi  # noqa: E402
+from ._ioapi import write_ioapi as write_ioapi  # noqa: E402
+from ._regions import aggregate_to_regions as aggregate_to_regions  # noqa: E402
+from ._regions import region_fractions_from_points as region_fractions_from_points  # noqa: E402
+from ._regions import region_fractions_from_polygons as region_fractions_from_polygons  # noqa: E402
+from ._regions import regrid_population as regrid_population  # noqa: E402
+
+# reference CTM exports added by lead
