@@ -9,6 +9,7 @@ _jax.config.update("jax_enable_x64", True)
 from ._accounts import (  # noqa: E402
     AccountArrays as AccountArrays,
     account_arrays as account_arrays,
+    account_arrays_host as account_arrays_host,
     accounts as accounts,
     coefficients as coefficients,
     footprint as footprint,

@@ -10,6 +10,7 @@ domestic part of every footprint follow.
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
@@ -112,48 +113,90 @@ def account_arrays(
     `fd_weights` (0/1 per final-demand column) restricts the demand that accounts are computed for
     (pymrio's `Y_agg`), while `x`, `A` and `S` stay those of the full table.
     """
-    R = n_regions
-    n = Z.shape[0]
-    N = n // R
-    p = F.shape[0]
     x, A = coefficients(Z, Y)
     S = intensities(F, x)
+    return _account_core(jnp, x, S, Y, F_Y, n_regions, fd_weights, lambda B, C: leontief_solves(A, B, C))
+
+
+def _account_core(xp, x, S, Y, F_Y, R: int, fd_weights, solves) -> AccountArrays:
+    """The accounts from `x`, `S` and a `solves(B, C) -> (L B, C L)` closure; `xp` is `jax.numpy` (the
+    differentiable path) or `numpy` (the host path of [`accounts`][diffmrio.accounts])."""
+    n = x.shape[0]
+    N = n // R
+    p = S.shape[0]
+    y_fd = Y.sum(axis=0)
+    ok = y_fd != 0
+    S_Y = xp.where(ok[None, :], F_Y / xp.where(ok, y_fd, 1.0)[None, :], 0.0)
     if fd_weights is not None:
         Y = Y * fd_weights[None, :]
         F_Y = F_Y * fd_weights[None, :]
-    Yreg = region_sum_fd(Y, R)  # (n, R)
+    Yreg = Y.reshape(n, R, -1).sum(axis=2)  # (n, R)
     # final sales of each producing region's sectors, as R right-hand sides
     y_tot = Y.sum(axis=1)
-    region_of = jnp.repeat(jnp.arange(R), N)
-    Yprod = jnp.where(region_of[:, None] == jnp.arange(R)[None, :], y_tot[:, None], 0.0)  # (n, R)
-    mask = (region_of[None, :] == jnp.arange(R)[:, None]).astype(S.dtype)  # (R, n)
+    region_of = xp.repeat(xp.arange(R), N)
+    Yprod = xp.where(region_of[:, None] == xp.arange(R)[None, :], y_tot[:, None], 0.0)  # (n, R)
+    mask = (region_of[None, :] == xp.arange(R)[:, None]).astype(S.dtype)  # (R, n)
     Smasked = (mask[:, None, :] * S[None, :, :]).reshape(R * p, n)  # rows (s, stressor)
-    X_all, W = leontief_solves(A, jnp.concatenate([Yreg, Yprod], axis=1), Smasked)
+    X_all, W = solves(xp.concatenate([Yreg, Yprod], axis=1), Smasked)
     X, Xp = X_all[:, :R], X_all[:, R:]
     W = W.reshape(R, p, R, N)  # (s, p, r, j)
     M = W.sum(axis=0).reshape(p, n)
     Y3 = Yreg.reshape(R, N, R)  # (r, j, s)
-    D_cba = jnp.einsum("prj,rjs->psj", M.reshape(p, R, N), Y3).reshape(p, n)
-    D_dom = jnp.einsum("sprj,rjs->psj", W, Y3).reshape(p, n)
+    D_cba = xp.einsum("prj,rjs->psj", M.reshape(p, R, N), Y3).reshape(p, n)
+    D_dom = xp.einsum("sprj,rjs->psj", W, Y3).reshape(p, n)
     D_imp = D_cba - D_dom
     x_tot = X.sum(axis=1)
-    X_dom = X.reshape(R, N, R)[jnp.arange(R), :, jnp.arange(R)].reshape(n)
+    X_dom = X.reshape(R, N, R)[xp.arange(R), :, xp.arange(R)].reshape(n)
     D_pba = S * x_tot[None, :]
     D_exp = S * (x_tot - X_dom)[None, :]
     FY_reg = F_Y.reshape(p, R, -1).sum(axis=2)
-    by_reg = lambda D: D.reshape(p, R, N).sum(axis=2)  # noqa: E731
-    y_fd = Y.sum(axis=0)
-    burden = jnp.einsum("prn,rns->prs", S.reshape(p, R, N), X.reshape(R, N, R))
-    final_producer = jnp.einsum("prn,rnt->prt", S.reshape(p, R, N), Xp.reshape(R, N, R))
+
+    def by_reg(D):
+        return D.reshape(p, R, N).sum(axis=2)
+
+    burden = xp.einsum("prn,rns->prs", S.reshape(p, R, N), X.reshape(R, N, R))
+    final_producer = xp.einsum("prn,rnt->prt", S.reshape(p, R, N), Xp.reshape(R, N, R))
     return AccountArrays(
         x=x, S=S, M=M, D_cba=D_cba, D_pba=D_pba, D_imp=D_imp, D_exp=D_exp,
         D_cba_reg=by_reg(D_cba) + FY_reg, D_pba_reg=by_reg(D_pba) + FY_reg,
         D_imp_reg=by_reg(D_imp), D_exp_reg=by_reg(D_exp),
-        S_Y=_safe_div(F_Y, y_fd[None, :]), burden=burden, final_producer=final_producer,
+        S_Y=S_Y, burden=burden, final_producer=final_producer,
     )  # fmt: skip
 
 
+def account_arrays_host(Z, Y, F, F_Y, n_regions: int, fd_weights=None) -> AccountArrays:
+    r"""The same accounts as [`account_arrays`][diffmrio.account_arrays], computed on the host with
+    numpy/LAPACK and an in-place LU of $I - A$ (`scipy.linalg.lu_factor(overwrite_a=True)`).
+
+    On a CPU this needs two $n \times n$ buffers ($Z$ and the factors) instead of three (XLA's LU keeps
+    its operand and its result), which matters for EXIOBASE-sized tables; there is nothing to
+    differentiate here, so [`accounts`][diffmrio.accounts] uses it on CPU for large tables.
+    """
+    import scipy.linalg as sla
+
+    Z = np.asarray(Z)
+    Y = np.asarray(Y)
+    F = np.asarray(F)
+    F_Y = np.asarray(F_Y)
+    x = Z.sum(axis=1) + Y.sum(axis=1)
+    xs = np.where(x != 0, x, 1.0)
+    S = np.where(x[None, :] != 0, F / xs[None, :], 0.0)
+
+    def solves(B, C):
+        M = Z / xs[None, :]  # the only n x n temporary: A, turned into I - A and then into its LU in place
+        M[:, x == 0] = 0.0
+        np.negative(M, out=M)
+        M.flat[:: M.shape[0] + 1] += 1.0
+        lu_piv = sla.lu_factor(M, overwrite_a=True, check_finite=False)
+        return (sla.lu_solve(lu_piv, B, check_finite=False),
+                sla.lu_solve(lu_piv, np.ascontiguousarray(C.T), trans=1, check_finite=False).T)
+
+    w = None if fd_weights is None else np.asarray(fd_weights)
+    return _account_core(np, x, S, Y, F_Y, n_regions, w, solves)
+
+
 _account_arrays_jit = eqx.filter_jit(account_arrays)
+_HOST_MIN_N = 2000
 
 
 def ghosh_arrays(Z, Y, F) -> dict[str, Array]:
@@ -174,6 +217,7 @@ def accounts(
     ghosh: bool = False,
     leontief: bool = False,
     categories: tuple[str, ...] | None = None,
+    backend: str = "auto",
 ) -> xr.Dataset:
     r"""pymrio-compatible accounts of an MRIO as a labelled Dataset.
 
@@ -184,6 +228,10 @@ def accounts(
     - `leontief`: also return the Leontief inverse `L` (formed explicitly; accounts never need it).
     - `categories`: restrict final demand (and `F_Y`) to these categories, e.g. everything but
       `"export"` for a domestic consumption-based account.
+    - `backend`: `"jax"` (jitted, on the default device), `"host"` (numpy/LAPACK with an in-place LU,
+      one $n \times n$ buffer less) or `"auto"`: host on a CPU for tables of 2,000 region-sectors or
+      more, JAX otherwise (GPU). Both give the same numbers (tested); for gradients use the array
+      functions ([`account_arrays`][diffmrio.account_arrays], [`footprint`][diffmrio.footprint]).
 
     **Returns:** an `xarray.Dataset` with `x(region, sector)`, `A(region, sector, to_region, to_sector)`,
     `S, M, D_cba, D_pba, D_imp, D_exp (stressor, region, sector)`, their `_reg` variants
@@ -205,14 +253,21 @@ def accounts(
     """
     m = mrio
     w = None if categories is None else jnp.asarray(category_mask(m, categories))
-    arr = _account_arrays_jit(m.Z, m.Y, m.F, m.F_Y, m.n_regions, w)
+    if backend == "auto":
+        backend = "host" if jax.default_backend() == "cpu" and m.n >= _HOST_MIN_N else "jax"
+    if backend == "host":
+        arr = account_arrays_host(m.Z, m.Y, m.F, m.F_Y, m.n_regions, w)
+    elif backend == "jax":
+        arr = _account_arrays_jit(m.Z, m.Y, m.F, m.F_Y, m.n_regions, w)
+    else:
+        raise ValueError(f"backend must be 'auto', 'jax' or 'host', got {backend!r}")
     R, N, p = m.n_regions, m.n_sectors, m.n_stressors
     rs = ("region", "sector")
     x = np.asarray(arr.x)
     prs = ("stressor", "region", "sector")
     data = {
         "x": (rs, x.reshape(R, N)),
-        "A": (rs + ("to_region", "to_sector"), (np.asarray(m.Z) / np.where(x == 0, 1.0, x)[None, :]).reshape(R, N, R, N)),
+        "A": (rs + ("to_region", "to_sector"), _coefficient_array(m.Z, x).reshape(R, N, R, N)),
     }
     for k in ("S", "M", "D_cba", "D_pba", "D_imp", "D_exp"):
         data[k] = (prs, np.asarray(getattr(arr, k)).reshape(p, R, N))
@@ -236,6 +291,19 @@ def accounts(
     ds["burden"].attrs["description"] = "E[r, s] = sum_t S_r L_rt y_ts: emitted in region r for final demand of s"
     ds["final_producer"].attrs["description"] = "E[r, t] = S_r L_rt sum_s y_ts: emitted in r for final sales of t"
     return ds
+
+
+def _coefficient_array(Z, x):
+    """`A` for the Dataset: eager for small tables, a lazy dask array for large ones (so the accounts do
+    not hold a third n x n buffer until someone reads `A`)."""
+    xs = np.where(x == 0, 1.0, x)
+    Zh = np.asarray(Z)
+    if Zh.shape[0] < _HOST_MIN_N:
+        return np.where(x[None, :] == 0, 0.0, Zh / xs[None, :])
+    import dask.array as da
+
+    Zd = da.from_array(Zh, chunks=(min(2048, Zh.shape[0]), -1))
+    return da.where(x[None, :] == 0, 0.0, Zd / xs[None, :])
 
 
 def category_mask(mrio: MRIO, categories) -> np.ndarray:

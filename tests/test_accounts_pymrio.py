@@ -39,13 +39,14 @@ def test_pymrio_test_system_all_accounts():
         _compare_extension(acc, getattr(io, ename), m)
 
 
+@pytest.mark.parametrize("backend", ["jax", "host"])
 @pytest.mark.parametrize("R,N,K,p,seed", [(2, 3, 1, 1, 0), (4, 5, 3, 2, 1), (7, 6, 4, 3, 2), (3, 11, 2, 4, 3)])
-def test_random_systems_match_pymrio(R, N, K, p, seed):
+def test_random_systems_match_pymrio(R, N, K, p, seed, backend):
     Z, Y, F, F_Y = random_system(R, N, p, K, seed=seed)
     io = to_pymrio(Z, Y, F, F_Y, R, N, K, p)
     io.calc_all(include_ghosh=True)
     m = diffmrio.MRIO.from_arrays(Z, Y, F, F_Y, **labels(R, N, K, p), units=["kg"] * p)
-    acc = diffmrio.accounts(m, ghosh=True)
+    acc = diffmrio.accounts(m, ghosh=True, backend=backend)
     _compare_extension(acc, io.ext, m)
 
 
