@@ -29,6 +29,7 @@ from ._validate import MRIOError as MRIOError  # noqa: E402
 
 
 from . import datasets as datasets  # noqa: E402
+from . import health as health  # noqa: E402
 from ._anais import AnaisInfeasibleError as AnaisInfeasibleError, AnaisReport as AnaisReport, anais as anais  # noqa: E402
 from ._balancing import BalanceReport as BalanceReport, gras as gras, ras as ras  # noqa: E402
 from ._concordance import (  # noqa: E402
@@ -41,6 +42,27 @@ from ._concordance import (  # noqa: E402
     link_tables as link_tables,
     split_concordance as split_concordance,
     split_sector as split_sector,
+)
+from ._export import export_emissions as export_emissions, export_emissions_kernel as export_emissions_kernel  # noqa: E402
+from ._layers import (  # noqa: E402
+    layer_flows as layer_flows,
+    layer_flows_kernel as layer_flows_kernel,
+    production_layers as production_layers,
+    production_layers_kernel as production_layers_kernel,
+)
+from ._scenarios import (  # noqa: E402
+    convergence_kernel as convergence_kernel,
+    footprint_gradients as footprint_gradients,
+    intensity_convergence as intensity_convergence,
+    optimal_intensity_cuts as optimal_intensity_cuts,
+    optimise_intensity_cuts as optimise_intensity_cuts,
+    project_budget as project_budget,
+)
+from ._spa import SPAResult as SPAResult, structural_path_analysis as structural_path_analysis, structural_paths as structural_paths  # noqa: E402
+from ._valuechain import (  # noqa: E402
+    VALUE_CHAIN_PARTS as VALUE_CHAIN_PARTS,
+    value_chain_decomposition as value_chain_decomposition,
+    value_chain_kernel as value_chain_kernel,
 )
 from ._indices import (  # noqa: E402
     CHINA_POLLUTANT_EQUIVALENT_KG as CHINA_POLLUTANT_EQUIVALENT_KG,
@@ -63,3 +85,11 @@ from ._trade import (  # noqa: E402
 )
 
 __version__ = "0.1.0"
+from ._attribution import attribute as attribute, group_masks as group_masks, sensitivity as sensitivity  # noqa: E402
+from ._chain import (  # noqa: E402
+    Chain as Chain,
+    ChainInputs as ChainInputs,
+    ChainOutputs as ChainOutputs,
+    Downscaler as Downscaler,
+    SourceMap as SourceMap,
+)

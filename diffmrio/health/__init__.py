@@ -1,0 +1,122 @@
+"""Health impacts of PM2.5: concentration-response functions, exposure, attributable deaths, valuation and
+loaders for real inputs (gridded population, GBD baseline mortality and age structure).
+
+The chain calls `deaths = HealthModel(inputs, crf)(C)` with `C[row, col]` PM2.5 (ug m-3) and gets
+`deaths[cause, age, region]`, differentiable with respect to `C` and the CRF parameters.
+"""
+
+from ._crf import (
+    FIVE_CAUSES as FIVE_CAUSES,
+)
+from ._crf import (
+    GBD_AGES as GBD_AGES,
+)
+from ._crf import (
+    GEMM as GEMM,
+)
+from ._crf import (
+    IER as IER,
+)
+from ._crf import (
+    AbstractCRF as AbstractCRF,
+)
+from ._crf import (
+    IERDraws as IERDraws,
+)
+from ._crf import (
+    LogLinear as LogLinear,
+)
+from ._crf import (
+    canonical_cause as canonical_cause,
+)
+from ._exposure import (
+    HealthInputs as HealthInputs,
+)
+from ._exposure import (
+    HealthModel as HealthModel,
+)
+from ._exposure import (
+    aggregate_to_regions as aggregate_to_regions,
+)
+from ._exposure import (
+    attributable_deaths as attributable_deaths,
+)
+from ._exposure import (
+    attributable_deaths_xr as attributable_deaths_xr,
+)
+from ._exposure import (
+    economic_value as economic_value,
+)
+from ._exposure import (
+    population_weighted_concentration as population_weighted_concentration,
+)
+from ._loaders import (
+    build_health_inputs as build_health_inputs,
+)
+from ._loaders import (
+    load_gbd_age_structure as load_gbd_age_structure,
+)
+from ._loaders import (
+    load_gbd_baseline_mortality as load_gbd_baseline_mortality,
+)
+from ._loaders import (
+    load_gbd_china_mortality as load_gbd_china_mortality,
+)
+from ._loaders import (
+    load_gbd_china_population_by_age as load_gbd_china_population_by_age,
+)
+from ._loaders import (
+    load_grid_regions as load_grid_regions,
+)
+from ._loaders import (
+    load_gridded_field as load_gridded_field,
+)
+from ._loaders import (
+    load_gridded_population as load_gridded_population,
+)
+from ._loaders import (
+    load_ier_draws as load_ier_draws,
+)
+from ._loaders import (
+    load_pm25_netcdf as load_pm25_netcdf,
+)
+from ._params import (
+    GEMM_BURNETT2018 as GEMM_BURNETT2018,
+)
+from ._params import (
+    GEMM_CF as GEMM_CF,
+)
+from ._params import (
+    IER_CENTRAL as IER_CENTRAL,
+)
+
+__all__ = [
+    "AbstractCRF",
+    "FIVE_CAUSES",
+    "GBD_AGES",
+    "GEMM",
+    "GEMM_BURNETT2018",
+    "GEMM_CF",
+    "HealthInputs",
+    "HealthModel",
+    "IER",
+    "IERDraws",
+    "IER_CENTRAL",
+    "LogLinear",
+    "aggregate_to_regions",
+    "attributable_deaths",
+    "attributable_deaths_xr",
+    "build_health_inputs",
+    "canonical_cause",
+    "economic_value",
+    "load_gbd_age_structure",
+    "load_gbd_baseline_mortality",
+    "load_gbd_china_mortality",
+    "load_gbd_china_population_by_age",
+    "load_grid_regions",
+    "load_gridded_field",
+    "load_gridded_population",
+    "load_ier_draws",
+    "load_pm25_netcdf",
+    "population_weighted_concentration",
+]
