@@ -93,3 +93,10 @@ from ._chain import (  # noqa: E402
     Downscaler as Downscaler,
     SourceMap as SourceMap,
 )
+from ._montecarlo import run_draws as run_draws, summarise as summarise  # noqa: E402
+from ._uncertainty import (  # noqa: E402
+    DEFAULT_SPECIES_CV as DEFAULT_SPECIES_CV,
+    UncertaintySpec as UncertaintySpec,
+    monte_carlo as monte_carlo,
+    sample_inputs as sample_inputs,
+)

@@ -1,0 +1,178 @@
+"""Smoke and value tests of the BTH experiment (experiments/city_network.py) on the synthetic demo world.
+
+The ANAIS margins and bounds are checked on the written table, Phi = diag(s) L Z by an explicit numpy inverse,
+the top links by sorting, and the inefficient share by an explicit loop over Phi."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import diffmrio
+from experiments import city_network as exp
+
+
+@pytest.fixture(scope="module")
+def world():
+    return diffmrio.datasets.demo_world(seed=0, geography=False).mrio
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("city_network")
+    return out, exp.run(out, quick=True)
+
+
+@pytest.fixture(scope="module")
+def updated(result):
+    out, _ = result
+    with xr.open_dataset(out / "results" / "updated_mrio.nc") as ds:
+        return diffmrio.MRIO.from_xarray(ds.load())
+
+
+def _np_phi(m, stressor="NOx"):
+    Z, Y = np.asarray(m.Z), np.asarray(m.Y)
+    x = Z.sum(1) + Y.sum(1)
+    L = np.linalg.inv(np.eye(m.n) - Z / x[None, :])
+    s = np.asarray(m.F[m.stressors.index(stressor)]) / x
+    return s[:, None] * (L @ Z), s
+
+
+def test_report_figures_results_written(result):
+    out, res = result
+    text = (out / "report.md").read_text()
+    assert res["report"] == out / "report.md"
+    assert "synthetic" in text.lower() and res["synthetic"] is True
+    for name in ("anais_update", "network_links", "network_heatmap", "efficiency"):
+        png = out / "figures" / f"{name}.png"
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figures/{name}.png" in text
+    for nc in ("updated_mrio.nc", "margins.nc", "network.nc"):
+        assert (out / "results" / nc).is_file()
+    assert not [p for p in out.rglob(".*") if p.is_file()], "temporary files left behind"
+
+
+def test_anais_margins_met_and_changes_bounded(result, world, updated):
+    out, res = result
+    n = world.n
+    X0 = np.hstack([np.asarray(world.Z), np.asarray(world.Y)])
+    X = np.hstack([np.asarray(updated.Z), np.asarray(updated.Y)])
+    with xr.open_dataset(out / "results" / "margins.nc") as mg:
+        u, v = mg["output"].values, mg["column_total"].values
+    # the targets are the scenario's (independently regenerated) and they are met
+    sc = exp.scenario_margins(world, seed=7)
+    np.testing.assert_allclose(u, sc["output"], rtol=1e-12)
+    np.testing.assert_allclose(v, np.concatenate([sc["inputs"], sc["final_demand"]]), rtol=1e-12)
+    np.testing.assert_allclose(X.sum(1), u, rtol=1e-9)
+    np.testing.assert_allclose(X.sum(0), v, rtol=1e-9, atol=1e-9)
+    # zeros stay zero, signs kept, every relative change within t*
+    assert np.all(X[X0 == 0] == 0) and np.all(X >= 0)
+    nz = X0 != 0
+    rel = np.abs(X[nz] - X0[nz]) / X0[nz]
+    np.testing.assert_allclose(res["anais_achieved_max_rel_change"], rel.max(), rtol=1e-9)
+    assert rel.max() <= res["anais_max_rel_change"] * (1 + 1e-6) + 1e-8
+    # t* cannot be below what a single margin forces: |u_i - sum_j x0_ij| <= t* sum_j |x0_ij|
+    lower = max(np.max(np.abs(u - X0.sum(1)) / X0.sum(1)), np.max(np.abs(v - X0.sum(0)) / X0.sum(0)))
+    assert res["anais_max_rel_change"] >= lower - 1e-9
+    # input-structure coefficients within +/-30% of the prior's
+    sh0 = X0[:, :n] / X0[:, :n].sum(0)
+    sh = X[:, :n] / X[:, :n].sum(0)
+    m = X0[:, :n] > 0
+    assert np.max(np.abs(sh[m] / sh0[m] - 1)) <= 0.3 + 1e-7
+    # direct intensities are kept
+    x0, x1 = X0.sum(1), X.sum(1)
+    np.testing.assert_allclose(np.asarray(updated.F) / x1, np.asarray(world.F) / x0, rtol=1e-9)
+
+
+def test_network_and_top_links_match_numpy(result, updated):
+    out, res = result
+    Phi, _ = _np_phi(updated)
+    np.testing.assert_allclose(res["total_embodied"], Phi.sum(), rtol=1e-9)
+    with xr.open_dataset(out / "results" / "network.nc") as ds:
+        np.testing.assert_allclose(ds["Phi"].values.reshape(Phi.shape), Phi, rtol=1e-8, atol=1e-12)
+    labels = [f"{r}/{s}" for r in updated.regions for s in updated.sectors]
+    P = Phi.copy()
+    np.fill_diagonal(P, 0.0)
+    flat = np.argsort(P, axis=None)[::-1][:10]
+    expected = [(labels[k // P.shape[0]], labels[k % P.shape[0]], P.flat[k]) for k in flat]
+    got = res["top_links"]
+    assert [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in expected]
+    np.testing.assert_allclose([f for *_, f in got], [f for *_, f in expected], rtol=1e-9)
+    np.testing.assert_allclose(res["top_links_share"], sum(f for *_, f in expected) / Phi.sum(), rtol=1e-9)
+    np.testing.assert_allclose(res["self_supply_share"], np.trace(Phi) / Phi.sum(), rtol=1e-9)
+
+
+def test_inefficient_share_by_explicit_loop(result, updated):
+    _, res = result
+    Phi, s = _np_phi(updated)
+    n, R = Phi.shape[0], updated.n_regions
+    N = n // R
+    ineff = tot = 0.0
+    reg_i, reg_t = np.zeros(R), np.zeros(R)
+    for a in range(n):
+        for b in range(n):
+            if a == b:
+                continue
+            tot += Phi[a, b]
+            reg_t[a // N] += Phi[a, b]
+            if s[a] > s[b]:
+                ineff += Phi[a, b]
+                reg_i[a // N] += Phi[a, b]
+    np.testing.assert_allclose(res["inefficient_share"], ineff / tot, rtol=1e-9)
+    np.testing.assert_allclose([res["inefficient_share_by_region"][r] for r in updated.regions], reg_i / reg_t,
+                               rtol=1e-9)
+    assert 0.0 < res["inefficient_share"] < 1.0
+
+
+def test_scenario_margins_balance_and_csv_roundtrip(world, tmp_path):
+    sc = exp.scenario_margins(world, seed=3)
+    np.testing.assert_allclose(sc["output"].sum(), sc["inputs"].sum() + sc["final_demand"].sum(), rtol=1e-12)
+    rows = []
+    for k, (r, s) in enumerate((r, s) for r in world.regions for s in world.sectors):
+        rows += [("output", r, s, sc["output"][k]), ("inputs", r, s, sc["inputs"][k])]
+    for k, (r, c) in enumerate((r, c) for r in world.regions for c in world.categories):
+        rows.append(("final_demand", r, c, sc["final_demand"][k]))
+    df = pd.DataFrame(rows, columns=["kind", "region", "label", "value"]).sample(frac=1.0, random_state=0)
+    df.to_csv(tmp_path / "m.csv", index=False)
+    back = exp.read_margins_csv(tmp_path / "m.csv", world)
+    for key in ("output", "inputs", "final_demand"):
+        np.testing.assert_allclose(back[key], sc[key], rtol=1e-12)
+    df.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(ValueError, match="missing"):
+        exp.read_margins_csv(tmp_path / "short.csv", world)
+
+
+def test_top_links_and_bad_inputs(world, tmp_path):
+    Phi = np.array([[5.0, 1.0, 3.0], [0.0, 9.0, 2.0], [4.0, 0.5, 0.0]])
+    t = exp.top_links(Phi, ["a", "b", "c"], 2)
+    assert list(zip(t["supplier"], t["buyer"])) == [("c", "a"), ("a", "c")]
+    np.testing.assert_allclose(t["share of total %"], [100 * 4 / Phi.sum(), 100 * 3 / Phi.sum()])
+    with pytest.raises(ValueError, match="stressor"):
+        exp.run(tmp_path / "x", mrio=world, quick=True, stressor="CH4")
+    with pytest.raises(ValueError, match="leave out"):
+        exp._groups_for(world.sectors, {"energy": ("power",)})
+
+
+def test_cli_with_user_table_and_margins(world, tmp_path, capsys):
+    """`main()` with a netCDF table and a margins CSV: the updated table meets the user's margins."""
+    from diffmrio._io import write_netcdf_atomic
+
+    ds = world.to_xarray()
+    ds.attrs["name"] = "user table"
+    write_netcdf_atomic(ds, tmp_path / "t.nc")
+    sc = exp.scenario_margins(world, seed=11)
+    rows = []
+    for k, (r, s) in enumerate((r, s) for r in world.regions for s in world.sectors):
+        rows += [("output", r, s, sc["output"][k]), ("inputs", r, s, sc["inputs"][k])]
+    for k, (r, c) in enumerate((r, c) for r in world.regions for c in world.categories):
+        rows.append(("final_demand", r, c, sc["final_demand"][k]))
+    pd.DataFrame(rows, columns=["kind", "region", "label", "value"]).to_csv(tmp_path / "m.csv", index=False)
+    res = exp.main(["--out", str(tmp_path / "o"), "--mrio", str(tmp_path / "t.nc"), "--margins",
+                    str(tmp_path / "m.csv"), "--quick"])
+    assert res["synthetic"] is False and "report written" in capsys.readouterr().out
+    with xr.open_dataset(tmp_path / "o" / "results" / "updated_mrio.nc") as up:
+        rows_new = up["Z"].sum(("to_region", "to_sector")) + up["Y"].sum(("fd_region", "category"))
+        np.testing.assert_allclose(rows_new.values.ravel(), sc["output"], rtol=1e-9)
+    assert "given by the user" in (tmp_path / "o" / "report.md").read_text()
