@@ -187,9 +187,11 @@ def account_arrays_host(Z, Y, F, F_Y, n_regions: int, fd_weights=None) -> Accoun
         M[:, x == 0] = 0.0
         np.negative(M, out=M)
         M.flat[:: M.shape[0] + 1] += 1.0
-        lu_piv = sla.lu_factor(M, overwrite_a=True, check_finite=False)
-        return (sla.lu_solve(lu_piv, B, check_finite=False),
-                sla.lu_solve(lu_piv, np.ascontiguousarray(C.T), trans=1, check_finite=False).T)
+        # LAPACK factors Fortran-ordered arrays in place; M (C order) is (I - A)^T in Fortran order, so factor
+        # that and solve with the transposes swapped -- no copy of the matrix.
+        lu_piv = sla.lu_factor(M.T, overwrite_a=True, check_finite=False)
+        return (sla.lu_solve(lu_piv, B, trans=1, check_finite=False),
+                sla.lu_solve(lu_piv, np.ascontiguousarray(C.T), trans=0, check_finite=False).T)
 
     w = None if fd_weights is None else np.asarray(fd_weights)
     return _account_core(np, x, S, Y, F_Y, n_regions, w, solves)

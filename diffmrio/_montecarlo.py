@@ -80,7 +80,8 @@ def run_draws(
     - `draw`: a pure function of one PRNG key returning a dict of arrays (one Monte Carlo draw).
     - `n_draws`: number of draws.
     - `key`: the PRNG key (keyword-only); draw i uses `jax.random.split(key, n_draws)[i]`.
-    - `chunk_size`: draws per chunk, or `"auto"` to size chunks from XLA's memory analysis.
+    - `chunk_size`: draws per chunk, or `"auto"`: 1,024 on a CPU; on accelerators the largest chunk that fits
+      in 30% of free device memory according to XLA's memory analysis of a probe chunk.
     - `devices`: devices to shard each chunk over (default: all of `jax.devices()`).
     - `checkpoint_dir`: if given, each finished chunk is saved there (atomically) and a rerun with the
       same key and `n_draws` loads finished chunks instead of recomputing them.
@@ -99,7 +100,11 @@ def run_draws(
     sharding = NamedSharding(mesh, PartitionSpec("draws"))
     batched = eqx.filter_jit(jax.vmap(draw))
     if chunk_size == "auto":
-        chunk_size = auto_chunk_size(jax.jit(jax.vmap(draw)), keys, nd)
+        if jax.default_backend() == "cpu":
+            # host memory is plentiful relative to a draw; avoid compiling a probe just to size chunks
+            chunk_size = 1024
+        else:
+            chunk_size = auto_chunk_size(jax.jit(jax.vmap(draw)), keys, nd)
     chunk_size = int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")

@@ -41,7 +41,8 @@ class MRIO(eqx.Module):
     - `F_Y`: stressors emitted directly by final demand, shape `(p, R K)`.
     - `regions`, `sectors`, `categories`, `stressors`, `units`: labels (static).
 
-    Arrays are float64 leaves, labels are static, so the table passes through `jax.jit`,
+    Arrays are float64 leaves (numpy arrays from the constructors below, read-only; JAX arrays inside
+    transformed code), labels are static, so the table passes through `jax.jit`,
     `jax.grad` and `jax.vmap` as a whole. Build it with [`MRIO.from_arrays`][diffmrio.MRIO.from_arrays],
     [`MRIO.from_pymrio`][diffmrio.MRIO.from_pymrio], [`MRIO.from_dataframes`][diffmrio.MRIO.from_dataframes],
     [`MRIO.from_xarray`][diffmrio.MRIO.from_xarray] or [`read_ceads`][diffmrio.read_ceads]; these validate
@@ -148,8 +149,10 @@ class MRIO(eqx.Module):
             for nm, arr in (("Z", Z), ("Y", Y), ("F", F), ("F_Y", F_Y)):
                 check_finite(nm, arr)
             check_table(Z, Y, regions, sectors)
+        # numpy leaves: JAX transformations take them as arrays (zero-copy on a CPU), and the host path of
+        # `accounts` reads them without exporting a device buffer (which would copy an n x n matrix)
         return cls(
-            jnp.asarray(Z), jnp.asarray(Y), jnp.asarray(F), jnp.asarray(F_Y),
+            _frozen(Z), _frozen(Y), _frozen(F), _frozen(F_Y),
             regions, sectors, categories, stressors, units, name,
         )  # fmt: skip
 
@@ -350,6 +353,12 @@ class MRIO(eqx.Module):
             ext = pymrio.Extension(name=extension_name, F=d["F"], F_Y=d["F_Y"], unit=d["unit"])
             setattr(io, extension_name.replace(" ", "_"), ext)
         return io
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    a.flags.writeable = False
+    return a
 
 
 def _flat_label(v) -> str:

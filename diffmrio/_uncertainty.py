@@ -119,11 +119,20 @@ def monte_carlo(
       `"sector"` or `"foreign"` groups (`None`: skip).
     - `chunk_size`, `checkpoint_dir`, `devices`, `progress`: see `diffmrio._montecarlo.run_draws`.
 
+    Emulator inputs outside the training envelope are not extrapolated silently: each draw carries an
+    `in_envelope` flag and `attrs["fraction_outside_envelope"]` reports their share.
+
     **Returns:** an `xarray.Dataset` with the draws (`deaths[draw, cause, region]`,
     `total_deaths[draw]`, `pwpm[draw, region]`, `attribution[draw, group]`) and their summaries
     (`*_summary` with a `statistic` dimension: mean, p2.5, p97.5).
     """
     spec = UncertaintySpec.default(chain) if spec is None else spec
+    emu = chain.emulator
+    if hasattr(emu, "envelope"):
+        # draws are flagged per draw (`in_envelope`) instead of warning once per draw inside the loop
+        from surrogate import with_envelope_policy
+
+        chain = eqx.tree_at(lambda c: c.emulator, chain, with_envelope_policy(emu, "ignore"))
     base = chain.base_inputs()
     masks = None
     labels = None
@@ -135,6 +144,8 @@ def monte_carlo(
         inp = sample_inputs(chain, spec, base, k)
         out = chain(inp)
         res = {"deaths": out.deaths.sum(axis=1), "pwpm": out.pwpm}
+        if hasattr(chain.emulator, "in_envelope"):
+            res["in_envelope"] = chain.emulator.in_envelope(chain.emulator_input(out.emissions))
         if masks is not None:
             tot = out.deaths.sum()
 
@@ -156,10 +167,14 @@ def monte_carlo(
         attrs={"n_draws": n_draws, "units_deaths": "deaths per year", "units_pwpm": "ug m-3"},
     )
     ds["total_deaths"] = ds.deaths.sum(("cause", "region"))
+    if "in_envelope" in arrays:
+        ds["in_envelope"] = ("draw", arrays["in_envelope"].astype(bool))
+        ds.attrs["fraction_outside_envelope"] = float(1.0 - arrays["in_envelope"].mean())
     if masks is not None:
         ds["attribution"] = (("draw", "group"), arrays["attribution"])
         ds = ds.assign_coords(group=labels)
         ds.attrs["attribution"] = f"zero-out by {attribution_by}"
     for v in list(ds.data_vars):
-        ds[f"{v}_summary"] = summarise(ds[v])
+        if v != "in_envelope":
+            ds[f"{v}_summary"] = summarise(ds[v])
     return ds
