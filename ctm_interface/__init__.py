@@ -35,4 +35,21 @@ from ._regions import region_fractions_from_points as region_fractions_from_poin
 from ._regions import region_fractions_from_polygons as region_fractions_from_polygons  # noqa: E402
 from ._regions import regrid_population as regrid_population  # noqa: E402
 
-# reference CTM exports added by lead
+from .reference import (  # noqa: E402
+    ADJOINT_VARIABLES as ADJOINT_VARIABLES,
+    COMPONENTS as COMPONENTS,
+    CONC_VARIABLES as CONC_VARIABLES,
+    LEVELS as LEVELS,
+    REGIONS as REGIONS,
+    SEASONS as SEASONS,
+    SPECIES as SPECIES,
+    CTMBudget as CTMBudget,
+    CTMGrid as CTMGrid,
+    CTMResult as CTMResult,
+    DemoDomain as DemoDomain,
+    ReferenceCTM as ReferenceCTM,
+    demo_base_emissions as demo_base_emissions,
+    demo_domain as demo_domain,
+    pm25_from_components as pm25_from_components,
+    population_weighted_pm25 as population_weighted_pm25,
+)
