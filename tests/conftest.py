@@ -20,3 +20,13 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"../shared not found at {SHARED}: real-data fixtures are only on developer/CI machines")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def quick_demo_chain(tmp_path_factory):
+    """The demo chain on the coarse grid (60 CTM runs, a briefly trained emulator), built once per session
+    and cached on disk; shared by the chain, demo and experiment tests."""
+    from diffmrio.datasets import demo_chain
+
+    cache = tmp_path_factory.getbasetemp() / "demo_chain_cache"
+    return demo_chain(n_train=60, n_test=20, quick=True, steps=300, cache_dir=cache, progress=False)

@@ -1,6 +1,7 @@
 """The synthetic demo world and the `diffmrio demo` command."""
 
 import numpy as np
+import pytest
 
 import diffmrio
 from diffmrio.cli import main
@@ -32,7 +33,7 @@ def test_demo_world_is_deterministic_and_structured():
 
 def test_demo_command_writes_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    assert main(["demo", "--out", str(out), "--quiet", "--economy-only"]) == 0
     report = out / "report.md"
     text = report.read_text()
     assert "synthetic" in text
@@ -43,3 +44,16 @@ def test_demo_command_writes_report(tmp_path, capsys):
         assert f"figures/{p.name}" in text
     assert not [p for p in out.rglob(".*") if p.is_file()], "temporary files left behind"
     assert str(report.resolve()) in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_quick_full_demo_runs_the_whole_chain(tmp_path):
+    """The whole chain on a coarse grid: CTM ensemble, emulator, health, gradients, attribution, Monte Carlo."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quiet", "--quick", "--draws", "64"]) == 0
+    text = (out / "report.md").read_text()
+    for section in ("CTM ensemble and emulator", "Health impacts", "Gradient query", "attribution to consumers"):
+        assert section in text, section
+    names = {p.name for p in (out / "figures").glob("*.png")}
+    assert {"deaths_map.png", "attribution_mc.png", "adjoint_check.png", "emulator_vs_ctm.png"} <= names
+    assert (out / "results" / "monte_carlo_summary.nc").exists()

@@ -11,3 +11,12 @@ from ._demo import (
     DemoWorld as DemoWorld,
     demo_world as demo_world,
 )
+from ._demo_chain import (
+    ADULT_AGES as ADULT_AGES,
+    DemoChain as DemoChain,
+    base_emissions as base_emissions,
+    ctm_runs as ctm_runs,
+    demo_chain as demo_chain,
+    demo_ctm as demo_ctm,
+    demo_health_inputs as demo_health_inputs,
+)

@@ -1,0 +1,67 @@
+"""Linear source-receptor matrix: the reduced-complexity baseline.
+
+$y = y_0 + J\\,(x - x_0)$, with $J$ the source-receptor (Jacobian) matrix fitted by least squares over the
+training runs (`surrogate.fit`, closed form). Reduced-complexity models such as InMAP/ISRM and the
+source-receptor matrices of TM5-FASST are of this form.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._abstract import AbstractEmulator, EmulatorLabels, Envelope, default_envelope
+
+
+def _reference_input(labels: EmulatorLabels, x_ref) -> Array:
+    if x_ref is not None:
+        x_ref = jnp.asarray(x_ref, dtype=jnp.float64)
+        if x_ref.shape != labels.input_shape:
+            raise ValueError(
+                f"`x_ref` has shape {x_ref.shape}; expected the input shape {labels.input_shape}"
+            )
+        return x_ref
+    if labels.input_kind != "scale":
+        raise ValueError(
+            "emission inputs need the base-case emissions as `x_ref` (the reference input); pass x_ref=..."
+        )
+    return jnp.ones(labels.input_shape)
+
+
+class LinearEmulator(AbstractEmulator):
+    """$y = y_0 + J (x - x_0)$: a linear source-receptor matrix.
+
+    **Arguments** (constructor)
+
+    - `labels`: `EmulatorLabels` (e.g. `EmulatorLabels.from_runs(runs)`).
+    - `x_ref`: reference input (defaults to ones for scaling-factor inputs).
+    - `on_out_of_envelope`: `"warn" | "raise" | "ignore"`.
+
+    **Fields**: `jacobian[n_out, n_in]` (outputs and inputs flattened in C order), `base`, `x_ref`,
+    `envelope`, `labels`. Parameters are zero until `surrogate.fit` is called.
+    """
+
+    jacobian: Float[Array, "n_out n_in"]
+    base: Float[Array, "component ..."]
+    x_ref: Float[Array, "*shape"]
+    envelope: Envelope
+    labels: EmulatorLabels = eqx.field(static=True)
+
+    def __init__(self, labels: EmulatorLabels, *, x_ref=None, on_out_of_envelope: str = "warn"):
+        self.labels = labels
+        self.x_ref = _reference_input(labels, x_ref)
+        n_in = int(np.prod(labels.input_shape))
+        n_out = int(np.prod(labels.output_shape))
+        self.jacobian = jnp.zeros((n_out, n_in))
+        self.base = jnp.zeros(labels.output_shape)
+        self.envelope = default_envelope(labels, on_out_of_envelope)
+
+    @property
+    def hyperparameters(self) -> dict:
+        return {}
+
+    def _predict(self, x):
+        d = (x - self.x_ref).reshape(-1)
+        return self.base + (self.jacobian @ d).reshape(self.base.shape)

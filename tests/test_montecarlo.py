@@ -1,0 +1,87 @@
+"""The Monte Carlo engine: determinism across chunking, devices and resumption; summaries; the chain
+Monte Carlo against a plain loop over the same draws."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import xarray as xr
+from _chains import small_chain
+
+import diffmrio
+from diffmrio._montecarlo import lognormal_factor, run_draws
+
+
+def _draw(k):
+    a = jax.random.normal(k, (3,))
+    return {"a": a, "b": jnp.sum(a**2)}
+
+
+def test_identical_on_one_and_several_devices_and_chunkings():
+    assert len(jax.devices()) >= 2, "conftest asks for several CPU devices"
+    key = jax.random.key(3)
+    ref = run_draws(_draw, 37, key=key, chunk_size=37, devices=jax.devices()[:1], progress=False)
+    for chunk in (4, 8, 16):
+        got = run_draws(_draw, 37, key=key, chunk_size=chunk, progress=False)
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+    # and equal to evaluating each draw on its own
+    keys = jax.random.split(key, 37)
+    np.testing.assert_allclose(ref["b"][5], float(_draw(keys[5])["b"]), rtol=1e-15)
+
+
+def test_resume_from_checkpoints(tmp_path):
+    key = jax.random.key(0)
+    calls = {"n": 0}
+
+    def counting(k):
+        return _draw(k)
+
+    full = run_draws(counting, 40, key=key, chunk_size=8, checkpoint_dir=tmp_path, progress=False)
+    chunks = sorted(tmp_path.glob("chunk_*.npz"))
+    assert len(chunks) == 5
+    chunks[-1].unlink()  # as if interrupted before the last chunk
+    chunks[1].unlink()
+    again = run_draws(counting, 40, key=key, chunk_size=8, checkpoint_dir=tmp_path, progress=False)
+    for k in full:
+        np.testing.assert_array_equal(again[k], full[k])
+    assert not list(tmp_path.glob(".*")), "temporary files left behind"
+    with pytest.raises(ValueError, match="different run"):
+        run_draws(counting, 40, key=jax.random.key(1), chunk_size=8, checkpoint_dir=tmp_path, progress=False)
+    del calls
+
+
+def test_lognormal_factor_is_mean_one_with_given_cv():
+    x = np.asarray(lognormal_factor(jax.random.key(0), 0.5, (200_000,)))
+    assert abs(x.mean() - 1) < 0.01 and abs(x.std() / x.mean() - 0.5) < 0.01
+
+
+def test_summaries_against_numpy():
+    rng = np.random.default_rng(0)
+    da = xr.DataArray(rng.normal(size=(1000, 3)), dims=("draw", "region"))
+    s = diffmrio.summarise(da)
+    np.testing.assert_allclose(s.sel(statistic="mean"), da.values.mean(0))
+    np.testing.assert_allclose(s.sel(statistic="p2.5"), np.percentile(da.values, 2.5, axis=0))
+    np.testing.assert_allclose(s.sel(statistic="p97.5"), np.percentile(da.values, 97.5, axis=0))
+
+
+def test_chain_monte_carlo_equals_loop_over_draws():
+    ch = small_chain("linear", ny=4, nx=6, causes=("IHD", "LC"))
+    spec = diffmrio.UncertaintySpec.default(ch, mrio_cv=0.05)
+    key = jax.random.key(7)
+    ds = diffmrio.monte_carlo(ch, spec, 12, key=key, chunk_size=4, progress=False)
+    base = ch.base_inputs()
+    keys = jax.random.split(key, 12)
+    for i in (0, 5, 11):
+        inp = diffmrio.sample_inputs(ch, spec, base, keys[i])
+        out = ch(inp)
+        np.testing.assert_allclose(ds.deaths.isel(draw=i), out.deaths.sum(axis=1), rtol=1e-10)
+        # zero-out attribution of one consumer region, by hand
+        masks, _ = diffmrio.group_masks(ch, "consumer")
+        without = ch.target(jax.tree_util.tree_map(lambda x: x, inp.__class__(
+            Y=inp.Y * (1 - masks[2]), S=inp.S, S_Y=inp.S_Y, A=inp.A, species_factor=inp.species_factor,
+            baseline_factor=inp.baseline_factor, crf=inp.crf, member_weights=inp.member_weights)), "deaths")
+        np.testing.assert_allclose(ds.attribution.isel(draw=i, group=2), float(out.deaths.sum() - without), rtol=1e-9)
+    # draws differ and the interval brackets the mean
+    s = ds.total_deaths_summary
+    assert float(s.sel(statistic="p2.5")) < float(s.sel(statistic="mean")) < float(s.sel(statistic="p97.5"))
