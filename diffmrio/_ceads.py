@@ -203,8 +203,6 @@ def write_ceads_like(path: str | Path, Z, fd, exports, va, provinces, sectors, *
     import tempfile
 
     path = Path(path)
-    R, N = len(provinces), len(sectors)
-    n = R * N
     labels = [(p, s) for p in provinces for s in sectors]
     fd_titles = ("Rural household consumption", "Urban household consumption", "Government consumption",
                  "Gross fixed capital formation", "Changes in inventories")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import equinox as eqx
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr

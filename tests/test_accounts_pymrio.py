@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from _systems import labels, random_system, to_pymrio
 
 import diffmrio
-from _systems import labels, random_system, to_pymrio
 
 pymrio = pytest.importorskip("pymrio")
 

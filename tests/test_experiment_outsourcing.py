@@ -12,8 +12,7 @@ import xarray as xr
 
 import diffmrio
 from diffmrio.datasets import _demo
-from experiments import _common
-from experiments import outsourcing as exp
+from experiments import _common, outsourcing as exp
 
 
 @pytest.fixture(scope="module")
