@@ -43,10 +43,9 @@ def main() -> None:
     ap.add_argument("--cache", default="demo_output/cache")
     a = ap.parse_args()
     import diffmrio
-    from diffmrio.datasets import demo_chain
+    from diffmrio.datasets import demo_chain, demo_config
 
-    cfg = dict(n_train=60, n_test=20, quick=True, steps=300) if a.quick else dict(n_train=150, n_test=50, steps=2000)
-    dc = demo_chain(**cfg, cache_dir=a.cache, progress=False)
+    dc = demo_chain(**demo_config(a.quick), cache_dir=a.cache, progress=False)
     ch = dc.chain
     spec = diffmrio.UncertaintySpec.default(ch, sample_member=False)
     key = jax.random.key(11)

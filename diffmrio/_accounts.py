@@ -16,13 +16,14 @@ import numpy as np
 import xarray as xr
 
 from ._custom_types import Array, Float
-from ._leontief import leontief_inverse, leontief_solve, leontief_solves
+from ._leontief import leontief_inverse, leontief_solve, leontief_solve_left, leontief_solves
 from ._mrio import MRIO
 
 
-def _safe_div(num, den):
+def _safe_div(num, den, xp=jnp):
+    """`num / den`, with 0 where `den == 0` (and no NaN in gradients); `xp` is `jax.numpy` or `numpy`."""
     ok = den != 0
-    return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
+    return xp.where(ok, num / xp.where(ok, den, 1.0), 0.0)
 
 
 def coefficients(Z: Float[Array, "n n"], Y: Float[Array, "n fd"]) -> tuple[Float[Array, " n"], Float[Array, "n n"]]:
@@ -37,6 +38,12 @@ def intensities(F: Float[Array, "p n"], x: Float[Array, " n"]) -> Float[Array, "
     return _safe_div(F, x[None, :])
 
 
+def final_demand_intensities(F_Y: Float[Array, "p fd"], Y: Float[Array, "n fd"], xp=jnp) -> Float[Array, "p fd"]:
+    r"""Direct stressors of final demand per unit of final demand, $S_Y = F_Y\,\mathrm{diag}(1^T Y)^{-1}$ (pymrio's
+    `S_Y`; zero for empty columns)."""
+    return _safe_div(F_Y, Y.sum(axis=0)[None, :], xp)
+
+
 def region_sum_fd(Y: Float[Array, "n fd"], n_regions: int) -> Float[Array, "n R"]:
     r"""Final demand summed over categories per consuming region: $Y_{reg}$, shape `(n, R)`."""
     n = Y.shape[0]
@@ -45,8 +52,6 @@ def region_sum_fd(Y: Float[Array, "n fd"], n_regions: int) -> Float[Array, "n R"
 
 def multipliers(S: Float[Array, "p n"], A: Float[Array, "n n"]) -> Float[Array, "p n"]:
     r"""Total (multiplier) intensities $M = S L$, by one transposed solve."""
-    from ._leontief import leontief_solve_left
-
     return leontief_solve_left(A, S)
 
 
@@ -124,13 +129,11 @@ def _account_core(xp, x, S, Y, F_Y, R: int, fd_weights, solves) -> AccountArrays
     n = x.shape[0]
     N = n // R
     p = S.shape[0]
-    y_fd = Y.sum(axis=0)
-    ok = y_fd != 0
-    S_Y = xp.where(ok[None, :], F_Y / xp.where(ok, y_fd, 1.0)[None, :], 0.0)
+    S_Y = final_demand_intensities(F_Y, Y, xp)
     if fd_weights is not None:
         Y = Y * fd_weights[None, :]
         F_Y = F_Y * fd_weights[None, :]
-    Yreg = Y.reshape(n, R, -1).sum(axis=2)  # (n, R)
+    Yreg = region_sum_fd(Y, R)  # (n, R)
     # final sales of each producing region's sectors, as R right-hand sides
     y_tot = Y.sum(axis=1)
     region_of = xp.repeat(xp.arange(R), N)
@@ -180,7 +183,7 @@ def account_arrays_host(Z, Y, F, F_Y, n_regions: int, fd_weights=None) -> Accoun
     F_Y = np.asarray(F_Y)
     x = Z.sum(axis=1) + Y.sum(axis=1)
     xs = np.where(x != 0, x, 1.0)
-    S = np.where(x[None, :] != 0, F / xs[None, :], 0.0)
+    S = _safe_div(F, x[None, :], np)
 
     def solves(B, C):
         M = Z / xs[None, :]  # the only n x n temporary: A, turned into I - A and then into its LU in place

@@ -216,18 +216,7 @@ def sensitivity(
         E0 = chain.emissions(inp)
 
         def fe(E):
-            C = chain.concentration(E, inp.member_weights)
-            pm = chain.pm25(C)
-            if target == "deaths":
-                v = chain.deaths(pm, inp).sum(axis=(0, 1))
-            else:
-                v = chain.health.population_weighted_concentration(pm)
-            if receptor is None:
-                if target == "pwpm":
-                    pop = chain.health.inputs.to_regions(chain.health.inputs.population)
-                    return jnp.sum(v * pop) / jnp.sum(pop)
-                return v.sum()
-            return v[chain.health.inputs.regions.index(receptor)]
+            return chain.target_from_pm25(chain.pm25(chain.concentration(E, inp.member_weights)), inp, target, receptor)
 
         g = eqx.filter_jit(jax.grad(fe))(E0)
         sm = chain.source_map

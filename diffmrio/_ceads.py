@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._io import atomic_path
 from ._mrio import MRIO
 from ._validate import MRIOError
 
@@ -199,9 +200,6 @@ def write_ceads_like(path: str | Path, Z, fd, exports, va, provinces, sectors, *
     `fd` has shape `(n, R, 5)` (the five provincial final-use columns), `va` `(4, n)`
     (compensation, taxes, depreciation, surplus). Written atomically.
     """
-    import os
-    import tempfile
-
     path = Path(path)
     labels = [(p, s) for p in provinces for s in sectors]
     fd_titles = ("Rural household consumption", "Urban household consumption", "Government consumption",
@@ -225,12 +223,6 @@ def write_ceads_like(path: str | Path, Z, fd, exports, va, provinces, sectors, *
     rows.append(["Total input", "", *tin])
     width = max(len(r) for r in rows)
     df = pd.DataFrame([list(r) + [None] * (width - len(r)) for r in rows])
-    fd_, tmp = tempfile.mkstemp(suffix=".xlsx", dir=path.parent)
-    os.close(fd_)
-    try:
+    with atomic_path(path) as tmp:
         df.to_excel(tmp, header=False, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

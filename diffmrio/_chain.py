@@ -19,7 +19,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from ._accounts import coefficients, intensities
+from ._accounts import coefficients, final_demand_intensities, intensities
 from ._custom_types import Array, Float
 from ._leontief import leontief_solve
 from ._mrio import MRIO
@@ -196,13 +196,15 @@ class Chain(eqx.Module):
     # ------------------------------------------------------------------ inputs
     def base_inputs(self, crf=None) -> ChainInputs:
         """The inputs of the base case: `Y`, `S`, `S_Y`, `A` of `mrio`, unit factors, the health model's CRF
-        (or `crf`), and equal weights over ensemble members."""
+        (or `crf`), and equal weights over ensemble members. Without a health model (an economy-to-emissions
+        chain) the baseline factor is a single 1 and the CRF is `crf`."""
         m = self.mrio
         x, A = coefficients(m.Z, m.Y)
         S = intensities(m.F, x)
-        y_fd = m.Y.sum(axis=0)
-        S_Y = jnp.where(y_fd[None, :] != 0, m.F_Y / jnp.where(y_fd != 0, y_fd, 1.0)[None, :], 0.0)
-        n_causes = len(self.health.inputs.causes)
+        S_Y = final_demand_intensities(m.F_Y, m.Y)
+        n_causes = 1 if self.health is None else len(self.health.inputs.causes)
+        if crf is None and self.health is not None:
+            crf = self.health.crf
         mw = None
         if hasattr(self.emulator, "n_members"):
             k = int(self.emulator.n_members)
@@ -210,7 +212,7 @@ class Chain(eqx.Module):
         return ChainInputs(
             Y=m.Y, S=S, S_Y=S_Y, A=A,
             species_factor=jnp.ones(len(self.source_map.species)),
-            baseline_factor=jnp.ones(n_causes), crf=self.health.crf if crf is None else crf,
+            baseline_factor=jnp.ones(n_causes), crf=crf,
             member_weights=mw,
         )  # fmt: skip
 
@@ -275,11 +277,18 @@ class Chain(eqx.Module):
     def target(self, inp: ChainInputs, name: str = "deaths", receptor: str | None = None):
         """Scalar (or per-region vector with `receptor="all"`) target: `"deaths"` or `"pwpm"`
         (population-weighted PM2.5)."""
-        out = self(inp)
+        E = self.emissions(inp)
+        return self.target_from_pm25(self.pm25(self.concentration(E, inp.member_weights)), inp, name, receptor)
+
+    def target_from_pm25(self, pm: Float[Array, "row col"], inp: ChainInputs, name: str = "deaths",
+                         receptor: str | None = None):
+        """The target of [`Chain.target`][diffmrio.Chain.target] from a PM2.5 field: deaths summed over causes
+        and ages, or population-weighted PM2.5; per health region (`receptor="all"`), for one region, or for
+        the whole domain (`None`)."""
         if name == "deaths":
-            v = out.deaths.sum(axis=(0, 1))
+            v = self.deaths(pm, inp).sum(axis=(0, 1))
         elif name == "pwpm":
-            v = out.pwpm
+            v = self.health.population_weighted_concentration(pm)
         else:
             raise ValueError(f"target must be 'deaths' or 'pwpm', got {name!r}")
         if receptor == "all":

@@ -97,11 +97,12 @@ def emulator_section(rep, dc, out, log) -> None:
     ch = dc.chain
     E_base = ch.emissions_ref
     alloc = ch.allocation
-    popj = jnp.asarray(ch.health.inputs.population)
-    wj = jnp.asarray(w)
+    from ctm_interface.reference import population_weighted_pm25
 
-    def cost_from_C(C):
-        return jnp.sum(jnp.tensordot(wj, C, axes=1) * popj) / jnp.sum(popj)
+    popj = jnp.asarray(ch.health.inputs.population)
+
+    def cost_from_C(C):  # C[component, row, col] -> population-weighted PM2.5 over the domain
+        return population_weighted_pm25(C, popj)
 
     E_grid = jnp.einsum("kol,olyx->klyx", E_base, alloc)
     _, dE = ctm.adjoint(cost_from_C, E_grid)

@@ -124,10 +124,10 @@ def run_demo(out: str | Path, *, quiet: bool = False, quick: bool = False, n_dra
     supply_chain_section(rep, world, log)
     timings = {}
     if not economy_only:
-        from .datasets import demo_chain
+        from .datasets import demo_chain, demo_config
 
         t0 = time.perf_counter()
-        cfg = dict(n_train=60, n_test=20, quick=True, steps=300) if quick else dict(n_train=150, n_test=50, steps=2000)
+        cfg = demo_config(quick)
         log("building the chain: reference-CTM ensemble and emulator training (cached after the first run)")
         dc = demo_chain(**cfg, cache_dir=Path(cache_dir) if cache_dir else out / "cache", progress=not quiet)
         timings["chain build"] = time.perf_counter() - t0

@@ -13,10 +13,13 @@ from ._demo import (
 )
 from ._demo_chain import (
     ADULT_AGES as ADULT_AGES,
+    DEMO_FULL as DEMO_FULL,
+    DEMO_QUICK as DEMO_QUICK,
     DemoChain as DemoChain,
     base_emissions as base_emissions,
     ctm_runs as ctm_runs,
     demo_chain as demo_chain,
+    demo_config as demo_config,
     demo_ctm as demo_ctm,
     demo_health_inputs as demo_health_inputs,
 )

@@ -68,6 +68,17 @@ def demo_health_inputs(domain, *, causes=("IHD", "STROKE", "COPD", "LC", "LRI"),
                         regions=domain.regions, region_fraction=frac)
 
 
+#: The configurations of `demo_chain` that the demo, the experiments, the benchmarks and the tests share:
+#: the full demo (48 x 36 grid) and the quick one (coarse grid, fewer runs and training steps).
+DEMO_FULL = {"n_train": 150, "n_test": 50, "steps": 2000}
+DEMO_QUICK = {"n_train": 60, "n_test": 20, "quick": True, "steps": 300}
+
+
+def demo_config(quick: bool = False) -> dict:
+    """A copy of `DEMO_QUICK` or `DEMO_FULL` (keyword arguments of [`demo_chain`][diffmrio.datasets.demo_chain])."""
+    return dict(DEMO_QUICK if quick else DEMO_FULL)
+
+
 @dataclasses.dataclass
 class DemoChain:
     """What [`demo_chain`][diffmrio.datasets.demo_chain] builds: the `chain`, its parts and the evidence
@@ -101,20 +112,7 @@ def demo_ctm(quick: bool = False):
 def base_emissions(world: DemoWorld, source_map: SourceMap) -> jax.Array:
     """Emissions `[species, region, level]` (kt/yr) of the demo world's base year through `source_map`."""
     probe = Chain(world.mrio, source_map, None, jnp.ones((len(source_map.species), world.mrio.n_regions, 2)), None)
-    return probe.emissions(_economy_inputs(probe))
-
-
-def _economy_inputs(chain: Chain):
-    from .._accounts import coefficients, intensities
-    from .._chain import ChainInputs
-
-    m = chain.mrio
-    x, A = coefficients(m.Z, m.Y)
-    y_fd = m.Y.sum(axis=0)
-    S_Y = jnp.where(y_fd[None, :] != 0, m.F_Y / jnp.where(y_fd != 0, y_fd, 1.0)[None, :], 0.0)
-    return ChainInputs(Y=m.Y, S=intensities(m.F, x), S_Y=S_Y, A=A,
-                       species_factor=jnp.ones(len(chain.source_map.species)), baseline_factor=jnp.ones(1),
-                       crf=None)
+    return probe.emissions(probe.base_inputs())
 
 
 def ctm_runs(ctm, domain, E_base, scale: xr.DataArray, *, progress: bool = True, batch_size: int | None = None) -> xr.Dataset:
