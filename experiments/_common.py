@@ -14,6 +14,7 @@ prints the report path. This module holds the generic parts:
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -178,3 +179,31 @@ def cli_main(
     res = run(args.out, mrio=table.mrio, quick=args.quick, synthetic=table.synthetic, source=table.source, **kwargs)
     print(f"[{name}] report written in {time.perf_counter() - t0:.1f} s: {Path(res['report']).resolve()}")
     return res
+
+
+def default_cache() -> Path:
+    """Where the demo chain (CTM ensemble + trained emulator) is cached: `$DIFFMRIO_CACHE` or
+    `~/.cache/diffmrio`, shared by all experiments so the emulator is trained once."""
+    return Path(os.environ.get("DIFFMRIO_CACHE", Path.home() / ".cache" / "diffmrio"))
+
+
+def load_demo(quick: bool = False, cache_dir: str | Path | None = None, progress: bool = True):
+    """The demo chain of the experiments: `demo_chain(**demo_config(quick))`.
+    **Returns:** a `diffmrio.datasets.DemoChain`."""
+    from diffmrio.datasets import demo_chain, demo_config
+
+    return demo_chain(**demo_config(quick), cache_dir=Path(cache_dir) if cache_dir else default_cache(), progress=progress)
+
+
+def demo_source(demo, quick: bool = False) -> str:
+    """One line naming the demo chain's configuration, for reports."""
+    from diffmrio.datasets import demo_config
+
+    cfg = getattr(demo, "config", None) or demo_config(quick)
+    keys = ("n_train", "n_test", "quick", "steps")
+    return "synthetic demo chain (`demo_chain(" + ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg) + ")`)"
+
+
+def tag(synthetic: bool) -> str:
+    """Suffix for figure titles and captions of results from the synthetic demo world."""
+    return " (synthetic demo world)" if synthetic else ""

@@ -25,8 +25,6 @@ results.nc and the trained emulators (*.eqx). CTM runs are cached in DIR/ctm_run
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,24 +35,11 @@ import numpy as np
 import xarray as xr
 
 import surrogate as sg
+from diffmrio._io import write_netcdf_atomic, write_text_atomic
 
 jax.config.update("jax_enable_x64", True)
 
 TARGETS = {"nme": 0.02, "maxne": 0.10, "r2": 0.95, "slope": (0.9, 1.1), "cell_r2": 0.9}
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _atomic_netcdf(ds: xr.Dataset, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".nc")
-    os.close(fd)
-    ds.to_netcdf(tmp)
-    os.replace(tmp, path)
 
 
 def _lhs(n: int, regions, species, seed: int, include_base: bool) -> np.ndarray:
@@ -187,7 +172,7 @@ def ctm_runs(
             "ensemble_seconds": t4 - t0,
         },
     )
-    _atomic_netcdf(ds, cache)
+    write_netcdf_atomic(ds, cache)
     return ds
 
 
@@ -460,13 +445,13 @@ def main(argv=None) -> dict:
     res["cell_grad_adjoint"] = ggrad["adjoint"]
     res.attrs["models"] = list(models)
     res.attrs["synthetic"] = "reference CTM on the synthetic demo world (stand-in for CMAQ/GEOS-Chem)"
-    _atomic_netcdf(res, out / "results.nc")
+    write_netcdf_atomic(res, out / "results.nc")
     sg.save(out / "mlp_ensemble.eqx", models[mlp], scores=scores[mlp],
             provenance={"ctm": "ctm_interface.reference.ReferenceCTM.default()", "design": "LHS 149 + base, 0-2x, seed 11",
                         "n_runs": 150, "synthetic": True})  # fmt: skip
     sg.save(out / "gridded_fno.eqx", gmodel, scores={"cell_r2": summary["gridded (FNO)"]["cell_r2"]},
             provenance={"ctm": "ReferenceCTM.default()", "n_runs": 150, "synthetic": True})  # fmt: skip
-    _atomic_text(out / "report.md", _report(summary, runs, t_ctm, t_total, args, out))
+    write_text_atomic(out / "report.md", _report(summary, runs, t_ctm, t_total, args, out))
     return summary
 
 

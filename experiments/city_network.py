@@ -37,7 +37,7 @@ from diffmrio._io import write_netcdf_atomic  # noqa: E402
 from diffmrio._report import Report  # noqa: E402
 from diffmrio.datasets import _demo  # noqa: E402
 
-from ._common import cli_main, footer, make_parser  # noqa: E402
+from ._common import cli_main, footer, make_parser, tag  # noqa: E402
 
 NAME = "city_network"
 # Sector groups for the aggregated heat map (demo world sector names).
@@ -192,10 +192,6 @@ def aggregate_flows(Phi4: np.ndarray, regions, sectors, groups) -> tuple[np.ndar
 # ------------------------------------------------------------------------------------------ figures
 
 
-def _tag(synthetic: bool) -> str:
-    return " (synthetic demo world)" if synthetic else ""
-
-
 def _fig_anais(X0, X, growth, rep, synthetic):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.3})
     nz = X0 != 0
@@ -216,7 +212,7 @@ def _fig_anais(X0, X, growth, rep, synthetic):
     ax.set_ylabel("row-sum growth of the updated table (%)")
     ax.set_title(f"Margins met (max abs. row error {rep.max_row_error:.1e}, column {rep.max_col_error:.1e})",
                  fontsize=10)
-    fig.suptitle(f"ANAIS update of [Z Y] to new margins{_tag(synthetic)}", fontsize=11)
+    fig.suptitle(f"ANAIS update of [Z Y] to new margins{tag(synthetic)}", fontsize=11)
     return fig
 
 
@@ -240,7 +236,7 @@ def _fig_heatmap(agg, labels, regions, n_groups, stressor, unit, synthetic):
     ax.set_xlabel("buyer (region | sector group)", labelpad=30)
     ax.set_ylabel(f"supplier, where {stressor} is emitted (region | sector group)", labelpad=30)
     fig.colorbar(im, ax=ax, shrink=0.7, label=f"embodied {stressor} ({unit}, log scale)")
-    ax.set_title(f"Sector-pair embodied {stressor} flows Phi = diag(s) L Z, aggregated{_tag(synthetic)}", fontsize=10)
+    ax.set_title(f"Sector-pair embodied {stressor} flows Phi = diag(s) L Z, aggregated{tag(synthetic)}", fontsize=10)
     return fig
 
 
@@ -283,7 +279,7 @@ def _fig_chord(Phi, regions, sectors, top: pd.DataFrame, stressor, unit, synthet
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(f"The {len(top)} strongest embodied {stressor} links between region-sectors (self-supply "
-                 f"excluded);\nline from supplier (coloured by its region) to buyer, width ~ flow{_tag(synthetic)}",
+                 f"excluded);\nline from supplier (coloured by its region) to buyer, width ~ flow{tag(synthetic)}",
                  fontsize=10)
     return fig
 
@@ -320,7 +316,7 @@ def _fig_efficiency(eff_sup, eff_buy, overall, s, Phi, regions, stressor, synthe
     ax.legend(frameon=False, fontsize=8, loc="lower right")
     ax.set_title(f"The {len(w)} strongest links ({100 * w.sum() / Phi[off].sum():.0f}% of the flow), "
                  "marker size ~ embodied flow", fontsize=10)
-    fig.suptitle(f"Efficient vs inefficient supply chains{_tag(synthetic)}", fontsize=11)
+    fig.suptitle(f"Efficient vs inefficient supply chains{tag(synthetic)}", fontsize=11)
     return fig
 
 
@@ -404,7 +400,7 @@ def run(
     ), results / "margins.nc")  # fmt: skip
 
     title = f"BTH study reproduction: ANAIS update, {stressor} supply-chain network and inefficient chains" + \
-        _tag(synthetic)
+        tag(synthetic)
     rep = Report(out, title)
     rep.add(
         f"Data: {source}; new-year margins: "
@@ -435,7 +431,7 @@ def run(
         f"changes proportionally over rows and columns."
     )
     rep.figure(_fig_anais(X0, X, margins["growth"], arep, synthetic), "anais_update",
-               f"ANAIS update: distribution of relative cell changes and margins met{_tag(synthetic)}.")
+               f"ANAIS update: distribution of relative cell changes and margins met{tag(synthetic)}.")
 
     # ---------------------------------------------------------------- 2. network
     Phi4 = np.asarray(diffmrio.sector_flows(updated, stressor).values)
@@ -462,11 +458,11 @@ def run(
     rep.table(rf, f"Embodied {stressor} flows aggregated to regions ({unit})")
     rep.figure(_fig_chord(Phi, regions, sectors, top_links(Phi, labels, k_draw), stressor, unit, synthetic),
                "network_links", f"The {k_draw} strongest region-sector links of embodied {stressor}"
-               f"{_tag(synthetic)}.")
+               f"{tag(synthetic)}.")
     rep.figure(_fig_heatmap(agg, agg_labels, regions, len(groups), stressor, unit, synthetic), "network_heatmap",
                f"Embodied {stressor} flows aggregated to regions x sector groups "
                f"({'; '.join(f'{g}: ' + ', '.join(m) for g, m in groups.items()) if len(groups) < len(sectors) else 'sectors'})"
-               f"{_tag(synthetic)}.")
+               f"{tag(synthetic)}.")
 
     # ---------------------------------------------------------------- 3. efficiency
     eff = diffmrio.supply_chain_efficiency(Phi, s, n_regions=R, by="supplier")
@@ -494,7 +490,7 @@ def run(
     rep.table(dfe, "Inefficient supply chains per region")
     rep.figure(_fig_efficiency(by_sup, by_buy, overall, s, Phi, regions, stressor, synthetic), "efficiency",
                f"Inefficient share of embodied {stressor} per region, and links by supplier vs buyer intensity"
-               f"{_tag(synthetic)}.")
+               f"{tag(synthetic)}.")
     write_netcdf_atomic(xr.Dataset(
         {
             "Phi": (("region", "sector", "to_region", "to_sector"), Phi4),

@@ -45,8 +45,7 @@ from diffmrio import MRIO  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
 from diffmrio._report import Report  # noqa: E402
 
-from ._common import footer, make_parser  # noqa: E402
-from .export_pollution import demo_source, load_demo, tag  # noqa: E402
+from ._common import demo_source, footer, load_demo, make_parser, tag  # noqa: E402
 
 NAME = "cobenefits"
 SECTORS = ("power", "metals", "nonmetal")

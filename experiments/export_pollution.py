@@ -19,7 +19,6 @@ sections (1 and 3) run, since the chain needs an emulator and health inputs for 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +36,7 @@ import diffmrio  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
 from diffmrio._report import Report  # noqa: E402
 
-from ._common import footer, load_table, make_parser  # noqa: E402
+from ._common import demo_source, footer, load_demo, load_table, make_parser, tag  # noqa: E402
 
 NAME = "export_pollution"
 POLLUTANTS = ("SO2", "NOx", "NH3", "VOC", "PM2.5")
@@ -45,34 +44,6 @@ POLLUTANTS = ("SO2", "NOx", "NH3", "VOC", "PM2.5")
 #: is counted as "general dust" (4 kg) - a choice, stated in the report.
 APE_KG = {"SO2": 0.95, "NOx": 0.95, "PM2.5": 4.0}
 #: The demo-chain configurations (full, --quick) shared by the chain experiments.
-DEMO_FULL = dict(n_train=150, n_test=50, steps=2000)
-DEMO_QUICK = dict(n_train=60, n_test=20, quick=True, steps=300)
-
-
-def default_cache() -> Path:
-    """Where the demo chain (CTM ensemble + trained emulator) is cached: `$DIFFMRIO_CACHE` or
-    `~/.cache/diffmrio`, shared by all experiments so the emulator is trained once."""
-    return Path(os.environ.get("DIFFMRIO_CACHE", Path.home() / ".cache" / "diffmrio"))
-
-
-def load_demo(quick: bool = False, cache_dir: str | Path | None = None, progress: bool = True):
-    """The demo chain of the experiments: `demo_chain(**DEMO_FULL)` or, with `quick`, `demo_chain(**DEMO_QUICK)`.
-    **Returns:** a `diffmrio.datasets.DemoChain`."""
-    from diffmrio.datasets import demo_chain
-
-    cfg = DEMO_QUICK if quick else DEMO_FULL
-    return demo_chain(**cfg, cache_dir=Path(cache_dir) if cache_dir else default_cache(), progress=progress)
-
-
-def demo_source(demo, quick: bool = False) -> str:
-    """One line naming the demo chain's configuration, for reports."""
-    cfg = getattr(demo, "config", None) or (DEMO_QUICK if quick else DEMO_FULL)
-    keys = ("n_train", "n_test", "quick", "steps")
-    return "synthetic demo chain (`demo_chain(" + ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg) + ")`)"
-
-
-def tag(synthetic: bool) -> str:
-    return " (synthetic demo)" if synthetic else ""
 
 
 def export_masks(mrio, export_category: str = "export") -> tuple[np.ndarray, list[str]]:

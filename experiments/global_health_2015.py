@@ -12,8 +12,6 @@ Run: `python -m experiments.global_health_2015 --out DIR [--shared PATH] [--draw
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -27,6 +25,7 @@ import xarray as xr
 
 import diffmrio  # noqa: F401  (enables float64)
 from diffmrio import health as H
+from diffmrio._io import atomic_path, save_figure_atomic, write_netcdf_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,27 +45,6 @@ PUBLISHED = {
         "Global_IER": 4.0e6,
     },
 }
-
-
-# ------------------------------------------------------------------------------------------- atomic writes
-
-
-def _atomic(path: Path, write) -> None:
-    """Call `write(tmp_path)` on a temporary file in `path`'s folder, then rename it onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 # ------------------------------------------------------------------------------------------------ compute
@@ -183,8 +161,9 @@ def run(out: Path, shared: Path, n_draws: int = 100, seed: int = 0, mc_gemm5: bo
     table = table.sort_values("GEMM 5-COD", ascending=False)
 
     out.mkdir(parents=True, exist_ok=True)
-    _atomic(out / "deaths_by_country.nc", lambda p: ds.to_netcdf(p))
-    _atomic(out / "deaths_by_country.csv", lambda p: table.to_csv(p, float_format="%.6g", index_label="country"))
+    write_netcdf_atomic(ds, out / "deaths_by_country.nc")
+    with atomic_path(out / "deaths_by_country.csv") as tmp:
+        table.to_csv(tmp, float_format="%.6g", index_label="country")
     _figure(table, mc_tot, countries, out / "top15_gemm_vs_ier.png")
     runtime = time.perf_counter() - t0
     summary = _report(out / "report.md", ds, table, mc_tot, countries, dict(
@@ -227,7 +206,7 @@ def _figure(table: pd.DataFrame, mc_tot, countries, path: Path) -> None:
     ax.legend(frameon=False, fontsize=9)
     ax.grid(axis="y", alpha=0.3, which="both")
     fig.tight_layout()
-    _atomic(path, lambda p: fig.savefig(p, dpi=130, format="png"))
+    save_figure_atomic(fig, path, dpi=130, format="png")
     plt.close(fig)
 
 
@@ -333,7 +312,7 @@ def _report(path: Path, ds, table, mc_tot, countries, info) -> dict:
         f"{info['t_compute']:.1f} s) on the machine that ran it.",
         "",
     ]
-    _write_text(path, "\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return summary
 
 

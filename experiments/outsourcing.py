@@ -33,7 +33,7 @@ from diffmrio._io import write_netcdf_atomic  # noqa: E402
 from diffmrio._report import Report  # noqa: E402
 from diffmrio.datasets import _demo  # noqa: E402
 
-from ._common import cli_main, footer, make_parser  # noqa: E402
+from ._common import cli_main, footer, make_parser, tag  # noqa: E402
 
 NAME = "outsourcing"
 DEMO_HUBS = ("Capital", "Harbor")
@@ -237,10 +237,6 @@ def _reconstruction_errors(true: dict, rebuilt: dict) -> dict[str, np.ndarray]:
 # ------------------------------------------------------------------------------------------ figures
 
 
-def _tag(synthetic: bool) -> str:
-    return " (synthetic demo world)" if synthetic else ""
-
-
 def _fig_pba_cba(regions, pba, cba_by_group, unit, stressor, synthetic):
     fig, ax = plt.subplots(figsize=(9, 4))
     xs = np.arange(len(regions))
@@ -254,7 +250,7 @@ def _fig_pba_cba(regions, pba, cba_by_group, unit, stressor, synthetic):
     ax.set_xticks(xs, regions, rotation=30 if len(regions) <= 12 else 90)
     ax.set_ylabel(f"{stressor} ({unit})")
     ax.legend(frameon=False, fontsize=8, ncol=2)
-    ax.set_title(f"Production- vs consumption-based {stressor}, consumption split by final demand{_tag(synthetic)}",
+    ax.set_title(f"Production- vs consumption-based {stressor}, consumption split by final demand{tag(synthetic)}",
                  fontsize=10)
     return fig
 
@@ -295,7 +291,7 @@ def _fig_map(regions, positions, pba, cba, net, top, unit, stressor, synthetic):
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(f"Largest net transfers of embodied {stressor} ({unit}): arrow from emitting to consuming region\n"
-                 f"orange = net importer (CBA > PBA), blue = net exporter; circle size ~ PBA{_tag(synthetic)}",
+                 f"orange = net importer (CBA > PBA), blue = net exporter; circle size ~ PBA{tag(synthetic)}",
                  fontsize=9)
     return fig
 
@@ -331,7 +327,7 @@ def _fig_net(regions, net, net_by_group, unit, stressor, synthetic):
     ax.set_ylabel(f"net embodied import of {stressor} ({unit})")
     ax.legend(frameon=False, fontsize=8)
     ax.set_title("Net embodied imports (EEI - EEE) by final-demand category", fontsize=10)
-    fig.suptitle(f"Net interregional transfers of {stressor}{_tag(synthetic)}", fontsize=11)
+    fig.suptitle(f"Net interregional transfers of {stressor}{tag(synthetic)}", fontsize=11)
     return fig
 
 
@@ -362,7 +358,7 @@ def _fig_reconstruction(regions, errs, sweep, betas, beta, Et, Er, stressor, syn
     ax.set_xlabel(f"true interregional burden E[r,s] ({stressor})")
     ax.set_ylabel("rebuilt E[r,s]")
     ax.set_title("Interregional burden, r != s (outflows known)", fontsize=10)
-    fig.suptitle(f"Gravity + RAS reconstruction of the interregional table{_tag(synthetic)}", fontsize=11)
+    fig.suptitle(f"Gravity + RAS reconstruction of the interregional table{tag(synthetic)}", fontsize=11)
     return fig
 
 
@@ -480,7 +476,7 @@ def run(
     write_netcdf_atomic(acc_ds, results / "accounts.nc")
 
     # ---------------------------------------------------------------- report: accounts
-    title = f"OUTSOURCE study reproduction: outsourcing {stressor} between regions" + _tag(synthetic)
+    title = f"OUTSOURCE study reproduction: outsourcing {stressor} between regions" + tag(synthetic)
     rep = Report(out, title)
     rep.add(
         f"Data: {source}."
@@ -506,7 +502,7 @@ def run(
     rep.table(df, f"{stressor} ({unit}) by region")
     rep.figure(_fig_pba_cba(regions, pba, cba_by_group, unit, stressor, synthetic), "pba_vs_cba",
                f"Production- vs consumption-based {stressor} per region, consumption split by final-demand "
-               f"category{_tag(synthetic)}.")
+               f"category{tag(synthetic)}.")
     rep.add(
         "## 2. Net transfers\n\n"
         "Burden matrix `E[r, s] = sum_t S_r L_rt y_ts` (emitted in r for final demand of s) and net transfers "
@@ -527,12 +523,12 @@ def run(
     rep.figure(_fig_map(regions, positions, pba, cba, net, top, unit, stressor, synthetic), "net_transfers_map",
                f"The {len(top)} largest net transfers of embodied {stressor}, from emitting to consuming region"
                f"{' (region positions of the demo map)' if positions is not None and is_demo_regions else ''}"
-               f"{_tag(synthetic)}.")
+               f"{tag(synthetic)}.")
     nt = pd.DataFrame(net_by_group, index=pd.Index(regions, name="region"))
     nt["total"] = nt.sum(axis=1)
     rep.table(nt, f"Net embodied imports (EEI - EEE, {unit}) by final-demand category")
     rep.figure(_fig_net(regions, net, net_by_group, unit, stressor, synthetic), "net_transfers",
-               f"Net transfer matrix and net embodied imports by final-demand category{_tag(synthetic)}.")
+               f"Net transfer matrix and net embodied imports by final-demand category{tag(synthetic)}.")
 
     headline = {
         "stressor": stressor, "unit": unit, "synthetic": bool(synthetic), "hubs": tuple(hubs),
@@ -604,7 +600,7 @@ def run(
                                        burden_reb["outflows/inflows known"], stressor, synthetic),
                    "reconstruction",
                    f"Gravity + RAS reconstruction: regional CBA error, sensitivity to beta, and true vs rebuilt "
-                   f"interregional burden{_tag(synthetic)}.")
+                   f"interregional burden{tag(synthetic)}.")
         rec = xr.Dataset(
             {
                 "cba_true": ("region", tot["D_cba_reg"]),

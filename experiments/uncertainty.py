@@ -34,8 +34,7 @@ import diffmrio  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
 from diffmrio._report import Report  # noqa: E402
 
-from ._common import footer, make_parser  # noqa: E402
-from .export_pollution import demo_source, load_demo, tag  # noqa: E402
+from ._common import demo_source, footer, load_demo, make_parser, tag  # noqa: E402
 
 NAME = "uncertainty"
 FULL_SIZES = (100, 300, 1000, 3000, 10000)

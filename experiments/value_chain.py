@@ -35,9 +35,8 @@ import diffmrio  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
 from diffmrio._report import Report  # noqa: E402
 
-from ._common import footer, make_parser  # noqa: E402
+from ._common import demo_source, footer, load_demo, make_parser, tag  # noqa: E402
 from .cobenefits import deaths_satellite, with_deaths_row  # noqa: E402
-from .export_pollution import demo_source, load_demo, tag  # noqa: E402
 
 NAME = "value_chain"
 STRESSORS = ("value_added", "employment", "deaths")
