@@ -111,6 +111,9 @@ def _atomic_path(path: Path) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600; give the file ordinary permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
