@@ -18,6 +18,7 @@ from ._accounts import (  # noqa: E402
     multipliers as multipliers,
     output as output,
 )
+from ._host_solve import SolveReport as SolveReport, host_leontief_solves as host_leontief_solves  # noqa: E402
 from ._leontief import (  # noqa: E402
     leontief_inverse as leontief_inverse,
     leontief_solve as leontief_solve,

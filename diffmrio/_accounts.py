@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from ._custom_types import Array, Float
+from ._host_solve import host_leontief_solves
 from ._leontief import leontief_inverse, leontief_solve, leontief_solve_left, leontief_solves
 from ._mrio import MRIO
 
@@ -167,37 +168,38 @@ def _account_core(xp, x, S, Y, F_Y, R: int, fd_weights, solves) -> AccountArrays
     )  # fmt: skip
 
 
-def account_arrays_host(Z, Y, F, F_Y, n_regions: int, fd_weights=None) -> AccountArrays:
+def account_arrays_host(
+    Z, Y, F, F_Y, n_regions: int, fd_weights=None, *, precision: str = "mixed", rtol: float = 1e-12,
+    return_report: bool = False,
+):
     r"""The same accounts as [`account_arrays`][diffmrio.account_arrays], computed on the host with
-    numpy/LAPACK and an in-place LU of $I - A$ (`scipy.linalg.lu_factor(overwrite_a=True)`).
+    numpy/LAPACK ([`host_leontief_solves`][diffmrio.host_leontief_solves]).
 
-    On a CPU this needs two $n \times n$ buffers ($Z$ and the factors) instead of three (XLA's LU keeps
-    its operand and its result), which matters for EXIOBASE-sized tables; there is nothing to
-    differentiate here, so [`accounts`][diffmrio.accounts] uses it on CPU for large tables.
+    With `precision="mixed"` (the default) $I - A$ is factored in float32 and the solutions are refined
+    in float64 to an estimated relative error of `rtol`; `"double"` factors it in float64, in place. Either
+    way only one $n \times n$ buffer is held besides $Z$ (float32 for `"mixed"`: half the size), which
+    matters for EXIOBASE-sized tables; there is nothing to differentiate here, so
+    [`accounts`][diffmrio.accounts] uses it on CPU for large tables.
+
+    Returns the [`AccountArrays`][diffmrio.AccountArrays], and with `return_report=True` also the
+    [`SolveReport`][diffmrio.SolveReport] saying how the solves were done.
     """
-    import scipy.linalg as sla
-
     Z = np.asarray(Z)
     Y = np.asarray(Y)
     F = np.asarray(F)
     F_Y = np.asarray(F_Y)
     x = Z.sum(axis=1) + Y.sum(axis=1)
-    xs = np.where(x != 0, x, 1.0)
     S = _safe_div(F, x[None, :], np)
+    report = []
 
     def solves(B, C):
-        M = Z / xs[None, :]  # the only n x n temporary: A, turned into I - A and then into its LU in place
-        M[:, x == 0] = 0.0
-        np.negative(M, out=M)
-        M.flat[:: M.shape[0] + 1] += 1.0
-        # LAPACK factors Fortran-ordered arrays in place; M (C order) is (I - A)^T in Fortran order, so factor
-        # that and solve with the transposes swapped -- no copy of the matrix.
-        lu_piv = sla.lu_factor(M.T, overwrite_a=True, check_finite=False)
-        return (sla.lu_solve(lu_piv, B, trans=1, check_finite=False),
-                sla.lu_solve(lu_piv, np.ascontiguousarray(C.T), trans=0, check_finite=False).T)
+        X, W, rep = host_leontief_solves(Z, x, B, C, precision=precision, rtol=rtol)
+        report.append(rep)
+        return X, W
 
     w = None if fd_weights is None else np.asarray(fd_weights)
-    return _account_core(np, x, S, Y, F_Y, n_regions, w, solves)
+    arr = _account_core(np, x, S, Y, F_Y, n_regions, w, solves)
+    return (arr, report[0]) if return_report else arr
 
 
 _account_arrays_jit = eqx.filter_jit(account_arrays)
@@ -223,6 +225,7 @@ def accounts(
     leontief: bool = False,
     categories: tuple[str, ...] | None = None,
     backend: str = "auto",
+    precision: str = "mixed",
 ) -> xr.Dataset:
     r"""pymrio-compatible accounts of an MRIO as a labelled Dataset.
 
@@ -237,6 +240,10 @@ def accounts(
       one $n \times n$ buffer less) or `"auto"`: host on a CPU for tables of 2,000 region-sectors or
       more, JAX otherwise (GPU). Both give the same numbers (tested); for gradients use the array
       functions ([`account_arrays`][diffmrio.account_arrays], [`footprint`][diffmrio.footprint]).
+    - `precision` (host backend): `"mixed"` factors $I - A$ in float32 and refines the solutions in
+      float64 to an estimated relative error of $10^{-12}$ (falling back to float64 when $I - A$ is too
+      ill-conditioned for that), faster on a CPU (see the benchmarks page); `"double"` factors it in float64. The
+      Dataset's `solver` attribute says which was used and how many refinement steps it took.
 
     **Returns:** an `xarray.Dataset` with `x(region, sector)`, `A(region, sector, to_region, to_sector)`,
     `S, M, D_cba, D_pba, D_imp, D_exp (stressor, region, sector)`, their `_reg` variants
@@ -258,12 +265,17 @@ def accounts(
     """
     m = mrio
     w = None if categories is None else jnp.asarray(category_mask(m, categories))
+    if precision not in ("mixed", "double"):
+        raise ValueError(f"precision must be 'mixed' or 'double', got {precision!r}")
     if backend == "auto":
         backend = "host" if jax.default_backend() == "cpu" and m.n >= _HOST_MIN_N else "jax"
     if backend == "host":
-        arr = account_arrays_host(m.Z, m.Y, m.F, m.F_Y, m.n_regions, w)
+        arr, report = account_arrays_host(m.Z, m.Y, m.F, m.F_Y, m.n_regions, w, precision=precision,
+                                          return_report=True)
+        solver = f"host: {report}"
     elif backend == "jax":
         arr = _account_arrays_jit(m.Z, m.Y, m.F, m.F_Y, m.n_regions, w)
+        solver = f"jax ({jax.default_backend()}): float64 LU of I - A"
     else:
         raise ValueError(f"backend must be 'auto', 'jax' or 'host', got {backend!r}")
     R, N, p = m.n_regions, m.n_sectors, m.n_stressors
@@ -292,23 +304,41 @@ def accounts(
     coords = m.coords()
     coords["consumer"] = list(m.regions)
     coords["producer"] = list(m.regions)
-    ds = xr.Dataset(data, coords=coords, attrs={"name": m.name, "source": "diffmrio.accounts"})
+    ds = xr.Dataset(data, coords=coords, attrs={"name": m.name, "source": "diffmrio.accounts",
+                                                  "solver": solver})
     ds["burden"].attrs["description"] = "E[r, s] = sum_t S_r L_rt y_ts: emitted in region r for final demand of s"
     ds["final_producer"].attrs["description"] = "E[r, t] = S_r L_rt sum_s y_ts: emitted in r for final sales of t"
     return ds
 
 
 def _coefficient_array(Z, x):
-    """`A` for the Dataset: eager for small tables, a lazy dask array for large ones (so the accounts do
-    not hold a third n x n buffer until someone reads `A`)."""
+    """`A` for the Dataset: eager for small tables, a lazy dask array of row blocks for large ones (so the
+    accounts hold no third n x n buffer until someone reads `A`). The blocks read `Z` in place:
+    `dask.array.from_array` would copy and hash all of it."""
     xs = np.where(x == 0, 1.0, x)
     Zh = np.asarray(Z)
-    if Zh.shape[0] < _HOST_MIN_N:
-        return np.where(x[None, :] == 0, 0.0, Zh / xs[None, :])
+    n = Zh.shape[0]
+    if n < _HOST_MIN_N:
+        return _coefficient_rows(Zh, x, xs, 0, n)
+    import uuid
+
+    import dask
     import dask.array as da
 
-    Zd = da.from_array(Zh, chunks=(min(2048, Zh.shape[0]), -1))
-    return da.where(x[None, :] == 0, 0.0, Zd / xs[None, :])
+    step = min(2048, n)
+    token = uuid.uuid4().hex
+    blocks = [
+        da.from_delayed(
+            dask.delayed(_coefficient_rows)(Zh, x, xs, i, min(i + step, n), dask_key_name=f"A-rows-{i}-{token}"),
+            shape=(min(i + step, n) - i, n), dtype=np.float64,
+        )
+        for i in range(0, n, step)
+    ]  # fmt: skip
+    return da.concatenate(blocks, axis=0)
+
+
+def _coefficient_rows(Z, x, xs, i0, i1):
+    return np.where(x[None, :] == 0, 0.0, Z[i0:i1] / xs[None, :])
 
 
 def category_mask(mrio: MRIO, categories) -> np.ndarray:

@@ -39,15 +39,17 @@ def test_pymrio_test_system_all_accounts():
         _compare_extension(acc, getattr(io, ename), m)
 
 
-@pytest.mark.parametrize("backend", ["jax", "host"])
+@pytest.mark.parametrize("backend,precision", [("jax", "mixed"), ("host", "mixed"), ("host", "double")])
 @pytest.mark.parametrize("R,N,K,p,seed", [(2, 3, 1, 1, 0), (4, 5, 3, 2, 1), (7, 6, 4, 3, 2), (3, 11, 2, 4, 3)])
-def test_random_systems_match_pymrio(R, N, K, p, seed, backend):
+def test_random_systems_match_pymrio(R, N, K, p, seed, backend, precision):
     Z, Y, F, F_Y = random_system(R, N, p, K, seed=seed)
     io = to_pymrio(Z, Y, F, F_Y, R, N, K, p)
     io.calc_all(include_ghosh=True)
     m = diffmrio.MRIO.from_arrays(Z, Y, F, F_Y, **labels(R, N, K, p), units=["kg"] * p)
-    acc = diffmrio.accounts(m, ghosh=True, backend=backend)
+    acc = diffmrio.accounts(m, ghosh=True, backend=backend, precision=precision)
     _compare_extension(acc, io.ext, m)
+    if backend == "host" and precision == "mixed":
+        assert "float32 LU" in acc.attrs["solver"] and "refinement" in acc.attrs["solver"]
 
 
 def test_identities_and_totals():

@@ -1,0 +1,106 @@
+"""Host Leontief solves: mixed-precision refinement against float64 references, its stopping rule and its
+fallback to a float64 LU."""
+
+import numpy as np
+import pytest
+from _systems import make_mrio, random_system
+
+import diffmrio
+from diffmrio import host_leontief_solves
+
+
+def _reference(Z, x, B, C):
+    d = np.where(x != 0, 1.0 / np.where(x != 0, x, 1.0), 0.0)
+    IA = np.eye(len(x)) - Z * d[None, :]
+    return np.linalg.solve(IA, B), np.linalg.solve(IA.T, C.T).T
+
+
+def _system(R=6, N=9, seed=0):
+    Z, Y, F, _ = random_system(R, N, 3, 2, seed=seed)
+    x = Z.sum(1) + Y.sum(1)
+    rng = np.random.default_rng(seed)
+    return Z, x, rng.random((R * N, 5)) * x.mean(), F / x[None, :]
+
+
+@pytest.mark.parametrize("precision", ["mixed", "double"])
+def test_solves_match_float64_reference_elementwise(precision):
+    Z, x, B, C = _system()
+    X, W, rep = host_leontief_solves(Z, x, B, C, precision=precision)
+    Xr, Wr = _reference(Z, x, B, C)
+    np.testing.assert_allclose(X, Xr, rtol=1e-11)
+    np.testing.assert_allclose(W, Wr, rtol=1e-11)
+    assert rep.precision == precision and rep.fallback is None
+    if precision == "mixed":
+        assert rep.steps >= 1 and 0 < rep.est_rel_error <= 1e-12
+
+
+def test_tighter_rtol_takes_more_steps_and_gets_closer():
+    Z, x, B, C = _system(seed=1)
+    Xr, _ = _reference(Z, x, B, C)
+    X1, _, loose = host_leontief_solves(Z, x, B, C, rtol=1e-6)
+    X2, _, tight = host_leontief_solves(Z, x, B, C, rtol=1e-18)
+    assert loose.steps == 1 and tight.steps > loose.steps
+    err = [np.max(np.abs(X - Xr) / Xr) for X in (X1, X2)]
+    assert err[1] < err[0]
+    assert err[0] < 1e-9  # one step already squares the float32 error
+    assert loose.est_rel_error > tight.est_rel_error
+
+
+def test_zero_output_sector_has_zero_column():
+    Z, x, B, C = _system(seed=2)
+    Z[:, 4] = 0.0
+    Z[4, :] = 0.0
+    x = x.copy()
+    x[4] = 0.0
+    for precision in ("mixed", "double"):
+        X, W, _ = host_leontief_solves(Z, x, B, C, precision=precision)
+        Xr, Wr = _reference(Z, x, B, C)
+        np.testing.assert_allclose(X, Xr, rtol=1e-11)
+        np.testing.assert_allclose(W, Wr, rtol=1e-11, atol=1e-14)
+
+
+def test_ill_conditioned_table_falls_back_to_float64():
+    """rho(A) = 1 - 1e-9: cond(I - A) ~ 1e9 is beyond float32, so refinement cannot converge and the float64
+    LU is used; its answer still matches the reference to what the conditioning allows."""
+    rng = np.random.default_rng(3)
+    n = 40
+    A = rng.random((n, n))
+    A *= (1 - 1e-9) / A.sum(axis=0)[None, :]  # column sums 1 - 1e-9: rho(A) = 1 - 1e-9
+    x = rng.uniform(1.0, 2.0, n)
+    Z = A * x[None, :]
+    B = rng.random((n, 2))
+    C = rng.random((3, n))
+    X, W, rep = host_leontief_solves(Z, x, B, C)
+    assert rep.precision == "double" and rep.fallback
+    assert "fell back" in str(rep)
+    Xr, Wr = _reference(Z, x, B, C)
+    np.testing.assert_allclose(X, Xr, rtol=1e-4)
+    np.testing.assert_allclose(W, Wr, rtol=1e-4)
+
+
+def test_bad_precision_is_refused():
+    Z, x, B, C = _system()
+    with pytest.raises(ValueError, match="precision must be"):
+        host_leontief_solves(Z, x, B, C, precision="single")
+    with pytest.raises(ValueError, match="precision must be"):
+        diffmrio.accounts(make_mrio(), precision="single")
+
+
+def test_auto_backend_for_large_tables_matches_jax_kernel(monkeypatch):
+    """Above the size threshold `accounts` takes the host path with mixed precision and a lazy `A`; every
+    account equals the float64 JAX kernel's, and `A` read from the lazy blocks equals Z diag(x)^-1."""
+    import dask.array as da
+
+    import diffmrio._accounts as acc_mod
+
+    m = make_mrio(R=5, N=7, K=2, p=3, seed=5)
+    monkeypatch.setattr(acc_mod, "_HOST_MIN_N", 10)
+    monkeypatch.setattr(acc_mod.jax, "default_backend", lambda: "cpu")
+    host = diffmrio.accounts(m)
+    ref = diffmrio.accounts(m, backend="jax")
+    assert host.attrs["solver"].startswith("host: float32 LU") and ref.attrs["solver"].startswith("jax")
+    assert isinstance(host.A.data, da.Array)
+    x = m.Z.sum(1) + m.Y.sum(1)
+    np.testing.assert_allclose(host.A.values.reshape(m.n, m.n), m.Z / x[None, :], rtol=1e-15)
+    for key in ("M", "D_cba", "D_pba", "D_imp", "D_exp", "D_cba_reg", "D_imp_reg", "burden", "final_producer"):
+        np.testing.assert_allclose(host[key], ref[key], rtol=1e-10, atol=1e-13 * float(abs(ref[key]).max()))
