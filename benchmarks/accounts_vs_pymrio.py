@@ -1,8 +1,10 @@
 """Time and peak memory of `diffmrio.accounts` against pymrio's `calc_all()` on the same EXIOBASE-sized
 random system (49 regions x 200 sectors = 9,800; 10 stressors; 7 final-demand categories per region).
 
-Each library runs in its own subprocess so that peak memory (ru_maxrss) is its own. Results are
-compared to rtol 1e-8. Usage:
+Four runs, each in its own subprocess so that peak memory (VmHWM) is its own: pymrio; `diffmrio.accounts`
+as a user calls it (on a CPU: the host path, float32 LU refined in float64); the same with
+`precision="double"` (float64 LU); and the jitted JAX kernel `account_arrays` (float64, as on a GPU).
+Results are compared with pymrio's elementwise. Usage:
 
     python benchmarks/accounts_vs_pymrio.py [--regions 49 --sectors 200] [--out results.json]
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+LIBS = ("pymrio", "diffmrio", "diffmrio-double", "diffmrio-jax")
 KEYS = ["D_cba", "D_pba", "D_imp", "D_exp", "D_cba_reg", "D_pba_reg", "D_imp_reg", "D_exp_reg", "M"]
 
 
@@ -81,12 +84,14 @@ def run_child(lib: str, folder: Path, R: int, N: int, K: int, p: int) -> None:
         m = diffmrio.MRIO.from_arrays(Z, Y, F, F_Y, regions=regions, sectors=sectors, categories=cats,
                                       stressors=stress, validate=False)
         del Z, Y, F, F_Y
-        if lib == "diffmrio":  # the public, labelled entry point (host LAPACK path on a CPU)
+        if lib in ("diffmrio", "diffmrio-double"):  # the public, labelled entry point (host path on a CPU)
+            precision = "double" if lib == "diffmrio-double" else "mixed"
             t0 = time.perf_counter()
-            ds = diffmrio.accounts(m)
+            ds = diffmrio.accounts(m, precision=precision)
             elapsed = time.perf_counter() - t0
             out = {k: ds[k].values.reshape(p, -1) for k in KEYS}
             out["compile_s"] = np.array(0.0)
+            out["solver"] = np.array(ds.attrs["solver"])
         else:  # the jitted JAX kernel, as used inside grad/vmap and on GPUs
             fn = jax.jit(diffmrio.account_arrays, static_argnums=4)
             t0 = time.perf_counter()
@@ -108,7 +113,7 @@ def main() -> None:
     ap.add_argument("--stressors", type=int, default=10)
     ap.add_argument("--categories", type=int, default=7)
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--child", choices=["pymrio", "diffmrio", "diffmrio-jax"], default=None)
+    ap.add_argument("--child", choices=["pymrio", "diffmrio", "diffmrio-double", "diffmrio-jax"], default=None)
     ap.add_argument("--folder", type=Path, default=None)
     a = ap.parse_args()
     R, N, K, p = a.regions, a.sectors, a.categories, a.stressors
@@ -125,13 +130,13 @@ def main() -> None:
             np.save(folder / f"{nm}.npy", arr)
         del Z, Y, F, F_Y
         res = {}
-        for lib in ("pymrio", "diffmrio", "diffmrio-jax"):
+        for lib in LIBS:
             cmd = [sys.executable, __file__, "--child", lib, "--folder", str(folder), "--regions", str(R),
                    "--sectors", str(N), "--stressors", str(p), "--categories", str(K)]
             subprocess.run(cmd, check=True, env={**os.environ})
             res[lib] = dict(np.load(folder / f"{lib}.npz"))
         worst = {}
-        for lib in ("diffmrio", "diffmrio-jax"):
+        for lib in LIBS[1:]:
             worst[lib] = 0.0
             for k in KEYS:
                 ref, got = res["pymrio"][k], res[lib][k].reshape(res["pymrio"][k].shape)
@@ -139,6 +144,7 @@ def main() -> None:
                 worst[lib] = max(worst[lib], float(np.max(np.abs(got - ref) / scale)))
     t_p, t_d = float(res["pymrio"]["elapsed"]), float(res["diffmrio"]["elapsed"])
     t_j = float(res["diffmrio-jax"]["elapsed"])
+    t_dd = float(res["diffmrio-double"]["elapsed"])
     m_p, m_d = float(res["pymrio"]["peak_kb"]) / 2**20, float(res["diffmrio"]["peak_kb"]) / 2**20
     m_j = float(res["diffmrio-jax"]["peak_kb"]) / 2**20
     import jax
@@ -155,6 +161,12 @@ def main() -> None:
         "diffmrio_peak_GiB": round(m_d, 2),
         "memory_ratio": round(m_d / m_p, 3),
         "max_rel_diff": worst["diffmrio"],
+        "solver": str(res["diffmrio"]["solver"]),
+        "float64_host_s": round(t_dd, 2),
+        "float64_host_time_ratio": round(t_dd / t_p, 3),
+        "float64_host_peak_GiB": round(float(res["diffmrio-double"]["peak_kb"]) / 2**20, 2),
+        "float64_host_max_rel_diff": worst["diffmrio-double"],
+        "mixed_speedup_over_float64_host": round(t_dd / t_d, 2),
         "jax_kernel_s": round(t_j, 2),
         "jax_kernel_compile_s": round(float(res["diffmrio-jax"]["compile_s"]), 2),
         "jax_kernel_time_ratio": round(t_j / t_p, 3),
