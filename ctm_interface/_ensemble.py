@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._atomic import atomic_path, write_text_atomic
 from ._errors import CTMFileError
 from ._grids import GridDefinition, grid_from_ioapi_attrs
-from ._ioapi import _atomic_path, read_ioapi
+from ._ioapi import read_ioapi
 
 MANIFEST_VERSION = 1
 
@@ -204,12 +205,6 @@ def sobol_design(
 
 
 # ---------------------------------------------------------------------------------------------- manifests
-def _atomic_write_text(path: Path, text: str) -> Path:
-    with _atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
-    return path
-
-
 def write_manifest(
     path: str | os.PathLike, design: xr.DataArray, *, metadata: Mapping[str, Any] | None = None
 ) -> Path:
@@ -248,7 +243,7 @@ def write_manifest(
         ],
         "metadata": dict(metadata or {}),
     }
-    return _atomic_write_text(Path(path), json.dumps(doc, indent=1))
+    return write_text_atomic(Path(path), json.dumps(doc, indent=1))
 
 
 def read_manifest(path: str | os.PathLike) -> xr.DataArray:
@@ -335,12 +330,12 @@ def write_run_inputs(
                 .to_dataframe(name="scale")
                 .reset_index()
             )
-            _atomic_write_text(p, df.to_csv(index=False))
+            write_text_atomic(p, df.to_csv(index=False))
         else:
             p = directory / f"{base}.nc"
             ds = one.drop_vars([c for c in one.coords if c not in one.dims]).to_dataset(name="scale")
             ds.attrs.update({"run": i, "run_id": run_id, "method": str(design.attrs.get("method", ""))})
-            with _atomic_path(p) as tmp:
+            with atomic_path(p) as tmp:
                 ds.to_netcdf(tmp)
         paths.append(p)
     return paths
@@ -433,7 +428,7 @@ def write_slurm_script(
             'echo "[$(date -u +%FT%TZ)] done ${RUN_ID}"',
         ]
     )
-    p = _atomic_write_text(Path(path), "\n".join(lines) + "\n")
+    p = write_text_atomic(Path(path), "\n".join(lines) + "\n")
     os.chmod(p, 0o755)
     return p
 

@@ -13,6 +13,7 @@ import os
 import shlex
 from pathlib import Path
 
+from ._atomic import write_text_atomic
 from ._errors import CTMFileError
 from ._grids import GridDefinition
 
@@ -112,8 +113,6 @@ def write_griddesc(grids: dict[str, GridDefinition] | list[GridDefinition], path
 
     **Returns** the path written.
     """
-    from ._ioapi import _atomic_path
-
     if not isinstance(grids, dict):
         grids = {g.name: g for g in grids}
     out = ["' '"]
@@ -126,6 +125,4 @@ def write_griddesc(grids: dict[str, GridDefinition] | list[GridDefinition], path
         out.append(f"'{name}_PROJ' {g.xorig!r} {g.yorig!r} {g.xcell!r} {g.ycell!r} {g.ncols} {g.nrows} 1")
     out.append("' '")
     path = Path(path)
-    with _atomic_path(path) as tmp:
-        Path(tmp).write_text("\n".join(out) + "\n")
-    return path
+    return write_text_atomic(path, "\n".join(out) + "\n")

@@ -13,12 +13,10 @@ structure `FDESC3.EXT` (attribute lengths: names 16, descriptions 80, `FILEDESC`
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import os
-import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
+from ._atomic import atomic_path
 from ._errors import CTMFileError
 from ._grids import _SUPPORTED, grid_coords, grid_from_ioapi_attrs
 
@@ -102,25 +101,6 @@ def ioapi_times(sdate: int, stime: int, tstep: int, n: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- file helpers
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[str]:
-    """Yield a temporary path in `path`'s folder; move it onto `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _check_netcdf_file(path: Path) -> str:
     """Raise `CTMFileError` unless `path` is a complete netCDF file; return 'classic' or 'hdf5'."""
     if not path.exists():
@@ -564,7 +544,7 @@ def write_ioapi(
     }
     assert tuple(gattrs) == IOAPI_GLOBAL_ATTRS
 
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         nc = netCDF4.Dataset(tmp, "w", format=format, clobber=True)
         try:
             nc.set_auto_mask(False)

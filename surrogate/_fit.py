@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import equinox as eqx
@@ -25,6 +24,8 @@ import jax.random as jr
 import numpy as np
 import optax
 from tqdm.auto import tqdm
+
+from ctm_interface._atomic import write_bytes_atomic
 
 from ._abstract import AbstractEmulator, EmulatorLabels, Envelope, envelope_from_design, with_envelope
 from ._ensemble import Ensemble, _member
@@ -221,24 +222,6 @@ def _error_scale(base: np.ndarray) -> np.ndarray:
     return np.maximum(a, floor)
 
 
-def _atomic_write_bytes(path: Path, writer) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            writer(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _init_mlp(model: MLPEmulator, data: dict, base) -> MLPEmulator:
     """Base case, input scale and the linear part of the MLP emulator from closed-form fits."""
     x, y = data["x"], data["y"]
@@ -398,7 +381,7 @@ def _train(
             f.write((header + "\n").encode())
             eqx.tree_serialise_leaves(f, state)
 
-        _atomic_write_bytes(ckpt, writer)
+        write_bytes_atomic(ckpt, writer)
 
     start = int(state["step"])
     stop_at = steps if max_steps is None else min(steps, int(max_steps))

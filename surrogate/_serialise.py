@@ -17,9 +17,10 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from ctm_interface._atomic import write_bytes_atomic
+
 from ._abstract import AbstractEmulator, EmulatorLabels, with_envelope_policy
 from ._ensemble import Ensemble
-from ._fit import _atomic_write_bytes
 from ._gridded import GriddedEmulator
 from ._linear import LinearEmulator
 from ._mlp import MLPEmulator
@@ -105,7 +106,7 @@ def save(path, model: AbstractEmulator, *, provenance: dict | None = None, score
         f.write(line + b"\n")
         eqx.tree_serialise_leaves(f, model)
 
-    _atomic_write_bytes(path, writer)
+    write_bytes_atomic(path, writer)
     return path
 
 

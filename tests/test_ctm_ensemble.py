@@ -111,7 +111,7 @@ def test_manifest_roundtrip(tmp_path):
     doc = json.loads(p.read_text())
     assert doc["seed"] == 11 and doc["method"] == "lhs" and doc["n_runs"] == 7
     assert doc["labels"]["source"] == list(REGIONS) and doc["labels"]["level"] == list(LEVELS)
-    assert not [f for f in os.listdir(p.parent) if f.endswith(".tmp")]
+    assert not [f for f in os.listdir(p.parent) if f.startswith(".")]  # no temporary files left
     back = read_manifest(p)
     np.testing.assert_array_equal(back.values, d.values)
     for c in ("run_id", "run_kind", "low", "high", "source", "species", "level"):

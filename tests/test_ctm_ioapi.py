@@ -104,7 +104,7 @@ def test_write_read_roundtrip(tmp_path, fmt, grid):
     np.testing.assert_allclose(back["lon"].values, lon, atol=1e-9)
     np.testing.assert_allclose(back["lat"].values, lat, atol=1e-9)
     np.testing.assert_allclose(back["sigma"].values, [0.975, 0.925])
-    assert not list(tmp_path.glob("*.tmp")), "temporary files left behind"
+    assert not list(tmp_path.glob(".*")), "temporary files left behind"
 
 
 def test_written_file_follows_ioapi_layout(tmp_path):
