@@ -153,7 +153,7 @@ def _account_core(xp, x, S, Y, F_Y, R: int, fd_weights, solves) -> AccountArrays
     X_dom = X.reshape(R, N, R)[xp.arange(R), :, xp.arange(R)].reshape(n)
     D_pba = S * x_tot[None, :]
     D_exp = S * (x_tot - X_dom)[None, :]
-    FY_reg = F_Y.reshape(p, R, -1).sum(axis=2)
+    FY_reg = F_Y.reshape(p, R, F_Y.shape[1] // R).sum(axis=2)
 
     def by_reg(D):
         return D.reshape(p, R, N).sum(axis=2)
@@ -290,7 +290,7 @@ def accounts(
         data[k] = (prs, np.asarray(getattr(arr, k)).reshape(p, R, N))
     for k in ("D_cba_reg", "D_pba_reg", "D_imp_reg", "D_exp_reg"):
         data[k] = (("stressor", "region"), np.asarray(getattr(arr, k)))
-    data["S_Y"] = (("stressor", "fd_region", "category"), np.asarray(arr.S_Y).reshape(p, R, -1))
+    data["S_Y"] = (("stressor", "fd_region", "category"), np.asarray(arr.S_Y).reshape(p, R, m.n_categories))
     data["burden"] = (("stressor", "region", "consumer"), np.asarray(arr.burden))
     data["final_producer"] = (("stressor", "region", "producer"), np.asarray(arr.final_producer))
     if ghosh:

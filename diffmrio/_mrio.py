@@ -46,6 +46,11 @@ class MRIO(eqx.Module):
     [`MRIO.from_pymrio`][diffmrio.MRIO.from_pymrio], [`MRIO.from_dataframes`][diffmrio.MRIO.from_dataframes],
     [`MRIO.from_xarray`][diffmrio.MRIO.from_xarray] or [`read_ceads`][diffmrio.read_ceads]; these validate
     values. The plain constructor only checks shapes, so that it can be used inside transformed code.
+
+    The constructors do not copy inputs that are already float64 and C-ordered (an EXIOBASE-sized `Z` is
+    0.8 GB); they mark them read-only instead, so the table cannot change under the MRIO. Pass `Z.copy()`
+    to keep a writable array of your own; a scenario is a new MRIO (`from_arrays` with new arrays, or
+    `equinox.tree_at(lambda m: m.Y, mrio, Y_new)`).
     """
 
     Z: Float[Array, "n n"]

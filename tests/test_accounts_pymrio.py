@@ -84,3 +84,15 @@ def test_category_subset_keeps_coefficients():
     want = (F / x) @ L @ ysub
     got = sub.D_cba.sum(("region", "sector")).values
     np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["jax", "host"])
+def test_table_without_stressors(backend):
+    """An economy-only table (no satellite accounts) still gets x, A and empty stressor accounts."""
+    Z, Y, _, _ = random_system(3, 4, 1, 2, seed=8)
+    lab = labels(3, 4, 2, 1)
+    lab["stressors"] = []
+    m = diffmrio.MRIO.from_arrays(Z, Y, **lab)
+    acc = diffmrio.accounts(m, backend=backend)
+    np.testing.assert_allclose(acc.x.values.reshape(-1), Z.sum(1) + Y.sum(1), rtol=1e-14)
+    assert acc.D_cba.shape == (0, 3, 4) and acc.S_Y.shape == (0, 3, 2) and acc.burden.shape == (0, 3, 3)
