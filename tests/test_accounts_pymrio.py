@@ -24,11 +24,12 @@ def _compare_extension(acc, ext, mrio, rtol=1e-9):
             np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-12 * np.abs(want).max(), err_msg=key)
 
 
-def test_pymrio_test_system_all_accounts():
+@pytest.mark.parametrize("backend", ["jax", "host"])
+def test_pymrio_test_system_all_accounts(backend):
     io = pymrio.load_test()
     io.calc_all(include_ghosh=True)
     m = diffmrio.MRIO.from_pymrio(io)
-    acc = diffmrio.accounts(m, ghosh=True, leontief=True)
+    acc = diffmrio.accounts(m, ghosh=True, leontief=True, backend=backend)
     R, N = m.n_regions, m.n_sectors
     np.testing.assert_allclose(acc.x.values.reshape(-1), io.x.to_numpy().reshape(-1), rtol=1e-12)
     np.testing.assert_allclose(acc.A.values.reshape(R * N, -1), io.A.to_numpy(), rtol=1e-12, atol=1e-15)
