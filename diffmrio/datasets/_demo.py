@@ -192,7 +192,7 @@ def demo_world(seed: int = 0, *, geography: bool = True) -> DemoWorld:
     hh_spend = Y.reshape(R * N, R, K)[:, :, 0].sum(axis=0)  # (R,)
     rural = np.array([0.5, 0.4, 1.2, 1.3, 1.1, 1.5])  # residential solid-fuel use
     for s in range(R):
-        F_Y[:8, s * K] = _HH_INT * hh_spend[s] * rural[s] * np.array([1, 1, 1, 1, 1, 1, 1, 1])
+        F_Y[:8, s * K] = _HH_INT * hh_spend[s] * rural[s]
     F_Y[4, :] = np.maximum(F_Y[4, :], F_Y[5, :] + F_Y[6, :])
     mrio = MRIO.from_arrays(
         Z, Y, F, F_Y, regions=REGIONS, sectors=SECTORS, categories=CATEGORIES,
@@ -200,11 +200,8 @@ def demo_world(seed: int = 0, *, geography: bool = True) -> DemoWorld:
     )  # fmt: skip
     geo = None
     if geography:
-        try:
-            from ctm_interface.reference import demo_domain
-        except ImportError:  # the reference CTM is optional for the economy alone
-            geo = None
-        else:
-            geo = demo_domain(seed=seed)
+        from ctm_interface.reference import demo_domain
+
+        geo = demo_domain(seed=seed)
     elevated = np.isin(SECTORS, ELEVATED_SECTORS).astype(np.float64)
     return DemoWorld(mrio=mrio, population=_POP * 1e6, elevated=elevated, geography=geo)
