@@ -8,7 +8,8 @@ Sobolev term on adjoint sensitivities).
   `emissions[...]`), outputs `pm25[run, receptor, component]`;
 - gridded: inputs `emissions[run, species, level, row, col]`, outputs `conc[run, component, row, col]`;
 - optional adjoint sensitivities for a linear cost $J = \\sum w \\odot y$: `sensitivity` (dims of the inputs,
-  NaN for runs without an adjoint) and `cost_weights` (dims of the outputs, without `run`).
+  NaN for runs without an adjoint) and `cost_weights` (dims of the outputs; with `run` first when the runs'
+  adjoints are of different costs, e.g. one receptor each).
 """
 
 from __future__ import annotations
@@ -97,7 +98,15 @@ def run_arrays(runs, labels: EmulatorLabels, inputs: str | None = None, outputs:
         out["g"] = np.asarray(
             runs["sensitivity"].transpose("run", *labels.input_dims).values, dtype=np.float64
         )
-        out["w"] = np.asarray(runs["cost_weights"].transpose(*labels.output_dims).values, dtype=np.float64)
+        cw = runs["cost_weights"]
+        if set(cw.dims) - {"run"} != set(labels.output_dims):
+            raise ValueError(
+                f"`cost_weights` has dims {cw.dims}; expected the output dims {labels.output_dims}, optionally "
+                "with 'run' first when runs' adjoints are of different costs"
+            )
+        w = np.asarray(cw.transpose(*(("run",) if "run" in cw.dims else ()), *labels.output_dims).values,
+                       dtype=np.float64)
+        out["w"] = np.broadcast_to(w, (out["g"].shape[0], *labels.output_shape))
     if not np.all(np.isfinite(out["x"])) or not np.all(np.isfinite(out["y"])):
         raise ValueError(
             f"the run set has non-finite values in {xname!r} or {yname!r}: drop or repair those runs"
@@ -299,7 +308,7 @@ def _train(
         g_all = data["g"]
         g_mask = jnp.asarray(np.all(np.isfinite(g_all).reshape(n, -1), axis=1))
         gs = jnp.asarray(np.nan_to_num(g_all))
-        w = jnp.asarray(data["w"])
+        ws = jnp.asarray(data["w"])  # per-run cost weights [run, *output]
         finite = np.isfinite(g_all).reshape(n, -1).all(axis=1)
         g_norm = float(np.mean(g_all[finite] ** 2)) if finite.any() else 1.0
     spec = _trainable(model)
@@ -324,7 +333,7 @@ def _train(
         pred = jax.vmap(m._predict)(x)
         loss = jnp.mean(((pred - y) / err_scale) ** 2)
         if has_g:
-            gp = jax.vmap(jax.grad(lambda xi: jnp.sum(w * m._predict(xi))))(x)
+            gp = jax.vmap(jax.grad(lambda xi, wi: jnp.sum(wi * m._predict(xi))))(x, ws[idx])
             mask = g_mask[idx].astype(gp.dtype)
             per_run = jnp.mean(((gp - gs[idx]) ** 2).reshape(idx.shape[0], -1), axis=1) / g_norm
             loss = loss + sobolev_weight * jnp.sum(mask * per_run) / jnp.maximum(jnp.sum(mask), 1.0)
@@ -460,7 +469,8 @@ def fit(
       early stopping on a held-out split (the parameters with the best validation loss are returned); with
       `sobolev_weight` $\\lambda > 0$ the loss adds
       $\\lambda\\, \\overline{\\|\\nabla_x (w\\cdot\\hat y) - g\\|^2} / \\overline{g^2}$ over runs that carry adjoint
-      sensitivities $g$ (Czarnecki et al. 2017, "Sobolev training for neural networks").
+      sensitivities $g$ (Czarnecki et al. 2017, "Sobolev training for neural networks"); $w$ is one cost for all
+      runs, or one per run (`cost_weights` with a `run` dim) when adjoints of several costs are available.
     - `Ensemble`: each member fitted in turn with `jr.fold_in(key, member)` (its checkpoint gets the suffix
       `.member<i>`).
 

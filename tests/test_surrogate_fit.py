@@ -193,3 +193,32 @@ def test_gridded_training_runs_and_learns():
     after = float(sg.evaluate(m, ds)["NME"].mean())
     assert after < 0.3 * before
     assert not os.path.exists("ckpt.bin")
+
+
+def test_per_run_cost_weights(labels):
+    """`cost_weights` with a `run` dim: the same weights repeated per run fit exactly as shared weights do, and
+    adjoints of a different cost per run (one receptor each) are used with their own weights."""
+    data = runs(24, with_adjoint=True)
+    kw = dict(key=jr.PRNGKey(0), steps=150, learning_rate=1e-2, progress=False, patience=None, sobolev_weight=1.0)
+    shared = sg.fit(_mlp(labels), data, **kw)
+    w = data["cost_weights"]
+    per_run = data.assign(cost_weights=w.expand_dims(run=data.sizes["run"]).transpose("run", ...))
+    same = sg.fit(_mlp(labels), per_run, **kw)
+    np.testing.assert_allclose(same(jnp.ones((2, 2))), shared(jnp.ones((2, 2))), rtol=1e-12)
+    # one receptor per run: the adjoint of J_r = sum_c w_c y[c, r], r alternating; the fit must use w per run
+    wr = np.zeros((24, 3, 2))
+    wr[np.arange(24), :, np.arange(24) % 2] = np.array([1.0, 1.0, 1.4])
+    g = np.stack([grad_ctm(data["scale"].values[i : i + 1], wr[i])[0] for i in range(24)])
+    mixed = data.assign(sensitivity=(("run", "source", "species"), g),
+                        cost_weights=(("run", "component", "receptor"), wr))  # fmt: skip
+    probe = runs(20, seed=5)
+    pw = np.ones((3, 2)) * np.array([1.0, 1.0, 1.4])[:, None] / 2
+    probe["sensitivity"] = (("run", "source", "species"), grad_ctm(probe["scale"].values, pw))
+    probe["cost_weights"] = (("component", "receptor"), pw)
+    kw["steps"] = 600
+    plain = sg.fit(_mlp(labels), data.drop_vars(["sensitivity", "cost_weights"]), **{**kw, "sobolev_weight": 0.0})
+    sob = sg.fit(_mlp(labels), mixed, **kw)
+    nrmse = [float(sg.gradient_agreement(m, probe)["source_nrmse_pooled"]) for m in (plain, sob)]
+    assert nrmse[1] < nrmse[0]
+    with pytest.raises(ValueError, match="cost_weights"):
+        sg.fit(_mlp(labels), data.assign(cost_weights=(("component", "x"), np.ones((3, 2)))), **kw)
