@@ -57,3 +57,22 @@ def test_downscaled_chain_tracks_the_deaths_adjoint(world, tmp_path):
     xr.testing.assert_identical(again, ds)
     runs["x_adj"] = runs["x_adj"] * 0.9  # other states: recomputed
     assert not np.allclose(deaths_adjoints(world, tmp_path, runs)["g_deaths_adj"], ds["g_deaths_adj"])
+
+
+def test_receptor_adjoints_sum_to_the_population_weighted_adjoint(world, tmp_path):
+    """J = sum_r share_r PM_r: the six one-receptor adjoints at one state, weighted by population share, give
+    the adjoint of J; each run's cost weights pick its receptor."""
+    from experiments.adjoint_replication import receptor_adjoints
+
+    x = np.random.default_rng(2).uniform(0.5, 1.5, size=(6, 7))
+    x_train = np.concatenate([np.ones((1, 6, 7)), np.repeat(x[None], 6, axis=0)])  # base + the state six times
+    runs = xr.Dataset({"x_train": (("train", "source", "species"), x_train),
+                       "gt_src": (("train_adj", "source", "species"), np.zeros((0, 6, 7)))})  # fmt: skip
+    ds = receptor_adjoints(world, tmp_path, runs, 6)
+    np.testing.assert_array_equal(ds["train_index"].values, np.arange(1, 7))
+    combined = np.einsum("r,rgs->gs", world.pop_share, ds["sensitivity"].values)
+    np.testing.assert_allclose(combined, world.adjoint(x[None])[1][0], rtol=1e-9)
+    w = ds["cost_weights"].values  # [state, component, receptor]
+    np.testing.assert_array_equal(np.argmax(w.sum(axis=1), axis=1), np.arange(6))
+    with pytest.raises(ValueError, match="training states are left"):
+        receptor_adjoints(world, tmp_path, runs, 7)
