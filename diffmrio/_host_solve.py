@@ -13,8 +13,9 @@ ways to do it:
   ch. 12), so after step $k$ the error is estimated as $\eta_k \eta_1$, with $\eta_k$ the relative size of
   step $k$'s correction. Steps continue until that estimate is at most `rtol`. For a productive table
   ($\rho(A) < 1$, $I - A$ well conditioned) one step reaches about $10^{-13}$. The float64 LU is used
-  instead when refinement cannot converge: an ill-conditioned $I - A$ ($\eta_1 > 10^{-2}$), a zero pivot
-  in float32, or corrections that stop shrinking.
+  instead when refinement cannot converge or would not pay: an ill-conditioned $I - A$ ($\eta_1 > 10^{-2}$),
+  a zero pivot in float32, corrections that stop shrinking, or a rate $\eta_1$ that would need more than
+  `max_steps` steps.
 
 $A = Z\,\mathrm{diag}(x)^{-1}$, with zero columns where $x = 0$, is never held in float64: the float32
 matrix is built from $Z$ in row blocks, and the residuals use $Z$.
@@ -133,8 +134,14 @@ def _mixed(Z, d, B, C, rtol, max_steps):
         X += dX
         W += dW
         eta1 = eta if eta1 is None else eta1
-        if eta * eta1 <= rtol:
-            return X, W, SolveReport("mixed", steps=step, est_rel_error=eta * eta1)
+        est = eta * eta1
+        if est <= rtol:
+            return X, W, SolveReport("mixed", steps=step, est_rel_error=est)
+        # each further step multiplies the error by about eta1: stop now if max_steps cannot reach rtol
+        more = int(np.ceil(np.log(rtol / est) / np.log(eta1))) if 0 < eta1 < 1 else max_steps + 1
+        if step + more > max_steps:
+            return (f"refinement would need {step + more} steps to reach rtol={rtol:g} (first correction "
+                    f"{eta1:.1e} of the solution); more than max_steps={max_steps}")
         prev = eta
     return f"no convergence to rtol={rtol:g} in {max_steps} steps"
 
@@ -147,7 +154,7 @@ def host_leontief_solves(
     *,
     precision: str = "mixed",
     rtol: float = 1e-12,
-    max_steps: int = 10,
+    max_steps: int = 2,
 ) -> tuple[np.ndarray, np.ndarray, SolveReport]:
     r"""$X = (I - A)^{-1} B$ and $W = C (I - A)^{-1}$ with $A = Z\,\mathrm{diag}(x)^{-1}$, on the host.
 
@@ -158,7 +165,9 @@ def host_leontief_solves(
     - `precision`: `"mixed"` (float32 LU with float64 iterative refinement; falls back to float64 when
       refinement cannot converge) or `"double"` (float64 LU).
     - `rtol`: the estimated relative error (normwise, per right-hand side) at which refinement stops.
-    - `max_steps`: refinement steps before falling back to float64.
+    - `max_steps`: the most refinement steps; when the convergence rate seen in the first step says more would
+      be needed, the float64 LU is used at once. Each step costs a float64 matrix product and a float32 solve
+      with all right-hand sides, so on a CPU more than two steps cost more than the float64 LU saves.
 
     **Returns:** `(X, W, report)`, float64 arrays and a [`SolveReport`][diffmrio.SolveReport].
     """

@@ -104,3 +104,23 @@ def test_auto_backend_for_large_tables_matches_jax_kernel(monkeypatch):
     np.testing.assert_allclose(host.A.values.reshape(m.n, m.n), m.Z / x[None, :], rtol=1e-15)
     for key in ("M", "D_cba", "D_pba", "D_imp", "D_exp", "D_cba_reg", "D_imp_reg", "burden", "final_producer"):
         np.testing.assert_allclose(host[key], ref[key], rtol=1e-10, atol=1e-13 * float(abs(ref[key]).max()))
+
+
+def test_slow_refinement_falls_back_early_unless_allowed():
+    """rho(A) = 1 - 1e-5: float32 solves are good to ~4e-4 here, so reaching 1e-12 takes three steps. With the
+    default `max_steps=2` the float64 LU is used straight after the first step (it is cheaper); with more steps
+    allowed the refinement converges to the same answer."""
+    rng = np.random.default_rng(5)
+    A = rng.random((60, 60))
+    A *= (1 - 1e-5) / A.sum(axis=0)[None, :]
+    x = rng.uniform(1.0, 2.0, 60)
+    Z, B, C = A * x[None, :], rng.random((60, 2)), rng.random((3, 60))
+    X, W, rep = host_leontief_solves(Z, x, B, C)
+    assert rep.precision == "double" and "would need" in rep.fallback
+    X4, W4, rep4 = host_leontief_solves(Z, x, B, C, max_steps=10)
+    assert rep4.precision == "mixed" and rep4.steps > 2
+    Xr, Wr = _reference(Z, x, B, C)
+    for got in (X, X4):
+        np.testing.assert_allclose(got, Xr, rtol=1e-9)
+    for got in (W, W4):
+        np.testing.assert_allclose(got, Wr, rtol=1e-9)
