@@ -88,6 +88,14 @@ class World:
 
         causes = ("IHD", "STROKE", "COPD", "LC", "LRI")
         self.health = HealthModel(demo_health_inputs(self.dom), GEMM.burnett2018(causes, ages=ADULT_AGES))
+        # adjoint of a linear cost sum(w * C), compiled once for all weights w[component, row, col]
+        self._linear_adjoint = jax.jit(lambda E, w: self.ctm.adjoint(lambda c: jnp.sum(w * c), E)[1])
+
+    def downscaler(self, c_base):
+        """The demo chain's downscaler: receptor means to the grid by the ratio to the base case `c_base`."""
+        import diffmrio
+
+        return diffmrio.Downscaler(jnp.asarray(c_base), jnp.asarray(self.dom.region_fraction))
 
     def deaths(self, conc):
         """Deaths in the whole domain (summed over causes, ages and regions) for C[component, row, col]."""
@@ -118,18 +126,17 @@ class World:
         return np.stack(out)
 
     def adjoint(self, scale: np.ndarray, cost=None) -> tuple[np.ndarray, np.ndarray]:
-        """Exact cell-level dJ/dE and source-level dJ/dscale (chain rule through the allocation); `cost` maps
-        C[component, row, col] to a scalar, population-weighted PM2.5 by default."""
-        if cost is None:
-            cw = jnp.asarray(self.cell_w)
-
-            def cost(c):
-                return jnp.sum(cw * c)
-
-        adj = jax.jit(lambda E: self.ctm.adjoint(cost, E)[1])
-        ge = []
-        for s in scale:
-            ge.append(np.asarray(adj(jnp.asarray(self.emissions(s)))))
+        """Exact cell-level dJ/dE and source-level dJ/dscale (chain rule through the allocation) at each state
+        `scale[n, region, species]`. `cost`: a function of C[component, row, col] to a scalar, or the weights
+        w of a linear cost sum(w * C), `[component, row, col]` or one per state `[n, component, row, col]`;
+        population-weighted PM2.5 by default."""
+        if callable(cost):
+            adj = jax.jit(lambda E: self.ctm.adjoint(cost, E)[1])
+            ge = [np.asarray(adj(jnp.asarray(self.emissions(s)))) for s in scale]
+        else:
+            w = np.broadcast_to(self.cell_w if cost is None else cost, (len(scale), *self.cell_w.shape))
+            ge = [np.asarray(self._linear_adjoint(jnp.asarray(self.emissions(s)), jnp.asarray(wi)))
+                  for s, wi in zip(scale, w, strict=True)]  # fmt: skip
         ge = np.stack(ge)
         return ge, np.einsum("nslyx,gslyx->ngs", ge, self.patterns)
 
@@ -204,8 +211,6 @@ def deaths_adjoints(world: World, out: Path, runs: xr.Dataset) -> xr.Dataset:
     deaths computed on the CTM's own grid (`g_deaths`), and of the deaths computed from the CTM's receptor
     means mapped to the grid by the downscaler (`g_down`: what a perfect receptor-level emulator would give,
     which isolates the downscaling error). Cached in `out/ctm_deaths_adjoints.nc`."""
-    import diffmrio
-
     cache = out / "ctm_deaths_adjoints.nc"
     x = {"adj": runs["x_adj"].values, "fadj": runs["x_fadj"].values}
     if cache.exists():
@@ -213,7 +218,7 @@ def deaths_adjoints(world: World, out: Path, runs: xr.Dataset) -> xr.Dataset:
         if all(k in ds and np.allclose(ds[k].values, v) for k, v in (("x_adj", x["adj"]), ("x_fadj", x["fadj"]))):
             return ds
     c0 = jnp.asarray(runs["c_train"].values[0])  # run 0 is the base case
-    down = diffmrio.Downscaler(c0, jnp.asarray(world.dom.region_fraction))
+    down = world.downscaler(c0)
     y0 = world.receptors_jnp(c0)
 
     def down_cost(c):
@@ -244,13 +249,10 @@ def receptor_adjoints(world: World, out: Path, runs: xr.Dataset, n: int) -> xr.D
         ds = xr.load_dataset(cache)
         if ds.sizes.get("state") == n and np.allclose(ds["x"].values, x):
             return ds
-    g = np.empty((n, len(world.regions), len(world.species)))
-    for i in range(n):
-        r = i % len(world.regions)
-        cw = jnp.asarray(world.m[:, None, None] * world.receptor_w[r][None])
-        g[i] = world.adjoint(x[i : i + 1], lambda c, cw=cw: jnp.sum(cw * c))[1][0]
+    rec = np.arange(n) % len(world.regions)  # the receptor of each state's cost
+    g = world.adjoint(x, world.m[None, :, None, None] * world.receptor_w[rec][:, None])[1]
     w = np.zeros((n, len(world.components), len(world.regions)))
-    w[np.arange(n), :, np.arange(n) % len(world.regions)] = world.m
+    w[np.arange(n), :, rec] = world.m
     ds = xr.Dataset(
         {"x": (("state", "source", "species"), x), "train_index": ("state", idx),
          "sensitivity": (("state", "source", "species"), g),
@@ -265,10 +267,8 @@ def receptor_adjoints(world: World, out: Path, runs: xr.Dataset, n: int) -> xr.D
 def emulator_deaths_gradients(world: World, model, c_base: np.ndarray, x: np.ndarray) -> np.ndarray:
     """d(national deaths)/d(scale) through the emulator and the downscaler at each state `x[n, source, species]`:
     the chain the demo uses (receptor-level emulator -> grid by the ratio to the base case -> GEMM)."""
-    import diffmrio
-
     q = sg.with_envelope_policy(model, "ignore")
-    down = diffmrio.Downscaler(jnp.asarray(c_base), jnp.asarray(world.dom.region_fraction))
+    down = world.downscaler(c_base)
     y0 = q(jnp.ones(x.shape[1:]))
     grad = eqx.filter_jit(jax.vmap(jax.grad(lambda s: world.deaths_downscaled(down, q(s), y0))))
     return np.asarray(grad(jnp.asarray(x)))
