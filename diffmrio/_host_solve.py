@@ -174,9 +174,16 @@ def host_leontief_solves(
     if precision not in ("mixed", "double"):
         raise ValueError(f"precision must be 'mixed' or 'double', got {precision!r}")
     Z = np.asarray(Z, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
     B = np.asarray(B, dtype=np.float64)
     C = np.asarray(C, dtype=np.float64)
-    d = _inverse_output(np.asarray(x, dtype=np.float64))
+    n = Z.shape[0] if Z.ndim == 2 else -1
+    if Z.shape != (n, n) or x.shape != (n,) or B.ndim != 2 or B.shape[0] != n or C.ndim != 2 or C.shape[1] != n:
+        raise ValueError(
+            f"host_leontief_solves needs Z (n, n), x (n,), B (n, k) and C (m, n); got Z {Z.shape}, x {x.shape}, "
+            f"B {B.shape}, C {C.shape}: transpose or reshape the right-hand sides to match Z"
+        )
+    d = _inverse_output(x)
     if precision == "double":
         return _double(Z, d, B, C)
     out = _mixed(Z, d, B, C, rtol, max_steps)

@@ -82,6 +82,10 @@ def test_bad_precision_is_refused():
     Z, x, B, C = _system()
     with pytest.raises(ValueError, match="precision must be"):
         host_leontief_solves(Z, x, B, C, precision="single")
+    with pytest.raises(ValueError, match=r"B \(n, k\)"):
+        host_leontief_solves(Z, x, B.T, C)  # right-hand sides as rows
+    with pytest.raises(ValueError, match="got Z"):
+        host_leontief_solves(Z, x[:-1], B, C)
     with pytest.raises(ValueError, match="precision must be"):
         diffmrio.accounts(make_mrio(), precision="single")
 
