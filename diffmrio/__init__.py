@@ -20,13 +20,16 @@ from ._accounts import (  # noqa: E402
 )
 from ._host_solve import SolveReport as SolveReport, host_leontief_solves as host_leontief_solves  # noqa: E402
 from ._leontief import (  # noqa: E402
+    RESULTS as RESULTS,
+    LeontiefInfo as LeontiefInfo,
     leontief_inverse as leontief_inverse,
     leontief_solve as leontief_solve,
     leontief_solve_left as leontief_solve_left,
     leontief_solves as leontief_solves,
+    leontief_solves_checked as leontief_solves_checked,
 )
 from ._mrio import MRIO as MRIO  # noqa: E402
-from ._validate import MRIOError as MRIOError  # noqa: E402
+from ._validate import MRIOError as MRIOError, MRIOWarning as MRIOWarning  # noqa: E402
 
 
 from . import datasets as datasets  # noqa: E402

@@ -19,10 +19,16 @@ ways to do it:
 
 $A = Z\,\mathrm{diag}(x)^{-1}$, with zero columns where $x = 0$, is never held in float64: the float32
 matrix is built from $Z$ in row blocks, and the residuals use $Z$.
+
+Every solve says how well it went: the 1-norm condition number of $I - A$ is estimated from the LU factors
+that were used (LAPACK `gecon`, Hager's and Higham's estimator: $O(n^2)$ on top of the $O(n^3)$ factorisation),
+and the normwise backward error of $X$ is computed from a float64 residual,
+$\max_k \|B_k - (I - A) X_k\|_\infty / (\|I - A\|_\infty \|X_k\|_\infty + \|B_k\|_\infty)$.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,12 +42,15 @@ class SolveReport:
     """How the host solves were done: `precision` (`"mixed"` or `"double"`), the number of refinement
     `steps`, the estimated relative error `est_rel_error` (normwise, per right-hand side; `0.0` means a
     float64 LU, accurate to rounding) and, when mixed precision fell back to float64, the `fallback`
-    reason."""
+    reason; `cond` the 1-norm condition number of $I - A$ estimated by LAPACK `gecon` from the LU factors used
+    (`inf` for a singular factor), and `residual` the normwise backward error of $X$ (see the module notes)."""
 
     precision: str
     steps: int = 0
     est_rel_error: float = 0.0
     fallback: str | None = None
+    cond: float = float("nan")
+    residual: float = float("nan")
 
     def __str__(self) -> str:
         if self.precision == "mixed":
@@ -78,8 +87,22 @@ class _Factors:
         self._sla = sla
         # LAPACK factors Fortran-ordered arrays in place; M (C order) viewed as M.T is (I - A)^T in Fortran
         # order, so factor that and swap the transposes in the solves -- no copy of the matrix.
-        self.lu, self.piv = sla.lu_factor(M.T, overwrite_a=True, check_finite=False)
+        # a zero pivot is reported by `pivots_ok`/`cond` (and then refused or refined in float64), not as a warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", sla.LinAlgWarning)
+            self.lu, self.piv = sla.lu_factor(M.T, overwrite_a=True, check_finite=False)
         self.dtype = M.dtype
+
+    def cond(self, anorm: float) -> float:
+        r"""1-norm condition number of $I - A$ from LAPACK `gecon` on the factors; `anorm` $= \|I - A\|_1$.
+        The factors are those of $(I - A)^T$, whose infinity-norm condition number it is."""
+        if not self.pivots_ok():
+            return float("inf")
+        (gecon,) = self._sla.get_lapack_funcs(("gecon",), (self.lu,))
+        rcond, info = gecon(self.lu, anorm, norm="I")
+        if info != 0 or not np.isfinite(rcond):
+            return float("nan")
+        return float("inf") if rcond == 0 else float(1.0 / rcond)
 
     def pivots_ok(self) -> bool:
         diag = np.abs(np.diagonal(self.lu))
@@ -96,6 +119,37 @@ class _Factors:
         return self._sla.lu_solve((self.lu, self.piv), Ct, trans=0, check_finite=False).T
 
 
+def _norms(Z: np.ndarray, d: np.ndarray) -> tuple[float, float]:
+    r"""$\|I - A\|_1$ and $\|I - A\|_\infty$ from $Z$ and $d = 1/x$, in row blocks (no $n \times n$ temporary)."""
+    n = Z.shape[0]
+    col = np.zeros(n)
+    row = np.empty(n)
+    ad = np.abs(d)
+    for i in range(0, n, _ROW_BLOCK):
+        blk = np.abs(Z[i : i + _ROW_BLOCK]) * ad[None, :]
+        col += blk.sum(axis=0)
+        row[i : i + _ROW_BLOCK] = blk.sum(axis=1)
+    diag = np.diagonal(Z) * d  # A_jj
+    off = np.abs(diag)
+    col += np.abs(1.0 - diag) - off
+    row += np.abs(1.0 - diag) - off
+    return float(col.max(initial=0.0)), float(row.max(initial=0.0))
+
+
+def _backward_error(Z, d, B, X, norm_inf: float) -> float:
+    """Normwise backward error of $X$ in $(I - A) X = B$, largest over the columns, from a float64 residual."""
+    if X.size == 0:
+        return 0.0
+    R = B - X
+    R += Z @ (d[:, None] * X)
+    den = norm_inf * np.abs(X).max(axis=0) + np.abs(B).max(axis=0)
+    num = np.abs(R).max(axis=0)
+    ok = den > 0
+    if not np.all(np.isfinite(num)):
+        return float("inf")
+    return float(np.max(num[ok] / den[ok], initial=0.0))
+
+
 def _relative_size(D: np.ndarray, X: np.ndarray, axis: int) -> float:
     """Largest over right-hand sides of $\\|D\\|_\\infty / \\|X\\|_\\infty$ (`axis` runs along one side)."""
     dn = np.abs(D).max(axis=axis)
@@ -106,12 +160,14 @@ def _relative_size(D: np.ndarray, X: np.ndarray, axis: int) -> float:
     return float(np.max(dn[used] / xn[used]))
 
 
-def _double(Z, d, B, C, fallback=None):
+def _double(Z, d, B, C, norms, fallback=None):
     f = _Factors(_i_minus_a(Z, d, np.float64))
-    return f.right(B), f.left(C), SolveReport("double", fallback=fallback)
+    X = f.right(B)
+    return X, f.left(C), SolveReport("double", fallback=fallback, cond=f.cond(norms[0]),
+                                     residual=_backward_error(Z, d, B, X, norms[1]))
 
 
-def _mixed(Z, d, B, C, rtol, max_steps):
+def _mixed(Z, d, B, C, rtol, max_steps, norms):
     f = _Factors(_i_minus_a(Z, d, np.float32))
     if not f.pivots_ok():
         return "zero or non-finite pivot in the float32 LU"
@@ -136,7 +192,8 @@ def _mixed(Z, d, B, C, rtol, max_steps):
         eta1 = eta if eta1 is None else eta1
         est = eta * eta1
         if est <= rtol:
-            return X, W, SolveReport("mixed", steps=step, est_rel_error=est)
+            return X, W, SolveReport("mixed", steps=step, est_rel_error=est, cond=f.cond(norms[0]),
+                                     residual=_backward_error(Z, d, B, X, norms[1]))
         # each further step multiplies the error by about eta1: stop now if max_steps cannot reach rtol
         more = int(np.ceil(np.log(rtol / est) / np.log(eta1))) if 0 < eta1 < 1 else max_steps + 1
         if step + more > max_steps:
@@ -184,9 +241,10 @@ def host_leontief_solves(
             f"B {B.shape}, C {C.shape}: transpose or reshape the right-hand sides to match Z"
         )
     d = _inverse_output(x)
+    norms = _norms(Z, d)
     if precision == "double":
-        return _double(Z, d, B, C)
-    out = _mixed(Z, d, B, C, rtol, max_steps)
+        return _double(Z, d, B, C, norms)
+    out = _mixed(Z, d, B, C, rtol, max_steps, norms)
     if isinstance(out, str):  # the float32 factors are released before the float64 LU is allocated
-        return _double(Z, d, B, C, fallback=out)
+        return _double(Z, d, B, C, norms, fallback=out)
     return out

@@ -2,11 +2,85 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
 class MRIOError(ValueError):
     """A table that cannot be used as it is (wrong shapes, invalid values, an unsolvable system)."""
+
+
+class MRIOWarning(UserWarning):
+    """A table that can be used but whose numbers need care (ill-conditioned, sectors without value added,
+    stressors of sectors without output)."""
+
+
+_EPS = np.finfo(np.float64).eps
+
+
+def spectral_margin(n: int) -> float:
+    r"""How far below one the spectral radius of `A` must be to count as productive: the rounding error of the
+    column sums of $A = Z\,\mathrm{diag}(x)^{-1}$ and of the computed Perron root, both of order $n\,\epsilon$
+    (six entries of 1/6 sum to $1 - 1.1 \cdot 10^{-16}$), with a floor of $10^{-13}$."""
+    return max(1e-13, 16.0 * n * _EPS)
+
+
+def closed_sectors(Z: np.ndarray, x: np.ndarray, margin: float) -> np.ndarray:
+    """Indices of the largest set of columns whose inputs reach their output (column sums of `A` at least
+    `1 - margin`) using inputs from that set alone: such a closed set has no value added, `A` restricted to it
+    has spectral radius one, and `I - A` is singular (to within `margin`)."""
+    d = np.divide(1.0, x, out=np.zeros(len(x)), where=x != 0)
+    S = np.nonzero(np.asarray(Z).sum(axis=0) * d >= 1.0 - margin)[0]
+    while len(S):
+        inner = np.asarray(Z)[np.ix_(S, S)].sum(axis=0) * d[S]
+        keep = inner >= 1.0 - margin
+        if keep.all():
+            break
+        S = S[keep]
+    return S
+
+
+def _singular_hint(Z, x, regions, sectors, margin: float) -> str:
+    closed = closed_sectors(Z, x, margin)
+    if len(closed):
+        return (f"The columns whose inputs reach their output (to within {margin:.1e} of it) buying from each other "
+                f"form a closed set without value added: {_labels(closed, regions, sectors, limit=8)}. Their output "
+                "is not determined by final demand: give them value added (check gross output and the value-added "
+                "rows), or aggregate them with the sectors they serve.")
+    d = np.divide(1.0, x, out=np.zeros(len(x)), where=x != 0)
+    colsum = np.asarray(Z).sum(axis=0) * d
+    top = np.argsort(-colsum)[:5]
+    shown = ", ".join(f"{_label(int(j), regions, sectors)} ({colsum[j]:.10g})" for j in top)
+    return (f"Columns whose inputs come closest to their output (sum_i A_ij): {shown}. Check units, and that "
+            "gross output includes value added.")
+
+
+def check_conditioning(cond: float, residual: float, Z, x, regions, sectors, *, what: str = "accounts") -> None:
+    """Refuse (`MRIOError`) or warn (`MRIOWarning`) from the condition number `cond` of `I - A`.
+
+    The solution of a backward-stable solve has relative error up to about `cond * eps`: above `1e-4` (fewer
+    than 4 reliable significant digits, or `I - A` singular) the result is refused with the columns at fault;
+    above `1e-8` it is returned with a warning that gives the estimate."""
+    from ._leontief import EPS64, REFUSE_ERROR, WARN_ERROR
+
+    err = cond * EPS64 if np.isfinite(cond) else np.inf
+    res = f", backward error {residual:.1e}" if np.isfinite(residual) else ""
+    if not err <= REFUSE_ERROR:  # also NaN
+        margin = max(spectral_margin(len(x)), 1e-9)
+        raise MRIOError(
+            f"{what}: I - A is singular or too ill-conditioned to solve (condition number estimate "
+            f"cond_1(I - A) = {cond:.3g}, so a float64 solution may have relative error {err:.1e} > "
+            f"{REFUSE_ERROR:g}{res}). " + _singular_hint(Z, x, regions, sectors, margin)
+        )
+    if err > WARN_ERROR:
+        warnings.warn(
+            f"{what}: I - A is ill-conditioned (condition number estimate cond_1(I - A) = {cond:.3g}; results "
+            f"may have relative errors up to {err:.1e}{res}). "
+            + _singular_hint(Z, x, regions, sectors, max(spectral_margin(len(x)), min(1e-3, 1e3 / cond))),
+            MRIOWarning,
+            stacklevel=3,
+        )
 
 
 def _label(idx: int, regions, sectors) -> str:
@@ -88,17 +162,24 @@ def check_table(Z: np.ndarray, Y: np.ndarray, regions, sectors, *, check_spectru
     xs = np.where(x > 0, x, 1.0)
     A = Z / xs[None, :]
     colsum = A.sum(axis=0)
-    if colsum.max() < 1.0:  # rho(A) <= max column sum < 1 for A >= 0
+    margin = spectral_margin(len(x))
+    if colsum.max(initial=0.0) < 1.0 - margin:  # rho(A) <= max column sum < 1 for A >= 0, beyond rounding
         return
     rho, vec = _perron(A)
-    if rho >= 1.0 - 1e-12:
-        over = np.nonzero(colsum >= 1.0)[0]
-        top = np.argsort(-vec)[:5]
+    if rho >= 1.0 - margin:
         raise MRIOError(
-            f"the technical-coefficient matrix A has spectral radius {rho:.6g} >= 1, so I - A is singular or "
-            f"has no non-negative inverse. Columns whose inputs reach or exceed their output (sum_i A_ij >= 1): "
-            f"{_labels(over, regions, sectors) if len(over) else 'none'}; the cycle is concentrated in "
-            f"{_labels(top, regions, sectors)}. Check units and that gross output includes value added."
+            f"the technical-coefficient matrix A has spectral radius {rho:.16g}, not below 1 - {margin:.1e} (the "
+            "rounding margin), so I - A is singular or has no non-negative inverse. "
+            + _singular_hint(Z, x, regions, sectors, margin)
+        )
+    over = np.nonzero(colsum >= 1.0 - margin)[0]
+    if len(over):
+        warnings.warn(
+            f"sectors whose inputs reach or exceed their output (no or negative value added): {_labels(over, regions, sectors)}. The table "
+            f"is accepted because they buy from sectors that have value added (spectral radius of A {rho:.10g} < 1), "
+            "but a published table rounded to integers can have such sectors by accident: check their value added.",
+            MRIOWarning,
+            stacklevel=4,
         )
 
 
