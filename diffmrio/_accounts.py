@@ -17,7 +17,13 @@ import xarray as xr
 
 from ._custom_types import Array, Float
 from ._host_solve import host_leontief_solves
-from ._leontief import leontief_inverse, leontief_solve, leontief_solve_left, leontief_solves, leontief_solves_checked
+from ._leontief import (
+    leontief_inverse,
+    leontief_solve,
+    leontief_solve_left,
+    leontief_solves,
+    leontief_solves_checked,
+)
 from ._mrio import MRIO
 from ._validate import check_conditioning
 

@@ -137,6 +137,85 @@ def _finish(method, converged, it, err_r, err_c, history, r, s, warn, tol, max_i
     return report
 
 
+_STALL_WINDOW = 10
+
+
+def _stalled(history: list[float], it: int, tol: float, max_iter: int) -> bool:
+    """Whether the error has stopped falling fast enough: at the rate of the last `_STALL_WINDOW` sweeps it would
+    not reach `tol` within `max_iter` sweeps (or it did not fall at all). Checked from sweep `2 * _STALL_WINDOW`."""
+    w = _STALL_WINDOW
+    if it < 2 * w:
+        return False
+    new, old = history[-1], history[-1 - w]
+    if not (np.isfinite(new) and np.isfinite(old)) or new >= old:
+        return True
+    if new <= tol:
+        return False
+    rate = (new / old) ** (1.0 / w)
+    needed = np.log(tol / new) / np.log(rate) if rate > 0 else 0.0
+    return bool(it + needed > max_iter)
+
+
+def _deficit_set(X, S, u, v, du, dv):
+    """A set of lines whose targets exceed the targets of every crossing line they can reach (Hall's condition
+    on the zero pattern `S` fails: no non-negative matrix with that pattern meets the margins). Returns a message
+    or `None`. Candidate sets: the rows (columns) whose sums fall short of their targets by more than a fraction
+    of the largest shortfall."""
+    for axis, (t, d, t_other, name, other) in enumerate(
+        ((u, du, v, "row", "column"), (v, dv, u, "column", "row"))
+    ):
+        short = (t - X.sum(axis=1 - axis)) / d
+        top = short.max(initial=0.0)
+        if top <= 0:
+            continue
+        for frac in (0.5, 0.1, 1e-2, 1e-3, 1e-6):
+            lines = np.nonzero(short > frac * top)[0]
+            reach = (S[lines].any(axis=0) if axis == 0 else S[:, lines].any(axis=1))
+            need, have = t[lines].sum(), t_other[reach].sum()
+            if need > have * (1 + 1e-9) + 1e-300:
+                return (f"{name}s {_fmt_idx(lines)} have targets totalling {need:.10g}, but the {other}s they have "
+                        f"entries in ({_fmt_idx(np.nonzero(reach)[0])}) have targets totalling only {have:.10g}: no "
+                        f"matrix with the zero pattern of `X0` meets both margins. Correct those targets, or seed "
+                        f"the prior with entries linking those {name}s to other {other}s.")
+    return None
+
+
+def _gaps(X, u, v, du, dv, tol) -> str:
+    er = np.abs(X.sum(1) - u) / du
+    ec = np.abs(X.sum(0) - v) / dv
+    rows = [f"row {i} (sum {X[i].sum():.6g}, target {u[i]:.6g})" for i in np.argsort(-er)[:3] if er[i] > tol]
+    cols = [f"column {j} (sum {X[:, j].sum():.6g}, target {v[j]:.6g})" for j in np.argsort(-ec)[:3] if ec[j] > tol]
+    return "largest gaps: " + ", ".join(rows + cols)
+
+
+def _stop(method, X, S, u, v, it, err, tol, warn):
+    """What to do when the sweeps stall: an error when the margins are proven infeasible (or the scaling broke
+    down), a warning (with `warn`) otherwise."""
+    du = np.where(u != 0, np.abs(u), max(np.abs(u).mean(), np.finfo(np.float64).tiny))
+    dv = np.where(v != 0, np.abs(v), max(np.abs(v).mean(), np.finfo(np.float64).tiny))
+    if not np.all(np.isfinite(X)):
+        rows = np.nonzero(~np.isfinite(X).all(1))[0]
+        cols = np.nonzero(~np.isfinite(X).all(0))[0]
+        raise ValueError(
+            f"{method} broke down after {it} sweeps: the scaling factors of rows {_fmt_idx(rows)} and columns "
+            f"{_fmt_idx(cols)} over- or underflowed, which happens when the margins cannot be met with the zero "
+            "pattern of `X0`. Check those rows' and columns' targets against the entries they have."
+        )
+    hall = _deficit_set(X, S, u, v, du, dv) if S is not None else None
+    if hall is not None:
+        raise ValueError(f"{method} cannot meet the margins (the error stalled at {err:.3g} after {it} sweeps): "
+                         + hall)
+    if warn:
+        warnings.warn(
+            f"{method} stalled after {it} sweeps at max relative error {err:.3g} > tol={tol:g}: at its current rate "
+            f"it would not reach tol within max_iter sweeps ({_gaps(X, u, v, du, dv, tol)}). Near tol this is the "
+            "floating-point floor of the margins (raise `tol`); far above it the zero pattern of `X0` leaves the "
+            "margins barely reachable (check those targets). The result is returned with `converged=False`.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros(np.broadcast_shapes(a.shape, b.shape))
     np.divide(a, b, out=out, where=b != 0)
@@ -173,7 +252,12 @@ def ras(
     - `tol`: stop when the maximum relative row error and column error are both $\\le$ `tol`.
     - `max_iter`: cap on the number of sweeps.
     - `total_rtol`: tolerance of the grand-total check $|\\sum u - \\sum v| \\le$ `total_rtol` $\\cdot \\max(\\sum|u|, \\sum|v|)$.
-    - `warn`: emit a `RuntimeWarning` when the cap is reached without convergence.
+    - `warn`: emit a `RuntimeWarning` when the cap is reached, or the sweeps stall, without convergence.
+
+    The sweeps stop early when they stall: from sweep 20 on, when the error of the last 10 sweeps falls at a
+    rate that would not reach `tol` within `max_iter` sweeps (a floating-point floor, or margins that the zero
+    pattern of `X0` makes barely reachable). The result is then returned with `converged=False` and a warning
+    naming the rows and columns with the largest gaps, unless the margins are proven infeasible (below).
 
     **Returns**
 
@@ -181,8 +265,11 @@ def ras(
 
     **Raises**
 
-    `ValueError` when the grand totals of the targets differ, when `X0` or a target is negative, or when a
-    row/column of `X0` has nothing to scale but a positive target.
+    `ValueError` when the grand totals of the targets differ, when `X0` or a target is negative, when a
+    row/column of `X0` has nothing to scale but a positive target, and, once the sweeps stall, when a set of
+    rows (columns) falling short of their targets needs more than the targets of all the columns (rows) they
+    have entries in allow (Hall's condition on the zero pattern; the message names both sets), or when the
+    scaling factors overflow.
 
     !!! example
         ```python
@@ -224,6 +311,9 @@ def ras(
         if err_r <= tol and err_c <= tol:
             converged = True
             break
+        if not np.isfinite(history[-1]) or _stalled(history, it, tol, max_iter):
+            _stop("RAS", X, live > 0, u, v, it, history[-1], tol, warn)
+            return X, _finish("RAS", False, it, err_r, err_c, history, r, s, False, tol, max_iter)
     X = r[:, None] * X0 * s[None, :]
     return X, _finish("RAS", converged, it, err_r, err_c, history, r, s, warn, tol, max_iter)
 
@@ -291,7 +381,8 @@ def gras(
 
     `ValueError` when the grand totals differ, or a row/column cannot reach its target with sign-preserving
     scaling (all zero with a non-zero target; only non-negative entries with a negative target; only
-    non-positive entries with a positive target).
+    non-positive entries with a positive target); without negative entries, also in the stalled cases of
+    [`ras`][diffmrio.ras] (the stall rule is the same).
     """
     X0, u, v = _as_problem(X0, row_targets, col_targets, total_rtol)
     P = np.where(X0 > 0, X0, 0.0)
@@ -325,5 +416,8 @@ def gras(
         if err_r <= tol and err_c <= tol:
             converged = True
             break
+        if not np.isfinite(history[-1]) or _stalled(history, it, tol, max_iter):
+            _stop("GRAS", X, None if (N > 0).any() else P > 0, u, v, it, history[-1], tol, warn)
+            return X, _finish("GRAS", False, it, err_r, err_c, history, r, s, False, tol, max_iter)
     X = assemble(r, s)
     return X, _finish("GRAS", converged, it, err_r, err_c, history, r, s, warn, tol, max_iter)

@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from ._custom_types import Array, Float
-from ._validate import MRIOError, check_finite, check_shapes, check_table
+from ._validate import MRIOError, as_numeric, check_finite, check_lost_stressors, check_shapes, check_table
 
 
 def _as_labels(name: str, labels) -> tuple[str, ...]:
@@ -137,15 +137,19 @@ class MRIO(eqx.Module):
         categories = _as_labels("categories", categories)
         stressors = _as_labels("stressors", stressors)
         units = tuple(str(u) for u in units) if units is not None else ("",) * len(stressors)
-        Z = np.asarray(Z, dtype=np.float64)
-        Y = np.asarray(Y, dtype=np.float64)
+        empty = [nm for nm, lab in (("regions", regions), ("sectors", sectors), ("categories", categories)) if not lab]
+        if empty:
+            raise MRIOError(f"the table is empty: no {' and no '.join(empty)} given; an MRIO needs at least one "
+                            "region, one sector and one final-demand category.")
+        Z = as_numeric("Z", Z)
+        Y = as_numeric("Y", Y)
         if Y.ndim == 1:
             Y = Y[:, None]
         p = len(stressors)
-        F = np.zeros((p, Z.shape[0])) if F is None else np.asarray(F, dtype=np.float64)
+        F = np.zeros((p, Z.shape[0])) if F is None else as_numeric("F", F)
         if F.ndim == 1:
             F = F[None, :]
-        F_Y = np.zeros((p, Y.shape[1])) if F_Y is None else np.asarray(F_Y, dtype=np.float64)
+        F_Y = np.zeros((p, Y.shape[1])) if F_Y is None else as_numeric("F_Y", F_Y)
         if F_Y.ndim == 1:
             F_Y = F_Y[None, :]
         check_shapes(Z, Y, F, F_Y, len(regions), len(sectors), len(categories), p)
@@ -153,6 +157,7 @@ class MRIO(eqx.Module):
             for nm, arr in (("Z", Z), ("Y", Y), ("F", F), ("F_Y", F_Y)):
                 check_finite(nm, arr)
             check_table(Z, Y, regions, sectors)
+            check_lost_stressors(F, Z.sum(axis=1) + Y.sum(axis=1), regions, sectors, stressors, units)
         # numpy leaves: JAX transformations take them as arrays (zero-copy on a CPU), and the host path of
         # `accounts` reads them without exporting a device buffer (which would copy an n x n matrix)
         return cls(
@@ -211,19 +216,21 @@ class MRIO(eqx.Module):
         stressors: list[str] = []
         Fv = None
         FYv = None
+        if F is None and F_Y is not None:  # stressors emitted by final demand only: industries emit none of them
+            F = pd.DataFrame(0.0, index=F_Y.index, columns=idx)
         if F is not None:
             if not np.array_equal(F.columns.to_flat_index(), idx.to_flat_index()):
                 raise MRIOError("`F`'s columns are not in the order of `Z`'s rows: use `F.reindex(columns=Z.index)`.")
             stressors = [_flat_label(v) for v in F.index]
-            Fv = F.to_numpy(dtype=np.float64)
+            Fv = as_numeric("F", F)
             if F_Y is not None:
                 if not np.array_equal(F_Y.columns.to_flat_index(), ycols.to_flat_index()):
                     raise MRIOError("`F_Y`'s columns are not in the order of `Y`'s: use `F_Y.reindex(columns=Y.columns)`.")
                 if not np.array_equal(F_Y.index.to_flat_index(), F.index.to_flat_index()):
                     raise MRIOError("`F_Y`'s rows are not in the order of `F`'s: use `F_Y.reindex(index=F.index)`.")
-                FYv = F_Y.to_numpy(dtype=np.float64)
+                FYv = as_numeric("F_Y", F_Y)
         return cls.from_arrays(
-            Z.to_numpy(dtype=np.float64), Y.to_numpy(dtype=np.float64), Fv, FYv,
+            as_numeric("Z", Z), as_numeric("Y", Y), Fv, FYv,
             regions=regions, sectors=sectors, categories=categories, stressors=stressors,
             units=units, name=name, validate=validate,
         )  # fmt: skip
@@ -246,6 +253,10 @@ class MRIO(eqx.Module):
         categories = list(io.get_Y_categories())
         order = pd.MultiIndex.from_product([regions, sectors])
         ycols = pd.MultiIndex.from_product([regions, categories])
+        _check_labels("Z rows", Z.index, order)
+        _check_labels("Z columns", Z.columns, order)
+        _check_labels("Y rows", io.Y.index, order)
+        _check_labels("Y columns", io.Y.columns, ycols)
         Zr = Z.reindex(index=order, columns=order)
         Yr = io.Y.reindex(index=order, columns=ycols, fill_value=0.0)
         names = list(extensions) if extensions is not None else [e for e in io.get_extensions()]
@@ -254,9 +265,11 @@ class MRIO(eqx.Module):
             ext = getattr(io, ename)
             if ext.F is None:
                 raise MRIOError(f"extension {ename!r} has no F; run `io.calc_all()` or give F")
-            F_blocks.append(ext.F.reindex(columns=order).to_numpy(dtype=np.float64))
+            _check_labels(f"extension {ename!r} F columns", ext.F.columns, order)
+            F_blocks.append(as_numeric(f"{ename}.F", ext.F.reindex(columns=order)))
             if getattr(ext, "F_Y", None) is not None:
-                FY_blocks.append(ext.F_Y.reindex(columns=ycols, fill_value=0.0).to_numpy(dtype=np.float64))
+                _check_labels(f"extension {ename!r} F_Y columns", ext.F_Y.columns, ycols)
+                FY_blocks.append(as_numeric(f"{ename}.F_Y", ext.F_Y.reindex(columns=ycols, fill_value=0.0)))
             else:
                 FY_blocks.append(np.zeros((ext.F.shape[0], len(ycols))))
             unit_col = ext.unit.reindex(ext.F.index) if ext.unit is not None else None
@@ -268,7 +281,7 @@ class MRIO(eqx.Module):
         F = np.concatenate(F_blocks, axis=0) if F_blocks else None
         F_Y = np.concatenate(FY_blocks, axis=0) if FY_blocks else None
         return cls.from_arrays(
-            Zr.to_numpy(dtype=np.float64), Yr.to_numpy(dtype=np.float64), F, F_Y,
+            as_numeric("Z", Zr), as_numeric("Y", Yr), F, F_Y,
             regions=regions, sectors=sectors, categories=categories, stressors=labels, units=units,
             name=str(getattr(io, "name", "mrio") or "mrio"), validate=validate,
         )  # fmt: skip
@@ -294,10 +307,12 @@ class MRIO(eqx.Module):
             raise MRIOError(f"Dataset dimensions do not match the MRIO layout: {exc}") from None
         n = len(regions) * len(sectors)
         stressors, units, Fv, FYv = [], None, None, None
-        if "F" in ds:
-            F = ds["F"].transpose("stressor", "region", "sector")
+        if "F" in ds or "F_Y" in ds:
             stressors = [str(v) for v in ds["stressor"].values]
-            Fv = F.values.reshape(len(stressors), n)
+            if "F" in ds:
+                Fv = ds["F"].transpose("stressor", "region", "sector").values.reshape(len(stressors), n)
+            else:  # stressors emitted by final demand only: industries emit none of them
+                Fv = np.zeros((len(stressors), n))
             units = [str(u) for u in ds["unit"].values] if "unit" in ds.coords else None
             if "F_Y" in ds:
                 FYv = ds["F_Y"].sel(fd_region=regions).transpose("stressor", "fd_region", "category").values
@@ -357,6 +372,20 @@ class MRIO(eqx.Module):
             ext = pymrio.Extension(name=extension_name, F=d["F"], F_Y=d["F_Y"], unit=d["unit"])
             setattr(io, extension_name.replace(" ", "_"), ext)
         return io
+
+
+def _check_labels(what: str, index: pd.Index, expected: pd.MultiIndex) -> None:
+    """Refuse labels that reindexing to `expected` would drop (a typo in a region, sector or category)."""
+    known = set(expected.to_flat_index())
+    unmatched = [v for v in index.to_flat_index() if v not in known]
+    if unmatched:
+        regions = list(dict.fromkeys(expected.get_level_values(0)))
+        second = list(dict.fromkeys(expected.get_level_values(1)))
+        raise MRIOError(
+            f"the pymrio system's {what} have {len(unmatched)} label(s) that match no (region, sector/category) of "
+            f"the table, e.g. {unmatched[:5]}; their values would be dropped. Known regions: {regions[:10]}, "
+            f"sectors/categories: {second[:10]}. Fix the labels (e.g. `df.rename(index=..., columns=...)`)."
+        )
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

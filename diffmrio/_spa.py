@@ -159,10 +159,18 @@ def structural_paths(
         raise ValueError("`A` has negative coefficients; SPA bounds need A >= 0 (check the table's validity).")
     if k is None and not tol > 0:
         raise ValueError("Give `k` (top-k paths) or a positive `tol` (all paths above tol * total), or both.")
-    if k is not None and k < 1:
-        raise ValueError(f"`k` must be a positive integer or None; got {k}.")
-    if tol < 0:
-        raise ValueError(f"`tol` must be >= 0; got {tol}.")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"`k` (how many paths) must be a positive integer or None; got {k!r}. Pass e.g. "
+                         f"k={max(1, int(k)) if isinstance(k, (int, float)) and np.isfinite(k) else 100}.")
+    for name, arr in (("s", s), ("y", y)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise ValueError(f"`{name}` has {int(bad.sum())} NaN/inf entries (first at index {int(np.argmax(bad))}): "
+                             "the path values and the total would be NaN. Fill or drop them first.")
+    if not np.all(np.isfinite(Acsc.data)):
+        raise ValueError("`A` has NaN/inf coefficients; check the table (e.g. sectors with zero output).")
+    if not tol >= 0:
+        raise ValueError(f"`tol` must be a number >= 0; got {tol!r}.")
 
     m, mabs = (np.asarray(M[0], dtype=np.float64), np.asarray(M[1], dtype=np.float64)) if M is not None \
         else _multipliers(Acsc if sp.issparse(A) else A, s)

@@ -95,6 +95,47 @@ def _labels(idxs, regions, sectors, limit: int = 5) -> str:
     return shown + more
 
 
+def as_numeric(name: str, arr) -> np.ndarray:
+    """`arr` as a float64 array, or an `MRIOError` naming the argument and the first entry that is not a number
+    (instead of numpy's "could not convert string to float")."""
+    if hasattr(arr, "to_numpy"):  # pandas
+        arr = arr.to_numpy()
+    try:
+        return np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        obj = np.asarray(arr, dtype=object)
+        for idx, v in np.ndenumerate(obj):
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                raise MRIOError(
+                    f"`{name}` has a non-numeric entry {v!r} at index {tuple(int(i) for i in idx)}: every entry must "
+                    "be a number. Convert text columns with `pd.to_numeric(..., errors='coerce')` and fill what "
+                    "becomes NaN (e.g. with 0) before building the MRIO."
+                ) from None
+        raise MRIOError(f"`{name}` could not be read as a float64 array ({exc}); pass a numeric array.") from None
+
+
+def check_lost_stressors(F, x, regions, sectors, stressors, units) -> None:
+    """Warn when sectors with zero gross output have stressors: `S = F / x` is zero there (pymrio's
+    convention), so those stressors are in no account."""
+    lost = (x == 0) & (np.abs(F) > 0).any(axis=0)
+    if not lost.any():
+        return
+    cols = np.nonzero(lost)[0]
+    tot = F[:, cols].sum(axis=1)
+    amounts = ", ".join(f"{stressors[k]} {tot[k]:.6g}{(' ' + units[k]) if units[k] else ''}"
+                        for k in np.nonzero(tot != 0)[0][:5])
+    warnings.warn(
+        f"sectors with zero gross output but non-zero stressors: {_labels(cols, regions, sectors)}. Their "
+        f"intensities S = F / x are set to 0 (as in pymrio), so these stressors are in no account; lost: "
+        f"{amounts or 'amounts that cancel'}. Give those sectors an output, or book the stressors to final demand "
+        "(`F_Y`) or to the sectors that really emit them.",
+        MRIOWarning,
+        stacklevel=4,
+    )
+
+
 def check_finite(name: str, arr: np.ndarray) -> None:
     bad = ~np.isfinite(arr)
     if bad.any():
@@ -144,7 +185,17 @@ def check_table(Z: np.ndarray, Y: np.ndarray, regions, sectors, *, check_spectru
             f"{_label(j, regions, sectors)} = {Z[i, j]:.6g}; intermediate flows must be >= 0 "
             "(balance the table with GRAS, or move negative items such as subsidies to value added)."
         )
-    x = Z.sum(axis=1) + Y.sum(axis=1)
+    if Z.shape[0] == 0:
+        raise MRIOError("the table is empty (no region-sectors): give at least one region and one sector.")
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = Z.sum(axis=1) + Y.sum(axis=1)
+    bad = np.nonzero(~np.isfinite(x))[0]
+    if len(bad):
+        raise MRIOError(
+            f"gross output x = Z 1 + Y 1 overflows to inf for {_labels(bad, regions, sectors)} (entries up to "
+            f"{max(np.abs(Z).max(), np.abs(Y).max(initial=0.0)):.3g}): rescale the table to larger units (e.g. "
+            "million instead of units of currency)."
+        )
     bad = np.nonzero(x < 0)[0]
     if len(bad):
         raise MRIOError(
@@ -168,7 +219,7 @@ def check_table(Z: np.ndarray, Y: np.ndarray, regions, sectors, *, check_spectru
     rho, vec = _perron(A)
     if rho >= 1.0 - margin:
         raise MRIOError(
-            f"the technical-coefficient matrix A has spectral radius {rho:.16g}, not below 1 - {margin:.1e} (the "
+            f"the technical-coefficient matrix A has spectral radius {rho:.16g} >= 1 - {margin:.1e} (one, less a "
             "rounding margin), so I - A is singular or has no non-negative inverse. "
             + _singular_hint(Z, x, regions, sectors, margin)
         )

@@ -34,6 +34,20 @@ __all__ = [
 ]
 
 
+def check_rate_units(rate, name: str = "baseline_rate") -> None:
+    """Refuse mortality rates above 1 death per person-year (concrete arrays only; traced values pass): such a
+    rate is impossible and almost always a table per 100,000 (or per 1,000) that was not divided."""
+    if isinstance(rate, jax.core.Tracer):
+        return
+    r = np.asarray(rate)
+    if r.size and np.nanmax(r) > 1.0:
+        raise ValueError(
+            f"`{name}` has rates up to {np.nanmax(r):.6g} deaths per person-year ({int((r > 1).sum())} above 1): "
+            "rates must be per person-year, and above 1 they are impossible. GBD tables are per 100,000: divide by "
+            "1e5 (the `load_gbd_*_mortality` loaders do)."
+        )
+
+
 def _broadcast_lead(x: Array, lead: tuple[int, ...], cell_shape: tuple[int, ...], name: str) -> Array:
     """Accept `x[*lead]` or `x[*lead, *cell]` and return it shaped to broadcast against `[*lead, *cell]`."""
     x = jnp.asarray(x, dtype=jnp.float64)
@@ -204,6 +218,7 @@ class HealthInputs(eqx.Module):
     ):
         self.population = jnp.asarray(population, dtype=jnp.float64)
         self.age_fraction = jnp.asarray(age_fraction, dtype=jnp.float64)
+        check_rate_units(baseline_rate)
         self.baseline_rate = jnp.asarray(baseline_rate, dtype=jnp.float64)
         self.region_fraction = None if region_fraction is None else jnp.asarray(region_fraction, jnp.float64)
         self.region_index = None if region_index is None else jnp.asarray(region_index, dtype=jnp.int32)
@@ -326,6 +341,7 @@ def attributable_deaths_xr(
             raise ValueError(f"`population` and `C` have different `{d}` coordinates: regrid one onto the other")
     if "cause" not in baseline_rate.dims or "age" not in baseline_rate.dims:
         raise ValueError(f"`baseline_rate` needs dims ('cause', 'age'[, *spatial]), has {baseline_rate.dims}")
+    check_rate_units(baseline_rate.values)
     if "age" not in age_fraction.dims:
         raise ValueError(f"`age_fraction` needs an 'age' dim, has {age_fraction.dims}")
     br = baseline_rate.assign_coords(cause=list(_canonical_causes([str(c) for c in baseline_rate["cause"].values])))

@@ -265,6 +265,7 @@ def load_gbd_baseline_mortality(path, column: str = "base2015") -> xr.DataArray:
                    Country=df["Country"].astype(str).str.strip())
     df["agegroup"] = _int_ages(df["agegroup"], p)
     da = _long_table(df, p, ["Country", "endpoint", "agegroup"], column) * PER_100K
+    _check_per_100k(p, column, da.values)
     da = da.rename({"Country": "country", "agegroup": "age"})
     # NaN after unstacking = a (country, endpoint, age) row that is absent.
     present_any = da.notnull().any("country")
@@ -279,6 +280,15 @@ def load_gbd_baseline_mortality(path, column: str = "base2015") -> xr.DataArray:
     da.name = "baseline_mortality"
     da.attrs.update({"units": "deaths person-1 yr-1", "source": str(p), "column": column})
     return da
+
+
+def _check_per_100k(p, what: str, rate: np.ndarray) -> None:
+    """Rates read per 100,000 that exceed 1 death per person-year are impossible: the file is in other units."""
+    if rate.size and np.nanmax(rate) > 1.0:
+        raise ValueError(f"{p}: {what} has rates up to {np.nanmax(rate) / PER_100K:.6g} per 100,000 ("
+                         f"{np.nanmax(rate):.6g} deaths per person-year, {int((rate > 1).sum())} value(s) above "
+                         "1): the file must give deaths per 100,000 person-years; check its units (counts of "
+                         "deaths, or rates per person already?).")
 
 
 def _int_ages(s: pd.Series, p) -> pd.Series:
@@ -336,6 +346,7 @@ def load_gbd_china_mortality(path, year: int) -> xr.DataArray:
     v = sel[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     if not np.isfinite(v).all() or (v < 0).any():
         raise ValueError(f"{p}: NaN/negative rates for year {year}; fix the table")
+    _check_per_100k(p, f"year {year}", v * PER_100K)
     return xr.DataArray(v * PER_100K, dims=("endpoint", "age"),
                         coords={"endpoint": sel["endpoint"].tolist(), "age": [int(c) for c in cols]},
                         name="baseline_mortality",
