@@ -587,7 +587,8 @@ def _check_training_args(*, steps, max_steps, learning_rate, weight_decay, batch
     def integer(name, v, low, optional=False):
         if optional and v is None:
             return
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low:
+        whole = isinstance(v, int | np.integer) or (isinstance(v, float | np.floating) and float(v).is_integer())
+        if isinstance(v, bool) or not whole or v < low:
             raise ValueError(f"`{name}` must be an integer >= {low}{' or None' if optional else ''}, got {v!r}")
 
     integer("steps", steps, 1)
