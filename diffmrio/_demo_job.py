@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,11 +16,128 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ctm_interface._atomic import TMP_TAG, clean_stale_temporaries, write_guard  # noqa: E402
+
 from ._accounts import accounts  # noqa: E402
-from ._io import write_netcdf_atomic  # noqa: E402
+from ._io import write_netcdf_atomic, write_text_atomic  # noqa: E402
 from ._report import Report  # noqa: E402
 from ._trade import eebt  # noqa: E402
 from .datasets import demo_world  # noqa: E402
+
+MANIFEST = "diffmrio-demo-manifest.json"
+# what the demo writes (checked before it starts; the write guard also checks every other write)
+OUTPUTS = (
+    "report.md",
+    "results/accounts.nc",
+    "results/sensitivity_final_demand.nc",
+    "results/monte_carlo_summary.nc",
+    *(f"figures/{n}.png" for n in ("pba_vs_cba", "burden_matrix", "production_layers", "emulator_vs_ctm",
+                                   "adjoint_check", "deaths_map", "sensitivity_top", "attribution_mc")),
+)
+
+
+class DemoOutputError(Exception):
+    """The output folder cannot be used: not a folder, not writable, or holding files the demo did not write."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class OutputGuard:
+    """Keeps `out/diffmrio-demo-manifest.json`, the sha256 of every file the demo wrote in `out`, and refuses
+    (unless `force`) to replace a file that is not in it or that changed since (a user's own or edited file).
+    Paths outside `out` or inside `exempt` folders (the self-checking cache) are not its business.
+
+    A file's new hash is recorded before the file replaces the old one (both are accepted until the
+    replacement is done), so an interruption at any point leaves every demo file recognisable as the demo's."""
+
+    def __init__(self, out: Path, *, force: bool = False, exempt: tuple[Path, ...] = ()):
+        self.out = out.resolve()
+        self.force = force
+        self.exempt = tuple(e.resolve() for e in exempt)
+        self.manifest = out / MANIFEST
+        self.files: dict[str, list[str]] = {}
+        self.manifest_problem = ""
+        if self.manifest.exists():
+            try:
+                doc = json.loads(self.manifest.read_text(encoding="utf-8"))
+                if doc.get("written_by") != "diffmrio demo" or not isinstance(doc.get("files"), dict):
+                    raise ValueError("not a diffmrio demo manifest")
+                self.files = {str(k): [str(h) for h in (v if isinstance(v, list) else [v])]
+                              for k, v in doc["files"].items()}
+            except (ValueError, OSError, AttributeError, TypeError) as err:
+                self.manifest_problem = f" ({self.manifest} is unreadable: {err})"
+                if not force:
+                    raise DemoOutputError(
+                        f"{self.manifest} exists but is not a readable diffmrio demo manifest ({err}), so the "
+                        f"demo cannot tell which files in {out} it wrote; pass --force to overwrite the demo's "
+                        "outputs anyway, or use another --out folder"
+                    ) from None
+
+    def _rel(self, path: Path) -> str | None:
+        p = path.resolve()
+        if any(p.is_relative_to(e) for e in self.exempt) or not p.is_relative_to(self.out):
+            return None
+        rel = p.relative_to(self.out).as_posix()
+        return None if rel == MANIFEST else rel
+
+    def owned(self, rel: str) -> bool:
+        p = self.out / rel
+        return not p.exists() or _sha256(p) in self.files.get(rel, [])
+
+    def foreign(self, rels) -> list[str]:
+        """Those of `rels` that exist in `out` but were not written by the demo (or were changed since)."""
+        return [r for r in rels if not self.owned(r)]
+
+    def check(self, rels) -> None:
+        if not self.force and (bad := self.foreign(rels)):
+            raise DemoOutputError(
+                f"{self.out} holds files the demo did not write (or that changed since it wrote them): "
+                f"{', '.join(bad)}{self.manifest_problem}. The demo does not overwrite them: move them away, "
+                "use another --out folder, or pass --force to overwrite them"
+            )
+
+    def _save(self) -> None:
+        write_text_atomic(self.manifest, json.dumps({"written_by": "diffmrio demo", "files": self.files},
+                                                    indent=1, sort_keys=True))
+
+    def before_write(self, path: Path) -> None:
+        if (rel := self._rel(path)) is not None:
+            self.check([rel])
+
+    def before_replace(self, tmp: Path, path: Path) -> None:
+        if (rel := self._rel(path)) is not None:
+            old = [_sha256(path)] if path.exists() and self.owned(rel) else []
+            self.files[rel] = [_sha256(tmp), *old]
+            self._save()
+
+    def after_write(self, path: Path) -> None:
+        if (rel := self._rel(path)) is not None:
+            self.files[rel] = self.files[rel][:1]
+            self._save()
+
+
+def prepare_output_folder(out: Path) -> None:
+    """Create `out` (and `out/results`) or explain why it cannot be used; remove temporaries a killed run
+    left in it."""
+    if out.exists() and not out.is_dir():
+        raise DemoOutputError(f"--out {out} is a file, not a folder: pass a folder (it is created if missing)")
+    try:
+        (out / "results").mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".probe{TMP_TAG}", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise DemoOutputError(
+            f"cannot write in the output folder {out} ({err.strerror or err}: {err.filename or out}); pass a "
+            "writable --out folder"
+        ) from None
+    clean_stale_temporaries(out, recursive=True)
 
 
 def _accounts_section(rep: Report, world, out: Path, log) -> None:
@@ -81,7 +201,7 @@ def _accounts_section(rep: Report, world, out: Path, log) -> None:
 
 
 def run_demo(out: str | Path, *, quiet: bool = False, quick: bool = False, n_draws: int | None = None,
-             cache_dir: str | Path | None = None, economy_only: bool = False) -> Path:
+             cache_dir: str | Path | None = None, economy_only: bool = False, force: bool = False) -> Path:
     """Run the main job on the synthetic demo world and write `out/report.md` with figures.
 
     The whole chain: accounts and supply-chain structure of the demo economy; a reference-CTM ensemble
@@ -91,13 +211,25 @@ def run_demo(out: str | Path, *, quiet: bool = False, quick: bool = False, n_dra
     **Arguments:** `out` folder; `quick`: a coarse CTM grid, fewer runs and draws (minutes -> seconds, for
     tests); `n_draws`: Monte Carlo draws (default 10,000, or 200 with `quick`); `cache_dir`: where the CTM
     ensemble and the trained emulator are cached (default `out/cache`); `economy_only`: stop after the
-    MRIO sections.
+    MRIO sections; `force`: overwrite files in `out` that the demo did not write.
+
+    The demo records what it writes in `out/diffmrio-demo-manifest.json` (with sha256 hashes) and refuses,
+    with `DemoOutputError`, to overwrite a file it did not write or that was changed since (unless `force`);
+    an `out` that is a file or not writable raises `DemoOutputError` too.
 
     **Returns:** the path of the report.
     """
     out = Path(out)
-    (out / "results").mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(out)
+    cache = Path(cache_dir) if cache_dir else out / "cache"
+    guard = OutputGuard(out, force=force, exempt=(cache,))
+    guard.check(OUTPUTS)
+    with write_guard(guard):
+        return _run(out, quiet=quiet, quick=quick, n_draws=n_draws, cache=cache, economy_only=economy_only)
 
+
+def _run(out: Path, *, quiet: bool, quick: bool, n_draws: int | None, cache: Path,
+         economy_only: bool) -> Path:
     def log(msg: str) -> None:
         if not quiet:
             print(f"[diffmrio demo] {msg}", flush=True)
@@ -129,7 +261,7 @@ def run_demo(out: str | Path, *, quiet: bool = False, quick: bool = False, n_dra
         t0 = time.perf_counter()
         cfg = demo_config(quick)
         log("building the chain: reference-CTM ensemble and emulator training (cached after the first run)")
-        dc = demo_chain(**cfg, cache_dir=Path(cache_dir) if cache_dir else out / "cache", progress=not quiet)
+        dc = demo_chain(**cfg, cache_dir=cache, progress=not quiet)
         timings["chain build"] = time.perf_counter() - t0
         emulator_section(rep, dc, out, log)
         health_section(rep, dc, out, log)

@@ -17,12 +17,24 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--draws", type=int, default=None, help="Monte Carlo draws (default 10000; 200 with --quick)")
     demo.add_argument("--cache", type=Path, default=None, help="cache for the CTM ensemble and emulator (default OUT/cache)")
     demo.add_argument("--economy-only", action="store_true", help="only the MRIO sections (no CTM, emulator, health)")
+    demo.add_argument("--force", action="store_true", help="overwrite files in OUT that the demo did not write")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        from ._demo_job import run_demo
+        from ._demo_job import DemoOutputError, run_demo
 
-        path = run_demo(args.out, quiet=args.quiet, quick=args.quick, n_draws=args.draws, cache_dir=args.cache,
-                        economy_only=args.economy_only)
+        try:
+            path = run_demo(args.out, quiet=args.quiet, quick=args.quick, n_draws=args.draws, cache_dir=args.cache,
+                            economy_only=args.economy_only, force=args.force)
+        except DemoOutputError as err:
+            print(f"diffmrio demo: error: {err}", file=sys.stderr)
+            return 2
+        except OSError as err:  # e.g. a read-only subfolder, a full disk: no traceback, the path is in the message
+            print(f"diffmrio demo: error: {err}; pass a writable --out folder (or free disk space)", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("diffmrio demo: interrupted; the files written so far are complete (see "
+                  f"{args.out / 'diffmrio-demo-manifest.json'}); run the command again to finish", file=sys.stderr)
+            return 130
         print(path.resolve())
         return 0
     return 1  # pragma: no cover

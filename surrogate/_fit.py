@@ -14,7 +14,10 @@ Sobolev term on adjoint sensitivities).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import math
 import os
 from pathlib import Path
 
@@ -260,14 +263,146 @@ def _init_mlp(model: MLPEmulator, data: dict, base) -> MLPEmulator:
     return eqx.tree_at(lambda m: m.linear, model, jnp.asarray(lin))
 
 
-def _fingerprint(model, data, cfg) -> dict:
-    return {
-        "class": type(model).__name__,
-        "hyperparameters": model.hyperparameters,
-        "n_runs": int(data["x"].shape[0]),
-        "data_checksum": float(np.sum(data["x"]) + 1e-3 * np.sum(data["y"])),
-        **cfg,
+CHECKPOINT_MAGIC = b"DIFFMRIO-CHECKPOINT 2\n"
+
+
+def _sha256_arrays(*arrays) -> str:
+    """sha256 over the dtype, shape and float64/native bytes of each array, in order."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def model_digest(model) -> str:
+    """Content hash of an emulator: every array leaf (path, dtype, shape, bytes) plus its class,
+    hyperparameters and labels (its static structure)."""
+    h = hashlib.sha256()
+    static = {"class": type(model).__name__, "hyperparameters": model.hyperparameters,
+              "labels": model.labels.to_json()}
+    h.update(json.dumps(static, sort_keys=True, default=str).encode())
+    for path, leaf in jax.tree_util.tree_flatten_with_path(eqx.filter(model, eqx.is_array))[0]:
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jr.key_data(leaf)
+        h.update(jax.tree_util.keystr(path).encode())
+        h.update(_sha256_arrays(np.asarray(leaf)).encode())
+    return h.hexdigest()
+
+
+def _fingerprint(model, data, cfg, with_sensitivities: bool) -> dict:
+    """What determines a training's result: the data (inputs and outputs in run order, and the adjoint
+    sensitivities when they are used), the model (structure, labels and initial weights) and every
+    training setting. Stored in the checkpoint and compared on resume."""
+    fp = {
+        "model": {"class": type(model).__name__, "hyperparameters": model.hyperparameters,
+                  "labels_sha256": hashlib.sha256(json.dumps(model.labels.to_json()).encode()).hexdigest(),
+                  "weights_sha256": model_digest(model)},
+        "data": {"n_runs": int(data["x"].shape[0]), "inputs_sha256": _sha256_arrays(data["x"]),
+                 "outputs_sha256": _sha256_arrays(data["y"]),
+                 "sensitivities_sha256": _sha256_arrays(data["g"], data["w"]) if with_sensitivities else None},
+        "settings": cfg,
     }
+    return json.loads(json.dumps(fp, sort_keys=True))  # tuples -> lists, as read back
+
+
+_WHAT = {
+    ("model", "class"): "model: the emulator class differs",
+    ("model", "hyperparameters"): "model: the emulator hyperparameters differ",
+    ("model", "labels_sha256"): "model: the input/output labels differ",
+    ("model", "weights_sha256"): "model: the initial weights or structure differ (another init key, base case "
+                                 "or code version)",
+    ("data", "n_runs"): "data: the number of runs differs",
+    ("data", "inputs_sha256"): "data: the run inputs differ (values or run order)",
+    ("data", "outputs_sha256"): "data: the run outputs differ (values or run order)",
+    ("data", "sensitivities_sha256"): "data: the adjoint sensitivities or cost weights differ",
+}
+
+
+def _fingerprint_diff(stored: dict, now: dict) -> list[str]:
+    out = []
+    for part in ("model", "data", "settings"):
+        a, b = stored.get(part, {}), now[part]
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                if part == "settings":
+                    out.append(f"hyperparameter {k}: checkpoint has {a.get(k)!r}, this call {b.get(k)!r}")
+                elif (part, k) in _WHAT:
+                    msg = _WHAT[(part, k)]
+                    if k in ("n_runs", "hyperparameters", "class"):
+                        msg += f" (checkpoint {a.get(k)!r}, now {b.get(k)!r})"
+                    out.append(msg)
+                else:
+                    out.append(f"{part}: {k} differs")
+    return out
+
+
+def _corrupt(path, why: str) -> ValueError:
+    return ValueError(
+        f"checkpoint {path} is corrupt or not a training checkpoint ({why}), e.g. from an interrupted copy or "
+        "a full disk: delete it (training restarts from the beginning) or pass a fresh `checkpoint=` path"
+    )
+
+
+def _read_checkpoint(path: Path, fingerprint: dict, state):
+    """The state stored in checkpoint `path`, after checking its integrity and that it was written by the
+    same training (`fingerprint`)."""
+    raw = path.read_bytes()
+    if not raw:
+        raise _corrupt(path, "the file is empty")
+    if not raw.startswith(CHECKPOINT_MAGIC):
+        if raw.startswith(b"{"):
+            raise ValueError(
+                f"checkpoint {path} was written by an older version of surrogate.fit without content "
+                "fingerprints: delete it (training restarts) or pass a fresh `checkpoint=` path"
+            )
+        raise _corrupt(path, f"it does not start with {CHECKPOINT_MAGIC.decode().strip()!r}")
+    end = raw.find(b"\n", len(CHECKPOINT_MAGIC))
+    try:
+        header = json.loads(raw[len(CHECKPOINT_MAGIC) : end].decode())
+        body_sha, body_len, stored = header["body_sha256"], int(header["body_bytes"]), header["fingerprint"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise _corrupt(path, f"unreadable header: {err}") from None
+    body = raw[end + 1 :] if end >= 0 else b""
+    if len(body) != body_len or hashlib.sha256(body).hexdigest() != body_sha:
+        raise _corrupt(path, f"its weights are {len(body)} bytes with a different checksum than the "
+                             f"{body_len} bytes written (truncated or overwritten)")
+    diffs = _fingerprint_diff(stored, fingerprint)
+    if diffs:
+        raise ValueError(
+            f"checkpoint {path} was written by a different training, so resuming from it would not reproduce "
+            f"this one: {'; '.join(diffs)}. Delete it (training restarts) or pass another `checkpoint=` path"
+        )
+    try:
+        return eqx.tree_deserialise_leaves(io.BytesIO(body), state)
+    except Exception as err:  # noqa: BLE001 - a stored tree of another shape
+        raise _corrupt(path, f"its stored state does not fit this model: {err}") from None
+
+
+def _write_checkpoint(path: Path, fingerprint: dict, state) -> None:
+    buf = io.BytesIO()
+    eqx.tree_serialise_leaves(buf, state)
+    body = buf.getvalue()
+    header = {"fingerprint": fingerprint, "body_sha256": hashlib.sha256(body).hexdigest(), "body_bytes": len(body)}
+
+    def writer(f):
+        f.write(CHECKPOINT_MAGIC)
+        f.write(json.dumps(header, sort_keys=True).encode() + b"\n")
+        f.write(body)
+
+    write_bytes_atomic(path, writer)
+
+
+def _all_finite(tree) -> bool:
+    return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array)))
+
+
+def _diverged(step: int, learning_rate: float) -> FloatingPointError:
+    return FloatingPointError(
+        f"training diverged: the loss or the weights became non-finite (NaN/inf) by step {step}; lower "
+        f"`learning_rate` (now {learning_rate:g}) or check the run set for extreme values"
+    )
 
 
 def _train(
@@ -366,31 +501,25 @@ def _train(
         "validation_fraction": validation_fraction,
         "eval_every": eval_every,
         "sobolev_weight": sobolev_weight,
+        "patience": patience,
+        "train_base": bool(train_base),
         "key": np.asarray(
             jr.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
         ).tolist(),
     }
-    header = json.dumps(_fingerprint(model, data, cfg), sort_keys=True)
+    fingerprint = _fingerprint(model, data, cfg, has_g)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
-        with open(ckpt, "rb") as f:
-            stored = f.readline().decode().strip()
-            if stored != header:
-                raise ValueError(
-                    f"checkpoint {ckpt} was written by a different training (model, data or settings differ): "
-                    "delete it or pass another `checkpoint=` path"
-                )
-            state = eqx.tree_deserialise_leaves(f, state)
+        if not ckpt.is_file():
+            raise ValueError(f"checkpoint {ckpt} is not a file: pass a file path as `checkpoint=`")
+        state = _read_checkpoint(ckpt, fingerprint, state)
 
     def save_ckpt():
         if ckpt is None:
             return
-
-        def writer(f):
-            f.write((header + "\n").encode())
-            eqx.tree_serialise_leaves(f, state)
-
-        write_bytes_atomic(ckpt, writer)
+        if not _all_finite((state["params"], state["best"])):
+            raise _diverged(int(state["step"]), learning_rate)
+        _write_checkpoint(ckpt, fingerprint, state)
 
     start = int(state["step"])
     stop_at = steps if max_steps is None else min(steps, int(max_steps))
@@ -416,6 +545,8 @@ def _train(
             history["step"].append(step + 1)
             history["train_loss"].append(float(loss))
             history["val_loss"].append(float(val))
+            if not (math.isfinite(float(loss)) and math.isfinite(float(val))):
+                raise _diverged(step + 1, learning_rate)
             if float(val) < float(state["best_val"]):
                 state["best_val"], state["best"], state["bad"] = val, p, jnp.asarray(0)
             else:
@@ -427,10 +558,50 @@ def _train(
     bar.close()
     save_ckpt()
     best = state["best"] if np.isfinite(float(state["best_val"])) else state["params"]
+    if not _all_finite(best):
+        raise _diverged(int(state["step"]), learning_rate)
     history["best_val_loss"] = float(state["best_val"])
     history["stopped_early"] = stopped
     history["steps_done"] = int(state["step"])
     return eqx.combine(best, static), history
+
+
+def _check_training_args(*, steps, max_steps, learning_rate, weight_decay, batch_size, validation_fraction,
+                         eval_every, patience, sobolev_weight, ridge, checkpoint_every) -> None:
+    """Refuse settings that would fail obscurely (a division by zero) or silently (a NaN model)."""
+
+    def number(name, v, *, low=None, low_ok=True, high=None, high_ok=False):
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+            raise TypeError(f"`{name}` must be a number, got {v!r}")
+        ok = math.isfinite(v)
+        if ok and low is not None:
+            ok = v >= low if low_ok else v > low
+        if ok and high is not None:
+            ok = v <= high if high_ok else v < high
+        if not ok:
+            rng = (f"{'>=' if low_ok else '>'} {low}" if low is not None else "") + (
+                f"{' and ' if low is not None else ''}{'<=' if high_ok else '<'} {high}" if high is not None else ""
+            )
+            raise ValueError(f"`{name}` must be a finite number {rng}, got {v!r}")
+
+    def integer(name, v, low, optional=False):
+        if optional and v is None:
+            return
+        whole = isinstance(v, int | np.integer) or (isinstance(v, float | np.floating) and float(v).is_integer())
+        if isinstance(v, bool) or not whole or v < low:
+            raise ValueError(f"`{name}` must be an integer >= {low}{' or None' if optional else ''}, got {v!r}")
+
+    integer("steps", steps, 1)
+    integer("max_steps", max_steps, 0, optional=True)
+    integer("batch_size", batch_size, 1, optional=True)
+    integer("eval_every", eval_every, 1)
+    integer("checkpoint_every", checkpoint_every, 1)
+    integer("patience", patience, 0, optional=True)
+    number("learning_rate", learning_rate, low=0, low_ok=False)
+    number("weight_decay", weight_decay, low=0)
+    number("validation_fraction", validation_fraction, low=0, high=1)
+    number("sobolev_weight", sobolev_weight, low=0)
+    number("ridge", ridge, low=0)
 
 
 def fit(
@@ -495,6 +666,11 @@ def fit(
 
     **Returns** the fitted emulator (and a history dict with `return_history=True`).
     """
+    _check_training_args(
+        steps=steps, max_steps=max_steps, learning_rate=learning_rate, weight_decay=weight_decay,
+        batch_size=batch_size, validation_fraction=validation_fraction, eval_every=eval_every, patience=patience,
+        sobolev_weight=sobolev_weight, ridge=ridge, checkpoint_every=checkpoint_every,
+    )  # fmt: skip
     if isinstance(model, Ensemble):
         if key is None and not isinstance(_member(model.members, 0), LinearEmulator | PolynomialEmulator):
             raise ValueError("fitting a neural ensemble needs `key=` (keyword-only PRNG key)")

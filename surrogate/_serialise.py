@@ -1,13 +1,17 @@
 """Saving and loading emulators: weights via `eqx.tree_serialise_leaves` plus JSON metadata, in one file,
 written atomically. No pickle: loading never executes code from the file.
 
-File layout: a magic line `DIFFMRIO-SURROGATE 1`, one line of JSON metadata (class, hyperparameters, labels
-and units, training envelope, provenance, validation scores, leaf shapes), then the serialised leaves.
+File layout: a magic line `DIFFMRIO-SURROGATE 2`, a line `sha256:<hex>`, one line of JSON metadata (class,
+hyperparameters, labels and units, training envelope, provenance, validation scores, leaf shapes), then the
+serialised leaves. The sha256 is over everything after its own line (metadata line and weights), so an
+edited label or hyperparameter, changed weights, a truncated file or trailing bytes are refused on load.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -26,7 +30,8 @@ from ._linear import LinearEmulator
 from ._mlp import MLPEmulator
 from ._polynomial import PolynomialEmulator
 
-MAGIC = b"DIFFMRIO-SURROGATE 1\n"
+MAGIC = b"DIFFMRIO-SURROGATE 2\n"
+_OLD_MAGIC = b"DIFFMRIO-SURROGATE 1\n"
 _CLASSES = {
     c.__name__: c for c in (LinearEmulator, PolynomialEmulator, MLPEmulator, GriddedEmulator, Ensemble)
 }
@@ -98,33 +103,58 @@ def save(path, model: AbstractEmulator, *, provenance: dict | None = None, score
     meta["scores"] = _jsonable(scores or {})
     meta["saved_at"] = datetime.datetime.now(datetime.UTC).isoformat()
     meta["versions"] = {"jax": jax.__version__, "equinox": eqx.__version__}
-    line = json.dumps(meta, sort_keys=True).encode()
+    line = json.dumps(meta, sort_keys=True).encode() + b"\n"
+    buf = io.BytesIO()
+    eqx.tree_serialise_leaves(buf, model)
+    weights = buf.getvalue()
+    digest = hashlib.sha256(line + weights).hexdigest()
     path = Path(path)
 
     def writer(f):
         f.write(MAGIC)
-        f.write(line + b"\n")
-        eqx.tree_serialise_leaves(f, model)
+        f.write(f"sha256:{digest}\n".encode())
+        f.write(line)
+        f.write(weights)
 
     write_bytes_atomic(path, writer)
     return path
 
 
 def load_metadata(path) -> dict:
-    """The JSON metadata of a saved emulator (nothing else is read)."""
-    with open(path, "rb") as f:
-        return _read_header(f, path)
+    """The JSON metadata of a saved emulator (after checking the file's content hash)."""
+    return _read_verified(Path(path))[0]
 
 
-def _read_header(f, path) -> dict:
-    if f.readline() != MAGIC:
+def _read_verified(path: Path) -> tuple[dict, bytes]:
+    """(metadata, serialised weights) of an emulator file, after checking its magic line and content hash."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such emulator file")
+    raw = path.read_bytes()
+    if raw.startswith(_OLD_MAGIC):
+        raise ValueError(
+            f"{path}: emulator file of format 1 (without a content hash, so edits cannot be detected); "
+            "re-fit and save it with this version, or delete it if it is a cache"
+        )
+    if not raw.startswith(MAGIC):
         raise ValueError(
             f"{path}: not a surrogate emulator file (missing the {MAGIC.decode().strip()!r} header)"
         )
+    rest = raw[len(MAGIC):]
+    hash_line, _, payload = rest.partition(b"\n")
+    if not hash_line.startswith(b"sha256:") or len(hash_line) != 7 + 64:
+        raise ValueError(f"{path}: corrupt emulator file (no content-hash line after the header)")
+    if hashlib.sha256(payload).hexdigest() != hash_line[7:].decode(errors="replace"):
+        raise ValueError(
+            f"{path}: content hash mismatch: the metadata or weights were changed, truncated or extended after "
+            "saving (an edited label or hyperparameter, trailing bytes, a partial copy). Restore the file from "
+            "its source or save the emulator again"
+        )
+    line, _, weights = payload.partition(b"\n")
     try:
-        return json.loads(f.readline().decode())
+        meta = json.loads(line.decode())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: corrupt metadata line ({err})") from None
+    return meta, weights
 
 
 def _skeleton(meta: dict) -> AbstractEmulator:
@@ -179,32 +209,26 @@ def load(path, like: AbstractEmulator | None = None) -> AbstractEmulator:
     **Returns** the emulator, with the saved envelope policy.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such emulator file")
-    with open(path, "rb") as f:
-        meta = _read_header(f, path)
-        if like is not None:
-            want = _describe(like)
-            diffs = [
-                k for k in ("class", "hyperparameters", "labels", "leaf_shapes") if meta.get(k) != want[k]
-            ]
-            if diffs:
-                detail = "; ".join(
-                    f"{k}: file has {meta.get(k)!r:.200}, model has {want[k]!r:.200}" for k in diffs
-                )
-                raise ValueError(
-                    f"{path}: the saved emulator does not match `like` ({detail}). Load without `like` to get "
-                    "the saved model, or build `like` with the same class, hyperparameters and labels"
-                )
-            template = like
-        else:
-            template = _skeleton(meta)
-            if _leaf_shapes(template) != meta["leaf_shapes"]:
-                raise ValueError(
-                    f"{path}: parameter shapes in the metadata do not match the rebuilt {meta['class']}"
-                )
-        try:
-            model = eqx.tree_deserialise_leaves(f, template)
-        except Exception as err:  # truncated or inconsistent weights
-            raise ValueError(f"{path}: could not read the weights ({err})") from None
+    meta, weights = _read_verified(path)
+    if like is not None:
+        want = _describe(like)
+        diffs = [k for k in ("class", "hyperparameters", "labels", "leaf_shapes") if meta.get(k) != want[k]]
+        if diffs:
+            detail = "; ".join(f"{k}: file has {meta.get(k)!r:.200}, model has {want[k]!r:.200}" for k in diffs)
+            raise ValueError(
+                f"{path}: the saved emulator does not match `like` ({detail}). Load without `like` to get "
+                "the saved model, or build `like` with the same class, hyperparameters and labels"
+            )
+        template = like
+    else:
+        template = _skeleton(meta)
+        if _leaf_shapes(template) != meta["leaf_shapes"]:
+            raise ValueError(f"{path}: parameter shapes in the metadata do not match the rebuilt {meta['class']}")
+    buf = io.BytesIO(weights)
+    try:
+        model = eqx.tree_deserialise_leaves(buf, template)
+    except Exception as err:  # noqa: BLE001 - inconsistent weights
+        raise ValueError(f"{path}: could not read the weights ({err})") from None
+    if buf.tell() != len(weights):
+        raise ValueError(f"{path}: {len(weights) - buf.tell()} unexpected bytes after the weights")
     return with_envelope_policy(model, meta["envelope"]["policy"])

@@ -1,5 +1,6 @@
 """save/load: round trips for every emulator class, JSON metadata, refusal on mismatch, atomic writes."""
 
+import hashlib
 import json
 
 import jax.numpy as jnp
@@ -63,10 +64,12 @@ def test_round_trip(fitted, kind, tmp_path):
     assert meta["labels"]["input_dims"] == ["source", "species"]
     assert meta["output_units"] == "ug m-3" and meta["envelope"]["policy"] == "raise"
     assert "NME" in meta["scores"]["data_vars"]
-    # the file has no pickle: header, one JSON line, then raw leaves
+    # the file has no pickle: header, content hash, one JSON line, then raw leaves
     raw = path.read_bytes()
-    assert raw.startswith(b"DIFFMRIO-SURROGATE 1\n")
-    json.loads(raw.split(b"\n")[1])
+    assert raw.startswith(b"DIFFMRIO-SURROGATE 2\n")
+    lines = raw.split(b"\n")
+    assert lines[1] == b"sha256:" + hashlib.sha256(raw[len(lines[0]) + len(lines[1]) + 2 :]).hexdigest().encode()
+    json.loads(lines[2])
 
 
 def test_load_refuses_mismatch(fitted, tmp_path):
@@ -90,7 +93,7 @@ def test_load_rejects_foreign_and_truncated_files(fitted, tmp_path):
     data = path.read_bytes()
     trunc = tmp_path / "trunc.eqx"
     trunc.write_bytes(data[: len(data) - 100])
-    with pytest.raises(ValueError, match="could not read the weights"):
+    with pytest.raises(ValueError, match="trunc.eqx: content hash mismatch"):
         sg.load(trunc)
     with pytest.raises(FileNotFoundError):
         sg.load(tmp_path / "missing.eqx")

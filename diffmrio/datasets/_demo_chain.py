@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -34,7 +35,7 @@ import numpy as np
 import xarray as xr
 
 from .._chain import Chain, Downscaler, SourceMap
-from .._io import write_netcdf_atomic
+from .._io import load_netcdf, write_netcdf_atomic
 from ._demo import REGIONS, DemoWorld, demo_world
 
 # Synthetic baseline mortality (deaths per 100,000 per year) at age 25 and its growth per 5-year group, per
@@ -175,11 +176,9 @@ def demo_chain(
     E_base = base_emissions(world, sm)
     timings["world"] = time.perf_counter() - t0
     folder = Path(cache_dir) / f"demo_chain_{_config_key(cfg)}" if cache_dir is not None else None
-    if folder is not None and (folder / "emulator.eqx").exists():
-        runs = xr.load_dataset(folder / "runs.nc")
-        test_runs = xr.load_dataset(folder / "test_runs.nc")
-        labels = surrogate.EmulatorLabels.from_runs(runs, inputs="scale", outputs="pm25")
-        emu = surrogate.load(folder / "emulator.eqx", _template(surrogate, emulator, labels, seed))
+    cached = _load_cache(folder, surrogate, emulator, seed)
+    if cached is not None:
+        runs, test_runs, emu = cached
         timings["ensemble"] = timings["training"] = 0.0
     else:
         t0 = time.perf_counter()
@@ -206,6 +205,23 @@ def demo_chain(
     down = Downscaler(jnp.asarray(runs.conc.isel(run=base_run).values), jnp.asarray(domain.region_fraction))
     chain = Chain(world.mrio, sm, emu, E_base, health, allocation=jnp.asarray(domain.allocation), downscaler=down)
     return DemoChain(chain, world, ctm, runs, test_runs, scores, timings, cfg)
+
+
+def _load_cache(folder: Path | None, surrogate, emulator: str, seed: int):
+    """(runs, test_runs, emulator) from a cache entry, or None when there is none; a corrupt entry (a file
+    damaged on disk, an emulator from another version) is reported with a warning and rebuilt."""
+    if folder is None or not (folder / "emulator.eqx").exists():
+        return None
+    try:
+        fix = "the demo rebuilds its cache entry"
+        runs = load_netcdf(folder / "runs.nc", fix=fix)
+        test_runs = load_netcdf(folder / "test_runs.nc", fix=fix)
+        labels = surrogate.EmulatorLabels.from_runs(runs, inputs="scale", outputs="pm25")
+        emu = surrogate.load(folder / "emulator.eqx", _template(surrogate, emulator, labels, seed))
+    except (ValueError, OSError) as err:  # NetCDFReadError is a ValueError
+        warnings.warn(f"demo cache entry {folder} is unreadable and is rebuilt (minutes): {err}", stacklevel=3)
+        return None
+    return runs, test_runs, emu
 
 
 def _with_geo(world, domain):

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._io import load_netcdf
 from ._crf import (
     FIVE_CAUSES,
     GBD_AGES,
@@ -205,10 +206,10 @@ def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") 
     if fill_nan not in ("raise", "nearest", "zero"):
         raise ValueError(f"`fill_nan` must be 'raise', 'nearest' or 'zero', got {fill_nan!r}")
     p = _path(path)
-    with xr.open_dataset(p) as ds:
-        if variable not in ds:
-            raise ValueError(f"{p}: no variable {variable!r}; it has {list(ds.data_vars)}. Pass `variable=`")
-        da = ds[variable].load()
+    ds = load_netcdf(p, fix="pass the path of an intact annual PM2.5 netCDF file (re-download or re-export it)")
+    if variable not in ds:
+        raise ValueError(f"{p}: no variable {variable!r}; it has {list(ds.data_vars)}. Pass `variable=`")
+    da = ds[variable]
     for d in list(da.dims):
         if d not in ("lat", "lon"):
             if da.sizes[d] != 1:
