@@ -538,7 +538,8 @@ class RunFolder:
 
     def split(self, name: str) -> xr.Dataset:
         """The runs of one split (`"train"`, `"test"`, ...), with adjoint sensitivities attached to the runs
-        that are also adjoint states (NaN for the others) so `surrogate.fit` can use them."""
+        that are also adjoint states (same id and same factors; NaN for the others) so `surrogate.fit` can use
+        them."""
         if "split" not in self.runs.coords:
             raise ValueError(f"{self.config.path}: the design table has no split column, so there is no split {name!r}")
         names = sorted(set(self.runs["split"].values.tolist()))
@@ -550,10 +551,13 @@ class RunFolder:
     def _with_sensitivity(self, out: xr.Dataset) -> xr.Dataset:
         if self.adjoints is None:
             return out
-        common = [r for r in out["run"].values.tolist() if r in set(self.adjoints["run"].values.tolist())]
+        states = set(self.adjoints["run"].values.tolist())
+        # a state is the adjoint of a forward run when it has the run's id AND the run's factors
+        common = [r for r in out["run"].values.tolist() if r in states and np.allclose(
+            self.adjoints["scale"].sel(run=r).values, out["scale"].sel(run=r).values, rtol=0, atol=1e-12)]
         if not common:
             return out
-        sens = self.adjoints["sensitivity"].reindex(run=out["run"].values)
+        sens = self.adjoints["sensitivity"].sel(run=common).reindex(run=out["run"].values)
         out = out.assign(sensitivity=sens.drop_vars([c for c in sens.coords if c not in ("run", "source", "species")]),
                          cost_weights=self.adjoints["cost_weights"])  # fmt: skip
         return out
