@@ -478,7 +478,7 @@ def collect_runs(
     | Sequence[str | os.PathLike | None]
     | Mapping[int, str | os.PathLike],
     *,
-    receptor_masks: xr.DataArray,
+    receptor_masks: xr.DataArray | xr.Dataset,
     reader: Callable[[Path], xr.Dataset] | None = None,
     components: Sequence[str] | None = None,
     weights: xr.DataArray | np.ndarray | None = None,
@@ -500,12 +500,14 @@ def collect_runs(
       run's label, the design's `run` coordinate, never its position), a list with one path per run
       (`None` = no output), or a mapping run label -> path.
     - `receptor_masks`: `[receptor or region, ROW, COL]` fractions (e.g. from `region_fractions_from_points`);
-      a `region` dim is renamed `receptor`.
+      a `region` dim is renamed `receptor`. A Dataset with one variable per region (a DESID region file read
+      with `read_ioapi`) and singleton `TSTEP`/`LAY` dims are accepted.
     - `reader`: `path -> Dataset` with the components on `(TSTEP?, LAY?, ROW, COL)`; default
       `read_ioapi(path, chunks={})`. For GEOS-Chem use e.g. a reader that renames `lat`/`lon` to `ROW`/`COL`.
     - `components`: variable names to collect (default: the data variables of the first readable run except
       PM2.5 totals such as `PM25_TOT`, which would double-count PM2.5 when summed with the components).
-    - `weights`: `(ROW, COL)` weights (population, cell area); `None` = equal weights.
+    - `weights`: `(ROW, COL)` weights (population, cell area; singleton `TSTEP`/`LAY` are squeezed);
+      `None` = equal weights.
     - `layer`: index along `LAY` (or `lev`) to use.
     - `grid`: the receptor masks' `GridDefinition`; runs whose I/O API grid attributes differ from it
       (projection, origin, cell size) fail. Without it only the `ROW x COL` sizes are compared.
@@ -521,6 +523,11 @@ def collect_runs(
     design = _as_design(manifest)
     paths = _run_paths(design, pattern_or_paths)
     reader = reader or partial(read_ioapi, chunks={})
+    from ._runfolder import as_field2d, as_region_masks
+
+    receptor_masks = as_region_masks(receptor_masks)
+    if weights is not None:
+        weights = as_field2d(weights)
     masks = (
         receptor_masks.rename({"region": "receptor"}) if "region" in receptor_masks.dims else receptor_masks
     )

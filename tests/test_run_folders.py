@@ -194,8 +194,11 @@ def test_test_split_labelled_150_reads_files_150(tmp_path):
         ci.collect_runs(d, str(runs / "CCTM_ELMO_run{run:03d}.nc"), receptor_masks=masks)
     for i, r in enumerate((150, 151, 152)):
         (runs / f"CCTM_ELMO_run{3 + i:03d}.nc").rename(runs / f"CCTM_ELMO_run{r:03d}.nc")
-    got = ci.collect_runs(d, str(runs / "CCTM_ELMO_run{run:03d}.nc"), receptor_masks=masks,
-                          weights=folder.population, on_missing="raise").load()  # fmt: skip
+    # masks and population as read_ioapi returns them (variables per region, singleton TSTEP/LAY) are accepted
+    got = ci.collect_runs(d, str(runs / "CCTM_ELMO_run{run:03d}.nc"),
+                          receptor_masks=ci.read_ioapi(tmp_path / "f" / "region_mask.nc"),
+                          weights=ci.read_ioapi(tmp_path / "f" / "population.nc")["POP"], on_missing="raise").load()  # fmt: skip
+    assert got["receptor"].values.tolist() == list(REGIONS)
     assert got["run"].values.tolist() == [150, 151, 152]
     assert "PM25_TOT" not in got["component"].values  # the total is never a default component
     np.testing.assert_allclose(got["pm25"].sel(component="PM25_SO4").values,
