@@ -1,4 +1,4 @@
-"""Command-line interface: `diffmrio demo --out DIR`."""
+"""Command-line interface: `diffmrio demo --out DIR`; run folders: `diffmrio runs|emulator|ctm` (`_cli_runs`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--cache", type=Path, default=None, help="cache for the CTM ensemble and emulator (default OUT/cache)")
     demo.add_argument("--economy-only", action="store_true", help="only the MRIO sections (no CTM, emulator, health)")
     demo.add_argument("--force", action="store_true", help="overwrite files in OUT that the demo did not write")
+    from ._cli_runs import add_commands, run_command
+
+    add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from ._demo_job import DemoOutputError, run_demo
@@ -37,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         print(path.resolve())
         return 0
-    return 1  # pragma: no cover
+    rc = run_command(args)
+    return 1 if rc is None else rc
 
 
 if __name__ == "__main__":
