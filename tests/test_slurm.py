@@ -1,0 +1,192 @@
+"""CTM ensembles through SLURM: array scripts by run-id label, per-run status files, failed runs named by run
+id, resubmission of only those; on a real single-node SLURM cluster (tests/_slurm.py) where it can start."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from ctm_interface import (
+    check_run_outputs,
+    failed_runs,
+    latin_hypercube_design,
+    slurm_array_indices,
+    write_manifest,
+    write_slurm_script,
+)
+
+BASH = shutil.which("bash")
+IDS = ["jan_a", "jan_b", "17", "run003", "x.4", "y-5"]
+
+
+def _folder(tmp_path, ids=IDS, pattern="out/conc_{run}.nc"):
+    """A minimal run folder: a long design table and a runs.toml naming the outputs."""
+    rows = [(r, g, "SO2", 1.0 + 0.1 * i) for i, r in enumerate(ids) for g in ("R1", "R2")]
+    pd.DataFrame(rows, columns=["run", "region", "species", "factor"]).to_csv(tmp_path / "design.csv", index=False)
+    toml = tmp_path / "runs.toml"
+    toml.write_text(f'[design]\nfile = "design.csv"\n\n[outputs]\npattern = "{pattern}"\nformat = "cf"\n')
+    return toml
+
+
+def _write_output(path, run_id, n_records=4):
+    """A stand-in run output: one component on (TSTEP, ROW, COL)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    field = np.full((n_records, 3, 4), 1.0 + len(run_id))
+    xr.Dataset({"PM25_SO4": (("TSTEP", "ROW", "COL"), field)}).to_netcdf(path)
+
+
+def _task(script, index, cwd, **env):
+    e = {**os.environ, "SLURM_ARRAY_TASK_ID": str(index), "SLURM_ARRAY_JOB_ID": "99", **env}
+    return subprocess.run([BASH, str(script)], cwd=cwd, env=e, capture_output=True, text=True)
+
+
+# ------------------------------------------------------------------------------------------- scripts
+def test_script_maps_array_index_to_run_id_label_and_writes_status(tmp_path):
+    toml = _folder(tmp_path)
+    script = write_slurm_script(
+        tmp_path / "submit.sh",
+        toml,
+        'echo "member {run_id}"; test "{run_id}" != run003 || exit 7',
+        max_concurrent=2,
+    )
+    text = script.read_text()
+    assert "#SBATCH --array=0-5%2" in text
+    assert (tmp_path / "submit.run_ids").read_text().split() == IDS
+    subprocess.run([BASH, "-n", str(script)], check=True)
+    status = tmp_path / "slurm_status"
+    for i, r in enumerate(IDS):
+        out = _task(script, i, tmp_path)
+        assert f"member {r}" in out.stdout
+        st = dict(ln.split("=", 1) for ln in (status / f"{r}.status").read_text().splitlines())
+        assert st["state"] == "finished" and st["run_id"] == r and st["job"] == f"99_{i}"
+        expect = 7 if r == "run003" else 0
+        assert out.returncode == expect and st["exit"] == str(expect)
+    assert not [p for p in status.iterdir() if p.name.startswith(".")]  # no temporary status files left
+    # indices outside the list and a list that no longer matches the script are refused
+    assert _task(script, 6, tmp_path).returncode == 2
+    (tmp_path / "submit.run_ids").write_text("jan_a\n")
+    bad = _task(script, 0, tmp_path)
+    assert bad.returncode == 2 and "does not hold 6 run ids" in bad.stderr
+
+
+def test_script_command_runs_under_set_e(tmp_path):
+    """A failing first command of a compound template fails the task, even if a later one succeeds."""
+    toml = _folder(tmp_path)
+    script = write_slurm_script(tmp_path / "s.sh", toml, "false; echo {run_id} after")
+    out = _task(script, 0, tmp_path)
+    assert out.returncode == 1 and "after" not in out.stdout
+    assert "exit=1" in (tmp_path / "slurm_status" / "jan_a.status").read_text()
+
+
+def test_script_subset_of_run_ids_and_array_indices(tmp_path):
+    toml = _folder(tmp_path)
+    write_slurm_script(tmp_path / "submit.sh", toml, "echo {run_id}")
+    assert slurm_array_indices(tmp_path / "submit.sh", ["17", "y-5"]) == "2,5"
+    with pytest.raises(ValueError, match=r"\['nope'\] are not in"):
+        slurm_array_indices(tmp_path / "submit.sh", ["nope"])
+    again = write_slurm_script(tmp_path / "again.sh", toml, "echo {run_id}", run_ids=["y-5", "17"])
+    assert "#SBATCH --array=0-1\n" in again.read_text()
+    assert (tmp_path / "again.run_ids").read_text() == "y-5\n17\n"
+    assert _task(again, 1, tmp_path).stdout.count("17") >= 1
+    with pytest.raises(ValueError, match="not run ids of the design table"):
+        write_slurm_script(tmp_path / "x.sh", toml, "echo {run_id}", run_ids=["17", "zz"])
+    with pytest.raises(ValueError, match="more than once"):
+        write_slurm_script(tmp_path / "x.sh", toml, "echo {run_id}", run_ids=["17", "17"])
+
+
+def test_script_refuses_labels_a_shell_would_mangle(tmp_path):
+    toml = _folder(tmp_path, ids=["ok1", "two words"])
+    with pytest.raises(ValueError, match="'two words' cannot be used as a SLURM array label"):
+        write_slurm_script(tmp_path / "s.sh", toml, "echo {run_id}")
+    assert not (tmp_path / "s.sh").exists() and not (tmp_path / "s.run_ids").exists()
+
+
+def test_manifest_with_run_ids_runs_those_members(tmp_path):
+    m = write_manifest(tmp_path / "m.json", latin_hypercube_design(5, ["A", "B"], ["SO2"], seed=0))
+    script = write_slurm_script(
+        tmp_path / "s.sh", m, "echo member {run_id}", run_ids=["run0003"], status_dir=tmp_path / "st"
+    )
+    out = _task(script, 0, tmp_path)
+    assert out.returncode == 0 and "member run0003" in out.stdout
+    assert "state=finished" in (tmp_path / "st" / "run0003.status").read_text()
+    with pytest.raises(ValueError, match="not run ids of the manifest"):
+        write_slurm_script(tmp_path / "s.sh", m, "echo {run_id}", run_ids=["run0009"])
+
+
+# ------------------------------------------------------------------------------------------- checking
+def test_check_run_outputs_names_each_kind_of_failure_by_run_id(tmp_path):
+    toml = _folder(tmp_path)
+    out, st = tmp_path / "out", tmp_path / "slurm_status"
+    st.mkdir()
+
+    def status(r, **kv):
+        (st / f"{r}.status").write_text("".join(f"{k}={v}\n" for k, v in {"run_id": r, **kv}.items()))
+
+    _write_output(out / "conc_jan_a.nc", "jan_a")  # ok, with a status file
+    status("jan_a", state="finished", exit=0)
+    _write_output(out / "conc_jan_b.nc", "jan_b")  # ok, computed outside SLURM (no status file)
+    _write_output(out / "conc_17.nc", "17")  # exited 3 after writing a file: not trusted
+    status("17", state="finished", exit=3, job="5_2")
+    status("run003", state="running", job="5_3", host="n1", start="T")  # killed by the scheduler
+    _write_output(out / "conc_x.4.nc", "x.4")  # exit 0, then truncated
+    status("x.4", state="finished", exit=0)
+    data = (out / "conc_x.4.nc").read_bytes()
+    (out / "conc_x.4.nc").write_bytes(data[: len(data) // 2])
+    # y-5: never ran (no status, no file)
+    rep = check_run_outputs(toml)
+    assert list(rep.index) == IDS
+    assert rep["status"].to_dict() == {
+        "jan_a": "ok",
+        "jan_b": "ok",
+        "17": "failed",
+        "run003": "unfinished",
+        "x.4": "invalid",
+        "y-5": "missing",
+    }
+    assert rep.loc["17", "exit_code"] == 3 and "exited with status 3" in rep.loc["17", "reason"]
+    assert "5_3 on n1" in rep.loc["run003", "reason"]
+    assert "unreadable" in rep.loc["x.4", "reason"]
+    assert pd.isna(rep.loc["y-5", "exit_code"]) and rep.loc["jan_a", "exit_code"] == 0
+    assert rep.loc["jan_a", "path"] == out / "conc_jan_a.nc"
+    assert failed_runs(toml) == ["17", "run003", "x.4", "y-5"]
+
+
+def test_check_run_outputs_flags_bad_values_and_short_runs(tmp_path):
+    toml = _folder(tmp_path, ids=["1", "2", "3", "4", "5"], pattern="runs/r{run:03d}.nc")
+    runs = tmp_path / "runs"
+    for r in ["1", "2", "3"]:
+        _write_output(runs / f"r{int(r):03d}.nc", r)
+    _write_output(runs / "r004.nc", "4", n_records=3)  # one record short
+    grid = np.ones((4, 3, 4))
+    grid[1, 2, 3] = np.nan
+    xr.Dataset({"PM25_SO4": (("TSTEP", "ROW", "COL"), grid)}).to_netcdf(runs / "r005.nc")
+    rep = check_run_outputs(toml)
+    assert rep.loc["4", "status"] == "invalid" and "3 time records where most runs have 4" in rep.loc["4", "reason"]
+    assert rep.loc["5", "status"] == "invalid" and "1 NaN/inf values in PM25_SO4" in rep.loc["5", "reason"]
+    assert failed_runs(toml) == ["4", "5"]
+    grid[1, 2, 3] = -0.5
+    xr.Dataset({"PM25_SO4": (("TSTEP", "ROW", "COL"), grid)}).to_netcdf(runs / "r005.nc")
+    assert "negative values" in check_run_outputs(toml).loc["5", "reason"]
+
+
+def test_check_run_outputs_exit_zero_without_file(tmp_path):
+    toml = _folder(tmp_path, ids=["a"])
+    (tmp_path / "slurm_status").mkdir()
+    (tmp_path / "slurm_status" / "a.status").write_text("state=finished\nexit=0\n")
+    rep = check_run_outputs(toml)
+    assert rep.loc["a", "status"] == "invalid" and "wrote no output file" in rep.loc["a", "reason"]
+
+
+def test_check_run_outputs_bad_folder_errors_name_the_problem(tmp_path):
+    from ctm_interface import CTMFileError
+
+    with pytest.raises(CTMFileError, match="runs.toml does not exist"):
+        check_run_outputs(tmp_path / "runs.toml")
+    (tmp_path / "runs.toml").write_text('[design]\nfile = "design.csv"\n')
+    with pytest.raises(CTMFileError, match=r"\[outputs\] pattern is missing"):
+        check_run_outputs(tmp_path / "runs.toml")
