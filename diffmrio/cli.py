@@ -17,7 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--draws", type=int, default=None, help="Monte Carlo draws (default 10000; 200 with --quick)")
     demo.add_argument("--cache", type=Path, default=None, help="cache for the CTM ensemble and emulator (default OUT/cache)")
     demo.add_argument("--economy-only", action="store_true", help="only the MRIO sections (no CTM, emulator, health)")
+    from . import _cli_slurm
+
+    _cli_slurm.add_commands(sub)
     args = parser.parse_args(argv)
+    if hasattr(args, "func"):
+        return args.func(args)
     if args.command == "demo":
         from ._demo_job import run_demo
 

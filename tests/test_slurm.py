@@ -190,3 +190,41 @@ def test_check_run_outputs_bad_folder_errors_name_the_problem(tmp_path):
     (tmp_path / "runs.toml").write_text('[design]\nfile = "design.csv"\n')
     with pytest.raises(CTMFileError, match=r"\[outputs\] pattern is missing"):
         check_run_outputs(tmp_path / "runs.toml")
+
+
+# ------------------------------------------------------------------------------------------- a real cluster
+def test_array_job_on_slurm_failure_caught_and_resubmitted(slurm_cluster, tmp_path):
+    """sbatch an array over run-id labels (a stand-in CTM that copies a template output); one task exits
+    non-zero and one output is truncated afterwards; both are named by run id and resubmitting only their
+    array indices completes the set without touching the other runs."""
+    toml = _folder(tmp_path)
+    _write_output(tmp_path / "template.nc", "template")
+    (tmp_path / "logs").mkdir()
+    cmd = (
+        'if [ "{run_id}" = 17 ] && [ ! -e attempt_17 ]; then touch attempt_17; echo injected >&2; exit 3; fi; '
+        "mkdir -p out; cp template.nc out/conc_{run_id}.nc"
+    )
+    script = write_slurm_script(tmp_path / "submit.sh", toml, cmd, job_name="standin", time="00:05:00")
+    job = slurm_cluster.sbatch(str(script), cwd=tmp_path)
+    slurm_cluster.wait(job, timeout=120)
+    assert failed_runs(toml) == ["17"]
+    assert (tmp_path / "logs" / f"standin_{job}_2.err").read_text().strip() == "injected"
+    rep = check_run_outputs(toml)
+    assert rep.loc["17", "status"] == "failed" and rep.loc["17", "exit_code"] == 3
+    assert (tmp_path / "slurm_status" / "17.status").read_text().count(f"job={job}_2") == 1
+    truncated = tmp_path / "out" / "conc_x.4.nc"
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    failed = failed_runs(toml)
+    assert failed == ["17", "x.4"]
+    before = {r: (tmp_path / "out" / f"conc_{r}.nc").stat().st_mtime_ns for r in IDS if r not in failed}
+    array = slurm_array_indices(script, failed)
+    assert array == "2,4"
+    job2 = slurm_cluster.sbatch(f"--array={array}", str(script), cwd=tmp_path)
+    slurm_cluster.wait(job2, timeout=120)
+    rep = check_run_outputs(toml)
+    assert (rep["status"] == "ok").all(), rep
+    assert {r: (tmp_path / "out" / f"conc_{r}.nc").stat().st_mtime_ns for r in before} == before
+    assert sorted(p.name for p in (tmp_path / "logs").glob(f"standin_{job2}_*.out")) == [
+        f"standin_{job2}_2.out",
+        f"standin_{job2}_4.out",
+    ]
