@@ -1,4 +1,4 @@
-"""Command-line interface: `diffmrio demo --out DIR`."""
+"""Command-line interface: `diffmrio demo --out DIR`; run folders: `diffmrio runs|emulator|ctm` (`_cli_runs`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--cache", type=Path, default=None, help="cache for the CTM ensemble and emulator (default OUT/cache)")
     demo.add_argument("--economy-only", action="store_true", help="only the MRIO sections (no CTM, emulator, health)")
     from . import _cli_slurm
+    from ._cli_runs import add_commands, run_command
 
+    add_commands(sub)
     _cli_slurm.add_commands(sub)
     args = parser.parse_args(argv)
     if hasattr(args, "func"):
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                         economy_only=args.economy_only)
         print(path.resolve())
         return 0
-    return 1  # pragma: no cover
+    rc = run_command(args)
+    return 1 if rc is None else rc
 
 
 if __name__ == "__main__":
