@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import xarray as xr
 
 from ._errors import CTMFileError
 
 STATUS_DIR = "slurm_status"
 _LABEL = re.compile(r"^[A-Za-z0-9._:+=@,-]+$")
-_TIME_DIMS = ("TSTEP", "time", "Time", "t")
 
 
 def check_run_label(run_id: str) -> str:
@@ -43,64 +38,32 @@ def default_status_dir(runs_toml: str | os.PathLike) -> Path:
 
 
 # ------------------------------------------------------------------------------------ run folder basics
-def _read_toml(runs_toml: Path) -> dict:
-    try:
-        return tomllib.loads(runs_toml.read_text())
-    except FileNotFoundError:
-        raise CTMFileError(runs_toml, "runs.toml does not exist") from None
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise CTMFileError(runs_toml, f"not a readable TOML file ({e})") from e
+def _labels(cfg) -> list:
+    """The design's run-id labels (ints when every id is an integer, as `read_design` gives them)."""
+    from ._runfolder import read_design
 
-
-def _key(doc: dict, runs_toml: Path, table: str, key: str):
-    try:
-        return doc[table][key]
-    except (KeyError, TypeError):
-        raise CTMFileError(runs_toml, f"[{table}] {key} is missing: add it (see the run-folder format)") from None
+    d = cfg.raw["design"]
+    return read_design(cfg.file("design"), run=d.get("run", "run"))["run"].values.tolist()
 
 
 def run_folder_run_ids(runs_toml: str | os.PathLike) -> list[str]:
-    """The run ids (labels, as strings) of a run folder's design table, in first-appearance order."""
-    runs_toml = Path(runs_toml)
-    doc = _read_toml(runs_toml)
-    design = runs_toml.parent / _key(doc, runs_toml, "design", "file")
-    col = doc.get("design", {}).get("run", "run")
-    try:
-        table = pd.read_csv(design, dtype={col: str})
-    except FileNotFoundError:
-        raise CTMFileError(design, f"design table named by [design] file in {runs_toml} does not exist") from None
-    if col not in table.columns:
-        raise CTMFileError(design, f"no run-id column {col!r} (columns: {list(table.columns)}); set [design] run")
-    ids = table[col]
-    if ids.isna().any():
-        raise CTMFileError(design, f"empty run ids in column {col!r} (rows {list(np.flatnonzero(ids.isna()))})")
-    return list(dict.fromkeys(str(v) for v in ids))
+    """The run ids of a run folder's design table, as strings, in design order."""
+    from ._runfolder import read_runs_toml
 
-
-def _format_pattern(pattern: str, run_id: str) -> str:
-    try:
-        return pattern.format(run=run_id)
-    except (ValueError, TypeError):  # a numeric format such as {run:03d} needs an integer label
-        if re.fullmatch(r"-?\d+", run_id):
-            return pattern.format(run=int(run_id))
-        raise
+    return [str(r) for r in _labels(read_runs_toml(runs_toml))]
 
 
 def run_output_paths(runs_toml: str | os.PathLike, run_ids: Iterable[str] | None = None) -> dict[str, Path]:
-    """Output file of each run id, from the `[outputs] pattern` of `runs.toml` (relative to its folder)."""
-    runs_toml = Path(runs_toml)
-    doc = _read_toml(runs_toml)
-    pattern = _key(doc, runs_toml, "outputs", "pattern")
-    if "{run" not in pattern:
-        raise CTMFileError(runs_toml, f"[outputs] pattern {pattern!r} must contain {{run}}")
-    ids = run_folder_run_ids(runs_toml) if run_ids is None else [str(r) for r in run_ids]
-    out = {}
-    for r in ids:
-        try:
-            out[r] = runs_toml.parent / _format_pattern(pattern, r)
-        except (ValueError, TypeError, KeyError) as e:
-            raise CTMFileError(runs_toml, f"[outputs] pattern {pattern!r} cannot name run {r!r} ({e})") from e
-    return out
+    """Output file of each run id (all of the design by default), from the `[outputs] pattern` of `runs.toml`."""
+    from ._runfolder import format_run_path, read_runs_toml
+
+    cfg = read_runs_toml(runs_toml)
+    labels = {str(r): r for r in _labels(cfg)}
+    ids = list(labels) if run_ids is None else [str(r) for r in run_ids]
+    unknown = [r for r in ids if r not in labels]
+    if unknown:
+        raise ValueError(f"run ids {unknown} are not in the design {cfg.file('design')}")
+    return {r: format_run_path(cfg.root, cfg.raw["outputs"]["pattern"], labels[r]) for r in ids}
 
 
 # ------------------------------------------------------------------------------------ evidence
@@ -113,27 +76,36 @@ def read_status(path: str | os.PathLike) -> dict[str, str]:
     return dict(ln.split("=", 1) for ln in text.splitlines() if "=" in ln)
 
 
-def _inspect_output(path: Path) -> tuple[str | None, int | None]:
-    """(problem or None, number of time records) of one run's output file."""
-    if not path.exists():
-        return "no output file", None
-    if path.stat().st_size == 0:
-        return "empty output file", None
-    try:
-        with xr.open_dataset(path, chunks={}, decode_times=False, mask_and_scale=False) as ds:
-            floats = [v for v in ds.data_vars if np.issubdtype(ds[v].dtype, np.floating)]
-            if not floats:
-                return "no floating-point variables", None
-            for v in floats:
-                bad = int((~np.isfinite(ds[v])).sum().compute())
-                if bad:
-                    return f"{bad} NaN/inf values in {v}", None
-                if float(ds[v].min().compute()) < 0:
-                    return f"negative values in {v}", None
-            tdim = next((d for d in _TIME_DIMS if d in ds.dims), None)
-            return None, (int(ds.sizes[tdim]) if tdim else 1)
-    except Exception as e:  # truncated or foreign files fail in netCDF/HDF5 with many error types
-        return f"unreadable output file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})", None
+def _output_reader(cfg):
+    """`path -> (problem or None, n_records)` with the checks `read_run_folder` applies to one run's file."""
+    from ._runfolder import _decode_grid, _grid_mismatch, _read_run_fields, read_region_masks
+    from ._vocabulary import DEFAULT_OM_OC
+
+    out = cfg.raw["outputs"]
+    fmt = out.get("format", "ioapi")
+    spec = out.get("components", {"ioapi": "cmaq-elmo"}.get(fmt, "geoschem"))
+    om_oc, layer = float(out.get("om_oc", DEFAULT_OM_OC)), int(out.get("layer", 0))
+    mgrid = None
+    if cfg.file("regions", "masks", required=False) is not None:
+        masks = read_region_masks(cfg.file("regions", "masks"), variables=cfg.get("regions", "variables"))
+        mgrid = _decode_grid(masks.attrs["_grid"])
+
+    def inspect(path: Path) -> tuple[str | None, int | None]:
+        if not path.exists():
+            return "no output file", None
+        if path.stat().st_size == 0:
+            return "empty output file", None
+        try:
+            _, n_rec, grid, _ = _read_run_fields(path, fmt, spec, om_oc, layer)
+        except CTMFileError as e:
+            return e.problem, None
+        except Exception as e:  # truncated files fail inside netCDF/HDF5 with many exception types
+            first = str(e).splitlines()[0] if str(e) else ""
+            return f"unreadable output file ({type(e).__name__}: {first})", None
+        mis = None if mgrid is None else _grid_mismatch(mgrid, grid)
+        return (f"grid does not match the region masks' grid: {mis}", None) if mis else (None, n_rec)
+
+    return inspect
 
 
 def check_run_outputs(
@@ -146,7 +118,8 @@ def check_run_outputs(
 
     Evidence per run: the status file the array job wrote (`<status_dir>/<run_id>.status`, see
     `write_slurm_script`) and the output file at the `[outputs] pattern` path, which must open, hold
-    floating-point data without NaN/inf or negative values, and have as many time records as most runs.
+    be read as `read_run_folder` reads it (components resolved, units, no NaN/inf or negative values, the
+    region masks' grid) and have as many time records as the other runs.
 
     **Arguments**: `runs_toml`; `status_dir` (default `slurm_status/` next to it; runs without a status file,
     e.g. computed outside SLURM, are judged by their output alone); `run_ids` (default all of the design).
@@ -160,11 +133,14 @@ def check_run_outputs(
       time or memory limit, node failure; see its log);
     - `"missing"`: no output file (never run);
     - `"invalid"`: the task succeeded (or left no status) but its output file is truncated, unreadable,
-      has NaN/inf or negative values, or fewer time records than most runs.
+      has NaN/inf or negative values, another grid, or fewer time records than the other runs.
     """
+    from ._runfolder import read_runs_toml
+
     runs_toml = Path(runs_toml)
     status_dir = default_status_dir(runs_toml) if status_dir is None else Path(status_dir)
     paths = run_output_paths(runs_toml, run_ids)
+    inspect = _output_reader(read_runs_toml(runs_toml))
     rows, records = [], {}
     for r, p in paths.items():
         st = read_status(status_dir / f"{r}.status")
@@ -177,7 +153,7 @@ def check_run_outputs(
         if st.get("state") == "finished" and code != 0:
             rows.append((r, "failed", code, p, f"task {st.get('job', '?')} exited with status {code}"))
             continue
-        problem, n_rec = _inspect_output(p)
+        problem, n_rec = inspect(p)
         if problem == "no output file":
             status = "invalid" if code == 0 else "missing"
             why = "exited 0 but wrote no output file" if code == 0 else "no output file and no finished task"
@@ -188,10 +164,10 @@ def check_run_outputs(
             records[r] = n_rec
             rows.append((r, "ok", code, p, ""))
     if records:
-        usual = Counter(records.values()).most_common(1)[0][0]
+        most = max(records.values())
         rows = [
-            (r, "invalid", c, p, f"{records[r]} time records where most runs have {usual}")
-            if s == "ok" and records[r] < usual
+            (r, "invalid", c, p, f"{records[r]} time records, other runs up to {most}: it probably stopped early")
+            if s == "ok" and records[r] < most
             else (r, s, c, p, why)
             for r, s, c, p, why in rows
         ]

@@ -29,15 +29,23 @@ def _folder(tmp_path, ids=IDS, pattern="out/conc_{run}.nc"):
     rows = [(r, g, "SO2", 1.0 + 0.1 * i) for i, r in enumerate(ids) for g in ("R1", "R2")]
     pd.DataFrame(rows, columns=["run", "region", "species", "factor"]).to_csv(tmp_path / "design.csv", index=False)
     toml = tmp_path / "runs.toml"
-    toml.write_text(f'[design]\nfile = "design.csv"\n\n[outputs]\npattern = "{pattern}"\nformat = "cf"\n')
+    toml.write_text(
+        f'[design]\nfile = "design.csv"\n\n[outputs]\npattern = "{pattern}"\nformat = "cf"\n'
+        'components = {SO4 = "PM25_SO4"}\n'
+    )
     return toml
 
 
+def _output(field):
+    """A stand-in CF run output: one component on (time, lat, lon)."""
+    coords = {"lat": ("lat", [30.0, 31.0, 32.0], {"units": "degrees_north"}),
+              "lon": ("lon", [100.0, 101.0, 102.0, 103.0], {"units": "degrees_east"})}  # fmt: skip
+    return xr.Dataset({"PM25_SO4": (("time", "lat", "lon"), field, {"units": "ug m-3"})}, coords=coords)
+
+
 def _write_output(path, run_id, n_records=4):
-    """A stand-in run output: one component on (TSTEP, ROW, COL)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    field = np.full((n_records, 3, 4), 1.0 + len(run_id))
-    xr.Dataset({"PM25_SO4": (("TSTEP", "ROW", "COL"), field)}).to_netcdf(path)
+    _output(np.full((n_records, 3, 4), 1.0 + len(run_id))).to_netcdf(path)
 
 
 def _task(script, index, cwd, **env):
@@ -150,7 +158,7 @@ def test_check_run_outputs_names_each_kind_of_failure_by_run_id(tmp_path):
     }
     assert rep.loc["17", "exit_code"] == 3 and "exited with status 3" in rep.loc["17", "reason"]
     assert "5_3 on n1" in rep.loc["run003", "reason"]
-    assert "unreadable" in rep.loc["x.4", "reason"]
+    assert "truncated" in rep.loc["x.4", "reason"]
     assert pd.isna(rep.loc["y-5", "exit_code"]) and rep.loc["jan_a", "exit_code"] == 0
     assert rep.loc["jan_a", "path"] == out / "conc_jan_a.nc"
     assert failed_runs(toml) == ["17", "run003", "x.4", "y-5"]
@@ -164,14 +172,14 @@ def test_check_run_outputs_flags_bad_values_and_short_runs(tmp_path):
     _write_output(runs / "r004.nc", "4", n_records=3)  # one record short
     grid = np.ones((4, 3, 4))
     grid[1, 2, 3] = np.nan
-    xr.Dataset({"PM25_SO4": (("TSTEP", "ROW", "COL"), grid)}).to_netcdf(runs / "r005.nc")
+    _output(grid).to_netcdf(runs / "r005.nc")
     rep = check_run_outputs(toml)
-    assert rep.loc["4", "status"] == "invalid" and "3 time records where most runs have 4" in rep.loc["4", "reason"]
-    assert rep.loc["5", "status"] == "invalid" and "1 NaN/inf values in PM25_SO4" in rep.loc["5", "reason"]
+    assert rep.loc["4", "status"] == "invalid" and "3 time records, other runs up to 4" in rep.loc["4", "reason"]
+    assert rep.loc["5", "status"] == "invalid" and "PM25_SO4 has 1 NaN/inf values" in rep.loc["5", "reason"]
     assert failed_runs(toml) == ["4", "5"]
     grid[1, 2, 3] = -0.5
-    xr.Dataset({"PM25_SO4": (("TSTEP", "ROW", "COL"), grid)}).to_netcdf(runs / "r005.nc")
-    assert "negative values" in check_run_outputs(toml).loc["5", "reason"]
+    _output(grid).to_netcdf(runs / "r005.nc")
+    assert "negative concentrations" in check_run_outputs(toml).loc["5", "reason"]
 
 
 def test_check_run_outputs_exit_zero_without_file(tmp_path):
@@ -187,7 +195,7 @@ def test_check_run_outputs_bad_folder_errors_name_the_problem(tmp_path):
 
     with pytest.raises(CTMFileError, match="runs.toml does not exist"):
         check_run_outputs(tmp_path / "runs.toml")
-    (tmp_path / "runs.toml").write_text('[design]\nfile = "design.csv"\n')
+    (tmp_path / "runs.toml").write_text('[design]\nfile = "design.csv"\n[outputs]\nformat = "cf"\n')
     with pytest.raises(CTMFileError, match=r"\[outputs\] pattern is missing"):
         check_run_outputs(tmp_path / "runs.toml")
 
