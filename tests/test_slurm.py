@@ -2,8 +2,10 @@
 id, resubmission of only those; on a real single-node SLURM cluster (tests/_slurm.py) where it can start."""
 
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +238,79 @@ def test_array_job_on_slurm_failure_caught_and_resubmitted(slurm_cluster, tmp_pa
         f"standin_{job2}_2.out",
         f"standin_{job2}_4.out",
     ]
+
+
+@pytest.mark.slow
+def test_reference_ctm_array_on_slurm_resubmit_collect_and_train(slurm_cluster, tmp_path, monkeypatch, capsys):
+    """End to end on a real SLURM: an array of 8 reference-CTM runs (`diffmrio ctm run RUNS_TOML --run ID`),
+    one task exits non-zero and one leaves a truncated output; `diffmrio slurm check` names both by run id,
+    `diffmrio slurm resubmit` reruns only them, then `read_run_folder` ingests the set (the same numbers as
+    the reference CTM computes in this process) and a linear emulator trains on it."""
+    import surrogate as sg
+    from ctm_interface import read_ioapi, read_run_folder
+    from ctm_interface.reference import CTMGrid, run_one, write_run_folder
+    from diffmrio.cli import main
+
+    folder_kw = dict(n_train=6, n_test=2, n_days=1.0, seed=3,
+                     grid=CTMGrid(ncols=8, nrows=6, xcell=216000.0, ycell=216000.0, gdnam="TINY"))  # fmt: skip
+    toml = write_run_folder(tmp_path / "folder", outputs=False, **folder_kw)
+    out = {r: tmp_path / "folder" / "runs" / f"CCTM_ELMO_run{r:03d}.nc" for r in range(8)}
+    wrapper = tmp_path / "ctm_or_fail.sh"
+    wrapper.write_text(
+        "#!/bin/bash\nset -e\n"
+        '# injected failures, once each: run 2 dies before writing, run 5 leaves a truncated file\n'
+        'if [ "$1" = 2 ] && [ ! -e injected_2 ]; then touch injected_2; echo "injected failure" >&2; exit 9; fi\n'
+        f'{shlex.quote(sys.executable)} -m diffmrio.cli ctm run {shlex.quote(str(toml))} --run "$1"\n'
+        f'if [ "$1" = 5 ] && [ ! -e injected_5 ]; then touch injected_5; truncate -s 3000 {shlex.quote(str(out[5]))}; fi\n'
+    )
+    repo = Path(__file__).resolve().parents[1]
+    submit = tmp_path / "submit.sh"
+    assert main(["slurm", "script", str(toml), "--out", str(submit), "--command", f"bash {wrapper} {{run_id}}",
+                 "--time", "00:20:00", "--cpus-per-task", "1", "--job-name", "refctm",
+                 "--setup", f"export PYTHONPATH={shlex.quote(str(repo))}"]) == 0  # fmt: skip
+    assert f"8 runs; submit with: mkdir -p logs && sbatch {submit}" in capsys.readouterr().out
+    (tmp_path / "logs").mkdir()
+    job = slurm_cluster.sbatch(str(submit), cwd=tmp_path)
+    assert slurm_cluster.queued(job), "the array job should be pending or running right after sbatch"
+    slurm_cluster.wait(job, timeout=900)
+
+    # both injected failures, and only those, are named by run id
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
+    monkeypatch.chdir(tmp_path)
+    rep = check_run_outputs(toml)
+    assert failed_runs(toml) == ["2", "5"], rep
+    assert rep.loc["2", "status"] == "failed" and rep.loc["2", "exit_code"] == 9
+    assert rep.loc["5", "status"] == "invalid" and rep.loc["5", "exit_code"] == 0
+    assert (tmp_path / "logs" / f"refctm_{job}_2.err").read_text().strip().endswith("injected failure")
+    assert main(["slurm", "check", str(toml)]) == 1
+    printed = capsys.readouterr()
+    assert [ln.split("\t")[:2] for ln in printed.out.splitlines()] == [["2", "failed"], ["5", "invalid"]]
+    assert "6 of 8 runs ok" in printed.err
+    kept = {r: out[r].stat().st_mtime_ns for r in (0, 1, 3, 4, 6, 7)}
+
+    assert main(["slurm", "resubmit", str(toml), "--script", str(submit)]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("resubmitted 2 runs ['2', '5'] as job ")
+    job2 = line.rsplit(" ", 1)[1]
+    slurm_cluster.wait(job2, timeout=600)
+    assert failed_runs(toml) == []
+    assert {r: out[r].stat().st_mtime_ns for r in kept} == kept  # only the failed runs were rerun
+    assert main(["slurm", "resubmit", str(toml), "--script", str(submit)]) == 0
+    assert "all 8 runs ok: nothing to resubmit" in capsys.readouterr().out
+
+    # the cluster's outputs equal the reference CTM run here, for the resubmitted runs and one other
+    local = write_run_folder(tmp_path / "local", outputs=False, **folder_kw)
+    for r in (0, 2, 5):
+        a, b = read_ioapi(out[r]), read_ioapi(run_one(local, r))
+        for v in ("PM25_SO4", "PM25_NO3", "PM25_OC", "PM25_TOT"):
+            np.testing.assert_allclose(a[v].values, b[v].values, rtol=1e-12, atol=0)
+
+    folder = read_run_folder(toml)
+    assert sorted(folder.runs["run"].values.tolist()) == list(range(8))
+    train, test = folder.split("train"), folder.split("test")
+    model = sg.fit(sg.LinearEmulator(sg.EmulatorLabels.from_runs(train)), train, progress=False)
+    # minimum-norm least squares through 6 runs with 42 factors: it reproduces the training runs
+    pred = sg.predict(model, train["scale"].values)
+    np.testing.assert_allclose(pred, train["pm25"].transpose("run", "component", "receptor").values, rtol=1e-6)
+    ev = sg.evaluate(model, test)
+    assert np.all(np.isfinite(ev["NME"].values))
