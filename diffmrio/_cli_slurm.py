@@ -135,5 +135,5 @@ def _resubmit(args) -> int:
         print(f"error: {shlex.join(cmd)} failed ({out.returncode}): {out.stderr.strip()}", file=sys.stderr)
         return 2
     job = out.stdout.strip().split(";")[0]
-    print(f"resubmitted {len(bad)} runs {list(bad.index)} as job {job}")
+    print(f"resubmitted {len(bad)} run(s) {list(bad.index)} as job {job}")
     return 0

@@ -202,6 +202,46 @@ def test_check_run_outputs_bad_folder_errors_name_the_problem(tmp_path):
         check_run_outputs(tmp_path / "runs.toml")
 
 
+def test_cli_script_check_and_resubmit_dry_run(tmp_path, monkeypatch, capsys):
+    from diffmrio.cli import main
+
+    toml = _folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["slurm", "script", str(toml), "--out", "submit.sh", "--run", "17", "--run", "jan_b"]) == 0
+    assert "submit.sh: 2 runs" in capsys.readouterr().out
+    assert (tmp_path / "submit.run_ids").read_text() == "17\njan_b\n"
+    text = (tmp_path / "submit.sh").read_text()
+    assert f"-m diffmrio.cli ctm run {toml.resolve()} --run ${{RUN_ID}}" in text  # the default command
+    assert main(["slurm", "script", str(toml), "--out", "submit.sh"]) == 0
+    for r in IDS[:4]:
+        _write_output(tmp_path / "out" / f"conc_{r}.nc", r)
+    capsys.readouterr()
+    assert main(["slurm", "check", str(toml), "--all"]) == 1
+    captured = capsys.readouterr()
+    assert [ln.split("\t")[1] for ln in captured.out.splitlines()] == ["ok"] * 4 + ["missing"] * 2
+    assert "4 of 6 runs ok" in captured.err
+    assert main(["slurm", "resubmit", str(toml), "--script", "submit.sh", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "sbatch --parsable --array=4,5 submit.sh"
+    # a task that started and never finished is only rerun on request
+    (tmp_path / "slurm_status").mkdir()
+    (tmp_path / "slurm_status" / "y-5.status").write_text("state=running\njob=3_5\n")
+    assert main(["slurm", "resubmit", str(toml), "--script", "submit.sh", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert out.out.splitlines()[-1] == "sbatch --parsable --array=4 submit.sh" and "['y-5']" in out.err
+    assert main(["slurm", "resubmit", str(toml), "--script", "submit.sh", "--dry-run", "--include-unfinished"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "sbatch --parsable --array=4,5 submit.sh"
+
+
+def test_cluster_fixture_says_why_it_cannot_start(monkeypatch):
+    import _slurm
+
+    monkeypatch.setattr(_slurm.shutil, "which", lambda b: None if b in ("slurmd", "munged") else "/usr/bin/" + b)
+    why = _slurm.missing_requirements()
+    assert "munged, slurmd" in why and "apt-get install" in why
+    with pytest.raises(_slurm.SlurmUnavailable, match="munged, slurmd"):
+        _slurm.start_cluster()
+
+
 # ------------------------------------------------------------------------------------------- a real cluster
 def test_array_job_on_slurm_failure_caught_and_resubmitted(slurm_cluster, tmp_path):
     """sbatch an array over run-id labels (a stand-in CTM that copies a template output); one task exits
@@ -290,7 +330,7 @@ def test_reference_ctm_array_on_slurm_resubmit_collect_and_train(slurm_cluster, 
 
     assert main(["slurm", "resubmit", str(toml), "--script", str(submit)]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
-    assert line.startswith("resubmitted 2 runs ['2', '5'] as job ")
+    assert line.startswith("resubmitted 2 run(s) ['2', '5'] as job ")
     job2 = line.rsplit(" ", 1)[1]
     slurm_cluster.wait(job2, timeout=600)
     assert failed_runs(toml) == []
