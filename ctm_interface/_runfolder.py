@@ -267,6 +267,33 @@ def read_region_masks(
     return da
 
 
+def as_region_masks(masks: xr.DataArray | xr.Dataset) -> xr.DataArray:
+    """`mask[region, ROW, COL]` from what readers return: a Dataset with one variable per region (as
+    `read_ioapi` reads a DESID region file; singleton `TSTEP`/`LAY` squeezed) or a DataArray with a `region`
+    (or `receptor`) dim, possibly with singleton `TSTEP`/`LAY`."""
+    src = masks.attrs.get("source_file")
+    if isinstance(masks, xr.Dataset):
+        names = [str(v) for v in masks.data_vars if v != "TFLAG"]
+        if not names:
+            raise CTMFileError(src, "the mask Dataset has no variables")
+        parts = [_squeeze_singletons(masks[n], src, "mask") for n in names]
+        da = xr.concat([p.drop_vars([c for c in p.coords if c not in ("ROW", "COL")]) for p in parts], dim="region")
+        return da.assign_coords(region=names)
+    return _squeeze_singletons(masks, src, "mask")
+
+
+def as_field2d(field: xr.DataArray | np.ndarray, what: str = "weights") -> xr.DataArray | np.ndarray:
+    """A `(ROW, COL)` field with singleton `TSTEP`/`LAY` squeezed (e.g. population read with `read_ioapi`)."""
+    if isinstance(field, xr.Dataset):
+        names = [str(v) for v in field.data_vars if v != "TFLAG"]
+        if len(names) != 1:
+            raise ValueError(f"{what}: the Dataset has variables {names}; pass the one variable (ds[name])")
+        field = field[names[0]]
+    if isinstance(field, xr.DataArray):
+        return _squeeze_singletons(field, field.attrs.get("source_file"), what)
+    return field
+
+
 def _decode_grid(attr: str) -> dict:
     g = json.loads(attr)
     g["shape"] = tuple(g["shape"])
@@ -408,25 +435,21 @@ def format_run_path(root: Path, pattern: str, label) -> Path:
     return p if p.is_absolute() else root / p
 
 
-def _pattern_glob(root: Path, pattern: str) -> tuple[str, re.Pattern]:
-    """A glob and a regex matching every path the pattern can produce."""
-    parts, rx = [], []
-    for literal, field, spec, _ in string.Formatter().parse(pattern):
+def _pattern_glob(root: Path, pattern: str) -> str:
+    """A glob matching every path the pattern can produce (each `{run}`/`{run_id}` field becomes `*`)."""
+    parts = []
+    for literal, field, _, _ in string.Formatter().parse(pattern):
         parts.append(glob.escape(literal))
-        rx.append(re.escape(literal))
         if field is not None:
             if field not in ("run", "run_id"):
                 raise ValueError(f"pattern {pattern!r} has the field {{{field}}}: only {{run}} and {{run_id}} are known")
             parts.append("*")
-            rx.append(r"[^/]+?")
     g = "".join(parts)
-    full = g if Path(g).is_absolute() else os.path.join(glob.escape(str(root)), g)
-    base = "" if Path(pattern).is_absolute() else re.escape(str(root)) + "/"
-    return full, re.compile(base + "".join(rx) + r"\Z")
+    return g if Path(g).is_absolute() else os.path.join(glob.escape(str(root)), g)
 
 
 def _unclaimed_files(root: Path, pattern: str, expected: Sequence[Path]) -> list[str]:
-    g, _ = _pattern_glob(root, pattern)
+    g = _pattern_glob(root, pattern)
     want = {os.path.normpath(str(p)) for p in expected}
     found = sorted(os.path.normpath(p) for p in glob.glob(g) if not os.path.basename(p).startswith("."))
     return [p for p in found if p not in want]
@@ -538,7 +561,8 @@ class RunFolder:
 
     def split(self, name: str) -> xr.Dataset:
         """The runs of one split (`"train"`, `"test"`, ...), with adjoint sensitivities attached to the runs
-        that are also adjoint states (NaN for the others) so `surrogate.fit` can use them."""
+        that are also adjoint states (same id and same factors; NaN for the others) so `surrogate.fit` can use
+        them."""
         if "split" not in self.runs.coords:
             raise ValueError(f"{self.config.path}: the design table has no split column, so there is no split {name!r}")
         names = sorted(set(self.runs["split"].values.tolist()))
@@ -550,10 +574,13 @@ class RunFolder:
     def _with_sensitivity(self, out: xr.Dataset) -> xr.Dataset:
         if self.adjoints is None:
             return out
-        common = [r for r in out["run"].values.tolist() if r in set(self.adjoints["run"].values.tolist())]
+        states = set(self.adjoints["run"].values.tolist())
+        # a state is the adjoint of a forward run when it has the run's id AND the run's factors
+        common = [r for r in out["run"].values.tolist() if r in states and np.allclose(
+            self.adjoints["scale"].sel(run=r).values, out["scale"].sel(run=r).values, rtol=0, atol=1e-12)]
         if not common:
             return out
-        sens = self.adjoints["sensitivity"].reindex(run=out["run"].values)
+        sens = self.adjoints["sensitivity"].sel(run=common).reindex(run=out["run"].values)
         out = out.assign(sensitivity=sens.drop_vars([c for c in sens.coords if c not in ("run", "source", "species")]),
                          cost_weights=self.adjoints["cost_weights"])  # fmt: skip
         return out

@@ -79,8 +79,10 @@ def _runs(args) -> int:
     folder = ci.read_run_folder(args.runs_toml)
     ds = folder.runs
     if folder.adjoints is not None:
-        adj = folder.adjoints.rename(run="state", scale="state_scale", sensitivity="state_sensitivity")
-        ds = ds.merge(adj.drop_attrs() if hasattr(adj, "drop_attrs") else adj, combine_attrs="drop_conflicts")
+        adj = folder.adjoints.rename(run="state", run_id="state_id", scale="state_scale",
+                                     sensitivity="state_sensitivity")  # fmt: skip
+        ds = ds.assign({k: adj[k] for k in adj.data_vars})
+        ds.attrs.update({f"adjoint_{k}" if not k.startswith("adjoint") else k: v for k, v in adj.attrs.items()})
     from ctm_interface._atomic import atomic_path
 
     with atomic_path(args.out) as tmp:
