@@ -14,6 +14,9 @@ from ._ensemble import write_manifest as write_manifest  # noqa: E402
 from ._ensemble import write_run_inputs as write_run_inputs  # noqa: E402
 from ._ensemble import write_slurm_script as write_slurm_script  # noqa: E402
 from ._errors import CTMFileError as CTMFileError  # noqa: E402
+from ._slurm import check_run_outputs as check_run_outputs  # noqa: E402
+from ._slurm import failed_runs as failed_runs  # noqa: E402
+from ._slurm import slurm_array_indices as slurm_array_indices  # noqa: E402
 from ._geoschem import hybrid_pressure as hybrid_pressure  # noqa: E402
 from ._geoschem import read_cf_latlon as read_cf_latlon  # noqa: E402
 from ._geoschem import read_geoschem as read_geoschem  # noqa: E402

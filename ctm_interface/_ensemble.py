@@ -347,6 +347,8 @@ def write_slurm_script(
     n_runs: int | str | os.PathLike | xr.DataArray,
     command: str,
     *,
+    run_ids: Sequence[str | int] | None = None,
+    status_dir: str | os.PathLike | None = None,
     job_name: str = "ctm-ensemble",
     time: str = "24:00:00",
     partition: str | None = None,
@@ -363,26 +365,88 @@ def write_slurm_script(
 ) -> Path:
     """Write a SLURM array job script that runs one ensemble member per array task.
 
-    The script reads the run index from `SLURM_ARRAY_TASK_ID` into `RUN` and `RUN_ID` (e.g. `run0007`)
-    and runs `command`, a template in which `{run}` and `{run_id}` become `${RUN}` and `${RUN_ID}`
-    (e.g. `"./run_cmaq.sh --scale inputs/{run_id}_scale.csv --out out/{run_id}"`).
+    Two ways to name the members:
+
+    - **By position** (`n_runs` an int or a manifest/design, no `run_ids`): array task `i` runs member `i`;
+      the script sets `RUN=i` and `RUN_ID` from `run_id_format` (e.g. `run0007`).
+    - **By run-id label** (`n_runs` a run folder's `runs.toml`, or `run_ids` given): the labels are written
+      one per line to a list file next to the script (`submit.sh` -> `submit.run_ids`) and array task `i`
+      runs the label on line `i + 1`; `RUN` and `RUN_ID` are both the label, `TASK` the array index. With a
+      `runs.toml` and no `run_ids`, the labels are the run ids of its design table. Resubmit some of them
+      with `sbatch --array=<their line indices> submit.sh` (`ctm_interface.slurm_array_indices`) or write
+      a new script with `run_ids=` those labels.
+
+    `command` is a template in which `{run}` and `{run_id}` become `${RUN}` and `${RUN_ID}`, e.g.
+    `"./run_cmaq.sh --scale inputs/{run_id}_scale.csv"` or `"diffmrio ctm run runs.toml --run {run_id}"`.
+    The command runs under `set -e` in a subshell; the script exits with its exit status.
+
+    **Per-run status files.** With `status_dir` (default for a `runs.toml`: `slurm_status/` next to it) each
+    task writes `<status_dir>/<RUN_ID>.status` (atomically): `state=running` when it starts, then
+    `state=finished` and `exit=<code>` when the command ends. `ctm_interface.check_run_outputs` reads them,
+    so failed runs are named by run id without the scheduler's accounting database (`sacct`). A task the
+    scheduler kills (time or memory limit, node failure) stays `state=running`.
 
     **Arguments**
 
     - `path`: the script to write (atomically, made executable).
-    - `n_runs`: the number of runs, or a manifest path/design to take it from (`#SBATCH --array=0-(n-1)`).
+    - `n_runs`: the number of runs, a manifest path/design to take it from, or a `runs.toml`.
     - `command`: the run command template.
+    - `run_ids`: run-id labels to run (e.g. the failed ones), in this order; with a manifest they must be
+      among its `run_id`s, with a `runs.toml` among its design's run ids.
+    - `status_dir`: folder for the per-run status files (`None` without a `runs.toml`: none are written).
     - `job_name`, `time`, `partition`, `account`, `nodes`, `ntasks`, `cpus_per_task`, `mem`: `#SBATCH` options.
     - `max_concurrent`: limit of simultaneously running tasks (`--array=0-(n-1)%k`).
     - `log_dir`: where `%x_%A_%a.out/err` logs go, relative to the directory `sbatch` is run from. SLURM
       opens the log files before the script starts, so create it before submitting (`mkdir -p logs`).
     - `setup`: shell lines before the command (module loads, environment).
     - `extra_sbatch`: further `#SBATCH` option strings, e.g. `"--qos=long"`.
+    - `run_id_format`: `printf` format of `RUN_ID` when members are named by position.
+
+    The run-id list and the status folder are written into the script as absolute paths, so `sbatch` can be
+    run from any directory.
 
     **Returns** the path. Submit with `sbatch path`.
     """
-    if not isinstance(n_runs, int):
-        n_runs = int(_as_design(n_runs).sizes["run"])
+    from ._slurm import check_run_label, run_folder_run_ids
+
+    path = Path(path)
+    runs_toml = None
+    if isinstance(n_runs, (str, os.PathLike)) and Path(n_runs).suffix == ".toml":
+        runs_toml = Path(n_runs)
+        all_ids = run_folder_run_ids(runs_toml)
+        labels = all_ids if run_ids is None else [str(r) for r in run_ids]
+        unknown = sorted(set(labels) - set(all_ids))
+        if unknown:
+            raise ValueError(f"run_ids {unknown} are not run ids of the design table of {runs_toml}")
+        if status_dir is None:
+            from ._slurm import default_status_dir
+
+            status_dir = default_status_dir(runs_toml)
+    elif run_ids is not None:
+        labels = [str(r) for r in run_ids]
+        if not isinstance(n_runs, int):
+            design = _as_design(n_runs)
+            known = (
+                [str(v) for v in design["run_id"].values]
+                if "run_id" in design.coords
+                else [run_id_format % i for i in range(design.sizes["run"])]
+            )
+            unknown = sorted(set(labels) - set(known))
+            if unknown:
+                raise ValueError(f"run_ids {unknown} are not run ids of the manifest (first ones: {known[:5]})")
+    else:
+        labels = None
+        if not isinstance(n_runs, int):
+            n_runs = int(_as_design(n_runs).sizes["run"])
+    if labels is not None:
+        if len(labels) == 0:
+            raise ValueError("run_ids is empty: there is nothing to run")
+        if len(set(labels)) != len(labels):
+            dup = sorted({r for r in labels if labels.count(r) > 1})
+            raise ValueError(f"run_ids lists {dup} more than once")
+        for r in labels:
+            check_run_label(r)
+        n_runs = len(labels)
     if n_runs < 1:
         raise ValueError(f"n_runs must be >= 1, got {n_runs}")
     if "{run" not in command:
@@ -410,26 +474,72 @@ def write_slurm_script(
         sb.append(f"--mem={mem}")
     sb += [s if s.startswith("--") else f"--{s}" for s in extra_sbatch]
     cmd = command.replace("{run_id}", "${RUN_ID}").replace("{run}", "${RUN}")
+    q = shlex.quote
+    head = [
+        'if [ -z "${SLURM_ARRAY_TASK_ID:-}" ]; then echo "SLURM_ARRAY_TASK_ID is not set: submit with sbatch" >&2; exit 2; fi',
+        "TASK=${SLURM_ARRAY_TASK_ID}",
+        f"N_RUNS={n_runs}",
+        'if [ "${TASK}" -ge "${N_RUNS}" ]; then echo "array index ${TASK} outside 0-$((N_RUNS - 1))" >&2; exit 2; fi',
+    ]
+    if labels is None:
+        head += ["RUN=${TASK}", f'RUN_ID=$(printf "{run_id_format}" "${{RUN}}")']
+    else:
+        list_file = path.with_suffix(".run_ids").resolve()
+        if list_file == path.resolve():
+            raise ValueError(f"the script {path} must not end in .run_ids (its run-id list is written there)")
+        head += [
+            f"RUN_LIST={q(str(list_file))}",
+            'if [ "$(grep -c . "${RUN_LIST}")" -ne "${N_RUNS}" ]; then',
+            '    echo "${RUN_LIST} does not hold ${N_RUNS} run ids: rewrite it with write_slurm_script" >&2; exit 2',
+            "fi",
+            'RUN_ID=$(sed -n "$((TASK + 1))p" "${RUN_LIST}")',
+            "RUN=${RUN_ID}",
+        ]
+    head.append("export TASK RUN RUN_ID")
+    if status_dir is None:
+        body = [cmd]
+    else:
+        status = Path(status_dir).resolve()
+        body = [
+            f"STATUS_DIR={q(str(status))}",
+            'mkdir -p "${STATUS_DIR}"',
+            "write_status() {  # atomically replace ${STATUS_DIR}/${RUN_ID}.status with the given lines",
+            '    local tmp="${STATUS_DIR}/.${RUN_ID}.status.$$"',
+            '    printf "%s\\n" "run_id=${RUN_ID}" "job=${SLURM_ARRAY_JOB_ID:-}_${TASK}" "host=$(hostname)" "$@" > "${tmp}"',
+            '    mv -f "${tmp}" "${STATUS_DIR}/${RUN_ID}.status"',
+            "}",
+            'write_status "state=running" "start=$(date -u +%FT%TZ)"',
+            "set +e",
+            "(",
+            "set -e",
+            cmd,
+            ")",
+            "RC=$?",
+            "set -e",
+            'write_status "state=finished" "exit=${RC}" "end=$(date -u +%FT%TZ)"',
+        ]
+    tail = (
+        ['echo "[$(date -u +%FT%TZ)] done ${RUN_ID}"']
+        if status_dir is None
+        else ['echo "[$(date -u +%FT%TZ)] ${RUN_ID} exited ${RC}"', "exit ${RC}"]
+    )
     lines = (
         ["#!/bin/bash"]
         + [f"#SBATCH {s}" for s in sb]
         + [
             "# Written by diffmrio.ctm_interface.write_slurm_script: one CTM ensemble member per array task.",
             "set -euo pipefail",
-            f"mkdir -p {shlex.quote(log_dir)}",
-            'if [ -z "${SLURM_ARRAY_TASK_ID:-}" ]; then echo "SLURM_ARRAY_TASK_ID is not set: submit with sbatch" >&2; exit 2; fi',
-            "RUN=${SLURM_ARRAY_TASK_ID}",
-            f'RUN_ID=$(printf "{run_id_format}" "${{RUN}}")',
-            f"N_RUNS={n_runs}",
-            'if [ "${RUN}" -ge "${N_RUNS}" ]; then echo "run ${RUN} outside 0-$((N_RUNS - 1))" >&2; exit 2; fi',
-            "export RUN RUN_ID",
+            f"mkdir -p {q(log_dir)}",
+            *head,
             *setup,
             'echo "[$(date -u +%FT%TZ)] start ${RUN_ID}"',
-            cmd,
-            'echo "[$(date -u +%FT%TZ)] done ${RUN_ID}"',
+            *body,
+            *tail,
         ]
     )
-    p = write_text_atomic(Path(path), "\n".join(lines) + "\n")
+    if labels is not None:
+        write_text_atomic(list_file, "\n".join(labels) + "\n")
+    p = write_text_atomic(path, "\n".join(lines) + "\n")
     os.chmod(p, 0o755)
     return p
 

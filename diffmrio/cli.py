@@ -18,10 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--cache", type=Path, default=None, help="cache for the CTM ensemble and emulator (default OUT/cache)")
     demo.add_argument("--economy-only", action="store_true", help="only the MRIO sections (no CTM, emulator, health)")
     demo.add_argument("--force", action="store_true", help="overwrite files in OUT that the demo did not write")
+    from . import _cli_slurm
     from ._cli_runs import add_commands, run_command
 
     add_commands(sub)
+    _cli_slurm.add_commands(sub)
     args = parser.parse_args(argv)
+    if hasattr(args, "func"):
+        return args.func(args)
     if args.command == "demo":
         from ._demo_job import DemoOutputError, run_demo
 

@@ -30,3 +30,20 @@ def quick_demo_chain(tmp_path_factory):
 
     cache = tmp_path_factory.getbasetemp() / "demo_chain_cache"
     return demo_chain(**demo_config(quick=True), cache_dir=cache, progress=False)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-node SLURM cluster (munged, slurmctld, slurmd on this host; see tests/_slurm.py), started
+    once per session and stopped, with its temporary folder removed, at the end. Skipped, with the reason,
+    only where the slurm-wlm/munge packages (or root) are missing; a cluster that does not come up fails."""
+    from _slurm import SlurmUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except SlurmUnavailable as e:
+        pytest.skip(str(e))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
