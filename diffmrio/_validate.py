@@ -132,7 +132,7 @@ def check_lost_stressors(F, x, regions, sectors, stressors, units) -> None:
         f"{amounts or 'amounts that cancel'}. Give those sectors an output, or book the stressors to final demand "
         "(`F_Y`) or to the sectors that really emit them.",
         MRIOWarning,
-        stacklevel=4,
+        stacklevel=3,
     )
 
 
@@ -230,7 +230,7 @@ def check_table(Z: np.ndarray, Y: np.ndarray, regions, sectors, *, check_spectru
             f"is accepted because they buy from sectors that have value added (spectral radius of A {rho:.10g} < 1), "
             "but a published table rounded to integers can have such sectors by accident: check their value added.",
             MRIOWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
 
 
