@@ -690,7 +690,7 @@ def collect_runs(
                     raise CTMFileError(p, "grid does not match the receptor masks' grid: " + "; ".join(diff))
             fields = []
             for c in comps:
-                da = ds[c]
+                da = ds[c].astype(np.float64)  # average float32 files in float64
                 for zdim in ("LAY", "lev"):
                     if zdim in da.dims:
                         da = da.isel({zdim: layer})

@@ -278,8 +278,8 @@ def as_region_masks(masks: xr.DataArray | xr.Dataset) -> xr.DataArray:
             raise CTMFileError(src, "the mask Dataset has no variables")
         parts = [_squeeze_singletons(masks[n], src, "mask") for n in names]
         da = xr.concat([p.drop_vars([c for c in p.coords if c not in ("ROW", "COL")]) for p in parts], dim="region")
-        return da.assign_coords(region=names)
-    return _squeeze_singletons(masks, src, "mask")
+        return da.assign_coords(region=names).astype(np.float64)
+    return _squeeze_singletons(masks, src, "mask").astype(np.float64)
 
 
 def as_field2d(field: xr.DataArray | np.ndarray, what: str = "weights") -> xr.DataArray | np.ndarray:
@@ -290,7 +290,7 @@ def as_field2d(field: xr.DataArray | np.ndarray, what: str = "weights") -> xr.Da
             raise ValueError(f"{what}: the Dataset has variables {names}; pass the one variable (ds[name])")
         field = field[names[0]]
     if isinstance(field, xr.DataArray):
-        return _squeeze_singletons(field, field.attrs.get("source_file"), what)
+        return _squeeze_singletons(field, field.attrs.get("source_file"), what).astype(np.float64)
     return field
 
 

@@ -16,9 +16,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     chk = rsub.add_parser("check", help="what the folder holds, the envelope, components, and what is missing or suspect")
     chk.add_argument("runs_toml", type=Path)
     chk.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    chk.add_argument("--force", action="store_true", help="replace --json if it exists")
     col = rsub.add_parser("collect", help="read the folder into one run set (netCDF)")
     col.add_argument("runs_toml", type=Path)
     col.add_argument("--out", type=Path, required=True, help="output netCDF (e.g. runs.nc)")
+    col.add_argument("--force", action="store_true", help="replace --out if it exists")
 
     emu = sub.add_parser("emulator", help="fit or evaluate an emulator on a run folder")
     esub = emu.add_subparsers(dest="emulator_command", required=True)
@@ -29,11 +31,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--split", default="train", help="split to train on (default train)")
     fit.add_argument("--steps", type=int, default=2000, help="optimisation steps (mlp, ensemble)")
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--force", action="store_true", help="replace --out if it exists")
     ev = esub.add_parser("evaluate", help="errors on a split (and gradient agreement with the adjoints)")
     ev.add_argument("model", type=Path)
     ev.add_argument("runs_toml", type=Path)
     ev.add_argument("--split", default="test")
     ev.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
+    ev.add_argument("--force", action="store_true", help="replace --json if it exists")
 
     ctm = sub.add_parser("ctm", help="the reference CTM")
     csub = ctm.add_subparsers(dest="ctm_command", required=True)
@@ -41,6 +45,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("runs_toml", type=Path)
     run.add_argument("--run", required=True, dest="run_id", help="the run id (a label from the design table)")
     run.add_argument("--adjoint", action="store_true", help="compute the adjoint state with this id instead")
+
+
+def _refuse_existing(path: Path | None, force: bool) -> None:
+    if path is not None and path.exists() and not force:
+        raise FileExistsError(f"{path} exists: choose another path or pass --force to replace it")
 
 
 def run_command(args: argparse.Namespace) -> int | None:
@@ -51,6 +60,8 @@ def run_command(args: argparse.Namespace) -> int | None:
     if args.command not in handlers:
         return None
     try:
+        for attr in ("out", "json"):
+            _refuse_existing(getattr(args, attr, None), getattr(args, "force", False))
         return handlers[args.command](args)
     except (CTMFileError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"diffmrio {args.command}: error: {e}", file=sys.stderr)

@@ -404,6 +404,9 @@ def test_cli_check_collect_fit_evaluate(elmo, tmp_path, capsys):
         np.testing.assert_array_equal(ds["pm25"].values, folder.runs["pm25"].values)
         np.testing.assert_array_equal(ds["state_sensitivity"].values, folder.adjoints["sensitivity"].values)
         assert ds.attrs["components_vocabulary"] == "cmaq-elmo"
+    rc, _, err = _cli(capsys, "runs", "collect", elmo, "--out", tmp_path / "runs.nc")
+    assert rc == 2 and "exists" in err and "--force" in err  # nothing the user wrote is replaced silently
+    assert _cli(capsys, "runs", "collect", elmo, "--out", tmp_path / "runs.nc", "--force")[0] == 0
     model = tmp_path / "model.eqx"
     rc, out, _ = _cli(capsys, "emulator", "fit", elmo, "--out", model, "--family", "linear")
     assert rc == 0 and model.exists()
