@@ -11,6 +11,9 @@ from diffmrio import MRIO, MRIOError, MRIOWarning, select_extension
 
 pymrio = pytest.importorskip("pymrio")
 
+# The host backend (numpy/LAPACK, no compilation) keeps these tests fast; both backends are compared with pymrio in
+# test_per_capita_accounts_equal_pymrio, and with each other in test_accounts_pymrio.py.
+
 CAP_KEYS = ["D_cba_cap", "D_pba_cap", "D_imp_cap", "D_exp_cap"]
 
 
@@ -33,7 +36,7 @@ def test_mrio():
 def test_extensions_and_units_preserved(test_io, test_mrio):
     m = test_mrio
     assert set(m.extension_names) == {"emissions", "factor_inputs"} == set(test_io.get_extensions())
-    acc = diffmrio.accounts(m)
+    acc = diffmrio.accounts(m, backend="host")
     for ename in test_io.get_extensions():
         ext = getattr(test_io, ename)
         rows = [_flat(r) for r in ext.F.index]
@@ -84,7 +87,7 @@ def test_per_capita_accounts_equal_pymrio(test_io, test_mrio, backend):
 
 def test_population_unit_and_category_subset(test_io):
     m = MRIO.from_pymrio(pymrio.load_test(), population_unit="1000 persons")
-    acc = diffmrio.accounts(m, categories=[m.categories[0]])
+    acc = diffmrio.accounts(m, categories=[m.categories[0]], backend="host")
     em = select_extension(acc, "emissions")
     assert em.D_imp_cap.attrs["units"] == "kg / 1000 persons" and em.population.attrs["units"] == "1000 persons"
     # per capita of the restricted demand: D_*_reg of the subset divided by the population (independent numpy)
@@ -138,7 +141,7 @@ def test_shared_labels_are_prefixed_and_restored():
     assert m.stressors == ("ext:q0", "ext:q1", "other:q0", "other:q1")
     assert m.extensions == ("ext", "ext", "other", "other") and m.units == ("kg", "kg", "t", "t")
     np.testing.assert_array_equal(m.population, [1.0, 2.0, 3.0])  # matched to the regions by label
-    acc = diffmrio.accounts(m)
+    acc = diffmrio.accounts(m, backend="host")
     other = select_extension(acc, "other")
     assert list(other.stressor.values) == ["q0", "q1"] and other.D_pba_cap.attrs["units"] == "t / person"
     np.testing.assert_allclose(other.D_cba_cap.values, 2.0 * select_extension(acc, "ext").D_cba_cap.values, rtol=1e-12)
@@ -158,7 +161,7 @@ def test_tables_without_population_or_extensions_still_work():
     io.population = None
     m = MRIO.from_pymrio(io)
     assert m.population is None and m.extension_names
-    acc = diffmrio.accounts(m)
+    acc = diffmrio.accounts(m, backend="host")
     assert not any(k in acc for k in CAP_KEYS + ["population"])
     assert "population" not in m.to_xarray() and "population" not in m.to_dataframes()
     assert m.to_pymrio().population is None
@@ -167,7 +170,7 @@ def test_tables_without_population_or_extensions_still_work():
     Z, Y, F, F_Y = random_system(R, N, p, K, seed=0)
     plain = MRIO.from_arrays(Z, Y, F, F_Y, **labels(R, N, K, p), units=["kg"] * p)
     assert plain.extensions == () and plain.population is None
-    acc = diffmrio.accounts(plain)
+    acc = diffmrio.accounts(plain, backend="host")
     assert "extension" not in acc.coords and "D_cba_cap" not in acc
     with pytest.raises(KeyError, match="no `extension` coordinate"):
         select_extension(acc, "satellite")
@@ -196,7 +199,7 @@ def test_bad_population_is_refused():
     # zero population: the MRIO is fine, its per-capita accounts are NaN there, with a warning naming it
     m = MRIO.from_arrays(Z, Y, F, F_Y, population=[1.0, 0.0, 2.0], **kw)
     with pytest.warns(MRIOWarning, match=r"population is 0 for \['r1'\]"):
-        acc = diffmrio.accounts(m)
+        acc = diffmrio.accounts(m, backend="host")
     assert np.isnan(acc.D_cba_cap.sel(region="r1")).all() and np.isfinite(acc.D_cba_cap.sel(region="r0")).all()
 
 
@@ -207,6 +210,6 @@ def test_aggregation_sums_population_and_keeps_extensions(test_mrio):
     pop = dict(zip(m.regions, np.asarray(m.population)))
     want = [pop["reg1"] + pop["reg2"]] + [pop[r] for r in m.regions[2:]]
     np.testing.assert_allclose(merged.population, want, rtol=1e-15)
-    acc, fine = diffmrio.accounts(merged), diffmrio.accounts(m)
+    acc, fine = diffmrio.accounts(merged, backend="host"), diffmrio.accounts(m, backend="host")
     np.testing.assert_allclose(acc.D_pba_cap.sel(region="reg12"),
                                fine.D_pba_reg.sel(region=["reg1", "reg2"]).sum("region") / want[0], rtol=1e-10)
