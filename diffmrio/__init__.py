@@ -18,6 +18,7 @@ from ._accounts import (  # noqa: E402
     multipliers as multipliers,
     output as output,
 )
+from ._extensions import select_extension as select_extension  # noqa: E402
 from ._host_solve import SolveReport as SolveReport, host_leontief_solves as host_leontief_solves  # noqa: E402
 from ._leontief import (  # noqa: E402
     RESULTS as RESULTS,

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from ._custom_types import Array, Float
+from ._extensions import add_per_capita
 from ._host_solve import host_leontief_solves
 from ._leontief import (
     leontief_inverse,
@@ -279,7 +280,11 @@ def accounts(
     `S, M, D_cba, D_pba, D_imp, D_exp (stressor, region, sector)`, their `_reg` variants
     `(stressor, region)`, `S_Y(stressor, fd_region, category)`, the region-to-region burden matrix
     `burden(stressor, region, consumer)` (emitted in `region` for final demand of `consumer`) and the
-    final-producer view `final_producer(stressor, region, producer)`.
+    final-producer view `final_producer(stressor, region, producer)`. Stressors carry their `unit` and, for
+    tables from pymrio, their `extension` as coordinates (one extension:
+    [`select_extension`][diffmrio.select_extension]); with a population (`MRIO.population`) the Dataset also
+    has `population(region)` and pymrio's per-capita accounts `D_cba_cap, D_pba_cap, D_imp_cap, D_exp_cap
+    (stressor, region)` (`D_*_reg / population`).
 
     Same meaning as pymrio's `calc_all()`: `D_cba[:, (s, j)]` is what region s's final demand for
     product j causes anywhere; `D_imp` the part emitted outside s; `D_exp[:, (r, i)]` what sector
@@ -341,7 +346,7 @@ def accounts(
                                                   "solve_backward_error": residual})
     ds["burden"].attrs["description"] = "E[r, s] = sum_t S_r L_rt y_ts: emitted in region r for final demand of s"
     ds["final_producer"].attrs["description"] = "E[r, t] = S_r L_rt sum_s y_ts: emitted in r for final sales of t"
-    return ds
+    return add_per_capita(ds, m)
 
 
 def _coefficient_array(Z, x):

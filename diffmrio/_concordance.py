@@ -403,4 +403,14 @@ def aggregate_mrio(mrio, region_map=None, sector_map=None):
         categories=tuple(mrio.categories),
         stressors=tuple(mrio.stressors),
         units=tuple(mrio.units) if mrio.units is not None else None,
+        extensions=tuple(getattr(mrio, "extensions", ())),
+        population=_aggregate_population(getattr(mrio, "population", None), GR),
+        population_unit=getattr(mrio, "population_unit", "person"),
     )
+
+
+def _aggregate_population(population, region_matrix):
+    """Population summed over the regions merged by `region_matrix` (None stays None)."""
+    if population is None or region_matrix is None:
+        return population
+    return np.asarray(population) @ np.asarray(region_matrix)

@@ -39,6 +39,11 @@ class MRIO(eqx.Module):
     - `F`: satellite accounts (direct stressors of industries), shape `(p, n)`.
     - `F_Y`: stressors emitted directly by final demand, shape `(p, R K)`.
     - `regions`, `sectors`, `categories`, `stressors`, `units`: labels (static).
+    - `extensions`: the satellite extension each stressor belongs to (pymrio's extensions, e.g.
+      `"emissions"`, `"factor_inputs"`), one name per stressor; `()` when the table has no such grouping.
+    - `population`: optional population per region, shape `(R,)` (pymrio's `io.population`), in
+      `population_unit` (static, default `"person"`); with it [`accounts`][diffmrio.accounts] adds the
+      per-capita accounts `D_cba_cap`, `D_pba_cap`, `D_imp_cap`, `D_exp_cap`.
 
     Arrays are float64 leaves (numpy arrays from the constructors below, read-only; JAX arrays inside
     transformed code), labels are static, so the table passes through `jax.jit`,
@@ -63,6 +68,9 @@ class MRIO(eqx.Module):
     stressors: tuple[str, ...] = eqx.field(static=True)
     units: tuple[str, ...] = eqx.field(static=True)
     name: str = eqx.field(static=True, default="mrio")
+    extensions: tuple[str, ...] = eqx.field(static=True, default=())
+    population: Float[Array, " R"] | None = None
+    population_unit: str = eqx.field(static=True, default="person")
 
     def __check_init__(self):
         check_shapes(
@@ -72,6 +80,16 @@ class MRIO(eqx.Module):
         if len(self.units) != len(self.stressors):
             raise MRIOError(
                 f"{len(self.units)} units given for {len(self.stressors)} stressors: give one unit per stressor"
+            )
+        if self.extensions and len(self.extensions) != len(self.stressors):
+            raise MRIOError(
+                f"{len(self.extensions)} extension names given for {len(self.stressors)} stressors: give one "
+                "extension name per stressor, or none (`extensions=()`)"
+            )
+        if self.population is not None and tuple(self.population.shape) != (len(self.regions),):
+            raise MRIOError(
+                f"population has shape {tuple(self.population.shape)}; it needs one value per region, shape "
+                f"({len(self.regions)},), in the order of `regions`"
             )
 
     # ------------------------------------------------------------------ sizes
@@ -94,6 +112,19 @@ class MRIO(eqx.Module):
     @property
     def n_stressors(self) -> int:
         return len(self.stressors)
+
+    @property
+    def extension_names(self) -> tuple[str, ...]:
+        """The extensions of the table in order of first appearance (pymrio's `get_extensions()`); `()`
+        when the stressors are not grouped."""
+        return tuple(dict.fromkeys(self.extensions))
+
+    def extension_stressors(self, extension: str) -> tuple[str, ...]:
+        """The stressor labels of one extension, with an error listing the extensions when it is unknown."""
+        if extension not in self.extension_names:
+            raise KeyError(f"extension {extension!r} not in this MRIO; available: {list(self.extension_names)}"
+                           + ("" if self.extensions else " (the table's stressors are not grouped into extensions)"))
+        return tuple(s for s, e in zip(self.stressors, self.extensions) if e == extension)
 
     def stressor_index(self, name: str) -> int:
         """Row of stressor `name` in `F`, with an error listing the available names."""
@@ -124,11 +155,15 @@ class MRIO(eqx.Module):
         units: Sequence[str] | None = None,
         name: str = "mrio",
         validate: bool = True,
+        extensions: Sequence[str] | None = None,
+        population=None,
+        population_unit: str = "person",
     ) -> MRIO:
         """Build and validate an MRIO from arrays (region-major ordering).
 
         **Arguments:** `Z (n, n)`, `Y (n, R K)`, optional `F (p, n)` and `F_Y (p, R K)` (zeros when
-        omitted), and labels. `validate=True` checks NaN/inf, negative flows or output, zero-output
+        omitted), and labels; optional `extensions` (the extension name of each stressor) and `population`
+        (one value per region, in `population_unit`). `validate=True` checks NaN/inf, negative flows or output, zero-output
         sectors with inputs and the spectral radius of `A`, raising [`MRIOError`][diffmrio.MRIOError]
         that names the region-sector at fault.
         """
@@ -137,6 +172,7 @@ class MRIO(eqx.Module):
         categories = _as_labels("categories", categories)
         stressors = _as_labels("stressors", stressors)
         units = tuple(str(u) for u in units) if units is not None else ("",) * len(stressors)
+        extensions = tuple(str(e) for e in extensions) if extensions is not None else ()
         empty = [nm for nm, lab in (("regions", regions), ("sectors", sectors), ("categories", categories)) if not lab]
         if empty:
             raise MRIOError(f"the table is empty: no {' and no '.join(empty)} given; an MRIO needs at least one "
@@ -158,11 +194,13 @@ class MRIO(eqx.Module):
                 check_finite(nm, arr)
             check_table(Z, Y, regions, sectors)
             check_lost_stressors(F, Z.sum(axis=1) + Y.sum(axis=1), regions, sectors, stressors, units)
+        pop = None if population is None else _frozen(_population_array(population, regions))
         # numpy leaves: JAX transformations take them as arrays (zero-copy on a CPU), and the host path of
         # `accounts` reads them without exporting a device buffer (which would copy an n x n matrix)
         return cls(
             _frozen(Z), _frozen(Y), _frozen(F), _frozen(F_Y),
             regions, sectors, categories, stressors, units, name,
+            extensions=extensions, population=pop, population_unit=str(population_unit),
         )  # fmt: skip
 
     @classmethod
@@ -176,9 +214,13 @@ class MRIO(eqx.Module):
         units: Sequence[str] | None = None,
         name: str = "mrio",
         validate: bool = True,
+        extensions: Sequence[str] | None = None,
+        population: pd.DataFrame | pd.Series | None = None,
+        population_unit: str = "person",
     ) -> MRIO:
         """Build an MRIO from pandas frames indexed like pymrio's (`(region, sector)` MultiIndex rows,
-        `(region, category)` final-demand columns).
+        `(region, category)` final-demand columns). `population` is a Series indexed by region or pymrio's
+        one-row frame with regions as columns; it is matched to the regions by label.
 
         The frames are *not* silently reordered: if `Z`'s columns, `Y`'s rows or `F`'s columns are in a
         different order from `Z`'s rows, or the rows are not region-major, an error says so and how to
@@ -232,16 +274,26 @@ class MRIO(eqx.Module):
         return cls.from_arrays(
             as_numeric("Z", Z), as_numeric("Y", Y), Fv, FYv,
             regions=regions, sectors=sectors, categories=categories, stressors=stressors,
-            units=units, name=name, validate=validate,
+            units=units, name=name, validate=validate, extensions=extensions,
+            population=None if population is None else _population_by_label(population, regions, "population"),
+            population_unit=population_unit,
         )  # fmt: skip
 
     @classmethod
-    def from_pymrio(cls, io, extensions: Sequence[str] | None = None, *, validate: bool = True) -> MRIO:
+    def from_pymrio(
+        cls, io, extensions: Sequence[str] | None = None, *, validate: bool = True, population_unit: str = "person"
+    ) -> MRIO:
         """Build an MRIO from a pymrio `IOSystem` (e.g. `pymrio.load_test()` or a parsed EXIOBASE).
 
         `Z` (or `A` and `x`), `Y` and the `F`/`F_Y` of the chosen extensions (all by default) are read
         and reordered by their labels. Stressor labels join pymrio's row index levels with `/`; when two
-        extensions share a label it is prefixed with the extension name.
+        extensions share a label it is prefixed with the extension name (`"emissions:CO2"`). Each stressor
+        keeps its extension (`MRIO.extensions`, an `extension` coordinate on the accounts; select one with
+        [`select_extension`][diffmrio.select_extension]) and its unit from `extension.unit`.
+
+        `io.population` (pymrio's one-row frame, regions as columns), when present, is carried as
+        `MRIO.population` in `population_unit` (pymrio does not record it; `"person"` by default, pass e.g.
+        `"1000 persons"` for a table that counts in thousands), and gives the per-capita accounts.
         """
         Z = io.Z
         if Z is None:
@@ -261,6 +313,10 @@ class MRIO(eqx.Module):
         Yr = io.Y.reindex(index=order, columns=ycols, fill_value=0.0)
         names = list(extensions) if extensions is not None else [e for e in io.get_extensions()]
         F_blocks, FY_blocks, pairs, units = [], [], [], []
+        known = list(io.get_extensions())
+        unknown = [e for e in names if e not in known]
+        if unknown:
+            raise MRIOError(f"extension(s) {unknown} are not in the pymrio system; it has {known}")
         for ename in names:
             ext = getattr(io, ename)
             if ext.F is None:
@@ -280,10 +336,14 @@ class MRIO(eqx.Module):
         labels = [f"{e}:{lab}" if counts[lab] > 1 else lab for e, lab in pairs]
         F = np.concatenate(F_blocks, axis=0) if F_blocks else None
         F_Y = np.concatenate(FY_blocks, axis=0) if FY_blocks else None
+        pop = getattr(io, "population", None)
         return cls.from_arrays(
             as_numeric("Z", Zr), as_numeric("Y", Yr), F, F_Y,
             regions=regions, sectors=sectors, categories=categories, stressors=labels, units=units,
             name=str(getattr(io, "name", "mrio") or "mrio"), validate=validate,
+            extensions=[e for e, _ in pairs],
+            population=None if pop is None else _population_by_label(pop, regions, "io.population"),
+            population_unit=population_unit,
         )  # fmt: skip
 
     @classmethod
@@ -317,25 +377,35 @@ class MRIO(eqx.Module):
             if "F_Y" in ds:
                 FYv = ds["F_Y"].sel(fd_region=regions).transpose("stressor", "fd_region", "category").values
                 FYv = FYv.reshape(len(stressors), -1)
+        exts = [str(e) for e in ds["extension"].values] if "extension" in ds.coords and stressors else None
+        pop, pop_unit = None, "person"
+        if "population" in ds:
+            pop = ds["population"].sel(region=regions).values
+            pop_unit = str(ds["population"].attrs.get("units", "person"))
         return cls.from_arrays(
             Z.values.reshape(n, n), Y.values.reshape(n, -1), Fv, FYv,
             regions=regions, sectors=sectors, categories=categories, stressors=stressors, units=units,
             name=str(ds.attrs.get("name", "mrio")), validate=validate,
+            extensions=exts, population=pop, population_unit=pop_unit,
         )  # fmt: skip
 
     # ------------------------------------------------------------ conversions
     def coords(self) -> dict:
-        return {
+        c = {
             "region": list(self.regions), "sector": list(self.sectors),
             "to_region": list(self.regions), "to_sector": list(self.sectors),
             "fd_region": list(self.regions), "category": list(self.categories),
             "stressor": list(self.stressors), "unit": ("stressor", list(self.units)),
         }  # fmt: skip
+        if self.extensions:
+            c["extension"] = ("stressor", list(self.extensions))
+        return c
 
     def to_xarray(self) -> xr.Dataset:
         """The table as a labelled Dataset: `Z(region, sector, to_region, to_sector)`,
         `Y(region, sector, fd_region, category)`, `F(stressor, region, sector)`,
-        `F_Y(stressor, fd_region, category)`, with the stressor units as a coordinate."""
+        `F_Y(stressor, fd_region, category)`, with the stressor units (and extensions, when known) as
+        coordinates and `population(region)` when the table has one."""
         R, N, K, p = self.n_regions, self.n_sectors, self.n_categories, self.n_stressors
         ds = xr.Dataset(
             {
@@ -347,30 +417,52 @@ class MRIO(eqx.Module):
             coords=self.coords(),
             attrs={"name": self.name},
         )
+        if self.population is not None:
+            ds["population"] = ("region", np.asarray(self.population), {"units": self.population_unit})
         return ds
 
     def to_dataframes(self) -> dict[str, pd.DataFrame]:
-        """`Z`, `Y`, `F`, `F_Y` as pandas frames with pymrio's index layout."""
+        """`Z`, `Y`, `F`, `F_Y`, `unit` as pandas frames with pymrio's index layout, plus `extension` (one
+        name per stressor) when the stressors are grouped and `population` (pymrio's one-row frame) when
+        the table has one."""
         rs = pd.MultiIndex.from_product([self.regions, self.sectors], names=["region", "sector"])
         rc = pd.MultiIndex.from_product([self.regions, self.categories], names=["region", "category"])
         st = pd.Index(self.stressors, name="stressor")
-        return {
+        out = {
             "Z": pd.DataFrame(np.asarray(self.Z), index=rs, columns=rs),
             "Y": pd.DataFrame(np.asarray(self.Y), index=rs, columns=rc),
             "F": pd.DataFrame(np.asarray(self.F), index=st, columns=rs),
             "F_Y": pd.DataFrame(np.asarray(self.F_Y), index=st, columns=rc),
             "unit": pd.DataFrame({"unit": list(self.units)}, index=st),
         }
+        if self.extensions:
+            out["extension"] = pd.DataFrame({"extension": list(self.extensions)}, index=st)
+        if self.population is not None:
+            out["population"] = pd.DataFrame(
+                np.asarray(self.population)[None, :], index=["Population"], columns=pd.Index(self.regions, name="region")
+            )
+        return out
 
     def to_pymrio(self, extension_name: str = "satellite"):
-        """A pymrio `IOSystem` with `Z`, `Y` and one extension holding `F`, `F_Y` and the units."""
+        """A pymrio `IOSystem` with `Z`, `Y`, the population (when the table has one) and the stressors:
+        one pymrio extension per entry of `extensions` (with the `"extension:"` prefix that
+        [`from_pymrio`][diffmrio.MRIO.from_pymrio] adds to shared labels removed again), or a single
+        extension `extension_name` when the stressors are not grouped. Row labels are the flat stressor
+        labels (pymrio's multi-level rows come back joined with `/`)."""
         import pymrio
 
         d = self.to_dataframes()
-        io = pymrio.IOSystem(Z=d["Z"], Y=d["Y"], name=self.name)
-        if self.n_stressors:
-            ext = pymrio.Extension(name=extension_name, F=d["F"], F_Y=d["F_Y"], unit=d["unit"])
-            setattr(io, extension_name.replace(" ", "_"), ext)
+        io = pymrio.IOSystem(Z=d["Z"], Y=d["Y"], name=self.name, population=d.get("population"))
+        groups = (
+            [(e, list(self.extension_stressors(e))) for e in self.extension_names]
+            if self.extensions
+            else ([(extension_name, list(self.stressors))] if self.n_stressors else [])
+        )
+        for ename, rows in groups:
+            labels = pd.Index(_strip_extension(rows, ename) if self.extensions else rows, name="stressor")
+            parts = {k: d[k].loc[rows].set_axis(labels, axis=0) for k in ("F", "F_Y", "unit")}
+            ext = pymrio.Extension(name=ename, F=parts["F"], F_Y=parts["F_Y"], unit=parts["unit"])
+            setattr(io, ename.replace(" ", "_"), ext)
         return io
 
 
@@ -386,6 +478,56 @@ def _check_labels(what: str, index: pd.Index, expected: pd.MultiIndex) -> None:
             f"the table, e.g. {unmatched[:5]}; their values would be dropped. Known regions: {regions[:10]}, "
             f"sectors/categories: {second[:10]}. Fix the labels (e.g. `df.rename(index=..., columns=...)`)."
         )
+
+
+def _strip_extension(labels, extension: str) -> list[str]:
+    """Stressor labels of one extension without the `"extension:"` prefix that `from_pymrio` adds to labels
+    shared by two extensions (kept when removing it would make two labels equal)."""
+    prefix = f"{extension}:"
+    out = [lab[len(prefix):] if lab.startswith(prefix) else lab for lab in labels]
+    return out if len(set(out)) == len(out) else list(labels)
+
+
+def _population_array(population, regions: tuple[str, ...]) -> np.ndarray:
+    """A population vector in region order, refused (naming the region) when it is not one finite
+    non-negative number per region."""
+    pop = as_numeric("population", population).reshape(-1) if np.ndim(population) else None
+    if pop is None or pop.shape != (len(regions),):
+        shape = np.shape(population)
+        raise MRIOError(
+            f"population has shape {shape}; it needs one value per region ({len(regions)}: {list(regions)[:10]}), "
+            "in the order of `regions`"
+        )
+    bad = [(regions[i], float(pop[i])) for i in np.flatnonzero(~np.isfinite(pop) | (pop < 0))]
+    if bad:
+        raise MRIOError(
+            f"population must be finite and non-negative; got {bad[:5]} (region, value). Fix the population "
+            "data, or leave it out (`population=None`) to skip the per-capita accounts."
+        )
+    return pop
+
+
+def _population_by_label(population, regions: list[str] | tuple[str, ...], what: str) -> np.ndarray:
+    """pymrio's population frame (one row, regions as columns) or a Series indexed by region, in the order
+    of `regions`; refuses missing or unknown regions and frames with more than one row."""
+    if isinstance(population, pd.DataFrame):
+        if population.shape[0] != 1:
+            raise MRIOError(
+                f"`{what}` has {population.shape[0]} rows; it needs one (pymrio's layout: one row, regions as "
+                f"columns). Pick the row, e.g. `{what}.iloc[[0]]`."
+            )
+        population = population.iloc[0]
+    if not isinstance(population, pd.Series):
+        return np.asarray(population)
+    labels = [str(v) for v in population.index]
+    missing = [r for r in regions if r not in labels]
+    unknown = [v for v in labels if v not in set(regions)]
+    if missing or unknown:
+        raise MRIOError(
+            f"`{what}` does not match the table's regions: missing {missing[:10]}, unknown {unknown[:10]}. "
+            "Give one value per region of the table, labelled by region."
+        )
+    return population.set_axis(labels).reindex(list(regions)).to_numpy()
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
