@@ -276,13 +276,10 @@ def _sha256_arrays(*arrays) -> str:
     return h.hexdigest()
 
 
-def model_digest(model) -> str:
-    """Content hash of an emulator: every array leaf (path, dtype, shape, bytes) plus its class,
-    hyperparameters and labels (its static structure)."""
-    h = hashlib.sha256()
-    static = {"class": type(model).__name__, "hyperparameters": model.hyperparameters,
-              "labels": model.labels.to_json()}
-    h.update(json.dumps(static, sort_keys=True, default=str).encode())
+def _weights_digest(model) -> str:
+    """Content hash of an emulator's arrays: every leaf's path in the tree (its structure), dtype, shape and
+    bytes."""
+    h = hashlib.sha256(type(model).__name__.encode())
     for path, leaf in jax.tree_util.tree_flatten_with_path(eqx.filter(model, eqx.is_array))[0]:
         if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             leaf = jr.key_data(leaf)
@@ -298,7 +295,7 @@ def _fingerprint(model, data, cfg, with_sensitivities: bool) -> dict:
     fp = {
         "model": {"class": type(model).__name__, "hyperparameters": model.hyperparameters,
                   "labels_sha256": hashlib.sha256(json.dumps(model.labels.to_json()).encode()).hexdigest(),
-                  "weights_sha256": model_digest(model)},
+                  "weights_sha256": _weights_digest(model)},
         "data": {"n_runs": int(data["x"].shape[0]), "inputs_sha256": _sha256_arrays(data["x"]),
                  "outputs_sha256": _sha256_arrays(data["y"]),
                  "sensitivities_sha256": _sha256_arrays(data["g"], data["w"]) if with_sensitivities else None},

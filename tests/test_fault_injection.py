@@ -343,6 +343,27 @@ def test_kill_9_inside_a_write_leaves_the_old_file_and_a_temporary_that_is_clean
     assert [q.name for q in tmp_path.iterdir()] == ["out.txt"] and target.read_text() == "new"
 
 
+def test_two_writers_on_one_target_leave_one_complete_file(tmp_path):
+    """Concurrent writers of the same file (two jobs on one folder): the result is one writer's complete
+    content, never a mix, and no temporary is left."""
+    import threading
+
+    target = tmp_path / "shared.bin"
+    contents = [bytes([i]) * 200_000 for i in range(6)]
+
+    def write(c):
+        for _ in range(5):
+            write_text_atomic(target, c.decode("latin-1"))
+
+    threads = [threading.Thread(target=write, args=(c,)) for c in contents]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert target.read_text(encoding="utf-8").encode("latin-1") in contents
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.bin"]
+
+
 def test_interrupted_block_leaves_nothing(tmp_path):
     with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "r.nc") as tmp:
         tmp.write_bytes(b"CDF")
