@@ -3,8 +3,9 @@
     python tests/_mp_worker.py PROCESS_ID NUM_PROCESSES PORT OUT_DIR CHECKPOINT_DIR
 
 Joins a `jax.distributed` job on 127.0.0.1:PORT with gloo CPU collectives, runs `run_draws` on a small draw
-function and `monte_carlo` on the small test chain with CHECKPOINT_DIR (resumed when it holds chunks), and
-saves what this process got to OUT_DIR/process_<id>.npz."""
+function and `monte_carlo` on the small test chain with CHECKPOINT_DIR (resumed when it holds chunks), then
+two runs that must be refused on every process, and saves what this process got (and the error messages) to
+OUT_DIR/process_<id>.npz."""
 
 import os
 import sys
@@ -40,6 +41,16 @@ def main(pid: int, n: int, port: int, out: Path, checkpoint_dir: Path) -> None:
     ds = diffmrio.monte_carlo(chain, None, 8, key=jax.random.key(7), chunk_size=4, progress=False,
                               attribution_by=None, checkpoint_dir=checkpoint_dir)
     got.update({f"mc_{v}": ds[v].values for v in ("deaths", "pwpm", "in_envelope")})
+    # refusals reach every process (no process is left waiting in a collective)
+    try:
+        diffmrio.monte_carlo(chain, diffmrio.UncertaintySpec.default(chain, baseline_cv=0.5), 8, key=jax.random.key(7),
+                             chunk_size=4, progress=False, attribution_by=None, checkpoint_dir=checkpoint_dir)
+    except ValueError as e:
+        got["refused_spec"] = np.array(str(e))
+    try:  # each process with its own key: not one computation
+        diffmrio.run_draws(simple_draw, 8, key=jax.random.key(pid), chunk_size=8, progress=False)
+    except ValueError as e:
+        got["refused_key"] = np.array(str(e))
     np.savez(out / f"process_{pid}.npz", n_devices=len(jax.devices()), **got)
     jax.distributed.shutdown()
 

@@ -2,7 +2,8 @@
 on 127.0.0.1, with one and with two CPU devices each, return the single-process result on every process
 (`run_draws` of a small draw bitwise; the chain to 1e-12 relative: XLA may round the last bit differently when
 a device evaluates a different number of draws at once); a checkpoint folder written by one process resumes in
-two, and one written by two resumes in one."""
+two, and one written by two resumes in one; a refused checkpoint folder and processes computing different
+things are refused on every process."""
 
 import os
 import socket
@@ -20,7 +21,7 @@ from _mp_worker import simple_draw
 import diffmrio
 
 WORKER = Path(__file__).with_name("_mp_worker.py")
-TIMEOUT_S = 300  # a hung collective can never block CI longer than this
+TIMEOUT_S = 420  # a hung collective can never block CI longer than this (a normal run takes far less)
 
 
 def _free_port() -> int:
@@ -95,7 +96,13 @@ def test_two_processes_return_the_single_process_result(tmp_path):
                     np.testing.assert_allclose(z[f"mc_{v}"], ref[v].values, rtol=1e-12, atol=0,
                                                err_msg=f"{name} process {i} {v}")
             with np.load(tmp_path / name / "process_1.npz") as z1, np.load(tmp_path / name / "process_0.npz") as z0:
-                for k in z0.files:  # every process returns the same arrays
+                # a checkpoint of another computation is refused on process 0, which tells the other
+                assert "spec differs" in str(z0["refused_spec"]) and str(runs[name][1]) in str(z0["refused_spec"])
+                assert "process 0 refused the checkpoint folder" in str(z1["refused_spec"])
+                # processes that compute different things (here: different keys) are refused on all of them
+                for z in (z0, z1):
+                    assert "processes [1] compute a different Monte Carlo" in str(z["refused_key"])
+                for k in set(z0.files) - {"refused_spec"}:  # every process returns the same arrays
                     np.testing.assert_array_equal(z1[k], z0[k], err_msg=f"{name}: processes 0 and 1 differ in {k}")
     # the chunks written by process 0 resume in one process, without recomputing
     for folder in (tmp_path / "one", tmp_path / "two"):
