@@ -155,8 +155,10 @@ def monte_carlo(
             res["attribution"] = tot - jax.lax.map(without, masks)
         return res
 
+    # what a checkpoint folder must match to be resumed (the draw function's closure is fingerprinted too)
+    provenance = {"chain": chain, "spec": spec, "attribution_by": attribution_by, "groups": labels}
     arrays = run_draws(draw, n_draws, key=key, chunk_size=chunk_size, devices=devices,
-                       checkpoint_dir=checkpoint_dir, progress=progress, name="monte carlo")
+                       checkpoint_dir=checkpoint_dir, progress=progress, name="monte carlo", provenance=provenance)
     hi = chain.health.inputs
     ds = xr.Dataset(
         {

@@ -42,7 +42,7 @@ def test_resume_from_checkpoints(tmp_path):
     for k in full:
         np.testing.assert_array_equal(again[k], full[k])
     assert not list(tmp_path.glob(".*")), "temporary files left behind"
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(ValueError, match="different computation"):
         run_draws(_draw, 40, key=jax.random.key(1), chunk_size=8, checkpoint_dir=tmp_path, progress=False)
 
 
