@@ -1,10 +1,22 @@
 """Test configuration: several CPU devices (so sharding is exercised without a GPU) and float64."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 # Must be set before JAX initialises its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+
+# One persistent XLA compilation cache for the whole test session, shared with the subprocesses the tests
+# start (CLI commands, kill -9 and Ctrl-C fault injection, multi-process Monte Carlo, SLURM array tasks), so
+# a function compiled once is not compiled again in every process. Removed at the end of the session.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _JAX_CACHE = tempfile.mkdtemp(prefix="diffmrio-test-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _JAX_CACHE
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    atexit.register(shutil.rmtree, _JAX_CACHE, ignore_errors=True)
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
