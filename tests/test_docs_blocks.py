@@ -14,7 +14,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,3 +75,47 @@ def test_page_runs(page: Path, tmp_path, monkeypatch):
                 raise AssertionError(f"{page.relative_to(ROOT)}, block at line {line} failed: {e!r}") from e
     finally:
         plt.close("all")
+
+
+def _table_rows(text: str):
+    """(line number, number of cells) of every Markdown table row, outside code blocks; `\\|` is a literal bar."""
+    in_code, out = False, []
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+        elif not in_code and line.startswith("|"):
+            out.append((i, len(re.split(r"(?<!\\)\|", line.strip().strip("|")))))
+        elif not in_code:
+            out.append((i, None))
+    return out
+
+
+def test_tables_have_one_cell_per_column():
+    bad = []
+    for p in PAGES:
+        header = None
+        for line, n in _table_rows(p.read_text()):
+            if n is None:
+                header = None
+            elif header is None:
+                header = n
+            elif n != header:
+                bad.append(f"{p.relative_to(ROOT)}:{line}: {n} cells under a {header}-column header (escape | as \\|)")
+    assert not bad, bad
+
+
+def test_math_is_rendered_at_build_time():
+    """The docs load nothing from the network for math: the hook turns arithmatex's markup into MathML."""
+    import importlib.util
+
+    pytest.importorskip("latex2mathml", reason="the docs extra (latex2mathml) is not installed")
+    spec = importlib.util.spec_from_file_location("mathml_hook", ROOT / "docs_hooks" / "mathml.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    out = hook.render('<p>a <span class="arithmatex">\\(x &lt; \\sum_i y_i\\)</span></p>'
+                      '<div class="arithmatex">\\[M = S L\\]</div>')
+    assert "arithmatex" not in out and out.count("<math") == 2 and "&#x0003C;" in out and 'display="block"' in out
+    with pytest.raises(ValueError, match="cannot render"):
+        hook.render('<span class="arithmatex">\\(x^\\)</span>', "x.md")
+    config = (ROOT / "mkdocs.yml").read_text()
+    assert "http" not in config.split("extra_javascript")[-1] if "extra_javascript" in config else True
