@@ -1,4 +1,4 @@
-"""Command-line interface: `diffmrio demo --out DIR`."""
+"""Command-line interface: `diffmrio demo --out DIR`, `diffmrio accounts|spa|health ...` (`diffmrio --help`)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,17 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--draws", type=int, default=None, help="Monte Carlo draws (default 10000; 200 with --quick)")
     demo.add_argument("--cache", type=Path, default=None, help="cache for the CTM ensemble and emulator (default OUT/cache)")
     demo.add_argument("--economy-only", action="store_true", help="only the MRIO sections (no CTM, emulator, health)")
+    from ._cli_data import register, run, setup
+
+    register(parser, sub)
     args = parser.parse_args(argv)
+    setup(args)
+    if hasattr(args, "func"):
+        return run(args)
     if args.command == "demo":
         from ._demo_job import run_demo
 
-        path = run_demo(args.out, quiet=args.quiet, quick=args.quick, n_draws=args.draws, cache_dir=args.cache,
+        path = run_demo(args.out, quiet=args.quiet or args.quiet_level > 0, quick=args.quick, n_draws=args.draws, cache_dir=args.cache,
                         economy_only=args.economy_only)
         print(path.resolve())
         return 0
