@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from ._custom_types import Array, Float
+from ._tables import table_issues, validation_policy, warn_issues
 from ._validate import MRIOError, check_finite, check_shapes, check_table
 
 
@@ -63,6 +64,7 @@ class MRIO(eqx.Module):
     stressors: tuple[str, ...] = eqx.field(static=True)
     units: tuple[str, ...] = eqx.field(static=True)
     name: str = eqx.field(static=True, default="mrio")
+    validation: tuple[str, ...] = eqx.field(static=True, default=())  # problems accepted with validate="warn"
 
     def __check_init__(self):
         check_shapes(
@@ -123,14 +125,16 @@ class MRIO(eqx.Module):
         stressors: Sequence[str] = (),
         units: Sequence[str] | None = None,
         name: str = "mrio",
-        validate: bool = True,
+        validate: bool | str = True,
     ) -> MRIO:
         """Build and validate an MRIO from arrays (region-major ordering).
 
         **Arguments:** `Z (n, n)`, `Y (n, R K)`, optional `F (p, n)` and `F_Y (p, R K)` (zeros when
         omitted), and labels. `validate=True` checks NaN/inf, negative flows or output, zero-output
         sectors with inputs and the spectral radius of `A`, raising [`MRIOError`][diffmrio.MRIOError]
-        that names the region-sector at fault.
+        that names the region-sector at fault. `validate` is a policy: `"raise"` (= `True`), `"warn"` (build
+        the table, warn, and list each problem with the country-industries at fault in `MRIO.validation`;
+        non-finite values are still refused) or `"off"` (= `False`).
         """
         regions = _as_labels("regions", regions)
         sectors = _as_labels("sectors", sectors)
@@ -149,7 +153,13 @@ class MRIO(eqx.Module):
         if F_Y.ndim == 1:
             F_Y = F_Y[None, :]
         check_shapes(Z, Y, F, F_Y, len(regions), len(sectors), len(categories), p)
-        if validate:
+        policy = validation_policy(validate)
+        if policy == "warn":  # non-finite values are refused under every policy but "off"
+            for nm, arr in (("Z", Z), ("Y", Y), ("F", F), ("F_Y", F_Y)):
+                check_finite(nm, arr)
+        issues = table_issues(Z, Y, regions, sectors) if policy == "warn" else ()
+        warn_issues(issues, name)
+        if policy == "raise":
             for nm, arr in (("Z", Z), ("Y", Y), ("F", F), ("F_Y", F_Y)):
                 check_finite(nm, arr)
             check_table(Z, Y, regions, sectors)
@@ -157,7 +167,7 @@ class MRIO(eqx.Module):
         # `accounts` reads them without exporting a device buffer (which would copy an n x n matrix)
         return cls(
             _frozen(Z), _frozen(Y), _frozen(F), _frozen(F_Y),
-            regions, sectors, categories, stressors, units, name,
+            regions, sectors, categories, stressors, units, name, issues,
         )  # fmt: skip
 
     @classmethod
@@ -170,7 +180,7 @@ class MRIO(eqx.Module):
         *,
         units: Sequence[str] | None = None,
         name: str = "mrio",
-        validate: bool = True,
+        validate: bool | str = True,
     ) -> MRIO:
         """Build an MRIO from pandas frames indexed like pymrio's (`(region, sector)` MultiIndex rows,
         `(region, category)` final-demand columns).
@@ -229,7 +239,7 @@ class MRIO(eqx.Module):
         )  # fmt: skip
 
     @classmethod
-    def from_pymrio(cls, io, extensions: Sequence[str] | None = None, *, validate: bool = True) -> MRIO:
+    def from_pymrio(cls, io, extensions: Sequence[str] | None = None, *, validate: bool | str = True) -> MRIO:
         """Build an MRIO from a pymrio `IOSystem` (e.g. `pymrio.load_test()` or a parsed EXIOBASE).
 
         `Z` (or `A` and `x`), `Y` and the `F`/`F_Y` of the chosen extensions (all by default) are read
@@ -274,7 +284,7 @@ class MRIO(eqx.Module):
         )  # fmt: skip
 
     @classmethod
-    def from_xarray(cls, ds: xr.Dataset, *, validate: bool = True) -> MRIO:
+    def from_xarray(cls, ds: xr.Dataset, *, validate: bool | str = True) -> MRIO:
         """Build an MRIO from a Dataset in the layout of [`MRIO.to_xarray`][diffmrio.MRIO.to_xarray].
 
         Dimensions are matched by name and the `to_region`/`to_sector`/`fd_region` axes are aligned to
