@@ -142,8 +142,8 @@ def read_wiod(path: str | Path, *, validate: bool | str = "raise", clean: bool =
     Value added is the one satellite row, `value_added = x - 1' Z` with $x = Z 1 + Y 1$ (so it includes taxes
     less subsidies and international transport margins, and the table balances exactly). With `clean=True`
     the negative inventory changes that make gross output negative (rounding in the published integers) are
-    removed first by [`clean_table`][diffmrio.clean_table] and value added is computed after; the report is
-    in `attrs`-like form in `MRIO.validation` (`"cleaned: ..."` lines).
+    removed first by [`clean_table`][diffmrio.clean_table] and value added is computed after; each changed cell
+    is listed in `MRIO.validation` (`"cleaned: ..."` lines), and so in the attributes of its accounts.
     """
     from ._mrio import MRIO
 

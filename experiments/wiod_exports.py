@@ -59,9 +59,10 @@ def _parts(m: MRIO, T: int):
     return vax, direct, indirect, layers, remainder
 
 
-def compute(tables: Mapping[int, MRIO], *, T: int = 4, k: int = 10, focus: str = "CHN") -> xr.Dataset:
+def compute(tables: Mapping[int, MRIO], *, T: int = 4, k: int = 10, focus: str = "CHN",
+            sector_names: Mapping[str, str] | None = None) -> xr.Dataset:
     """Value added embodied in exports for each year's table (`{year: MRIO}` with a `value_added` stressor and
-    the same countries and industries). **Returns** an `xarray.Dataset` over `year`, `origin`, `destination`,
+    the same countries and industries; `sector_names` maps industry codes to names for the report). **Returns** an `xarray.Dataset` over `year`, `origin`, `destination`,
     `layer` and `path` (see the module docstring); every variable has `units`."""
     years = sorted(tables)
     first = tables[years[0]]
@@ -101,8 +102,11 @@ def compute(tables: Mapping[int, MRIO], *, T: int = 4, k: int = 10, focus: str =
         },
         coords={"year": years, "origin": regions, "destination": regions, "layer": list(range(T + 1)),
                 "path": list(range(k))},
-        attrs={"focus": focus, "T": T, "validation": " | ".join(v for y in years for v in tables[y].validation)},
+        attrs={"focus": focus, "T": T,
+               "validation": "; ".join(f"{y}: {v}" for y in years for v in tables[y].validation)},
     )  # fmt: skip
+    if sector_names:
+        ds.attrs["sector_names"] = "; ".join(f"{c} = {sector_names[c]}" for c in first.sectors if c in sector_names)
     return ds
 
 
@@ -167,6 +171,11 @@ def report(ds: xr.Dataset, out: str | Path) -> Path:
               "| path (final producer <- ... <- origin of the value added) | million USD | share |", "|---|---|---|"]
     for lab, val, sh in zip(last.path_label.values, last.path_value.values, last.path_share.values):
         lines.append(f"| {lab} | {val:,.0f} | {100 * sh:.2f}% |")
+    if "sector_names" in ds.attrs:
+        used = {part.split("/")[1].strip() for lab in last.path_label.values for part in str(lab).split("<-")}
+        names = dict(kv.split(" = ", 1) for kv in ds.attrs["sector_names"].split("; "))
+        lines += ["", "Industries: " + "; ".join(f"{c} {names[c]}" for c in sorted(used, key=lambda c: int(c[1:]))
+                                                  if c in names) + "."]
     lines += ["", "![direct and indirect](figures/vax_direct_indirect.png)", "", "![layers](figures/vax_layers.png)",
               "", "![change](figures/vax_change.png)", ""]
     path = out / "report.md"
@@ -178,8 +187,15 @@ def report(ds: xr.Dataset, out: str | Path) -> Path:
 
 
 def load_wiod(folder: str | Path, years: Sequence[int] = (2009, 2011)) -> dict[int, MRIO]:
+    """The WIOD tables of `years` from `folder`, cleaned (see `diffmrio.read_wiod`)."""
     folder = Path(folder)
     return {y: diffmrio.read_wiod(folder / f"wiot_{y}.nc", clean=True) for y in years}
+
+
+def industry_names(folder: str | Path, year: int = 2011) -> dict[str, str]:
+    """Industry code -> name from a WIOD netCDF file."""
+    with xr.open_dataset(Path(folder) / f"wiot_{year}.nc") as ds:
+        return dict(zip(ds["industry"].values.astype(str), ds["industry_name"].values.astype(str)))
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -191,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ap.add_argument("-T", type=int, default=4, help="last explicit production layer (default 4)")
     ap.add_argument("-k", type=int, default=10, help="number of structural paths (default 10)")
     args = ap.parse_args(argv)
-    ds = compute(load_wiod(args.wiod), T=args.T, k=args.k, focus=args.focus)
+    ds = compute(load_wiod(args.wiod), T=args.T, k=args.k, focus=args.focus, sector_names=industry_names(args.wiod))
     path = report(ds, args.out)
     print(path.resolve())
     return path

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from diffmrio.datasets import demo_world
-from experiments.wiod_exports import compute, load_wiod, report
+from experiments.wiod_exports import compute, industry_names, load_wiod, report
 
 
 def _numpy_reference(m, T):
@@ -66,7 +66,7 @@ def test_wiod_numbers_and_report(shared_dir, tmp_path):
     if not (d / "wiot_2011.nc").exists():
         pytest.skip(f"WIOD tables not found in {d}")
     tables = load_wiod(d)
-    ds = compute(tables, T=3, k=8, focus="CHN")
+    ds = compute(tables, T=3, k=8, focus="CHN", sector_names=industry_names(d))
     m = tables[2011]
     Z, Y = np.asarray(m.Z), np.asarray(m.Y)
     R, N = m.n_regions, m.n_sectors
@@ -86,6 +86,7 @@ def test_wiod_numbers_and_report(shared_dir, tmp_path):
     assert float(ds.sel(year=2011).vax.sum()) + domestic == pytest.approx(Y.sum(), rel=1e-10)
     assert "LUX/INVEN" in ds.attrs["validation"]
     path = report(ds, tmp_path)
-    assert "WIOD 2009 and 2011" in path.read_text()
+    text = path.read_text()
+    assert "WIOD 2009 and 2011" in text and "Industries: " in text and "2011: cleaned: LUX/INVEN" in text
     for f in ("vax_direct_indirect", "vax_layers", "vax_change"):
         assert (tmp_path / "figures" / f"{f}.png").exists()
