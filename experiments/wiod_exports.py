@@ -20,6 +20,7 @@ gross output of two Luxembourg industries from a -1 inventory change); they are 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def compute(tables: Mapping[int, MRIO], *, T: int = 4, k: int = 10, focus: str =
                "validation": "; ".join(f"{y}: {v}" for y in years for v in tables[y].validation)},
     )  # fmt: skip
     if sector_names:
-        ds.attrs["sector_names"] = "; ".join(f"{c} = {sector_names[c]}" for c in first.sectors if c in sector_names)
+        ds.attrs["sector_names"] = json.dumps({c: sector_names[c] for c in first.sectors if c in sector_names})
     return ds
 
 
@@ -173,7 +174,7 @@ def report(ds: xr.Dataset, out: str | Path) -> Path:
         lines.append(f"| {lab} | {val:,.0f} | {100 * sh:.2f}% |")
     if "sector_names" in ds.attrs:
         used = {part.split("/")[1].strip() for lab in last.path_label.values for part in str(lab).split("<-")}
-        names = dict(kv.split(" = ", 1) for kv in ds.attrs["sector_names"].split("; "))
+        names = json.loads(ds.attrs["sector_names"])
         lines += ["", "Industries: " + "; ".join(f"{c} {names[c]}" for c in sorted(used, key=lambda c: int(c[1:]))
                                                   if c in names) + "."]
     lines += ["", "![direct and indirect](figures/vax_direct_indirect.png)", "", "![layers](figures/vax_layers.png)",
