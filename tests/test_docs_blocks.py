@@ -50,8 +50,16 @@ def test_skips_are_few_and_explained():
     assert len(skipped) <= total // 4, f"{len(skipped)} of {total} doc blocks are skipped: {skipped}"
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if any(r is None for _, _, r in blocks(p.read_text()))],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+# pages that run a CTM ensemble or train an emulator (quick settings, still tens of seconds on 2 cores)
+SLOW = {"docs/emulators.md", "docs/reference_ctm.md"}
+
+
+@pytest.mark.parametrize(
+    "page",
+    [pytest.param(p, marks=pytest.mark.slow) if str(p.relative_to(ROOT)) in SLOW else p
+     for p in PAGES if any(r is None for _, _, r in blocks(p.read_text()))],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
 def test_page_runs(page: Path, tmp_path, monkeypatch):
     import matplotlib
 
