@@ -82,6 +82,7 @@ from ._indices import (  # noqa: E402
     supply_chain_efficiency as supply_chain_efficiency,
 )
 from ._ceads import CEADSLayout as CEADSLayout, read_ceads as read_ceads  # noqa: E402
+from ._tables import TableWarning as TableWarning, clean_table as clean_table, read_wiod as read_wiod  # noqa: E402
 from ._trade import (  # noqa: E402
     eebt as eebt,
     eebt_arrays as eebt_arrays,

@@ -346,6 +346,8 @@ def accounts(
                                                   "solve_backward_error": residual})
     ds["burden"].attrs["description"] = "E[r, s] = sum_t S_r L_rt y_ts: emitted in region r for final demand of s"
     ds["final_producer"].attrs["description"] = "E[r, t] = S_r L_rt sum_s y_ts: emitted in r for final sales of t"
+    if getattr(m, "validation", ()):  # problems the table was accepted with (validate="warn")
+        ds.attrs["validation"] = "; ".join(m.validation)
     return add_per_capita(ds, m)
 
 

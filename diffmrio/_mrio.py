@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from ._custom_types import Array, Float
+from ._tables import table_issues, validation_policy, warn_issues
 from ._validate import MRIOError, as_numeric, check_finite, check_lost_stressors, check_shapes, check_table
 
 
@@ -71,6 +72,7 @@ class MRIO(eqx.Module):
     extensions: tuple[str, ...] = eqx.field(static=True, default=())
     population: Float[Array, " R"] | None = None
     population_unit: str = eqx.field(static=True, default="person")
+    validation: tuple[str, ...] = eqx.field(static=True, default=())  # problems accepted with validate="warn"
 
     def __check_init__(self):
         check_shapes(
@@ -154,7 +156,7 @@ class MRIO(eqx.Module):
         stressors: Sequence[str] = (),
         units: Sequence[str] | None = None,
         name: str = "mrio",
-        validate: bool = True,
+        validate: bool | str = True,
         extensions: Sequence[str] | None = None,
         population=None,
         population_unit: str = "person",
@@ -165,7 +167,9 @@ class MRIO(eqx.Module):
         omitted), and labels; optional `extensions` (the extension name of each stressor) and `population`
         (one value per region, in `population_unit`). `validate=True` checks NaN/inf, negative flows or output, zero-output
         sectors with inputs and the spectral radius of `A`, raising [`MRIOError`][diffmrio.MRIOError]
-        that names the region-sector at fault.
+        that names the region-sector at fault. `validate` is a policy: `"raise"` (= `True`), `"warn"` (build
+        the table, warn, and list each problem with the country-industries at fault in `MRIO.validation`;
+        non-finite values are still refused) or `"off"` (= `False`).
         """
         regions = _as_labels("regions", regions)
         sectors = _as_labels("sectors", sectors)
@@ -189,7 +193,13 @@ class MRIO(eqx.Module):
         if F_Y.ndim == 1:
             F_Y = F_Y[None, :]
         check_shapes(Z, Y, F, F_Y, len(regions), len(sectors), len(categories), p)
-        if validate:
+        policy = validation_policy(validate)
+        if policy == "warn":  # non-finite values are refused under every policy but "off"
+            for nm, arr in (("Z", Z), ("Y", Y), ("F", F), ("F_Y", F_Y)):
+                check_finite(nm, arr)
+        issues = table_issues(Z, Y, regions, sectors) if policy == "warn" else ()
+        warn_issues(issues, name)
+        if policy == "raise":
             for nm, arr in (("Z", Z), ("Y", Y), ("F", F), ("F_Y", F_Y)):
                 check_finite(nm, arr)
             check_table(Z, Y, regions, sectors)
@@ -200,7 +210,7 @@ class MRIO(eqx.Module):
         return cls(
             _frozen(Z), _frozen(Y), _frozen(F), _frozen(F_Y),
             regions, sectors, categories, stressors, units, name,
-            extensions=extensions, population=pop, population_unit=str(population_unit),
+            extensions=extensions, population=pop, population_unit=str(population_unit), validation=issues,
         )  # fmt: skip
 
     @classmethod
@@ -213,7 +223,7 @@ class MRIO(eqx.Module):
         *,
         units: Sequence[str] | None = None,
         name: str = "mrio",
-        validate: bool = True,
+        validate: bool | str = True,
         extensions: Sequence[str] | None = None,
         population: pd.DataFrame | pd.Series | None = None,
         population_unit: str = "person",
@@ -281,7 +291,8 @@ class MRIO(eqx.Module):
 
     @classmethod
     def from_pymrio(
-        cls, io, extensions: Sequence[str] | None = None, *, validate: bool = True, population_unit: str = "person"
+        cls, io, extensions: Sequence[str] | None = None, *, validate: bool | str = True,
+        population_unit: str = "person",
     ) -> MRIO:
         """Build an MRIO from a pymrio `IOSystem` (e.g. `pymrio.load_test()` or a parsed EXIOBASE).
 
@@ -347,7 +358,7 @@ class MRIO(eqx.Module):
         )  # fmt: skip
 
     @classmethod
-    def from_xarray(cls, ds: xr.Dataset, *, validate: bool = True) -> MRIO:
+    def from_xarray(cls, ds: xr.Dataset, *, validate: bool | str = True) -> MRIO:
         """Build an MRIO from a Dataset in the layout of [`MRIO.to_xarray`][diffmrio.MRIO.to_xarray].
 
         Dimensions are matched by name and the `to_region`/`to_sector`/`fd_region` axes are aligned to

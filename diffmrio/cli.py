@@ -1,4 +1,5 @@
-"""Command-line interface: `diffmrio demo --out DIR`; run folders: `diffmrio runs|emulator|ctm` (`_cli_runs`)."""
+"""Command-line interface (`diffmrio --help`): `demo`; real data: `accounts`, `spa`, `health` (`_cli_data`); CTM run
+folders: `runs`, `emulator`, `ctm` (`_cli_runs`); SLURM array jobs: `slurm` (`_cli_slurm`)."""
 
 from __future__ import annotations
 
@@ -19,19 +20,22 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--economy-only", action="store_true", help="only the MRIO sections (no CTM, emulator, health)")
     demo.add_argument("--force", action="store_true", help="overwrite files in OUT that the demo did not write")
     from . import _cli_slurm
+    from ._cli_data import register, run, setup
     from ._cli_runs import add_commands, run_command
 
+    register(parser, sub)
     add_commands(sub)
     _cli_slurm.add_commands(sub)
     args = parser.parse_args(argv)
+    setup(args)
     if hasattr(args, "func"):
-        return args.func(args)
+        return run(args)
     if args.command == "demo":
         from ._demo_job import DemoOutputError, run_demo
 
         try:
-            path = run_demo(args.out, quiet=args.quiet, quick=args.quick, n_draws=args.draws, cache_dir=args.cache,
-                            economy_only=args.economy_only, force=args.force)
+            path = run_demo(args.out, quiet=args.quiet or args.quiet_level > 0, quick=args.quick, n_draws=args.draws,
+                            cache_dir=args.cache, economy_only=args.economy_only, force=args.force)
         except DemoOutputError as err:
             print(f"diffmrio demo: error: {err}", file=sys.stderr)
             return 2

@@ -23,7 +23,8 @@ import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# ../shared next to the repository, or where DIFFMRIO_SHARED points (worktrees that are not next to it)
+SHARED = Path(os.environ.get("DIFFMRIO_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 
 
 @pytest.fixture(scope="session")
