@@ -31,6 +31,7 @@ from ._mlp import MLPEmulator as MLPEmulator  # noqa: E402
 from ._polynomial import PolynomialEmulator as PolynomialEmulator  # noqa: E402
 from ._roles import DEFAULT_CAN_AFFECT as DEFAULT_CAN_AFFECT  # noqa: E402
 from ._roles import structural_zeros as structural_zeros  # noqa: E402
+from ._structured import StructuredEmulator as StructuredEmulator  # noqa: E402
 from ._serialise import load as load  # noqa: E402
 from ._serialise import load_metadata as load_metadata  # noqa: E402
 from ._serialise import save as save  # noqa: E402
