@@ -11,6 +11,7 @@ from ._abstract import Envelope as Envelope  # noqa: E402
 from ._abstract import OutOfEnvelopeWarning as OutOfEnvelopeWarning  # noqa: E402
 from ._abstract import envelope_from_design as envelope_from_design  # noqa: E402
 from ._abstract import with_envelope_policy as with_envelope_policy  # noqa: E402
+from ._design import propose as propose  # noqa: E402
 from ._ensemble import Ensemble as Ensemble  # noqa: E402
 from ._evaluate import agreement_stats as agreement_stats  # noqa: E402
 from ._evaluate import emulator_gradients as emulator_gradients  # noqa: E402
