@@ -29,6 +29,7 @@ from ._atomic import atomic_path, write_text_atomic
 from ._errors import CTMFileError
 from ._grids import GridDefinition, grid_from_ioapi_attrs
 from ._ioapi import read_ioapi
+from ._vocabulary import default_components
 
 MANIFEST_VERSION = 1
 
@@ -436,20 +437,32 @@ def write_slurm_script(
 # ---------------------------------------------------------------------------------------------- collection
 def _run_paths(design: xr.DataArray, pattern_or_paths) -> list[Path | None]:
     n = design.sizes["run"]
+    labels = [v.item() if hasattr(v, "item") else v for v in design["run"].values]
     ids = (
         [str(v) for v in design["run_id"].values]
         if "run_id" in design.coords
         else [f"run{i:04d}" for i in range(n)]
     )
+    for what, vals in (("run", [str(v) for v in labels]), ("run_id", ids)):
+        dup = sorted({v for v in vals if vals.count(v) > 1})
+        if dup:
+            raise ValueError(f"the design repeats the {what} labels {dup}: run ids are labels and must be unique")
     if isinstance(pattern_or_paths, (str, os.PathLike)):
         pat = os.fspath(pattern_or_paths)
         if "{run" not in pat:
             raise ValueError(
                 f"pattern {pat!r} must contain {{run}} or {{run_id}} (e.g. 'out/{{run_id}}/CONC.nc')"
             )
-        return [Path(pat.format(run=i, run_id=ids[i])) for i in range(n)]
+        if any(ch in pat.replace("{run", "") for ch in "*?["):
+            raise ValueError(
+                f"pattern {pat!r} contains glob characters: patterns are not globs; use {{run}} (the design's "
+                "run label) or {{run_id}} where each run's id goes, e.g. 'runs/{run_id}/CCTM_AELMO.nc'"
+            )
+        # {run} is the run's label in the design (its `run` coordinate), never its position
+        return [Path(pat.format(run=labels[i], run_id=ids[i])) for i in range(n)]
     if isinstance(pattern_or_paths, Mapping):
-        return [None if pattern_or_paths.get(i) is None else Path(pattern_or_paths[i]) for i in range(n)]
+        return [None if pattern_or_paths.get(labels[i]) is None else Path(pattern_or_paths[labels[i]])
+                for i in range(n)]  # fmt: skip
     paths = list(pattern_or_paths)
     if len(paths) != n:
         raise ValueError(
@@ -465,7 +478,7 @@ def collect_runs(
     | Sequence[str | os.PathLike | None]
     | Mapping[int, str | os.PathLike],
     *,
-    receptor_masks: xr.DataArray,
+    receptor_masks: xr.DataArray | xr.Dataset,
     reader: Callable[[Path], xr.Dataset] | None = None,
     components: Sequence[str] | None = None,
     weights: xr.DataArray | np.ndarray | None = None,
@@ -483,14 +496,18 @@ def collect_runs(
     **Arguments**
 
     - `manifest`: manifest path or design DataArray.
-    - `pattern_or_paths`: a template with `{run}`/`{run_id}` (e.g. `"out/{run_id}/ACONC.nc"`), a list with
-      one path per run (`None` = no output), or a mapping run index -> path.
+    - `pattern_or_paths`: a template with `{run}`/`{run_id}` (e.g. `"out/{run_id}/ACONC.nc"`; `{run}` is the
+      run's label, the design's `run` coordinate, never its position), a list with one path per run
+      (`None` = no output), or a mapping run label -> path.
     - `receptor_masks`: `[receptor or region, ROW, COL]` fractions (e.g. from `region_fractions_from_points`);
-      a `region` dim is renamed `receptor`.
+      a `region` dim is renamed `receptor`. A Dataset with one variable per region (a DESID region file read
+      with `read_ioapi`) and singleton `TSTEP`/`LAY` dims are accepted.
     - `reader`: `path -> Dataset` with the components on `(TSTEP?, LAY?, ROW, COL)`; default
       `read_ioapi(path, chunks={})`. For GEOS-Chem use e.g. a reader that renames `lat`/`lon` to `ROW`/`COL`.
-    - `components`: variable names to collect (default: the data variables of the first readable run).
-    - `weights`: `(ROW, COL)` weights (population, cell area); `None` = equal weights.
+    - `components`: variable names to collect (default: the data variables of the first readable run except
+      PM2.5 totals such as `PM25_TOT`, which would double-count PM2.5 when summed with the components).
+    - `weights`: `(ROW, COL)` weights (population, cell area; singleton `TSTEP`/`LAY` are squeezed);
+      `None` = equal weights.
     - `layer`: index along `LAY` (or `lev`) to use.
     - `grid`: the receptor masks' `GridDefinition`; runs whose I/O API grid attributes differ from it
       (projection, origin, cell size) fail. Without it only the `ROW x COL` sizes are compared.
@@ -506,6 +523,11 @@ def collect_runs(
     design = _as_design(manifest)
     paths = _run_paths(design, pattern_or_paths)
     reader = reader or partial(read_ioapi, chunks={})
+    from ._runfolder import as_field2d, as_region_masks
+
+    receptor_masks = as_region_masks(receptor_masks)
+    if weights is not None:
+        weights = as_field2d(weights)
     masks = (
         receptor_masks.rename({"region": "receptor"}) if "region" in receptor_masks.dims else receptor_masks
     )
@@ -540,7 +562,7 @@ def collect_runs(
         try:
             ds = reader(p)
             if comps is None:
-                comps = [str(v) for v in ds.data_vars]
+                comps = default_components([str(v) for v in ds.data_vars if v != "TFLAG"])
             absent = [c for c in comps if c not in ds.data_vars]
             if absent:
                 raise CTMFileError(p, f"components {absent} not in the file (it has {list(ds.data_vars)})")
@@ -558,7 +580,7 @@ def collect_runs(
                     raise CTMFileError(p, "grid does not match the receptor masks' grid: " + "; ".join(diff))
             fields = []
             for c in comps:
-                da = ds[c]
+                da = ds[c].astype(np.float64)  # average float32 files in float64
                 for zdim in ("LAY", "lev"):
                     if zdim in da.dims:
                         da = da.isel({zdim: layer})

@@ -269,7 +269,13 @@ def aggregate_to_regions(
         if tuple(w.sizes[d] for d in sdims) != tuple(f.sizes[d] for d in sdims):
             raise ValueError(f"weights have shape {w.shape}, expected {tuple(f.sizes[d] for d in sdims)}")
         fw = f * w
-    total = xr.dot(fieldc, fw, dim=list(sdims))
+    if isinstance(fieldc, xr.Dataset):
+        spatial = [v for v in fieldc.data_vars if set(sdims) <= set(fieldc[v].dims)]
+        if not spatial:
+            raise ValueError(f"the Dataset has no variable with the spatial dims {sdims}")
+        total = xr.Dataset({v: xr.dot(fieldc[v], fw, dim=list(sdims)) for v in spatial}, attrs=fieldc.attrs)
+    else:
+        total = xr.dot(fieldc, fw, dim=list(sdims))
     if how == "sum":
         return total
     norm = fw.sum(dim=list(sdims))

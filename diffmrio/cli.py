@@ -1,4 +1,4 @@
-"""Command-line interface: `diffmrio demo --out DIR`."""
+"""Command-line interface: `diffmrio demo --out DIR`; run folders: `diffmrio runs|emulator|ctm` (`_cli_runs`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--draws", type=int, default=None, help="Monte Carlo draws (default 10000; 200 with --quick)")
     demo.add_argument("--cache", type=Path, default=None, help="cache for the CTM ensemble and emulator (default OUT/cache)")
     demo.add_argument("--economy-only", action="store_true", help="only the MRIO sections (no CTM, emulator, health)")
+    from ._cli_runs import add_commands, run_command
+
+    add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from ._demo_job import run_demo
@@ -25,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
                         economy_only=args.economy_only)
         print(path.resolve())
         return 0
-    return 1  # pragma: no cover
+    rc = run_command(args)
+    return 1 if rc is None else rc
 
 
 if __name__ == "__main__":

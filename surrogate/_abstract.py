@@ -26,6 +26,10 @@ from jaxtyping import Array, Bool, Float
 
 ENVELOPE_POLICIES = ("warn", "raise", "ignore")
 OM_OC_RATIO = 1.4
+#: Component names that are organic carbon (weighted by the OM/OC ratio in PM2.5).
+ORGANIC_CARBON_NAMES = frozenset({"OC", "PM25_OC", "POC", "OCPI", "OCPO", "TotalOC", "APOCIJ", "AOCIJ"})
+#: Component names that are PM2.5 totals: they cannot be outputs together with their parts.
+PM25_TOTAL_NAMES = frozenset({"PM25_TOT", "PM25_TOTAL", "PM25", "PM2.5", "ATOTIJ", "ATOTIJK", "PMIJ", "TotalPM25"})
 
 
 class OutOfEnvelopeWarning(UserWarning):
@@ -73,6 +77,13 @@ class EmulatorLabels:
                 f"`output_dims` {self.output_dims} must start with 'component' (outputs are "
                 "y[component, receptor...]); transpose the outputs so that component comes first"
             )
+        totals = [c for c in self.output_coords[0] if c in PM25_TOTAL_NAMES]
+        if totals and len(self.output_coords[0]) > 1:
+            raise ValueError(
+                f"output components {self.output_coords[0]} include the PM2.5 total(s) {totals} together with "
+                "other components: PM2.5 (the weighted sum of the components) would count them twice; drop "
+                "the total from the run set's components"
+            )
         if self.input_kind not in ("scale", "emission"):
             raise ValueError(f"`input_kind` must be 'scale' or 'emission', got {self.input_kind!r}")
 
@@ -89,8 +100,9 @@ class EmulatorLabels:
         return self.output_coords[0]
 
     def component_weights(self) -> np.ndarray:
-        """PM2.5 weights of the components: 1.4 for `OC` (organic matter), 1 otherwise."""
-        return np.array([OM_OC_RATIO if c == "OC" else 1.0 for c in self.components])
+        """PM2.5 weights of the components: 1.4 (OM/OC) for organic carbon (`OC`, CMAQ `PM25_OC`, GEOS-Chem
+        `OCPI`/`OCPO`, ...), 1 otherwise (`OM`, organic matter, already includes the factor)."""
+        return np.array([OM_OC_RATIO if c in ORGANIC_CARBON_NAMES else 1.0 for c in self.components])
 
     def to_json(self) -> dict:
         return {

@@ -18,6 +18,9 @@ from ._domain import CTMGrid as CTMGrid  # noqa: E402
 from ._domain import DemoDomain as DemoDomain  # noqa: E402
 from ._domain import demo_base_emissions as demo_base_emissions  # noqa: E402
 from ._domain import demo_domain as demo_domain  # noqa: E402
+from ._folder import FOLDER_GRID as FOLDER_GRID  # noqa: E402
+from ._folder import run_one as run_one  # noqa: E402
+from ._folder import write_run_folder as write_run_folder  # noqa: E402
 from ._io import ADJOINT_VARIABLES as ADJOINT_VARIABLES  # noqa: E402
 from ._io import CONC_VARIABLES as CONC_VARIABLES  # noqa: E402
 from ._io import adjoint_dataset as adjoint_dataset  # noqa: E402
@@ -39,6 +42,7 @@ __all__ = [
     "CTMGrid",
     "CTMResult",
     "DemoDomain",
+    "FOLDER_GRID",
     "LEVELS",
     "REGIONS",
     "ReferenceCTM",
@@ -53,4 +57,6 @@ __all__ = [
     "partition_inorganic",
     "pm25_from_components",
     "population_weighted_pm25",
+    "run_one",
+    "write_run_folder",
 ]

@@ -1,0 +1,193 @@
+"""Command-line interface for CTM run folders (docs/run_folders.md): `diffmrio runs check|collect`,
+`diffmrio emulator fit|evaluate` and `diffmrio ctm run`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the `runs`, `emulator` and `ctm` subcommands on the main parser's subparsers."""
+    runs = sub.add_parser("runs", help="check or collect a CTM run folder described by runs.toml")
+    rsub = runs.add_subparsers(dest="runs_command", required=True)
+    chk = rsub.add_parser("check", help="what the folder holds, the envelope, components, and what is missing or suspect")
+    chk.add_argument("runs_toml", type=Path)
+    chk.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    col = rsub.add_parser("collect", help="read the folder into one run set (netCDF)")
+    col.add_argument("runs_toml", type=Path)
+    col.add_argument("--out", type=Path, required=True, help="output netCDF (e.g. runs.nc)")
+
+    emu = sub.add_parser("emulator", help="fit or evaluate an emulator on a run folder")
+    esub = emu.add_subparsers(dest="emulator_command", required=True)
+    fit = esub.add_parser("fit", help="fit an emulator on the train split (adjoints used when present)")
+    fit.add_argument("runs_toml", type=Path)
+    fit.add_argument("--out", type=Path, required=True, help="emulator file (e.g. model.eqx)")
+    fit.add_argument("--family", choices=("linear", "polynomial", "mlp", "ensemble"), default="linear")
+    fit.add_argument("--split", default="train", help="split to train on (default train)")
+    fit.add_argument("--steps", type=int, default=2000, help="optimisation steps (mlp, ensemble)")
+    fit.add_argument("--seed", type=int, default=0)
+    ev = esub.add_parser("evaluate", help="errors on a split (and gradient agreement with the adjoints)")
+    ev.add_argument("model", type=Path)
+    ev.add_argument("runs_toml", type=Path)
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
+
+    ctm = sub.add_parser("ctm", help="the reference CTM")
+    csub = ctm.add_subparsers(dest="ctm_command", required=True)
+    run = csub.add_parser("run", help="compute one run id of a reference-CTM run folder (written atomically)")
+    run.add_argument("runs_toml", type=Path)
+    run.add_argument("--run", required=True, dest="run_id", help="the run id (a label from the design table)")
+    run.add_argument("--adjoint", action="store_true", help="compute the adjoint state with this id instead")
+
+
+def run_command(args: argparse.Namespace) -> int | None:
+    """Run a command registered by `add_commands`; `None` when `args.command` is not one of them."""
+    from ctm_interface import CTMFileError
+
+    handlers = {"runs": _runs, "emulator": _emulator, "ctm": _ctm}
+    if args.command not in handlers:
+        return None
+    try:
+        return handlers[args.command](args)
+    except (CTMFileError, ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"diffmrio {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _ctm(args) -> int:
+    from ctm_interface.reference import run_one
+
+    path = run_one(args.runs_toml, args.run_id, adjoint=args.adjoint)
+    print(path)
+    return 0
+
+
+def _runs(args) -> int:
+    import ctm_interface as ci
+
+    if args.runs_command == "check":
+        rep = ci.check_run_folder(args.runs_toml)
+        print(_format_check(rep))
+        if args.json:
+            from ctm_interface._atomic import write_text_atomic
+
+            write_text_atomic(args.json, json.dumps(rep, indent=1))
+        return 1 if rep["problems"] else 0
+    folder = ci.read_run_folder(args.runs_toml)
+    ds = folder.runs
+    if folder.adjoints is not None:
+        adj = folder.adjoints.rename(run="state", run_id="state_id", scale="state_scale",
+                                     sensitivity="state_sensitivity")  # fmt: skip
+        ds = ds.assign({k: adj[k] for k in adj.data_vars})
+        ds.attrs.update({f"adjoint_{k}" if not k.startswith("adjoint") else k: v for k, v in adj.attrs.items()})
+    from ctm_interface._atomic import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        ds.to_netcdf(tmp)
+    print(args.out)
+    return 0
+
+
+def _format_check(rep: dict) -> str:
+    lines = [
+        f"run folder {rep['runs_toml']}",
+        f"  runs: {rep['n_runs_read']} of {rep['n_runs_design']} read; splits {rep['splits']}",
+        f"  factors: {len(rep['sources'])} regions x {len(rep['species'])} species; design range "
+        f"[{rep['envelope']['min']:.4g}, {rep['envelope']['max']:.4g}]"
+        + (f", box [{rep['envelope']['low']}, {rep['envelope']['high']}]" if rep["envelope"]["low"] is not None else ", no box given"),
+        f"  components ({rep['vocabulary']}): {rep['components']}",
+        f"  time records per run: {rep['records']}; population weighting: {'yes' if rep['population'] else 'no'}",
+        f"  adjoint states: {rep['adjoint_states']}",
+    ]
+    if rep["problems"]:
+        lines.append(f"  PROBLEMS ({len(rep['problems'])}):")
+        lines += [f"    - {p}" for p in rep["problems"]]
+    else:
+        lines.append("  no problems found")
+    return "\n".join(lines)
+
+
+def _emulator(args) -> int:
+    if args.emulator_command == "fit":
+        return _fit(args)
+    return _evaluate(args)
+
+
+def _fit(args) -> int:
+    import jax.random as jr
+    import numpy as np
+
+    import ctm_interface as ci
+    import surrogate as sg
+
+    folder = ci.read_run_folder(args.runs_toml)
+    train = folder.split(args.split)
+    labels = sg.EmulatorLabels.from_runs(train)
+    key = jr.PRNGKey(args.seed)
+    has_g = "sensitivity" in train and bool(np.isfinite(train["sensitivity"].values).any())
+    kw: dict = {"progress": False}
+    if args.family == "linear":
+        model = sg.LinearEmulator(labels)
+    elif args.family == "polynomial":
+        model = sg.PolynomialEmulator(labels, degree=2)
+    elif args.family == "mlp":
+        model = sg.MLPEmulator(labels, key=key)
+        kw.update(key=key, steps=args.steps, sobolev_weight=0.1 if has_g else 0.0)
+    else:
+        model = sg.Ensemble(lambda k: sg.MLPEmulator(labels, key=k), 3, key=key)
+        kw.update(key=key, steps=args.steps, sobolev_weight=0.1 if has_g else 0.0)
+    model = sg.fit(model, train, **kw)
+    provenance = {
+        "runs_toml": str(Path(args.runs_toml).resolve()),
+        "split": args.split,
+        "n_runs": int(train.sizes["run"]),
+        "run_ids": [str(r) for r in train["run"].values],
+        "family": args.family,
+        "adjoints_used": bool(has_g and args.family in ("mlp", "ensemble")),
+        **{k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in folder.runs.attrs.items()},
+    }
+    sg.save(args.out, model, provenance=provenance)
+    print(args.out)
+    return 0
+
+
+def _evaluate(args) -> int:
+    import numpy as np
+
+    import ctm_interface as ci
+    import surrogate as sg
+
+    model = sg.load(args.model)
+    meta = sg.load_metadata(args.model)
+    folder = ci.read_run_folder(args.runs_toml)
+    prov = meta.get("provenance") or {}
+    voc = folder.runs.attrs.get("component_definitions")
+    if prov.get("component_definitions") not in (None, voc):
+        raise ValueError(f"{args.model} was trained on components {prov['component_definitions']} but "
+                         f"{args.runs_toml} defines {voc}: evaluate on runs with the same component definitions")
+    runs = folder.split(args.split)
+    ev = sg.evaluate(model, runs)
+    out = {
+        "model": str(args.model),
+        "runs_toml": str(args.runs_toml),
+        "split": args.split,
+        "n_runs": int(runs.sizes["run"]),
+        "n_outside_envelope": int(ev["n_outside_envelope"]),
+        "pm25": {k: {str(r): float(v) for r, v in zip(ev["receptor"].values, ev[k].sel(component="PM25").values, strict=True)}
+                 for k in ("NMB", "NME", "R", "MaxNE")},
+        "mean_abs_NMB": float(np.nanmean(np.abs(ev["NMB"].values))),
+        "mean_NME": float(np.nanmean(ev["NME"].values)),
+    }  # fmt: skip
+    if folder.adjoints is not None and "cost_weights" in folder.adjoints:
+        ga = sg.gradient_agreement(model, folder.adjoints)
+        out["gradient_agreement"] = {k: float(ga[f"source_{k}_pooled"]) for k in ("r2", "slope", "r", "nrmse")}
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.json:
+        from ctm_interface._atomic import write_text_atomic
+
+        write_text_atomic(args.json, text)
+    return 0
