@@ -4,8 +4,9 @@ on a model they were not developed against. Synthetic: plausible magnitudes, not
 What differs from `ctm_interface.reference` (and nothing of its code is used):
 
 - **transport**: one well-mixed boundary layer on a 30 x 40 grid of 50 km cells, advected and diffused
-  *spectrally* (exact phase shift and damping of each Fourier mode per step, `jnp.fft`) by a uniform seasonal
-  wind on a doubly periodic domain, with first-order ventilation to the free troposphere and a sponge along
+  *spectrally* (each step a convolution, by `jnp.fft`, with the advection-diffusion Green's function of a
+  uniform seasonal wind: a displaced Gaussian, sampled and normalised, so mass is conserved and
+  concentrations stay non-negative) on a doubly periodic domain, with first-order ventilation to the free troposphere and a sponge along
   the edges that removes what would re-enter (the reference: two layers, flux-form upwind advection by
   spatially varying winds, open boundaries);
 - **seasons**: three wind/chemistry regimes (winter, summer, autumn), each averaged over its last third of
@@ -136,14 +137,17 @@ class SpectralCTM(eqx.Module):
 
     # ------------------------------------------------------------------ pieces
     def _transport_factor(self, s):
+        """Fourier transform of one step's transport kernel: the advection-diffusion Green's function (a
+        Gaussian displaced by the wind) sampled on the periodic grid and normalised, so transport conserves
+        mass and keeps concentrations non-negative (the exact spectral phase shift would ring)."""
         ny, nx = self.shape
-        ky = 2 * np.pi * np.fft.fftfreq(ny, d=self.dx)
-        kx = 2 * np.pi * np.fft.fftfreq(nx, d=self.dx)
-        KY, KX = np.meshgrid(ky, kx, indexing="ij")
+        oy = (np.arange(ny) + ny // 2) % ny - ny // 2  # periodic offsets (cells)
+        ox = (np.arange(nx) + nx // 2) % nx - nx // 2
+        OY, OX = np.meshgrid(oy * self.dx, ox * self.dx, indexing="ij")
+        var = 2.0 * self.kh[s] * self.dt + (0.25 * self.dx) ** 2
         u, v = self.wind[s, 0], self.wind[s, 1]
-        phase = -1j * (u * KX + v * KY) * self.dt
-        damp = -self.kh[s] * (KX**2 + KY**2) * self.dt
-        return jnp.exp(phase + damp)  # exact for a uniform wind on the periodic domain
+        kern = jnp.exp(-((OX - u * self.dt) ** 2 + (OY - v * self.dt) ** 2) / (2.0 * var))
+        return jnp.fft.fft2(kern / jnp.sum(kern))
 
     def _chemistry(self, c, s):
         dt = self.dt
