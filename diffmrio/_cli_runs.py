@@ -27,7 +27,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fit = esub.add_parser("fit", help="fit an emulator on the train split (adjoints used when present)")
     fit.add_argument("runs_toml", type=Path)
     fit.add_argument("--out", type=Path, required=True, help="emulator file (e.g. model.eqx)")
-    fit.add_argument("--family", choices=("linear", "polynomial", "mlp", "ensemble"), default="linear")
+    fit.add_argument("--family", choices=("linear", "polynomial", "mlp", "ensemble", "structured"), default="linear")
     fit.add_argument("--split", default="train", help="split to train on (default train)")
     fit.add_argument("--steps", type=int, default=2000, help="optimisation steps (mlp, ensemble)")
     fit.add_argument("--seed", type=int, default=0)
@@ -38,6 +38,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--split", default="test")
     ev.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
     ev.add_argument("--force", action="store_true", help="replace --json if it exists")
+
+    prop = esub.add_parser("propose", help="propose the next batch of runs (design CSV for the next array job)")
+    prop.add_argument("model", type=Path, help="emulator fitted to the runs so far (an ensemble for disagreement)")
+    prop.add_argument("runs_toml", type=Path)
+    prop.add_argument("--n", type=int, default=20, help="number of runs to propose")
+    prop.add_argument("--out", type=Path, default=Path("design_next.csv"), help="wide design CSV to write (new file)")
+    prop.add_argument("--seed", type=int, default=0)
+    prop.add_argument("--candidates", type=int, default=None, help="Latin-hypercube candidates scored")
 
     ctm = sub.add_parser("ctm", help="the reference CTM")
     csub = ctm.add_subparsers(dest="ctm_command", required=True)
@@ -124,7 +132,41 @@ def _format_check(rep: dict) -> str:
 def _emulator(args) -> int:
     if args.emulator_command == "fit":
         return _fit(args)
+    if args.emulator_command == "propose":
+        return _propose(args)
     return _evaluate(args)
+
+
+def _propose(args) -> int:
+    """`diffmrio emulator propose MODEL RUNS_TOML --n N --out CSV`: a wide design table (`run` + one column per
+    `region:species`, plus `adjoint_rank` for ensembles: 0 = where an adjoint run pays most) with run ids
+    continuing after the folder's numeric ids; never overwrites a file."""
+    import jax.random as jr
+    import numpy as np
+
+    import ctm_interface as ci
+    import surrogate as sg
+    from ctm_interface._atomic import write_text_atomic
+
+    if args.out.exists():
+        raise FileExistsError(f"{args.out} exists: pass another --out (proposals never overwrite a file)")
+    model = sg.load(args.model)
+    folder = ci.read_run_folder(args.runs_toml)
+    prop = sg.propose(model, folder.runs, args.n, key=jr.PRNGKey(args.seed), n_candidates=args.candidates)
+    ids = [str(r) for r in folder.runs["run"].values]
+    numeric = [int(r) for r in ids if r.lstrip("-").isdigit()]
+    start = max(numeric) + 1 if numeric else len(ids)
+    x = prop["scale"].transpose("run", "source", "species").values
+    cols = [f"{g}:{k}" for g in prop["source"].values for k in prop["species"].values]
+    lines = [",".join(["run", *cols] + (["adjoint_rank"] if "adjoint_rank" in prop else []))]
+    for i in range(args.n):
+        row = [str(start + i), *(f"{v:.6g}" for v in np.ravel(x[i]))]
+        if "adjoint_rank" in prop:
+            row.append(str(int(prop["adjoint_rank"].values[i])))
+        lines.append(",".join(row))
+    write_text_atomic(args.out, "\n".join(lines) + "\n")
+    print(f"{args.out}: {args.n} runs ({prop.attrs['criterion']}), ids {start}-{start + args.n - 1}")
+    return 0
 
 
 def _fit(args) -> int:
@@ -147,6 +189,9 @@ def _fit(args) -> int:
     elif args.family == "mlp":
         model = sg.MLPEmulator(labels, key=key)
         kw.update(key=key, steps=args.steps, sobolev_weight=0.1 if has_g else 0.0)
+    elif args.family == "structured":
+        model = sg.StructuredEmulator(labels, key=key)
+        kw.update(key=key, steps=args.steps, sobolev_weight=0.1 if has_g else 0.0)
     else:
         model = sg.Ensemble(lambda k: sg.MLPEmulator(labels, key=k), 3, key=key)
         kw.update(key=key, steps=args.steps, sobolev_weight=0.1 if has_g else 0.0)
@@ -157,7 +202,7 @@ def _fit(args) -> int:
         "n_runs": int(train.sizes["run"]),
         "run_ids": [str(r) for r in train["run"].values],
         "family": args.family,
-        "adjoints_used": bool(has_g and args.family in ("mlp", "ensemble")),
+        "adjoints_used": bool(has_g and args.family in ("mlp", "ensemble", "structured")),
         **{k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in folder.runs.attrs.items()},
     }
     sg.save(args.out, model, provenance=provenance)
@@ -195,6 +240,12 @@ def _evaluate(args) -> int:
     if folder.adjoints is not None and "cost_weights" in folder.adjoints:
         ga = sg.gradient_agreement(model, folder.adjoints)
         out["gradient_agreement"] = {k: float(ga[f"source_{k}_pooled"]) for k in ("r2", "slope", "r", "nrmse")}
+        out["gradient_agreement_per_species"] = {
+            k: {str(sp): float(v) for sp, v in zip(ga["species"].values, ga[f"source_species_{k}"].values, strict=True)}
+            for k in ("r2", "slope", "share")
+        }
+    if "spurious_max" in ev:
+        out["spurious_max"] = float(ev["spurious_max"])
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:

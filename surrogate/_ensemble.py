@@ -81,7 +81,8 @@ class Ensemble(AbstractEmulator):
 
     @property
     def base(self) -> Float[Array, "component ..."]:
-        return jnp.mean(self.members.base, axis=0)
+        # vmapped over members, so members whose `base` is computed (a property) work too
+        return jnp.mean(eqx.filter_vmap(lambda m: m.base)(self.members), axis=0)
 
     @property
     def x_ref(self) -> Float[Array, "*shape"]:

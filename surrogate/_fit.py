@@ -37,6 +37,7 @@ from ._gridded import GriddedEmulator
 from ._linear import LinearEmulator
 from ._mlp import MLPEmulator
 from ._polynomial import PolynomialEmulator
+from ._structured import StructuredEmulator
 
 _INPUT_NAMES = ("scale", "emissions")
 _OUTPUT_NAMES = ("pm25", "conc")
@@ -220,6 +221,8 @@ def _trainable(model) -> object:
             lambda m: m.input_scale,
             lambda m: m.output_scale,
         ]
+    if isinstance(model, StructuredEmulator):
+        frozen += list(model.frozen)
     for where in frozen:
         spec = eqx.tree_at(where, spec, replace_fn=lambda node: jax.tree.map(lambda _: False, node))
     return spec
@@ -715,10 +718,12 @@ def fit(
         model = _fit_linear(model, data, ridge)
     elif isinstance(model, PolynomialEmulator):
         model = _fit_polynomial(model, data, ridge_alphas)
-    elif isinstance(model, MLPEmulator | GriddedEmulator):
+    elif isinstance(model, MLPEmulator | GriddedEmulator | StructuredEmulator):
         if key is None:
             raise ValueError(f"fitting a {type(model).__name__} needs `key=` (keyword-only PRNG key)")
         train_base = False
+        if isinstance(model, StructuredEmulator):  # closed-form start (the primary components are final)
+            model = model.initialise(data["x"], data["y"])
         if isinstance(model, MLPEmulator):
             had_base_run = base is not None
             model = _init_mlp(model, data, base)

@@ -29,11 +29,13 @@ from ._gridded import GriddedEmulator
 from ._linear import LinearEmulator
 from ._mlp import MLPEmulator
 from ._polynomial import PolynomialEmulator
+from ._structured import StructuredEmulator
 
 MAGIC = b"DIFFMRIO-SURROGATE 2\n"
 _OLD_MAGIC = b"DIFFMRIO-SURROGATE 1\n"
 _CLASSES = {
-    c.__name__: c for c in (LinearEmulator, PolynomialEmulator, MLPEmulator, GriddedEmulator, Ensemble)
+    c.__name__: c
+    for c in (LinearEmulator, PolynomialEmulator, MLPEmulator, GriddedEmulator, Ensemble, StructuredEmulator)
 }
 
 
@@ -173,6 +175,17 @@ def _skeleton(meta: dict) -> AbstractEmulator:
         return LinearEmulator(labels, x_ref=zeros_in)
     if cls is PolynomialEmulator:
         return PolynomialEmulator(labels, degree=hp["degree"], total_terms=hp["total_terms"], x_ref=zeros_in)
+    if cls is StructuredEmulator:
+        return StructuredEmulator(
+            labels,
+            species_roles=hp["species_roles"],
+            component_roles=hp["component_roles"],
+            width=hp["width"],
+            depth=hp["depth"],
+            embed_size=hp["embed_size"],
+            x_ref=zeros_in,
+            key=key,
+        )
     if cls is MLPEmulator:
         return MLPEmulator(
             labels,
