@@ -299,7 +299,7 @@ def accounts(
         data["G"] = (rs + ("to_region", "to_sector"), np.asarray(g["G"]).reshape(R, N, R, N))
         data["M_down"] = (prs, np.asarray(g["M_down"]).reshape(p, R, N))
     if leontief:
-        L = eqx.filter_jit(lambda Z, Y: leontief_inverse(coefficients(Z, Y)[1]))(m.Z, m.Y)
+        L = _leontief_of_table(m.Z, m.Y)
         data["L"] = (rs + ("to_region", "to_sector"), np.asarray(L).reshape(R, N, R, N))
     coords = m.coords()
     coords["consumer"] = list(m.regions)
@@ -309,6 +309,12 @@ def accounts(
     ds["burden"].attrs["description"] = "E[r, s] = sum_t S_r L_rt y_ts: emitted in region r for final demand of s"
     ds["final_producer"].attrs["description"] = "E[r, t] = S_r L_rt sum_s y_ts: emitted in r for final sales of t"
     return ds
+
+
+@eqx.filter_jit
+def _leontief_of_table(Z, Y):
+    """`L = (I - A)^{-1}` of a table (module-level, so repeated `accounts(..., leontief=True)` calls reuse it)."""
+    return leontief_inverse(coefficients(Z, Y)[1])
 
 
 def _coefficient_array(Z, x):

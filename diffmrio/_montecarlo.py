@@ -98,7 +98,9 @@ def run_draws(
     keys = jax.random.split(key, n_draws)
     mesh = Mesh(np.array(devices), ("draws",))
     sharding = NamedSharding(mesh, PartitionSpec("draws"))
-    batched = eqx.filter_jit(jax.vmap(draw))
+    # filter_vmap keeps a Module `draw`'s arrays as traced leaves, so a new draw of the same structure reuses the
+    # compiled batch instead of recompiling (a plain closure is hashed by identity and recompiles every call)
+    batched = eqx.filter_jit(eqx.filter_vmap(draw))
     if chunk_size == "auto":
         if jax.default_backend() == "cpu":
             # host memory is plentiful relative to a draw; avoid compiling a probe just to size chunks
