@@ -26,7 +26,7 @@ def big_chain(R=6, N=500, K=2, ny=3, nx=4):
     Z, Y, F, F_Y = random_system(R, N, len(STRESSORS), K, seed=3)
     sectors = [f"s{i}" for i in range(N)]
     m = diffmrio.MRIO.from_arrays(Z, Y, F, F_Y, regions=[f"r{r}" for r in range(R)], sectors=sectors,
-                                  categories=[f"c{k}" for k in range(K)], stressors=list(STRESSORS), validate=False)
+                                  categories=["household", "export"][:K], stressors=list(STRESSORS), validate=False)
     sm = diffmrio.SourceMap.for_mrio(m, elevated_sectors=sectors[:3])
     rng = np.random.default_rng(0)
     labels = surrogate.EmulatorLabels(
