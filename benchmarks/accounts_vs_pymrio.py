@@ -6,7 +6,11 @@ as a user calls it (on a CPU: the host path, float32 LU refined in float64); the
 `precision="double"` (float64 LU); and the jitted JAX kernel `account_arrays` (float64, as on a GPU).
 Results are compared with pymrio's elementwise. Usage:
 
-    python benchmarks/accounts_vs_pymrio.py [--regions 49 --sectors 200] [--out results.json]
+    python benchmarks/accounts_vs_pymrio.py [--regions 49 --sectors 200] [--repeat 5] [--out results.json]
+
+With `--repeat N` (N > 1), pymrio and the default `diffmrio.accounts` are run N times more, interleaved
+(pymrio, diffmrio, pymrio, diffmrio, ...), so that a load change on a shared machine hits both, and the
+min / median / max of the per-pair time ratio are printed beside the first pass's table.
 """
 
 from __future__ import annotations
@@ -113,6 +117,7 @@ def main() -> None:
     ap.add_argument("--stressors", type=int, default=10)
     ap.add_argument("--categories", type=int, default=7)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--repeat", type=int, default=1, help="interleaved pymrio/diffmrio pairs after the first pass")
     ap.add_argument("--child", choices=["pymrio", "diffmrio", "diffmrio-double", "diffmrio-jax"], default=None)
     ap.add_argument("--folder", type=Path, default=None)
     a = ap.parse_args()
@@ -130,11 +135,20 @@ def main() -> None:
             np.save(folder / f"{nm}.npy", arr)
         del Z, Y, F, F_Y
         res = {}
-        for lib in LIBS:
+
+        def child(lib):
             cmd = [sys.executable, __file__, "--child", lib, "--folder", str(folder), "--regions", str(R),
                    "--sectors", str(N), "--stressors", str(p), "--categories", str(K)]
             subprocess.run(cmd, check=True, env={**os.environ})
-            res[lib] = dict(np.load(folder / f"{lib}.npz"))
+            return dict(np.load(folder / f"{lib}.npz"))
+
+        for lib in LIBS:
+            res[lib] = child(lib)
+        pairs = [(float(res["pymrio"]["elapsed"]), float(res["diffmrio"]["elapsed"]))]
+        for _ in range(max(a.repeat, 1) - 1):
+            tp = float(child("pymrio")["elapsed"])
+            td = float(child("diffmrio")["elapsed"])
+            pairs.append((tp, td))
         worst = {}
         for lib in LIBS[1:]:
             worst[lib] = 0.0
@@ -149,6 +163,7 @@ def main() -> None:
     m_j = float(res["diffmrio-jax"]["peak_kb"]) / 2**20
     import jax
 
+    ratios = np.asarray([td / tp for tp, td in pairs])
     summary = {
         "system": f"{R} regions x {N} sectors = {R * N}, {p} stressors, {K} categories",
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}, jax backend "
@@ -161,6 +176,11 @@ def main() -> None:
         "diffmrio_peak_GiB": round(m_d, 2),
         "memory_ratio": round(m_d / m_p, 3),
         "max_rel_diff": worst["diffmrio"],
+        "repeated_pairs": len(pairs),
+        "pymrio_s_all": [round(tp, 2) for tp, _ in pairs],
+        "diffmrio_s_all": [round(td, 2) for _, td in pairs],
+        "time_ratio_min_median_max": [round(float(f(ratios)), 3) for f in (np.min, np.median, np.max)],
+        "load_average_1_5_15_min_at_end": [round(v, 2) for v in os.getloadavg()],
         "solver": str(res["diffmrio"]["solver"]),
         "float64_host_s": round(t_dd, 2),
         "float64_host_time_ratio": round(t_dd / t_p, 3),

@@ -6,6 +6,13 @@ NumPy loop over the same draws.
 Reports the wall time of `diffmrio.monte_carlo` for `--draws` draws (first call, compilation included, and
 a second call), the NumPy loop's time per draw (measured on `--numpy-draws` draws and extrapolated), the
 throughput ratio, and the largest relative difference between the two on the draws both computed.
+
+Then a roofline of one draw: each stage (sampling, economy, emulator, downscaler + PM2.5, health) is jitted
+and vmapped over a batch of draws on its own; XLA's cost analysis of the compiled stage counts its floating-
+point operations and transcendental evaluations, the stage is timed (median of repeats), and its rates are
+compared with the machine's peak measured in the same run (a float64 matmul for flop/s; `exp` over a large
+float64 array for transcendentals/s). The draw before the restructuring (the whole chain per draw: Leontief
+solve, per-age relative risks on the full grid) is timed the same way for comparison.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=10_000)
     ap.add_argument("--numpy-draws", type=int, default=200)
     ap.add_argument("--cache", default="demo_output/cache")
+    ap.add_argument("--batch", type=int, default=1024, help="draws per batch in the per-stage roofline")
+    ap.add_argument("--no-roofline", action="store_true")
     a = ap.parse_args()
     import diffmrio
     from diffmrio.datasets import demo_chain, demo_config
@@ -75,7 +84,127 @@ def main() -> None:
         "max_rel_diff_jax_vs_numpy": float(np.max(np.abs(d_jax - d_np)) / np.max(np.abs(d_np))),
         "fraction_outside_envelope": mc.attrs.get("fraction_outside_envelope"),
     }
+    spec_t = diffmrio.UncertaintySpec.default(ch, sample_member=False, within_envelope=True)
+    mc_t = diffmrio.monte_carlo(ch, spec_t, a.draws, key=key, attribution_by=None, progress=False)
+    res["fraction_outside_envelope_truncated_sampling"] = mc_t.attrs.get("fraction_outside_envelope")
+    res["species_factor_bounds"] = mc_t.attrs.get("species_factor_bounds")
+    if not a.no_roofline:
+        res["roofline"] = roofline(ch, spec, key, a.batch)
     print(json.dumps(res, indent=2))
+
+
+def _timed(fn, *args, repeats=5):
+    jax.block_until_ready(fn(*args))
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def _cost(fn, *args):
+    ca = fn.lower(*args).compile().cost_analysis()
+    ca = ca[0] if isinstance(ca, list) else ca
+    return float(ca.get("flops", 0.0)), float(ca.get("transcendentals", 0.0))
+
+
+def peaks():
+    """Machine peaks measured here: float64 matmul flop/s and float64 `exp` evaluations/s."""
+    import jax.numpy as jnp
+
+    n = 1536
+    A = jax.random.normal(jax.random.key(0), (n, n), dtype=jnp.float64)
+    mm = jax.jit(lambda a: a @ a)
+    t_mm = _timed(mm, A)
+    x = jax.random.uniform(jax.random.key(1), (4_000_000,), dtype=jnp.float64)
+    ex = jax.jit(jnp.exp)
+    t_ex = _timed(ex, x)
+    return 2.0 * n**3 / t_mm, x.size / t_ex
+
+
+def roofline(ch, spec, key, batch):
+    """Per-stage flops, transcendentals, time and fraction of the measured peaks, per draw."""
+    import jax.numpy as jnp
+
+    import diffmrio
+    from diffmrio._fastdraw import ChainDraw
+
+    d = ChainDraw.build(ch, spec, None)
+    keys = jax.random.split(key, batch)
+    base = d.base
+    stages = {}
+    sample = jax.jit(jax.vmap(lambda k: diffmrio.sample_inputs(ch, spec, base, k)))
+    inps = sample(keys)
+    emu_in = jax.jit(jax.vmap(lambda sf: d.E0[0] * sf[:, None, None]))
+    E = emu_in(inps.species_factor)
+
+    def emulate(e):
+        xin = ch.emulator_input(e)
+        return ch.emulator(xin)
+
+    emu = jax.jit(jax.vmap(emulate))
+    y = emu(E)
+
+    def downscale(yy):
+        yb = ch.emulator.base
+        ratio = jnp.where(yb != 0, yy / jnp.where(yb != 0, yb, 1.0), 1.0) - 1.0
+        return d.pm.base_pm + ratio.reshape(-1) @ d.pm.B
+
+    down = jax.jit(jax.vmap(downscale))
+    pm = down(y)
+    health = jax.jit(jax.vmap(lambda p, crf, bf: (d.health.deaths(p, crf, bf), d.health.pwpm(p))))
+    econ_old = jax.jit(jax.vmap(lambda inp: ch.emissions(inp)))
+
+    def health_old_fn(inp, yy):
+        C = ch.downscaler(yy, ch.emulator.base) if ch.downscaler is not None else yy
+        p = ch.pm25(C)
+        return ch.deaths(p, inp).sum(axis=1), ch.health.population_weighted_concentration(p)
+
+    health_old = jax.jit(jax.vmap(health_old_fn))
+    full_new = jax.jit(jax.vmap(d))
+
+    def old_draw(k):
+        inp = diffmrio.sample_inputs(ch, spec, base, k)
+        out = ch(inp)
+        return {"deaths": out.deaths.sum(axis=1), "pwpm": out.pwpm}
+
+    full_old = jax.jit(jax.vmap(old_draw))
+    plan = {
+        "sampling": (sample, (keys,)),
+        "economy (hoisted: base emissions x inventory factors)": (emu_in, (inps.species_factor,)),
+        "economy before (Leontief solve + source map per draw)": (econ_old, (inps,)),
+        "emulator": (emu, (E,)),
+        "downscaler + PM2.5 (fused)": (down, (y,)),
+        "health (shared curves, populated cells)": (health, (pm, inps.crf, inps.baseline_factor)),
+        "downscaler + health before (per age, whole grid)": (health_old, (inps, y)),
+        "whole draw": (full_new, (keys,)),
+        "whole draw before": (full_old, (keys,)),
+    }
+    peak_flops, peak_tr = peaks()
+    for name, (fn, args) in plan.items():
+        fl, tr = _cost(fn, *args)
+        t = _timed(fn, *args)
+        stages[name] = {
+            "us_per_draw": round(1e6 * t / batch, 2),
+            "flops_per_draw": round(fl / batch),
+            "transcendentals_per_draw": round(tr / batch),
+            "fraction_of_peak_flops": round(fl / t / peak_flops, 4),
+            "fraction_of_peak_transcendentals": round(tr / t / peak_tr, 4),
+        }
+    k = d.health
+    return {
+        "batch": batch,
+        "peak_matmul_gflops": round(peak_flops / 1e9, 2),
+        "peak_exp_per_s_1e9": round(peak_tr / 1e9, 3),
+        "health_curves": int(k.weight.shape[0]),
+        "cause_age_pairs": int(len(ch.health.crf.causes) * len(ch.health.crf.ages)),
+        "health_cells_kept": int(k.weight.shape[1]),
+        "grid_cells": int(np.prod(ch.health.inputs.population.shape)),
+        "stages": stages,
+        "speedup_whole_draw_vs_before": round(stages["whole draw before"]["us_per_draw"]
+                                              / stages["whole draw"]["us_per_draw"], 2),
+    }
 
 
 if __name__ == "__main__":

@@ -99,10 +99,12 @@ from ._chain import (  # noqa: E402
     Downscaler as Downscaler,
     SourceMap as SourceMap,
 )
+from ._fastdraw import ChainDraw as ChainDraw, GroupIndex as GroupIndex, group_index as group_index  # noqa: E402
 from ._montecarlo import run_draws as run_draws, summarise as summarise  # noqa: E402
 from ._uncertainty import (  # noqa: E402
     DEFAULT_SPECIES_CV as DEFAULT_SPECIES_CV,
     UncertaintySpec as UncertaintySpec,
+    envelope_species_bounds as envelope_species_bounds,
     monte_carlo as monte_carlo,
     sample_inputs as sample_inputs,
 )

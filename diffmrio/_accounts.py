@@ -336,7 +336,7 @@ def accounts(
         data["G"] = (rs + ("to_region", "to_sector"), np.asarray(g["G"]).reshape(R, N, R, N))
         data["M_down"] = (prs, np.asarray(g["M_down"]).reshape(p, R, N))
     if leontief:
-        L = eqx.filter_jit(lambda Z, Y: leontief_inverse(coefficients(Z, Y)[1]))(m.Z, m.Y)
+        L = _leontief_of_table(m.Z, m.Y)
         data["L"] = (rs + ("to_region", "to_sector"), np.asarray(L).reshape(R, N, R, N))
     coords = m.coords()
     coords["consumer"] = list(m.regions)
@@ -349,6 +349,12 @@ def accounts(
     if getattr(m, "validation", ()):  # problems the table was accepted with (validate="warn")
         ds.attrs["validation"] = "; ".join(m.validation)
     return add_per_capita(ds, m)
+
+
+@eqx.filter_jit
+def _leontief_of_table(Z, Y):
+    """`L = (I - A)^{-1}` of a table (module-level, so repeated `accounts(..., leontief=True)` calls reuse it)."""
+    return leontief_inverse(coefficients(Z, Y)[1])
 
 
 def _coefficient_array(Z, x):

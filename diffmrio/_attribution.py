@@ -34,43 +34,26 @@ import numpy as np
 import xarray as xr
 
 from ._chain import Chain, ChainInputs
-
-GROUPINGS = ("consumer", "final_producer", "sector", "foreign")
+from ._fastdraw import (
+    GROUPINGS as GROUPINGS,  # noqa: F401  (re-exported)
+    GroupIndex,
+    group_index,
+)
 
 
 def group_masks(chain: Chain, by: str, foreign_categories=("export",)) -> tuple[np.ndarray, list[str]]:
-    """0/1 masks `[group, n, fd]` over final-demand entries that partition `Y`.
+    """Dense 0/1 masks `[group, n, fd]` over final-demand entries that partition `Y` (O(groups x n x fd)
+    memory: for small tables and checks; the attribution and Monte Carlo use
+    [`group_index`][diffmrio.group_index] instead).
 
     - `consumer`: the columns of each consuming region (all categories);
     - `final_producer`: the rows of each producing region (final products sold by the region);
     - `sector`: the rows of each sector, all regions;
     - `foreign`: foreign demand (`foreign_categories`, e.g. exports) vs domestic demand.
     """
+    gi = group_index(chain, by, foreign_categories)
     m = chain.mrio
-    R, N, K = m.n_regions, m.n_sectors, m.n_categories
-    n, fd = R * N, R * K
-    if by == "consumer":
-        col_region = np.repeat(np.arange(R), K)
-        masks = np.stack([np.broadcast_to(col_region[None, :] == r, (n, fd)) for r in range(R)])
-        labels = list(m.regions)
-    elif by == "final_producer":
-        row_region = np.repeat(np.arange(R), N)
-        masks = np.stack([np.broadcast_to(row_region[:, None] == r, (n, fd)) for r in range(R)])
-        labels = list(m.regions)
-    elif by == "sector":
-        row_sector = np.tile(np.arange(N), R)
-        masks = np.stack([np.broadcast_to(row_sector[:, None] == i, (n, fd)) for i in range(N)])
-        labels = list(m.sectors)
-    elif by == "foreign":
-        missing = [c for c in foreign_categories if c not in m.categories]
-        if missing:
-            raise ValueError(f"foreign categories {missing} not in the MRIO's categories {list(m.categories)}")
-        is_f = np.tile(np.isin(m.categories, foreign_categories), R)
-        masks = np.stack([np.broadcast_to(is_f[None, :], (n, fd)), np.broadcast_to(~is_f[None, :], (n, fd))])
-        labels = ["foreign", "domestic"]
-    else:
-        raise ValueError(f"`by` must be one of {GROUPINGS}, got {by!r}")
-    return masks.astype(np.float64), labels
+    return gi.dense_masks(m.n_regions * m.n_sectors, m.n_regions * m.n_categories), list(gi.labels)
 
 
 def _target_fn(chain: Chain, inp: ChainInputs, target: str, receptor):
@@ -80,11 +63,80 @@ def _target_fn(chain: Chain, inp: ChainInputs, target: str, receptor):
     return f
 
 
-@eqx.filter_jit
-def _vector_grads(chain, inp, target):
-    """Jacobian of the per-region target w.r.t. Y: one reverse pass per receptor region."""
+# The jitted functions below are module-level and take the chain and inputs as arguments (their arrays are
+# traced leaves), so repeated calls with new values of the same shapes reuse the compiled code. Each is
+# wrapped in `assert_max_traces(max_traces=None)` so that the tests can count its traces.
+
+
+def _jacobian(chain, inp, target, Y=None):
+    """Jacobian of the per-region target w.r.t. Y (at `Y`, default `inp.Y`): one reverse pass per receptor."""
     f = _target_fn(chain, inp, target, "all")
-    return jax.jacrev(f)(inp.Y)  # (receptor, n, fd)
+    return jax.jacrev(f)(inp.Y if Y is None else Y)  # (receptor, n, fd)
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def _grad_wrt(chain, inp, wrt: str, target: str, receptor):
+    """Gradient of the scalar target w.r.t. `Y` (`final_demand`), `S` (`intensity`) or the CTM sources'
+    emissions (`emissions`)."""
+    if wrt == "final_demand":
+        return jax.grad(_target_fn(chain, inp, target, receptor))(inp.Y)
+    if wrt == "intensity":
+        return jax.grad(lambda S: chain.target(eqx.tree_at(lambda i: i.S, inp, S), target, receptor))(inp.S)
+
+    def fe(E):
+        return chain.target_from_pm25(chain.pm25(chain.concentration(E, inp.member_weights)), inp, target, receptor)
+
+    return jax.grad(fe)(chain.emissions(inp))
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def _zero_out(chain, inp, target, groups):
+    """`J(Y) - J(Y - Y_g)` per group, one group at a time (O(n fd) memory whatever the number of groups)."""
+    f_all = _target_fn(chain, inp, target, "all")
+    base = f_all(inp.Y)
+    return jax.lax.map(lambda g: base - f_all(groups.without(inp.Y, g)), jnp.arange(groups.n_groups))
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def _zero_out_masks(chain, inp, target, masks):
+    f_all = _target_fn(chain, inp, target, "all")
+    base = f_all(inp.Y)
+    return jax.lax.map(lambda mk: base - f_all(inp.Y * (1.0 - mk)), masks)
+
+
+def _contract(Jac, Y, groups, masks):
+    """`sum_{(i,j) in g} Jac[a, i, j] Y[i, j]` per group: a segment sum over an index array, or (user masks)
+    a contraction with the dense masks."""
+    if groups is not None:
+        return groups.contract(Jac * Y[None]).T  # (group, receptor)
+    return jnp.einsum("anf,gnf->ga", Jac, masks * Y[None])
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def _first_order(chain, inp, target, groups, masks):
+    return _contract(_jacobian(chain, inp, target), inp.Y, groups, masks)
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def _path_run(chain, inp, target, groups, masks, alphas, wts, edges, n_intervals: int, n_nodes: int):
+    """Gauss-Legendre estimates per interval and group, and the exact increments of the target."""
+    f_all = _target_fn(chain, inp, target, "all")
+    Y = inp.Y
+
+    def grad_contrib(alpha):
+        return _contract(_jacobian(chain, inp, target, alpha * Y), Y, groups, masks)  # (group, receptor)
+
+    g = jax.lax.map(grad_contrib, alphas)  # (node, group, receptor)
+    g = g.reshape(n_intervals, n_nodes, *g.shape[1:])
+    w = wts.reshape(n_intervals, n_nodes)
+    per_interval = jnp.einsum("kn,knga->kga", w, g)
+    Js = jax.vmap(lambda a: f_all(a * Y))(edges)  # (edge, receptor)
+    return per_interval, jnp.diff(Js, axis=0), Js[-1] - Js[0]
 
 
 def attribute(
@@ -104,8 +156,9 @@ def attribute(
     **Arguments:**
 
     - `chain`, `inputs` (default `chain.base_inputs()`).
-    - `by`: `"consumer"`, `"final_producer"`, `"sector"` or `"foreign"` (or give `masks[group, n, fd]` and
-      `labels`).
+    - `by`: `"consumer"`, `"final_producer"`, `"sector"` or `"foreign"` (groups as index arrays: memory
+      O(n fd) whatever the number of groups), or a [`GroupIndex`][diffmrio.GroupIndex]; or give dense
+      `masks[group, n, fd]` and `labels` for any other partition (O(groups x n x fd) memory).
     - `method`: `"zero_out"`, `"first_order"` or `"path"` (Aumann-Shapley, `n_nodes` Gauss-Legendre nodes).
     - `target`: `"deaths"` or `"pwpm"`.
 
@@ -114,21 +167,21 @@ def attribute(
     the contributions.
     """
     inp = chain.base_inputs() if inputs is None else inputs
+    groups = None
     if masks is None:
-        masks, labels = group_masks(chain, by)
-    masks = jnp.asarray(masks)
-    parts = masks * inp.Y[None]  # (G, n, fd)
+        groups = by if isinstance(by, GroupIndex) else group_index(chain, by)
+        labels = list(groups.labels)
+        by = "custom" if isinstance(by, GroupIndex) else by
+    else:
+        masks = jnp.asarray(masks)
     regions = list(chain.health.inputs.regions)
-    f_all = _target_fn(chain, inp, target, "all")
-    attrs = {"method": method, "target": target, "grouping": by}
+    attrs = {"method": method, "target": target, "grouping": by if isinstance(by, str) else "custom"}
     if method == "zero_out":
-        base = f_all(inp.Y)
-        contrib = jax.vmap(lambda P: base - f_all(inp.Y - P))(parts)
+        contrib = _zero_out(chain, inp, target, groups) if groups is not None else _zero_out_masks(chain, inp, target, masks)
     elif method == "first_order":
-        Jac = _vector_grads(chain, inp, target)
-        contrib = jnp.einsum("anf,gnf->ga", Jac, parts)
+        contrib = _first_order(chain, inp, target, groups, masks)
     elif method == "path":
-        contrib, raw_gap, total = _path_integral(f_all, inp.Y, parts, n_intervals, n_nodes)
+        contrib, raw_gap, total = _path_integral(chain, inp, target, groups, masks, n_intervals, n_nodes)
         attrs["total_change"] = total
         attrs["quadrature_gap"] = float(abs(float(np.sum(contrib)) - total) / max(abs(total), 1e-300))
         attrs["raw_quadrature_gap"] = raw_gap
@@ -140,27 +193,16 @@ def attribute(
     )  # fmt: skip
 
 
-def _path_integral(f_all, Y, parts, n_intervals: int, n_nodes: int):
+def _path_integral(chain, inp, target, groups, masks, n_intervals: int, n_nodes: int):
     """Composite Gauss-Legendre Aumann-Shapley integral with exact per-interval increments."""
     nodes, weights = np.polynomial.legendre.leggauss(n_nodes)
     edges = np.linspace(0.0, 1.0, n_intervals + 1)
     alphas = np.concatenate([lo + (hi - lo) * 0.5 * (nodes + 1.0) for lo, hi in zip(edges[:-1], edges[1:])])
     wts = np.concatenate([(hi - lo) * 0.5 * weights for lo, hi in zip(edges[:-1], edges[1:])])
-
-    @eqx.filter_jit
-    def run(Y_, parts_):
-        def grad_contrib(alpha):
-            Jac = jax.jacrev(f_all)(alpha * Y_)  # (receptor, n, fd)
-            return jnp.einsum("anf,gnf->ga", Jac, parts_)
-
-        g = jax.lax.map(grad_contrib, jnp.asarray(alphas))  # (node, group, receptor)
-        g = g.reshape(n_intervals, n_nodes, *g.shape[1:])
-        w = jnp.asarray(wts).reshape(n_intervals, n_nodes)
-        per_interval = jnp.einsum("kn,knga->kga", w, g)
-        Js = jax.vmap(lambda a: f_all(a * Y_))(jnp.asarray(edges))  # (edge, receptor)
-        return per_interval, jnp.diff(Js, axis=0), Js[-1] - Js[0]
-
-    per_interval, increments, total_vec = run(Y, parts)
+    per_interval, increments, total_vec = _path_run(
+        chain, inp, target, groups, masks, jnp.asarray(alphas), jnp.asarray(wts), jnp.asarray(edges),
+        int(n_intervals), int(n_nodes),
+    )  # fmt: skip
     raw = np.asarray(per_interval.sum(axis=1))  # (interval, receptor): quadrature of the total
     inc = np.asarray(increments)
     scale = np.where(np.abs(raw) > 0, inc / np.where(np.abs(raw) > 0, raw, 1.0), 1.0)
@@ -194,7 +236,7 @@ def sensitivity(
     m = chain.mrio
     R, N, K = m.n_regions, m.n_sectors, m.n_categories
     if wrt == "final_demand":
-        g = eqx.filter_jit(jax.grad(_target_fn(chain, inp, target, receptor)))(inp.Y)
+        g = _grad_wrt(chain, inp, wrt, target, receptor)
         return xr.DataArray(
             np.asarray(g).reshape(R, N, R, K), dims=("region", "sector", "fd_region", "category"),
             coords={"region": list(m.regions), "sector": list(m.sectors), "fd_region": list(m.regions),
@@ -202,10 +244,7 @@ def sensitivity(
             name=f"d{target}_dY", attrs={"receptor": receptor or "all"},
         )  # fmt: skip
     if wrt == "intensity":
-        def f(S):
-            return chain.target(eqx.tree_at(lambda i: i.S, inp, S), target, receptor)
-
-        g = np.asarray(eqx.filter_jit(jax.grad(f))(inp.S))
+        g = np.asarray(_grad_wrt(chain, inp, wrt, target, receptor))
         rows = list(chain.source_map.stressor_rows)
         return xr.DataArray(
             g[rows].reshape(len(rows), R, N), dims=("stressor", "region", "sector"),
@@ -213,12 +252,7 @@ def sensitivity(
             name=f"d{target}_dS", attrs={"receptor": receptor or "all"},
         )  # fmt: skip
     if wrt == "emissions":
-        E0 = chain.emissions(inp)
-
-        def fe(E):
-            return chain.target_from_pm25(chain.pm25(chain.concentration(E, inp.member_weights)), inp, target, receptor)
-
-        g = eqx.filter_jit(jax.grad(fe))(E0)
+        g = _grad_wrt(chain, inp, wrt, target, receptor)
         sm = chain.source_map
         return xr.DataArray(
             np.asarray(g), dims=("species", "source", "level"),

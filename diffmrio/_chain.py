@@ -222,9 +222,16 @@ class Chain(eqx.Module):
 
     def emissions(self, inp: ChainInputs, x=None) -> Float[Array, "species source level"]:
         x = self.output(inp) if x is None else x
+        return self.emissions_from_totals(inp, x, inp.Y.sum(axis=0))
+
+    def emissions_from_totals(
+        self, inp: ChainInputs, x: Float[Array, " n"], fd_total: Float[Array, " fd"]
+    ) -> Float[Array, "species source level"]:
+        """Emissions from output `x` and the column totals of final demand `fd_total = 1^T Y` (all the
+        chain needs of `Y` besides `x`; used to evaluate zero-out scenarios from group totals)."""
         E_ind = inp.S * x[None, :]
         R = self.mrio.n_regions
-        E_fd = (inp.S_Y * inp.Y.sum(axis=0)[None, :]).reshape(inp.S_Y.shape[0], R, -1).sum(axis=2)
+        E_fd = (inp.S_Y * fd_total[None, :]).reshape(inp.S_Y.shape[0], R, -1).sum(axis=2)
         return self.source_map(E_ind, E_fd) * inp.species_factor[:, None, None]
 
     def emulator_input(self, E: Float[Array, "species source level"]):

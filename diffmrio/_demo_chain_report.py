@@ -206,7 +206,8 @@ def attribution_and_mc_section(rep, dc, out, log, n_draws: int, quiet: bool) -> 
     t0 = time.perf_counter()
     methods = {m: attribute(ch, by="consumer", method=m) for m in ("zero_out", "first_order", "path")}
     log(f"attribution (3 methods) in {time.perf_counter() - t0:.1f} s")
-    spec = UncertaintySpec.default(ch)
+    # inventory factors truncated to the emulator's training envelope, so that no draw extrapolates the emulator
+    spec = UncertaintySpec.default(ch, within_envelope=True)
     t0 = time.perf_counter()
     mc = monte_carlo(ch, spec, n_draws, key=jax.random.key(2026), attribution_by="consumer", progress=not quiet)
     t_mc = time.perf_counter() - t0
@@ -257,6 +258,11 @@ def attribution_and_mc_section(rep, dc, out, log, n_draws: int, quiet: bool) -> 
     ts = mc.total_deaths_summary
     rep.add(f"Total deaths: mean {float(ts.sel(statistic='mean')):,.0f}, 95% interval "
             f"{float(ts.sel(statistic='p2.5')):,.0f} - {float(ts.sel(statistic='p97.5')):,.0f} per year. Sampled: "
-            "emission inventories per species (MEIC CVs), GEMM theta, baseline mortality (10%), emulator as is.")
+            "emission inventories per species (MEIC CVs), GEMM theta, baseline mortality (10%), emulator as is. "
+            "The inventory factors are lognormal truncated to the emulator's training envelope (the 0-2x design "
+            f"box: {mc.attrs.get('species_factor_bounds', 'not truncated')}), so the emulator is not "
+            f"extrapolated; share of draws outside the envelope: "
+            f"{100 * mc.attrs.get('fraction_outside_envelope', float('nan')):.1f}%.")
+    res["fraction_outside_envelope"] = mc.attrs.get("fraction_outside_envelope")
     res["mc_seconds"] = t_mc
     return res

@@ -73,6 +73,14 @@ _FORMAT = "diffmrio.run_draws/2"
 _RESERVED = ("__run__", "__draws__")
 
 
+@eqx.filter_jit
+def _draw_chunk(draw, key_data, impl):
+    """One chunk of draws: `key_data` are raw key words (wrapped into typed keys with `impl`, or used as they are
+    when `impl` is None)."""
+    keys = key_data if impl is None else jax.random.wrap_key_data(key_data, impl=impl)
+    return eqx.filter_vmap(draw)(keys)
+
+
 def run_draws(
     draw: Callable,
     n_draws: int,
@@ -131,10 +139,11 @@ def run_draws(
     mesh = Mesh(np.array(devices), ("draws",))
     sharding = NamedSharding(mesh, PartitionSpec("draws"))
 
-    def chunk_fn(kd):
-        return jax.vmap(draw)(jax.random.wrap_key_data(kd, impl=impl) if typed else kd)
+    # `draw` is an argument of a module-level filter_jit, not captured in a closure: a Module `draw`'s arrays are
+    # then traced leaves, so a new draw of the same structure reuses the compiled batch instead of recompiling
+    def batched(kd):
+        return _draw_chunk(draw, kd, impl)
 
-    batched = eqx.filter_jit(chunk_fn)
     if chunk_size == "auto":
         if jax.default_backend() == "cpu":
             # host memory is plentiful relative to a draw; avoid compiling a probe just to size chunks

@@ -64,6 +64,7 @@ DEFAULT_SECTORS = ("nonmetal", "metals", "power")
 
 
 @eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)  # the no-recompilation tests count its traces
 def convergence_kernel(
     impact: Float[Array, "R m R"], w: Float[Array, "R m"], levels: Float[Array, " l"]
 ) -> tuple[Float[Array, "l R R m"], Float[Array, "l R R m"]]:
@@ -212,7 +213,7 @@ def _footprint(S_row: Array, Y: Array, A: Array, mask: Array) -> Array:
     return S_row @ leontief_solve(A, Y @ mask)
 
 
-_footprint_grads = eqx.filter_jit(jax.grad(_footprint, argnums=(0, 1)))
+_footprint_grads = eqx.filter_jit(eqx.debug.assert_max_traces(jax.grad(_footprint, argnums=(0, 1)), max_traces=None))
 
 
 def footprint_gradients(
@@ -293,8 +294,20 @@ def project_budget(
     return jnp.where(cost @ clip0 <= budget, clip0, jnp.clip(v - hi * cost, 0.0, u_max))
 
 
+#: The default optimiser: plain SGD with a unit step; the step size is passed as an array (`lr` of `_pgd`, which
+#: scales the gradient), so that a new step size does not recompile the optimisation.
+_UNIT_SGD = optax.sgd(1.0)
+
+
 @eqx.filter_jit
-def _pgd(objective, S0, cost, budget, u_max, optimizer, steps, scale):
+@eqx.debug.assert_max_traces(max_traces=None)  # the no-recompilation tests count its traces
+def _initial_gradient(objective, S0, scale):
+    return jax.grad(lambda u: objective(S0 * (1.0 - u)) * scale)(jnp.zeros(S0.shape[-1], S0.dtype))
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def _pgd(objective, S0, cost, budget, u_max, optimizer, steps, scale, lr):
     def loss(u):
         return objective(S0 * (1.0 - u)) * scale
 
@@ -304,7 +317,7 @@ def _pgd(objective, S0, cost, budget, u_max, optimizer, steps, scale):
     def step(carry, _):
         u, state = carry
         val, g = jax.value_and_grad(loss)(u)
-        upd, state = optimizer.update(g, state, u)
+        upd, state = optimizer.update(g * lr, state, u)
         u = project_budget(optax.apply_updates(u, upd), cost, budget, u_max)
         return (u, state), val
 
@@ -360,12 +373,18 @@ def optimise_intensity_cuts(
         raise ValueError("`u_max` must lie in [0, 1] (a relative cut).")
     f0 = objective(S0)
     scale = 1.0 / jnp.where(f0 != 0, jnp.abs(f0), 1.0)
+    lr = 1.0
     if optimizer is None:
-        g0 = jax.grad(lambda u: objective(S0 * (1.0 - u)) * scale)(jnp.zeros(n, S0.dtype))
+        g0 = _initial_gradient(objective, S0, scale)
         gmax = float(jnp.max(jnp.abs(g0)))
         lr = learning_rate * float(jnp.max(um)) / (gmax if gmax > 0 else 1.0)
-        optimizer = optax.sgd(lr)
-    return _pgd(objective, S0, cost, jnp.asarray(budget, S0.dtype), um, optimizer, int(steps), scale)
+        optimizer = _UNIT_SGD
+    return _pgd(objective, S0, cost, jnp.asarray(budget, S0.dtype), um, optimizer, int(steps), scale,
+                jnp.asarray(lr, S0.dtype))
+
+
+def _dot(xy, s):
+    return s @ xy
 
 
 def optimal_intensity_cuts(
@@ -406,9 +425,9 @@ def optimal_intensity_cuts(
     c = jnp.asarray(c.reshape(-1))
     y = _final_demand(mrio, consumers, categories, "optimal_intensity_cuts")
     xy = leontief_solve(A, y)
-
-    def objective(s):
-        return s @ xy
+    # a Partial (its array is a traced leaf, its function a module-level one): repeated calls reuse the compiled
+    # optimisation instead of recompiling for a new closure
+    objective = jax.tree_util.Partial(_dot, xy)
 
     u, hist = optimise_intensity_cuts(objective, S[q], c, budget, u_max=u_max, steps=steps)
     u_unif = min(u_max, float(budget) / float(c.sum())) if float(c.sum()) > 0 else 0.0

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ._attribution import group_masks
 from ._chain import Chain, ChainInputs
+from ._fastdraw import ChainDraw, group_index
 from ._montecarlo import lognormal_factor, run_draws, summarise
 
 #: Coefficients of variation of emission inventories per CTM species. SO2, NOx, VOC and primary PM2.5
@@ -42,7 +42,9 @@ class UncertaintySpec(eqx.Module):
 
     **Fields:** `species_cv[species]`, `baseline_cv` (scalar), `mrio_cv` (scalar, 0 = off),
     `crf_sampler` (a callable `key -> crf` or `None` for fixed CRF parameters; static),
-    `sample_member` (static bool).
+    `sample_member` (static bool), `species_bounds[species, 2]` (`None`: untruncated; else the inventory
+    factors are drawn from the lognormal truncated to `[lower, upper]`, see
+    [`envelope_species_bounds`][diffmrio.envelope_species_bounds]).
     """
 
     species_cv: jax.Array
@@ -50,12 +52,20 @@ class UncertaintySpec(eqx.Module):
     mrio_cv: float
     crf_sampler: Callable | None = None
     sample_member: bool = eqx.field(static=True, default=True)
+    species_bounds: jax.Array | None = None
 
     @classmethod
     def default(cls, chain: Chain, *, baseline_cv: float = 0.1, mrio_cv: float = 0.0, species_cv=None,
-                sample_crf: bool = True, sample_member: bool = True) -> UncertaintySpec:
+                sample_crf: bool = True, sample_member: bool = True,
+                within_envelope: bool = False) -> UncertaintySpec:
         """Defaults: the inventory CVs above, 10% on baseline mortality, no MRIO perturbation, the CRF's
-        own `sample` (GEMM/IER draws) and one ensemble member per draw when the emulator is an ensemble."""
+        own `sample` (GEMM/IER draws) and one ensemble member per draw when the emulator is an ensemble.
+
+        `within_envelope=True` truncates the inventory factors to the emulator's training envelope
+        ([`envelope_species_bounds`][diffmrio.envelope_species_bounds]): every draw's emulator input then lies
+        inside the design the emulator was trained on (when the economy is not perturbed, `mrio_cv=0`), at the
+        price of sampling the inventory distribution conditioned on that range (its mean falls below one when
+        the upper bound cuts the lognormal's right tail)."""
         cv = dict(DEFAULT_SPECIES_CV, **(species_cv or {}))
         missing = [s for s in chain.source_map.species if s not in cv]
         if missing:
@@ -66,8 +76,63 @@ class UncertaintySpec(eqx.Module):
             if not hasattr(crf, "sample"):
                 raise ValueError(f"{type(crf).__name__} has no `sample`; pass sample_crf=False or a crf_sampler")
             sampler = _CRFSampler(crf)
+        bounds = jnp.asarray(envelope_species_bounds(chain)) if within_envelope else None
         return cls(jnp.asarray([cv[s] for s in chain.source_map.species]), float(baseline_cv), float(mrio_cv),
-                   sampler, bool(sample_member))
+                   sampler, bool(sample_member), bounds)
+
+
+def envelope_species_bounds(chain: Chain) -> np.ndarray:
+    """`[species, 2]`: the range of each CTM species' inventory factor (multiplying the base-case emissions of
+    that species at every source) that keeps the emulator's input inside its training envelope.
+
+    The emulator input is affine in each species' factor (scaling factors `E / E_ref`, or gridded emissions),
+    and every input element depends on one species, so the range is exact: the intersection over that
+    species' input elements of `lower <= x_const + f * slope <= upper`, and `f >= 0`.
+
+    **Raises** `ValueError` if the emulator has no envelope or the base case itself lies outside it.
+    """
+    emu = chain.emulator
+    if not hasattr(emu, "envelope"):
+        raise ValueError(f"{type(emu).__name__} has no training envelope: within_envelope needs a surrogate emulator")
+    lo = np.asarray(emu.envelope.lower, dtype=np.float64)
+    hi = np.asarray(emu.envelope.upper, dtype=np.float64)
+    E0 = chain.emissions(chain.base_inputs())
+    x_const = np.asarray(chain.emulator_input(jnp.zeros_like(E0)), dtype=np.float64)
+    species = chain.source_map.species
+    out = np.empty((len(species), 2))
+    for k, name in enumerate(species):
+        Ek = E0 * (jnp.arange(len(species)) == k)[:, None, None]
+        slope = np.asarray(chain.emulator_input(Ek), dtype=np.float64) - x_const
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(slope != 0, (lo - x_const) / slope, -np.inf)
+            b = np.where(slope != 0, (hi - x_const) / slope, np.inf)
+        lower, upper = np.where(slope < 0, b, a), np.where(slope < 0, a, b)
+        out[k] = max(0.0, float(np.max(lower))), float(np.min(upper))
+        if not out[k, 0] <= 1.0 <= out[k, 1]:
+            raise ValueError(
+                f"the base case of species {name!r} lies outside the emulator's training envelope (its factor "
+                f"must lie in [{out[k, 0]:.3g}, {out[k, 1]:.3g}]); retrain on a design covering the base case"
+            )
+    return out
+
+
+def truncated_lognormal_factor(key, cv, lower, upper):
+    r"""Mean-one lognormal factors (coefficient of variation `cv`, as `lognormal_factor`) conditioned on
+    `lower <= f <= upper`, by inverse-CDF sampling: $f = \exp(\mu + \sigma \Phi^{-1}(u))$ with `u` uniform
+    on $[\Phi(a), \Phi(b)]$, $a = (\ln l - \mu)/\sigma$, $b = (\ln u - \mu)/\sigma$. A zero `cv` gives 1."""
+    from jax.scipy.special import ndtr, ndtri
+
+    cv, lower, upper = (jnp.asarray(v, dtype=jnp.float64) for v in (cv, lower, upper))
+    shape = jnp.broadcast_shapes(cv.shape, lower.shape, upper.shape)
+    sigma = jnp.sqrt(jnp.log1p(cv**2))
+    mu = -0.5 * sigma**2
+    ok = sigma > 0
+    ss = jnp.where(ok, sigma, 1.0)
+    pa = ndtr((jnp.log(lower) - mu) / ss)
+    pb = ndtr((jnp.log(upper) - mu) / ss)
+    u = jax.random.uniform(key, shape, dtype=jnp.float64)
+    z = ndtri(pa + u * (pb - pa))
+    return jnp.where(ok, jnp.clip(jnp.exp(mu + ss * z), lower, upper), 1.0)
 
 
 class _CRFSampler(eqx.Module):
@@ -80,7 +145,12 @@ class _CRFSampler(eqx.Module):
 def sample_inputs(chain: Chain, spec: UncertaintySpec, base: ChainInputs, key) -> ChainInputs:
     """One Monte Carlo draw of the chain's inputs."""
     k_sp, k_crf, k_bl, k_a, k_m = jax.random.split(key, 5)
-    inp = eqx.tree_at(lambda i: i.species_factor, base, base.species_factor * lognormal_factor(k_sp, spec.species_cv))
+    if spec.species_bounds is None:
+        sf = lognormal_factor(k_sp, spec.species_cv)
+    else:  # bounds on the total factor base * sf
+        b = spec.species_bounds / base.species_factor[:, None]
+        sf = truncated_lognormal_factor(k_sp, spec.species_cv, b[:, 0], b[:, 1])
+    inp = eqx.tree_at(lambda i: i.species_factor, base, base.species_factor * sf)
     n_c = base.baseline_factor.shape[0]
     bl = lognormal_factor(k_bl, jnp.full((n_c,), spec.baseline_cv))
     inp = eqx.tree_at(lambda i: i.baseline_factor, inp, base.baseline_factor * bl)
@@ -120,7 +190,14 @@ def monte_carlo(
     - `chunk_size`, `checkpoint_dir`, `devices`, `progress`: see `diffmrio._montecarlo.run_draws`.
 
     Emulator inputs outside the training envelope are not extrapolated silently: each draw carries an
-    `in_envelope` flag and `attrs["fraction_outside_envelope"]` reports their share.
+    `in_envelope` flag and `attrs["fraction_outside_envelope"]` reports their share (zero with
+    `UncertaintySpec.default(chain, within_envelope=True)` and an unperturbed economy).
+
+    Each draw is a [`ChainDraw`][diffmrio.ChainDraw]: work that does not change between draws (the Leontief
+    solve and the emissions of the base case and of every zero-out group when `mrio_cv = 0`; population x
+    age share x baseline rate per cell) is done once, groups are index arrays, and each shared
+    relative-risk curve is evaluated once per populated cell. The compiled batch is reused by later calls
+    with the same shapes.
 
     **Returns:** an `xarray.Dataset` with the draws (`deaths[draw, cause, region]`,
     `total_deaths[draw]`, `pwpm[draw, region]`, `attribution[draw, group]`) and their summaries
@@ -133,30 +210,10 @@ def monte_carlo(
         from surrogate import with_envelope_policy
 
         chain = eqx.tree_at(lambda c: c.emulator, chain, with_envelope_policy(emu, "ignore"))
-    base = chain.base_inputs()
-    masks = None
-    labels = None
-    if attribution_by is not None:
-        masks, labels = group_masks(chain, attribution_by)
-        masks = jnp.asarray(masks)
-
-    def draw(k):
-        inp = sample_inputs(chain, spec, base, k)
-        out = chain(inp)
-        res = {"deaths": out.deaths.sum(axis=1), "pwpm": out.pwpm}
-        if hasattr(chain.emulator, "in_envelope"):
-            res["in_envelope"] = chain.emulator.in_envelope(chain.emulator_input(out.emissions))
-        if masks is not None:
-            tot = out.deaths.sum()
-
-            def without(mask):
-                return chain.target(eqx.tree_at(lambda i: i.Y, inp, inp.Y * (1.0 - mask)), "deaths")
-
-            res["attribution"] = tot - jax.lax.map(without, masks)
-        return res
-
-    # what a checkpoint folder must match to be resumed (the draw function's closure is fingerprinted too)
-    provenance = {"chain": chain, "spec": spec, "attribution_by": attribution_by, "groups": labels}
+    groups = None if attribution_by is None else group_index(chain, attribution_by)
+    draw = ChainDraw.build(chain, spec, groups)
+    # what a checkpoint folder must match to be resumed (the draw Module is fingerprinted too)
+    provenance = {"chain": chain, "spec": spec, "attribution_by": attribution_by, "groups": groups}
     arrays = run_draws(draw, n_draws, key=key, chunk_size=chunk_size, devices=devices,
                        checkpoint_dir=checkpoint_dir, progress=progress, name="monte carlo", provenance=provenance)
     hi = chain.health.inputs
@@ -172,9 +229,14 @@ def monte_carlo(
     if "in_envelope" in arrays:
         ds["in_envelope"] = ("draw", arrays["in_envelope"].astype(bool))
         ds.attrs["fraction_outside_envelope"] = float(1.0 - arrays["in_envelope"].mean())
-    if masks is not None:
+    if spec.species_bounds is not None:
+        b = np.asarray(spec.species_bounds)
+        ds.attrs["species_factor_bounds"] = "; ".join(
+            f"{name} [{lo_:.3g}, {hi_:.3g}]" for name, (lo_, hi_) in zip(chain.source_map.species, b))
+        ds.attrs["species_sampling"] = "lognormal truncated to the emulator's training envelope"
+    if groups is not None:
         ds["attribution"] = (("draw", "group"), arrays["attribution"])
-        ds = ds.assign_coords(group=labels)
+        ds = ds.assign_coords(group=list(groups.labels))
         ds.attrs["attribution"] = f"zero-out by {attribution_by}"
     for v in list(ds.data_vars):
         if v != "in_envelope":

@@ -7,7 +7,9 @@ Steps (each labelled synthetic):
 2. base emissions per (CTM species, region, level) from the MRIO through the default
    [`SourceMap`][diffmrio.SourceMap], allocated to the grid;
 3. a Latin-hypercube ensemble of reference-CTM runs over 0-2x scaling factors for every (region, species)
-   (plus the base case), and an independent held-out ensemble;
+   (plus the base case), and an independent held-out ensemble. The demo's Monte Carlo samples the inventory
+   factors truncated to this box (`UncertaintySpec.default(chain, within_envelope=True)`), so that its draws
+   stay inside the emulator's training envelope; the report states the share outside it;
 4. a source-level emulator of the population-weighted PM2.5 components per receptor region (the pf-ERSM
    set-up: 42 region-species scaling factors in, 6 regions x 6 components out) trained on the ensemble
    (`surrogate.fit`) and scored on the held-out runs (`surrogate.evaluate`); the chain maps its regional

@@ -1,0 +1,358 @@
+r"""Fast paths for evaluating the chain many times: groups of final demand as index arrays, the health stage
+with each relative-risk curve evaluated once per cell, and a Monte Carlo draw with the work that does not
+change between draws done once.
+
+**Groups.** A grouping of final demand (consumers, final producers, sectors, foreign demand) is a
+[`GroupIndex`][diffmrio.GroupIndex]: one group number per row (`n`) or per column (`fd`) of `Y`. A zero-out
+scenario only needs the row totals $Y 1$ (for $x = L\,Y 1$) and the column totals $1^T Y$ (for the direct
+emissions of final demand), so the per-group totals ($G \times (n + fd)$ numbers) replace the dense 0/1 masks
+`[group, n, fd]` that a broadcast over groups would need.
+
+**Health.** Deaths per cause and region are
+
+$$D_{c,r} = b_c \sum_{k \in c} \sum_g \Big(\sum_{a \in k} P_g f_{a,g} y_{0,c,a,g}\Big)\, w_{r,g}\,
+  \mathrm{PAF}_k(C_g),$$
+
+where the age groups `a` of a cause that share one concentration-response curve `k` (the GEMM's 80+ fit is
+used for ages 80-95; COPD, lung cancer and LRI have one fit for all adults) are merged, the bracket and the
+region weights are computed once, and cells without population or region are dropped. The curves are
+evaluated for each kept cell once per curve instead of once per age group.
+
+**Monte Carlo.** [`ChainDraw`][diffmrio.ChainDraw] is one draw as a Module (so the jitted batch is cached
+across calls). When the economy is not perturbed (`mrio_cv = 0`), the emissions of the base case and of every
+zero-out scenario are computed once and each draw only scales them by its inventory factors; otherwise each
+draw factors $I - A$ once and solves for the base case and every zero-out scenario with those factors.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import numpy as np
+
+from ._chain import Chain, ChainInputs
+
+GROUPINGS = ("consumer", "final_producer", "sector", "foreign")
+
+
+class GroupIndex(eqx.Module):
+    """A partition of the entries of final demand `Y[n, fd]` into groups, by rows or by columns.
+
+    **Fields:** `ids` (int): the group of each row (`axis="row"`, length `n`) or column (`axis="col"`, length
+    `fd`), -1 for none; static `axis` and `labels`.
+    """
+
+    ids: jax.Array
+    axis: str = eqx.field(static=True)
+    labels: tuple[str, ...] = eqx.field(static=True)
+
+    def __check_init__(self):
+        if self.axis not in ("row", "col"):
+            raise ValueError(f"GroupIndex axis must be 'row' or 'col', got {self.axis!r}")
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.labels)
+
+    def _onehot(self, dtype) -> jax.Array:
+        return (self.ids[None, :] == jnp.arange(self.n_groups)[:, None]).astype(dtype)  # [G, n or fd]
+
+    def totals(self, Y) -> tuple[jax.Array, jax.Array]:
+        """Per-group row totals `[G, n]` and column totals `[G, fd]` of `Y` (O(G (n + fd)) memory)."""
+        G = self.n_groups
+        ids = jnp.where(self.ids < 0, G, self.ids)
+        if self.axis == "col":
+            cG = self._onehot(Y.dtype) * Y.sum(axis=0)[None, :]
+            yG = jax.ops.segment_sum(Y.T, ids, num_segments=G + 1)[:G]
+        else:
+            yG = self._onehot(Y.dtype) * Y.sum(axis=1)[None, :]
+            cG = jax.ops.segment_sum(Y, ids, num_segments=G + 1)[:G]
+        return yG, cG
+
+    def without(self, Y, g) -> jax.Array:
+        """`Y` with the entries of group `g` (an int, possibly traced) set to zero (O(n fd))."""
+        keep = self.ids != g
+        return Y * (keep[None, :] if self.axis == "col" else keep[:, None]).astype(Y.dtype)
+
+    def contract(self, T) -> jax.Array:
+        """`sum over the entries (i, j) of group g of T[..., i, j]` -> `[..., G]` (a segment sum, no masks)."""
+        G = self.n_groups
+        ids = jnp.where(self.ids < 0, G, self.ids)
+        s = T.sum(axis=-2) if self.axis == "col" else T.sum(axis=-1)  # [..., fd] or [..., n]
+        out = jax.ops.segment_sum(jnp.moveaxis(s, -1, 0), ids, num_segments=G + 1)[:G]
+        return jnp.moveaxis(out, 0, -1)
+
+    def dense_masks(self, n: int, fd: int) -> np.ndarray:
+        """The 0/1 masks `[group, n, fd]` (dense: O(G n fd) memory; for small tables and tests)."""
+        ids = np.asarray(self.ids)
+        hit = ids[None, :] == np.arange(self.n_groups)[:, None]
+        shape = (self.n_groups, n, fd)
+        m = hit[:, None, :] if self.axis == "col" else hit[:, :, None]
+        return np.broadcast_to(m, shape).astype(np.float64)
+
+
+def group_index(chain: Chain, by: str, foreign_categories=("export",)) -> GroupIndex:
+    """The [`GroupIndex`][diffmrio.GroupIndex] of a standard grouping of final demand.
+
+    - `consumer`: the columns of each consuming region (all categories);
+    - `final_producer`: the rows of each producing region (final products sold by the region);
+    - `sector`: the rows of each sector, all regions;
+    - `foreign`: foreign demand (`foreign_categories`, e.g. exports) vs domestic demand.
+    """
+    m = chain.mrio
+    R, N, K = m.n_regions, m.n_sectors, m.n_categories
+    if by == "consumer":
+        return GroupIndex(jnp.asarray(np.repeat(np.arange(R), K), jnp.int32), "col", tuple(m.regions))
+    if by == "final_producer":
+        return GroupIndex(jnp.asarray(np.repeat(np.arange(R), N), jnp.int32), "row", tuple(m.regions))
+    if by == "sector":
+        return GroupIndex(jnp.asarray(np.tile(np.arange(N), R), jnp.int32), "row", tuple(m.sectors))
+    if by == "foreign":
+        missing = [c for c in foreign_categories if c not in m.categories]
+        if missing:
+            raise ValueError(f"foreign categories {missing} not in the MRIO's categories {list(m.categories)}")
+        is_f = np.tile(np.isin(m.categories, foreign_categories), R)
+        return GroupIndex(jnp.asarray(np.where(is_f, 0, 1), jnp.int32), "col", ("foreign", "domestic"))
+    raise ValueError(f"`by` must be one of {GROUPINGS}, got {by!r}")
+
+
+# ------------------------------------------------------------------------------------------------ health
+
+
+def _param_leaves(module, n_c: int, n_a: int) -> list[np.ndarray]:
+    """Host copies of the array leaves of `module` whose trailing axes are `(cause, age)`."""
+    out = []
+    for leaf in jax.tree.leaves(eqx.filter(module, eqx.is_array)):
+        a = np.asarray(leaf)
+        if a.ndim >= 2 and a.shape[-2:] == (n_c, n_a):
+            out.append(a)
+    return out
+
+
+def shared_curves(crf, structure=None) -> list[tuple[int, list[int]]]:
+    """Curves `(cause, [ages])`: the applicable age groups of each cause whose CRF parameters are identical in
+    `structure` (a CRF, or a draw table such as `IERDraws`, whose `[..., cause, age]` leaves are compared over
+    every leading index; `None`: one curve per applicable (cause, age))."""
+    n_c, n_a = len(crf.causes), len(crf.ages)
+    applies = np.asarray(crf.applies, dtype=bool).reshape(n_c, n_a)
+    leaves = None if structure is None else _param_leaves(structure, n_c, n_a)
+    curves = []
+    for c in range(n_c):
+        seen: dict[bytes, int] = {}
+        for a in range(n_a):
+            if not applies[c, a]:
+                continue
+            if leaves is None:
+                curves.append((c, [a]))
+                continue
+            sig = b"".join(np.ascontiguousarray(p[..., c, a]).tobytes() for p in leaves)
+            if sig in seen:
+                curves[seen[sig]][1].append(a)
+            else:
+                seen[sig] = len(curves)
+                curves.append((c, [a]))
+    return curves
+
+
+class HealthKernel(eqx.Module):
+    """Deaths per cause and region and population-weighted PM2.5 from PM2.5 at the kept cells, with each
+    shared relative-risk curve evaluated once per cell (see the module docstring).
+
+    **Fields:** `weight[curve, cell]` ($\\sum_{a \\in k} P f_a y_{0,c,a}$), `region_weight[cell, region]`,
+    `pop_region[cell, region]`, `pop_total[region]`, `cells[cell]` (flat indices of the kept cells among the
+    health inputs' cells), `cause[curve]`, `age[curve]` (the representative age group); static `n_causes`.
+    """
+
+    weight: jax.Array
+    region_weight: jax.Array
+    pop_region: jax.Array
+    pop_total: jax.Array
+    cells: jax.Array
+    cause: jax.Array
+    age: jax.Array
+    n_causes: int = eqx.field(static=True)
+
+    @classmethod
+    def build(cls, health, structure=None) -> HealthKernel:
+        """From a `HealthModel`; `structure`: what decides which age groups share a curve (see
+        [`shared_curves`][diffmrio._fastdraw.shared_curves]; `None`: no sharing)."""
+        hi = health.inputs
+        crf = health.crf
+        n_c, n_a = len(crf.causes), len(crf.ages)
+        pop = np.asarray(hi.population, dtype=np.float64).reshape(-1)
+        n_cells = pop.size
+        if hi.region_fraction is not None:
+            rw = np.asarray(hi.region_fraction, dtype=np.float64).reshape(len(hi.regions), -1).T  # [cell, region]
+        else:
+            idx = np.asarray(hi.region_index).reshape(-1)
+            rw = np.zeros((n_cells, len(hi.regions)))
+            ok = idx >= 0
+            rw[np.nonzero(ok)[0], idx[ok]] = 1.0
+        keep = np.nonzero((pop != 0) & np.any(rw != 0, axis=1))[0]
+        af = np.asarray(hi.age_fraction, dtype=np.float64)
+        af = np.broadcast_to(af.reshape(n_a, -1), (n_a, n_cells))
+        y0 = np.asarray(hi.baseline_rate, dtype=np.float64)
+        y0 = np.broadcast_to(y0.reshape(n_c, n_a, -1), (n_c, n_a, n_cells))
+        curves = shared_curves(crf, structure)
+        W = np.zeros((len(curves), keep.size))
+        for k, (c, ages) in enumerate(curves):
+            for a in ages:
+                W[k] += pop[keep] * af[a, keep] * y0[c, a, keep]
+        rwk = rw[keep]
+        return cls(
+            jnp.asarray(W), jnp.asarray(rwk), jnp.asarray(rwk * pop[keep, None]), jnp.asarray((rw * pop[:, None]).sum(0)),
+            jnp.asarray(keep, jnp.int32), jnp.asarray([c for c, _ in curves], jnp.int32),
+            jnp.asarray([a[0] for _, a in curves], jnp.int32), n_c,
+        )  # fmt: skip
+
+    def _curve_crf(self, crf):
+        n_c, n_a = len(crf.causes), len(crf.ages)
+
+        def pick(p):
+            if eqx.is_array(p) and p.ndim == 2 and p.shape == (n_c, n_a):
+                return p[self.cause, self.age][None, :]
+            return p
+
+        return jax.tree.map(pick, crf)
+
+    def curve_deaths(self, pm, crf) -> jax.Array:
+        """`weight * PAF` per curve and kept cell, `[curve, cell]` (baseline factor not applied)."""
+        logrr = self._curve_crf(crf)._log_rr(pm)[0]  # [curve, cell]
+        return self.weight * -jnp.expm1(-logrr)
+
+    def deaths(self, pm, crf, baseline_factor) -> jax.Array:
+        """Deaths `[cause, region]` from PM2.5 at the kept cells."""
+        d = self.curve_deaths(pm, crf) @ self.region_weight  # [curve, region]
+        return jax.ops.segment_sum(d, self.cause, num_segments=self.n_causes) * baseline_factor[:, None]
+
+    def total(self, pm, crf, baseline_factor) -> jax.Array:
+        """Deaths summed over causes, ages and regions."""
+        d = self.curve_deaths(pm, crf) @ self.region_weight.sum(axis=1)  # [curve]
+        return jnp.sum(jax.ops.segment_sum(d, self.cause, num_segments=self.n_causes) * baseline_factor)
+
+    def pwpm(self, pm) -> jax.Array:
+        """Population-weighted PM2.5 per region (`nan` where a region has no population)."""
+        num = pm @ self.pop_region
+        ok = self.pop_total > 0
+        return jnp.where(ok, num / jnp.where(ok, self.pop_total, 1.0), jnp.nan)
+
+
+class PM25Map(eqx.Module):
+    """Emulator output -> PM2.5 at the health kernel's kept cells. With a downscaler, the downscaling and the
+    component weights are fused into one matrix: $PM_g = PM^{base}_g + \\sum_{c,a} r_{ca} B_{ca,g}$ with
+    $r = y / y^{base} - 1$ and $B_{ca,g} = w_c C^{base}_{c,g} \\phi_{a,g}$."""
+
+    base_pm: jax.Array | None
+    B: jax.Array | None
+    flat: jax.Array  # flat [row, col] grid index of each kept cell
+
+    @classmethod
+    def build(cls, chain: Chain, kernel: HealthKernel) -> PM25Map:
+        hi = chain.health.inputs
+        cells = np.asarray(kernel.cells)
+        flat = cells if hi.cell_index is None else np.asarray(hi.cell_index)[cells]
+        down = chain.downscaler
+        if down is None:
+            return cls(None, None, jnp.asarray(flat, jnp.int32))
+        w = np.asarray(chain.emulator.labels.component_weights(), dtype=np.float64)
+        base = np.asarray(down.base_grid, dtype=np.float64).reshape(down.base_grid.shape[0], -1)[:, flat]
+        frac = np.asarray(down.receptor_fraction, dtype=np.float64).reshape(down.receptor_fraction.shape[0], -1)[:, flat]
+        B = (w[:, None, None] * base[:, None, :] * frac[None, :, :]).reshape(-1, flat.size)
+        return cls(jnp.asarray(w @ base), jnp.asarray(B), jnp.asarray(flat, jnp.int32))
+
+    def __call__(self, chain: Chain, E, member_weights) -> jax.Array:
+        xin = chain.emulator_input(E)
+        emu = chain.emulator
+        if member_weights is not None and hasattr(emu, "member_predictions"):
+            y = jnp.tensordot(member_weights, emu.member_predictions(xin), axes=1)
+        else:
+            y = emu(xin)
+        if self.B is not None:
+            yb = emu.base
+            ratio = jnp.where(yb != 0, y / jnp.where(yb != 0, yb, 1.0), 1.0) - 1.0
+            return self.base_pm + ratio.reshape(-1) @ self.B
+        return chain.pm25(y).reshape(-1)[self.flat]
+
+
+# ----------------------------------------------------------------------------------------------- the draw
+
+
+def crf_structure(spec, base_crf):
+    """What decides curve sharing under `spec`: the base CRF when it is not sampled, the sampled source
+    (GEMM: one normal per cause, so equal (theta, SE) stay equal; IER draws: one draw index for all) with the
+    default sampler, `None` (no sharing) for a user-supplied sampler."""
+    from ._uncertainty import _CRFSampler
+
+    s = spec.crf_sampler
+    if s is None:
+        return base_crf
+    if isinstance(s, _CRFSampler):
+        return s.source
+    return None
+
+
+class ChainDraw(eqx.Module):
+    """One Monte Carlo draw of the chain, `key -> dict of arrays` (see `diffmrio.monte_carlo`).
+
+    Build with [`ChainDraw.build`][diffmrio.ChainDraw.build]. Scenario 0 is the sampled case; scenarios
+    `1..G` remove one group of final demand each (zero-out attribution).
+    """
+
+    chain: Chain
+    spec: eqx.Module
+    base: ChainInputs
+    health: HealthKernel
+    pm: PM25Map
+    E0: jax.Array | None  # [scenario, species, source, level] without the species factors (economy fixed)
+    y_s: jax.Array | None  # [scenario, n] row totals of final demand (economy perturbed)
+    c_s: jax.Array | None  # [scenario, fd] column totals
+    n_groups: int = eqx.field(static=True)
+
+    @classmethod
+    def build(cls, chain: Chain, spec, groups: GroupIndex | None = None) -> ChainDraw:
+        base = chain.base_inputs()
+        kernel = HealthKernel.build(chain.health, crf_structure(spec, base.crf))
+        pm = PM25Map.build(chain, kernel)
+        y = base.Y.sum(axis=1)
+        c = base.Y.sum(axis=0)
+        if groups is not None:
+            yG, cG = groups.totals(base.Y)
+            y_s = jnp.concatenate([y[None], y[None] - yG])
+            c_s = jnp.concatenate([c[None], c[None] - cG])
+        else:
+            y_s, c_s = y[None], c[None]
+        G = 0 if groups is None else groups.n_groups
+        if float(spec.mrio_cv) > 0:
+            return cls(chain, spec, base, kernel, pm, None, y_s, c_s, G)
+        ones = eqx.tree_at(lambda i: i.species_factor, base, jnp.ones_like(base.species_factor))
+        X = jsl.lu_solve(jsl.lu_factor(jnp.eye(y.shape[0], dtype=y.dtype) - base.A), y_s.T)  # one LU, all scenarios
+        E0 = jax.vmap(lambda x, cc: chain.emissions_from_totals(ones, x, cc))(X.T, c_s)
+        return cls(chain, spec, base, kernel, pm, E0, None, None, G)
+
+    def __call__(self, key) -> dict:
+        return _draw(self, key)
+
+
+@eqx.debug.assert_max_traces(max_traces=None)  # counted by the no-recompilation tests
+def _draw(d: ChainDraw, key) -> dict:
+    from ._uncertainty import sample_inputs
+
+    ch = d.chain
+    inp = sample_inputs(ch, d.spec, d.base, key)
+    if d.E0 is not None:
+        E = d.E0 * inp.species_factor[None, :, None, None]
+    else:  # one factorisation of the sampled I - A, reused for every scenario
+        n = inp.A.shape[0]
+        X = jsl.lu_solve(jsl.lu_factor(jnp.eye(n, dtype=inp.A.dtype) - inp.A), d.y_s.T)
+        E = jax.vmap(lambda x, c: ch.emissions_from_totals(inp, x, c))(X.T, d.c_s)
+    pm = jax.vmap(lambda e: d.pm(ch, e, inp.member_weights))(E)  # [scenario, cell]
+    deaths = d.health.deaths(pm[0], inp.crf, inp.baseline_factor)
+    res = {"deaths": deaths, "pwpm": d.health.pwpm(pm[0])}
+    if hasattr(ch.emulator, "in_envelope"):
+        res["in_envelope"] = ch.emulator.in_envelope(ch.emulator_input(E[0]))
+    if d.n_groups:
+        without = jax.vmap(lambda p: d.health.total(p, inp.crf, inp.baseline_factor))(pm[1:])
+        res["attribution"] = deaths.sum() - without
+    return res

@@ -1,0 +1,96 @@
+"""Attribution by groups of final demand holds index arrays, not dense `[group, n, fd]` masks: at a few
+thousand sectors the compiled memory of zero-out and first-order attribution does not depend on the number of
+groups (XLA's memory analysis of the compiled functions), while the dense-mask form grows with it. The index
+form gives the same numbers as the masks."""
+
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import diffmrio
+import surrogate
+from diffmrio import _attribution
+from diffmrio.health import GEMM, HealthInputs, HealthModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _random_mrio import random_system  # noqa: E402
+
+STRESSORS = ("SO2", "NOx", "NH3", "VOC", "PM2.5", "BC", "OC")
+
+
+def big_chain(R=6, N=500, K=2, ny=3, nx=4):
+    Z, Y, F, F_Y = random_system(R, N, len(STRESSORS), K, seed=3)
+    sectors = [f"s{i}" for i in range(N)]
+    m = diffmrio.MRIO.from_arrays(Z, Y, F, F_Y, regions=[f"r{r}" for r in range(R)], sectors=sectors,
+                                  categories=["household", "export"][:K], stressors=list(STRESSORS), validate=False)
+    sm = diffmrio.SourceMap.for_mrio(m, elevated_sectors=sectors[:3])
+    rng = np.random.default_rng(0)
+    labels = surrogate.EmulatorLabels(
+        input_dims=("source", "species"), input_coords=(m.regions, sm.species), input_units="1",
+        output_dims=("component", "row", "col"),
+        output_coords=(("SO4", "NO3", "NH4", "BC", "OC", "PM_other"), tuple(map(str, range(ny))),
+                       tuple(map(str, range(nx)))),
+        output_units="ug m-3", input_kind="scale",
+    )  # fmt: skip
+    emu = surrogate.LinearEmulator(labels, on_out_of_envelope="ignore")
+    emu = eqx.tree_at(lambda e: (e.base, e.jacobian), emu,
+                      (jnp.asarray(rng.uniform(5, 30, (6, ny, nx))), jnp.asarray(rng.uniform(0, 3, (6 * ny * nx, R * 7)))))
+    frac = np.zeros((R, ny, nx))
+    frac[np.arange(ny * nx) % R, np.arange(ny * nx) // nx, np.arange(ny * nx) % nx] = 1.0
+    causes = ("IHD", "LC")
+    inputs = HealthInputs(rng.uniform(1e5, 1e6, (ny, nx)), np.array([0.6, 0.4]), rng.uniform(1e-4, 1e-3, (2, 2)),
+                          causes=causes, ages=(25, 60), regions=m.regions, region_fraction=frac)
+    health = HealthModel(inputs, GEMM.burnett2018(causes, ages=(25, 60)))
+    probe = diffmrio.Chain(m, sm, emu, jnp.ones((7, R, 2)), health)
+    return diffmrio.Chain(m, sm, emu, probe.emissions(probe.base_inputs()), health)
+
+
+def _bytes(jitted, *args) -> int:
+    ma = jitted.lower(*args).compile().compiled.memory_analysis()
+    return int(ma.temp_size_in_bytes + ma.argument_size_in_bytes + ma.output_size_in_bytes)
+
+
+@pytest.mark.slow
+def test_attribution_memory_is_independent_of_the_number_of_groups():
+    ch = big_chain()
+    inp = ch.base_inputs()
+    n, fd = inp.Y.shape
+    assert n == 3000
+    few = diffmrio.group_index(ch, "foreign")  # 2 groups (columns)
+    many = diffmrio.group_index(ch, "sector")  # 500 groups (rows)
+    assert many.n_groups == 500 and few.n_groups == 2
+    for fn, extra in ((_attribution._zero_out, ()), (_attribution._first_order, (None,))):
+        b_few = _bytes(fn, ch, inp, "deaths", few, *extra)
+        b_many = _bytes(fn, ch, inp, "deaths", many, *extra)
+        # the outputs grow by (groups x receptors) numbers; everything else is the same
+        assert abs(b_many - b_few) <= 8 * 6 * 500 + 2**16, (fn, b_few, b_many)
+    # the dense masks the index arrays replace: 500 x n x fd float64 = 144 MB as an argument alone
+    masks = jnp.asarray(many.dense_masks(n, fd))
+    b_masks = _bytes(_attribution._zero_out_masks, ch, inp, "deaths", masks)
+    b_index = _bytes(_attribution._zero_out, ch, inp, "deaths", many)
+    assert b_masks - b_index > 0.9 * 500 * n * fd * 8, (b_masks, b_index)
+
+
+def test_index_groups_equal_dense_masks():
+    from _chains import small_chain
+
+    ch = small_chain("mlp", ny=3, nx=4, causes=("IHD", "LC"))
+    m = ch.mrio
+    for by in ("consumer", "final_producer", "sector", "foreign"):
+        masks, labels = diffmrio.group_masks(ch, by)
+        np.testing.assert_array_equal(masks.sum(axis=0), 1.0)
+        for method in ("zero_out", "first_order"):
+            a = diffmrio.attribute(ch, by=by, method=method)
+            b = diffmrio.attribute(ch, by=by, method=method, masks=masks, labels=labels)
+            np.testing.assert_allclose(a.values, b.values, rtol=1e-10, atol=1e-12 * np.abs(b.values).max())
+        gi = diffmrio.group_index(ch, by)
+        yG, cG = gi.totals(ch.base_inputs().Y)
+        Y = np.asarray(m.Y)
+        np.testing.assert_allclose(yG, np.einsum("gnf,nf->gn", masks, Y), rtol=1e-13)
+        np.testing.assert_allclose(cG, np.einsum("gnf,nf->gf", masks, Y), rtol=1e-13)
+    with pytest.raises(ValueError, match="`by` must be one of"):
+        diffmrio.group_index(ch, "province")
