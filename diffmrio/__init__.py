@@ -3,7 +3,7 @@ end-to-end chain from final demand to PM2.5-attributable deaths, in JAX."""
 
 import jax as _jax
 
-# Accounting and gradients are float64 throughout (ARCHITECTURE.md, cross-cutting rules).
+# Accounting and gradients are float64 throughout (docs/architecture.md, cross-cutting rules).
 _jax.config.update("jax_enable_x64", True)
 
 from ._accounts import (  # noqa: E402

@@ -1,4 +1,4 @@
-r"""Environmentally extended accounts with pymrio's names and meanings (SCIENCE.md section 1).
+r"""Environmentally extended accounts with pymrio's names and meanings (docs/science.md, section 1).
 
 All kernels take arrays and are pure, so they run under `jit`, `grad` and `vmap`. The Leontief
 inverse is never formed: one LU factorisation of $I - A$ serves a forward solve for the output driven

@@ -6,7 +6,7 @@ population-weighted PM2.5).
 
 **Attribution** of a target vector $J$ (deaths per receptor region) to groups of final demand $E_i$
 (consumers, final producers, sectors, foreign demand; each a mask over the entries of $Y$, together a
-partition of $Y$), by three methods (SCIENCE.md section 4):
+partition of $Y$), by three methods (docs/science.md, section 4):
 
 - zero-out: $J(Y) - J(Y - Y_i)$ (EXPORT/VALUECHAIN studies); not additive when the response is nonlinear;
 - first-order (adjoint-weighted): $\nabla J(Y) \cdot Y_i$ (COBENEFIT study); additive, exact only if linear;

@@ -1,6 +1,6 @@
 r"""The end-to-end chain: final demand -> output -> emissions -> CTM sources -> emulator -> PM2.5 ->
-deaths, as one pure JAX function of a pytree of inputs (ARCHITECTURE.md, "The chain a user
-differentiates").
+deaths, as one pure JAX function of a pytree of inputs (docs/architecture.md, "The data
+path").
 
 $$x = (I - A)^{-1} Y 1,\quad E^{ind} = S \circ x,\quad E^{fd} = S_Y \circ (1^T Y),\quad
   E^{src} = \mathrm{SourceMap}(E^{ind}, E^{fd}),\quad C = \mathrm{emulator}(E^{src}),\quad

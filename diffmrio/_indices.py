@@ -292,7 +292,7 @@ def supply_chain_efficiency(
     """Efficient vs inefficient supply chains (BTH study) on a sector-pair embodied-flow network.
 
     $\\Phi_{ij}$ is the stressor emitted by region-sector $i$ (the supplier) embodied in its intermediate
-    sales to region-sector $j$ (the buyer), e.g. $\\Phi = \\hat S L Z$ (SCIENCE.md section 1). With
+    sales to region-sector $j$ (the buyer), e.g. $\\Phi = \\hat S L Z$ (docs/science.md, section 1). With
     direct emission intensities $s$, a supplier -> buyer link is **inefficient** when the supplier is more
     emission-intensive than the buyer, $s_i > s_j$: the buyer's production has been moved up the chain to
     a dirtier producer. Links with $s_i \\le s_j$ are efficient (ties count as efficient). Self-supply

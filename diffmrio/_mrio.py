@@ -2,7 +2,7 @@ r"""The MRIO table as a JAX pytree.
 
 An MRIO with `R` regions and `N` sectors has `n = R N` region-sector pairs ordered region-major
 (`(r, i)` is row `r N + i`), and final-demand columns `(consuming region, category)`, also
-region-major. Notation follows pymrio (SCIENCE.md section 1).
+region-major. Notation follows pymrio (docs/science.md, section 1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-r"""Monte Carlo uncertainty through the whole chain (SCIENCE.md section 6).
+r"""Monte Carlo uncertainty through the whole chain (docs/science.md, section 6).
 
 Sampled per draw:
 

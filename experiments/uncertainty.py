@@ -1,5 +1,5 @@
 r"""Monte Carlo uncertainty through the whole chain: convergence of the reported intervals, contribution of each
-uncertain input, and throughput (SCIENCE.md section 6; the COBENEFIT study reports 10,000-draw 95% intervals).
+uncertain input, and throughput (docs/science.md, section 6; the COBENEFIT study reports 10,000-draw 95% intervals).
 
 1. **Convergence.** One [`monte_carlo`][diffmrio.monte_carlo] run with the largest draw count N (inventories,
    GEMM theta, baseline mortality sampled; zero-out attribution of deaths to consumers per draw). Draws are

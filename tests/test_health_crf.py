@@ -41,7 +41,7 @@ CANON = {"Stroke": "STROKE", "ALRI": "LRI"}
 
 @pytest.mark.parametrize(("C", "expected"), [(35.0, 1.3086), (50.0, 1.4127), (100.0, 1.7039)])
 def test_gemm_ncd_lri_reference_points(C, expected):
-    """SCIENCE.md: GEMM NCD+LRI with the Chinese cohort, RR(35)=1.3086, RR(50)=1.4127, RR(100)=1.7039."""
+    """docs/science.md: GEMM NCD+LRI with the Chinese cohort, RR(35)=1.3086, RR(50)=1.4127, RR(100)=1.7039."""
     crf = GEMM.burnett2018("NCD+LRI", ages=(25,), age_specific=False, with_china=True)
     rr = float(crf.relative_risk(jnp.asarray(C))[0, 0])
     assert abs(rr - expected) < 1e-4

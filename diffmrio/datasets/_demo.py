@@ -1,4 +1,4 @@
-r"""The synthetic demo world (ARCHITECTURE.md, "The demo world").
+r"""The synthetic demo world (docs/getting_started.md).
 
 A deterministic, structured, **synthetic** economy of six regions and twelve sectors, built so that every
 feature runs on a fresh machine without downloads. It is not data about any real place: it carries the

@@ -243,7 +243,7 @@ class GEMM(AbstractCRF):
     def sample(self, *, key: PRNGKeyArray, n: int | None = None) -> GEMM:
         r"""Draw `theta ~ Normal(theta, SE)`, one standard normal per cause shared across age groups.
 
-        SCIENCE.md section 6: SE/theta is constant within a cause, so one normal per cause keeps the age
+        docs/science.md, section 6: SE/theta is constant within a cause, so one normal per cause keeps the age
         pattern. **Returns:** a `GEMM` (or, with `n`, one whose array fields carry a leading draw axis of
         length `n`, to be used with `eqx.filter_vmap`).
         """

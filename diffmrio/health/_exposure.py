@@ -1,7 +1,7 @@
 r"""Exposure and attributable mortality: pure array kernels, the `HealthInputs`/`HealthModel` Modules and a
 labelled xarray wrapper.
 
-Relative risk is applied per grid cell, never to a regional mean (RR is nonlinear; SCIENCE.md section 5):
+Relative risk is applied per grid cell, never to a regional mean (RR is nonlinear; docs/science.md, section 5):
 
 $$D_{c,a,g} = P_g\, f_{a,g}\, y_{0,c,a,g}\,\left(1 - 1/RR_{c,a}(C_g)\right),$$
 
