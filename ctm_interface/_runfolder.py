@@ -12,6 +12,7 @@ layer, $E_{k}(c) = E^{base}_{k}(c)\\,(1 + \\sum_g m_g(c)(s_{g,k} - 1))$ with $m_
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import glob
 import json
 import math
@@ -30,7 +31,7 @@ import xarray as xr
 from ._errors import CTMFileError
 from ._geoschem import read_cf_latlon
 from ._ioapi import _check_netcdf_file, read_ioapi
-from ._vocabulary import DEFAULT_OM_OC, ComponentMap, resolve_components
+from ._vocabulary import DEFAULT_OM_OC, VOCABULARIES, ComponentMap, resolve_components
 
 _FORMATS = ("ioapi", "cf", "geoschem")
 _TIME_DIMS = ("TSTEP", "time")
@@ -114,10 +115,18 @@ def read_design(
         cube = cube.reindex(index=runs, columns=pd.MultiIndex.from_product([sources, species]))
         holes = cube.isna().any(axis=1)
         if holes.any():
+            # name the pairs: a relabelled region in one row shows up as a pair that most runs lack
+            missing = {}
+            for pair in cube.columns[cube.isna().any(axis=0)]:
+                lacking = [_label(r) for r in cube.index[cube[pair].isna()]]
+                missing[f"{pair[0]}:{pair[1]}"] = lacking if len(lacking) <= 5 else lacking[:5] + ["..."]
+            shown = dict(list(missing.items())[:8])
             raise CTMFileError(
                 path,
-                f"run ids {list(cube.index[holes])} lack factors for some (region, species) pairs: every run "
-                "needs one row per pair",
+                f"run ids {[_label(r) for r in cube.index[holes]]} lack factors for some (region, species) pairs: "
+                f"every run needs one row per pair (pair: runs lacking it) {shown}"
+                + (f" and {len(missing) - len(shown)} more" if len(missing) > len(shown) else "")
+                + "; a pair that most runs lack is usually a misspelt region or species in a few rows",
             )
         values = cube.to_numpy(np.float64).reshape(len(runs), len(sources), len(species))
         if "split" in df.columns:
@@ -164,6 +173,8 @@ def read_design(
         coords["split"] = ("run", split)
     if (low is None) != (high is None):
         raise ValueError("give both `low` and `high` for the design box, or neither")
+    if low is not None and not (np.isfinite(float(low)) and np.isfinite(float(high)) and 0 <= float(low) < float(high)):
+        raise CTMFileError(path, f"design box low = {low}, high = {high}: need 0 <= low < high")
     if low is not None:
         coords["low"] = (("source", "species"), np.full(values.shape[1:], float(low)))
         coords["high"] = (("source", "species"), np.full(values.shape[1:], float(high)))
@@ -422,13 +433,80 @@ def read_runs_toml(path: str | os.PathLike) -> RunFolderConfig:
     fmt = raw["outputs"].get("format", "ioapi")
     if fmt not in _FORMATS:
         raise CTMFileError(path, f"[outputs] format = {fmt!r}: use one of {_FORMATS}")
+    _check_schema(path, raw)
     return RunFolderConfig(path=path, raw=raw)
+
+
+# The tables and keys runs.toml may hold (docs/run_folders.md); `None`: any key (written by write_run_folder).
+_SCHEMA: dict[str, tuple[str, ...] | None] = {
+    "design": ("file", "run", "low", "high"),
+    "outputs": ("pattern", "format", "components", "om_oc", "layer"),
+    "emissions": ("file", "species", "levels"),
+    "regions": ("masks", "variables", "receptors"),
+    "population": ("file", "variable"),
+    "adjoints": ("design", "pattern", "kind", "cost", "run", "format", "species"),
+    "reference_ctm": None,
+}
+
+
+def _did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_schema(path: Path, raw: dict) -> None:
+    """Refuse what runs.toml cannot mean: an unknown table or key (a typo would otherwise be ignored and its
+    default used silently), a pattern without `{run}`, an unknown component vocabulary."""
+    bad = []
+    for table, body in raw.items():
+        if table not in _SCHEMA:
+            bad.append(f"unknown table [{table}]{_did_you_mean(table, _SCHEMA)}; the tables are {list(_SCHEMA)}")
+            continue
+        if not isinstance(body, dict):
+            bad.append(f"{table} = ... must be a table [{table}]")
+            continue
+        keys = _SCHEMA[table]
+        for key in body if keys is not None else ():
+            if key not in keys:
+                bad.append(f"unknown key {key!r} in [{table}]{_did_you_mean(key, keys)}; its keys are {list(keys)}")
+    for table in ("outputs", "adjoints"):
+        pattern = raw.get(table, {}).get("pattern") if isinstance(raw.get(table), dict) else None
+        if pattern is None:
+            continue
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(str(pattern)) if f is not None]
+        except ValueError as e:
+            bad.append(f"[{table}] pattern {pattern!r} is not a valid pattern ({e}): write braces only around run, "
+                       "e.g. {run:03d}")
+            continue
+        unknown = [f for f in fields if f not in ("run", "run_id")]
+        if unknown:
+            bad.append(f"[{table}] pattern {pattern!r} has the fields {unknown}: only {{run}} (the run id, e.g. "
+                       "{run:03d}) and {run_id} are known")
+        elif not fields:
+            bad.append(f"[{table}] pattern {pattern!r} has no {{run}} field, so every run would read the same file: "
+                       "write the run id into it, e.g. \"runs/CCTM_ELMO_run{run:03d}.nc\"")
+    d = raw.get("design", {})
+    if ("low" in d) != ("high" in d):
+        bad.append("[design] has only one of low/high: give both (the design box) or neither")
+    elif "low" in d:
+        lo, hi = d["low"], d["high"]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)) or not 0 <= lo < hi:
+            bad.append(f"[design] low = {lo!r}, high = {hi!r}: the design box needs numbers with 0 <= low < high")
+    spec = raw.get("outputs", {}).get("components")
+    if isinstance(spec, str) and spec not in VOCABULARIES:
+        bad.append(f"[outputs] components = {spec!r} is not a known vocabulary{_did_you_mean(spec, VOCABULARIES)}: "
+                   f"use one of {VOCABULARIES} or a table {{SO4 = \"PM25_SO4\", ...}}")
+    if bad:
+        raise CTMFileError(path, "; ".join(bad))
 
 
 def format_run_path(root: Path, pattern: str, label) -> Path:
     """The path of run `label` from a pattern (`{run}` is the label, formatted with the pattern's spec)."""
     try:
         p = Path(pattern.format(run=label, run_id=str(label)))
+    except (KeyError, IndexError) as e:
+        raise ValueError(f"pattern {pattern!r} has the field {e}: only {{run}} and {{run_id}} are known") from None
     except (ValueError, TypeError) as e:
         raise ValueError(f"pattern {pattern!r} cannot format run id {label!r} ({e}); ids that are not integers "
                          "need a pattern without an integer format such as {run:03d}") from e
