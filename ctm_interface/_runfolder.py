@@ -501,16 +501,24 @@ def _check_schema(path: Path, raw: dict) -> None:
         raise CTMFileError(path, "; ".join(bad))
 
 
-def format_run_path(root: Path, pattern: str, label) -> Path:
-    """The path of run `label` from a pattern (`{run}` is the label, formatted with the pattern's spec)."""
+def format_run_path(root: Path, pattern: str, label, *, config: str | os.PathLike | None = None,
+                    table: str = "outputs") -> Path:
+    """The path of run `label` from a pattern (`{run}` is the label, formatted with the pattern's spec).
+
+    A pattern that cannot format the label raises `ValueError`, or `CTMFileError` naming the `config` file and
+    its `[table]` when `config` is given."""
     try:
         p = Path(pattern.format(run=label, run_id=str(label)))
     except (KeyError, IndexError) as e:
-        raise ValueError(f"pattern {pattern!r} has the field {e}: only {{run}} and {{run_id}} are known") from None
+        msg = f"pattern {pattern!r} has the field {e}: only {{run}} and {{run_id}} are known"
     except (ValueError, TypeError) as e:
-        raise ValueError(f"pattern {pattern!r} cannot format run id {label!r} ({e}); ids that are not integers "
-                         "need a pattern without an integer format such as {run:03d}") from e
-    return p if p.is_absolute() else root / p
+        msg = (f"pattern {pattern!r} cannot format run id {label!r} ({e}); ids that are not integers need a pattern "
+               "without an integer format, e.g. {run} instead of {run:03d}")
+    else:
+        return p if p.is_absolute() else root / p
+    if config is not None:
+        raise CTMFileError(config, f"[{table}] {msg}")
+    raise ValueError(msg)
 
 
 def _pattern_glob(root: Path, pattern: str) -> str:
@@ -777,7 +785,7 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
     # forward runs
     pattern = out_t["pattern"]
     labels = design["run"].values.tolist()
-    paths = [format_run_path(cfg.root, pattern, r) for r in labels]
+    paths = [format_run_path(cfg.root, pattern, r, config=cfg.path) for r in labels]
     for p in _unclaimed_files(cfg.root, pattern, paths):
         problems.items.append(f"file {p} matches [outputs] pattern {pattern!r} but no run id of the design "
                               f"{cfg.file('design')}: add its row to the design or move the file away")
@@ -846,7 +854,7 @@ def _scan_adjoints(cfg, masks, mgrid, emis, smap, receptors, w, cmap, problems) 
     fmt = a.get("format", cfg.raw["outputs"].get("format", "ioapi"))
     asmap = a.get("species", smap)
     labels = adesign["run"].values.tolist()
-    paths = [format_run_path(cfg.root, a["pattern"], r) for r in labels]
+    paths = [format_run_path(cfg.root, a["pattern"], r, config=cfg.path, table="adjoints") for r in labels]
     for p in _unclaimed_files(cfg.root, a["pattern"], paths):
         problems.items.append(f"adjoint file {p} matches [adjoints] pattern {a['pattern']!r} but its state has no "
                               f"factors in the adjoint design {dfile}: add the state's rows or move the file away")

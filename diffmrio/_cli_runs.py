@@ -48,6 +48,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _refuse_existing(path: Path | None, force: bool) -> None:
+    if path is not None and path.is_dir():  # --force must not try to replace a folder by a file
+        raise FileExistsError(f"{path} is a folder: give a file name inside it, e.g. {path / 'out.nc'}")
     if path is not None and path.exists() and not force:
         raise FileExistsError(f"{path} exists: choose another path or pass --force to replace it")
 
@@ -63,7 +65,7 @@ def run_command(args: argparse.Namespace) -> int | None:
         for attr in ("out", "json"):
             _refuse_existing(getattr(args, attr, None), getattr(args, "force", False))
         return handlers[args.command](args)
-    except (CTMFileError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except (CTMFileError, ValueError, OSError) as e:  # OSError: a missing, read-only or full destination
         print(f"diffmrio {args.command}: error: {e}", file=sys.stderr)
         return 2
 

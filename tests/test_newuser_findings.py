@@ -134,3 +134,26 @@ def test_complex_none_and_scalar_arrays_are_refused():
         diffmrio.MRIO.from_arrays(np.float64(3.0), Y, F, **kw)
     m = diffmrio.MRIO.from_arrays(Z, Y, F, **kw)  # the same table, real: accepted, x = Z 1 + Y 1
     np.testing.assert_array_equal(np.asarray(m.Z), Z)
+
+
+def test_text_run_ids_with_an_integer_pattern_name_runs_toml(folder):
+    """Run ids relabelled `run000`, ... with the pattern's {run:03d}: the error now names runs.toml and [outputs]."""
+    import pandas as pd
+
+    df = pd.read_csv(folder.parent / "design.csv")
+    df["run"] = [f"run{r:03d}" for r in df["run"]]
+    df.to_csv(folder.parent / "design_text_ids.csv", index=False)
+    bad = _variant(folder, "textids.toml", 'file = "design.csv"', 'file = "design_text_ids.csv"')
+    _refused(bad, "textids.toml", "[outputs] pattern", "'run000'", "{run} instead of {run:03d}")
+    good = _variant(bad, "textids_ok.toml", "run{run:03d}.nc", "{run}.nc")  # the fix the message gives
+    assert ci.check_run_folder(good)["n_runs_read"] == 6
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def test_cli_out_that_is_a_folder_is_refused_even_with_force(folder, tmp_path, capsys):
+    """`--out some_folder --force` ended in an IsADirectoryError traceback (after the whole folder was read)."""
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["runs", "check", str(folder), "--json", str(tmp_path), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "is a folder" in err, err
+    assert (tmp_path / "keep.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
