@@ -157,3 +157,38 @@ def test_cli_out_that_is_a_folder_is_refused_even_with_force(folder, tmp_path, c
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "is a folder" in err, err
     assert (tmp_path / "keep.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_ras_on_an_empty_matrix_warns_nothing():
+    """An empty table balanced to empty margins used to emit four numpy RuntimeWarnings (mean of empty slice)."""
+    import warnings
+
+    import numpy as np
+
+    import diffmrio
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X, rep = diffmrio.ras(np.zeros((0, 0)), np.zeros(0), np.zeros(0))
+    assert X.shape == (0, 0) and rep.converged
+
+
+def test_evaluate_accepts_the_same_components_in_another_order(folder, tmp_path):
+    """The same component table written in another order was refused as 'different definitions'; now the run
+    set is put in the emulator's label order and gives the same metrics."""
+    import json
+
+    model = tmp_path / "lin.eqx"
+    assert main(["emulator", "fit", str(folder), "--out", str(model)]) == 0
+    table = ('components = { OM = "1.4*PM25_OC", other = "PM25_OTHER", SO4 = "PM25_SO4", NO3 = "PM25_NO3", '
+             'NH4 = "PM25_NH4", BC = "PM25_EC" }')
+    reord = _variant(folder, "reord.toml", 'components = "cmaq-elmo"', table)
+    assert ci.read_run_folder(reord).runs["component"].values.tolist()[0] == "OM"  # really another order
+    for toml, js in ((folder, "a.json"), (reord, "b.json")):
+        assert main(["emulator", "evaluate", str(model), str(toml), "--split", "test", "--json", str(tmp_path / js)]) == 0
+    a, b = (json.loads((tmp_path / js).read_text()) for js in ("a.json", "b.json"))
+    assert a["pm25"]["NME"].keys() == b["pm25"]["NME"].keys()
+    for r in a["pm25"]["NME"]:
+        assert b["pm25"]["NME"][r] == pytest.approx(a["pm25"]["NME"][r], rel=1e-12)
+    changed = _variant(folder, "om18.toml", "om_oc = 1.4", "om_oc = 1.8")  # a real difference is still refused
+    assert main(["emulator", "evaluate", str(model), str(changed), "--split", "test"]) == 2
