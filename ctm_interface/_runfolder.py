@@ -761,7 +761,7 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
     reg = cfg.raw.get("regions", {})
     masks = read_region_masks(cfg.file("regions", "masks"), variables=reg.get("variables"))
     mgrid = _decode_grid(masks.attrs["_grid"])
-    lack = [s for s in design["source"].values if s not in masks["region"].values]
+    lack = [str(s) for s in design["source"].values if s not in masks["region"].values]
     if lack:
         raise CTMFileError(cfg.file("regions", "masks"), f"design regions {lack} have no mask variable "
                                                            f"(masks: {list(masks['region'].values)})")
@@ -778,9 +778,11 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
         emis = read_emissions(cfg.file("emissions"), smap, levels=cfg.get("emissions", "levels"))
         if emis.shape[2:] != masks.shape[1:]:
             raise CTMFileError(emis.attrs["source_file"], f"emission grid {emis.shape[2:]} differs from the masks' {masks.shape[1:]}")
-        lack = [s for s in design["species"].values if s not in emis["species"].values]
+        lack = [str(s) for s in design["species"].values if s not in emis["species"].values]
         if lack:
-            raise CTMFileError(cfg.path, f"design species {lack} are not in [emissions] species")
+            raise CTMFileError(cfg.path, f"design species {lack} (in {cfg.file('design')}) are not in [emissions] "
+                                         f"species {list(map(str, emis['species'].values))}: fix the species name in "
+                                         "the design, or map it to a file variable in [emissions] species")
 
     # forward runs
     pattern = out_t["pattern"]

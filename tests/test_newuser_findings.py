@@ -192,3 +192,15 @@ def test_evaluate_accepts_the_same_components_in_another_order(folder, tmp_path)
         assert b["pm25"]["NME"][r] == pytest.approx(a["pm25"]["NME"][r], rel=1e-12)
     changed = _variant(folder, "om18.toml", "om_oc = 1.4", "om_oc = 1.8")  # a real difference is still refused
     assert main(["emulator", "evaluate", str(model), str(changed), "--split", "test"]) == 2
+
+
+def test_misspelt_species_names_both_files_in_plain_words(folder, tmp_path):
+    """`NOX` for `NOx` in the design was reported as `[np.str_('NOX')]`, without the design file or the fix."""
+    import pandas as pd
+
+    df = pd.read_csv(folder.parent / "design.csv")
+    df.loc[df["species"] == "NOx", "species"] = "NOX"
+    df.to_csv(folder.parent / "design_nox.csv", index=False)
+    bad = _variant(folder, "nox.toml", 'file = "design.csv"', 'file = "design_nox.csv"')
+    msg = _refused(bad, "nox.toml", "design species ['NOX']", "design_nox.csv", "'NOx'")
+    assert "np.str_" not in msg
