@@ -650,7 +650,9 @@ class RunFolder:
         that are also adjoint states (same id and same factors; NaN for the others) so `surrogate.fit` can use
         them."""
         if "split" not in self.runs.coords:
-            raise ValueError(f"{self.config.path}: the design table has no split column, so there is no split {name!r}")
+            raise ValueError(f"{self.config.path}: the design table {self.runs.attrs.get('design_file', '')} has no "
+                             f"split column, so there is no split {name!r}: add a column `split` (e.g. train/test) "
+                             "to it, a value per run")
         names = sorted(set(self.runs["split"].values.tolist()))
         if name not in names:
             raise ValueError(f"{self.config.path}: no runs in split {name!r} (splits: {names})")

@@ -204,3 +204,14 @@ def test_misspelt_species_names_both_files_in_plain_words(folder, tmp_path):
     bad = _variant(folder, "nox.toml", 'file = "design.csv"', 'file = "design_nox.csv"')
     msg = _refused(bad, "nox.toml", "design species ['NOX']", "design_nox.csv", "'NOx'")
     assert "np.str_" not in msg
+
+
+def test_fit_without_split_column_says_how_to_add_one(folder, tmp_path, capsys):
+    import pandas as pd
+
+    pd.read_csv(folder.parent / "design.csv").drop(columns="split").to_csv(folder.parent / "design_nosplit.csv", index=False)
+    bad = _variant(folder, "nosplit.toml", 'file = "design.csv"', 'file = "design_nosplit.csv"')
+    assert main(["emulator", "fit", str(bad), "--out", str(tmp_path / "m.eqx")]) == 2
+    err = capsys.readouterr().err
+    assert "design_nosplit.csv" in err and "no split column" in err and "add a column `split`" in err, err
+    assert not (tmp_path / "m.eqx").exists()
