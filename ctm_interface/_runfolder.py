@@ -207,6 +207,18 @@ def _open_gridded(path: Path, fmt: str) -> xr.Dataset:
     raise ValueError(f"format must be one of {_FORMATS}, got {fmt!r}")
 
 
+def _format_hint(path: Path, fmt: str) -> str:
+    """A hint when a file that could not be read is I/O API but runs.toml says CF (or the reverse)."""
+    try:
+        found = _detect_format(path)
+    except (CTMFileError, ValueError, OSError):
+        return ""
+    if (found == "ioapi") != (fmt == "ioapi"):
+        return f" (the file looks like {'I/O API' if found == 'ioapi' else 'CF netCDF'}: set [outputs] format = " \
+               f"{found if found == 'ioapi' else 'cf'!r} in runs.toml?)"
+    return ""
+
+
 def _detect_format(path: Path) -> str:
     _check_netcdf_file(path)
     try:
@@ -801,7 +813,7 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
         try:
             f, n, g, cm = _read_run_fields(p, fmt, spec, om_oc, layer)
         except (CTMFileError, ValueError, OSError, KeyError) as e:
-            problems.add(r, p, str(e.problem if isinstance(e, CTMFileError) else e))
+            problems.add(r, p, str(e.problem if isinstance(e, CTMFileError) else e) + _format_hint(p, fmt))
             continue
         mis = _grid_mismatch(mgrid, g)
         if mis:
@@ -871,7 +883,7 @@ def _scan_adjoints(cfg, masks, mgrid, emis, smap, receptors, w, cmap, problems) 
         try:
             f, g = _read_adjoint(p, fmt, {s: asmap[s] for s in adesign["species"].values})
         except (CTMFileError, ValueError, OSError, KeyError) as e:
-            problems.add(r, p, str(e.problem if isinstance(e, CTMFileError) else e))
+            problems.add(r, p, str(e.problem if isinstance(e, CTMFileError) else e) + _format_hint(p, fmt))
             continue
         mis = _grid_mismatch(mgrid, g)
         if mis:

@@ -215,3 +215,11 @@ def test_fit_without_split_column_says_how_to_add_one(folder, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "design_nosplit.csv" in err and "no split column" in err and "add a column `split`" in err, err
     assert not (tmp_path / "m.eqx").exists()
+
+
+def test_wrong_format_points_at_the_format_key(folder):
+    """`format = "cf"` for CMAQ I/O API outputs gave 'no 1-D lat coordinate found ... is this a lat-lon file?'."""
+    bad = _variant(folder, "fmt.toml", 'format = "ioapi"', 'format = "cf"')
+    rep = ci.check_run_folder(bad)
+    assert rep["n_runs_read"] == 0 and len(rep["problems"]) == 6
+    assert all("looks like I/O API: set [outputs] format = 'ioapi'" in p for p in rep["problems"]), rep["problems"][0]
