@@ -12,6 +12,7 @@ layer, $E_{k}(c) = E^{base}_{k}(c)\\,(1 + \\sum_g m_g(c)(s_{g,k} - 1))$ with $m_
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import glob
 import json
 import math
@@ -30,7 +31,7 @@ import xarray as xr
 from ._errors import CTMFileError
 from ._geoschem import read_cf_latlon
 from ._ioapi import _check_netcdf_file, read_ioapi
-from ._vocabulary import DEFAULT_OM_OC, ComponentMap, resolve_components
+from ._vocabulary import DEFAULT_OM_OC, VOCABULARIES, ComponentMap, resolve_components
 
 _FORMATS = ("ioapi", "cf", "geoschem")
 _TIME_DIMS = ("TSTEP", "time")
@@ -114,10 +115,18 @@ def read_design(
         cube = cube.reindex(index=runs, columns=pd.MultiIndex.from_product([sources, species]))
         holes = cube.isna().any(axis=1)
         if holes.any():
+            # name the pairs: a relabelled region in one row shows up as a pair that most runs lack
+            missing = {}
+            for pair in cube.columns[cube.isna().any(axis=0)]:
+                lacking = [_label(r) for r in cube.index[cube[pair].isna()]]
+                missing[f"{pair[0]}:{pair[1]}"] = lacking if len(lacking) <= 5 else lacking[:5] + ["..."]
+            shown = dict(list(missing.items())[:8])
             raise CTMFileError(
                 path,
-                f"run ids {list(cube.index[holes])} lack factors for some (region, species) pairs: every run "
-                "needs one row per pair",
+                f"run ids {[_label(r) for r in cube.index[holes]]} lack factors for some (region, species) pairs: "
+                f"every run needs one row per pair (pair: runs lacking it) {shown}"
+                + (f" and {len(missing) - len(shown)} more" if len(missing) > len(shown) else "")
+                + "; a pair that most runs lack is usually a misspelt region or species in a few rows",
             )
         values = cube.to_numpy(np.float64).reshape(len(runs), len(sources), len(species))
         if "split" in df.columns:
@@ -164,6 +173,8 @@ def read_design(
         coords["split"] = ("run", split)
     if (low is None) != (high is None):
         raise ValueError("give both `low` and `high` for the design box, or neither")
+    if low is not None and not (np.isfinite(float(low)) and np.isfinite(float(high)) and 0 <= float(low) < float(high)):
+        raise CTMFileError(path, f"design box low = {low}, high = {high}: need 0 <= low < high")
     if low is not None:
         coords["low"] = (("source", "species"), np.full(values.shape[1:], float(low)))
         coords["high"] = (("source", "species"), np.full(values.shape[1:], float(high)))
@@ -194,6 +205,18 @@ def _open_gridded(path: Path, fmt: str) -> xr.Dataset:
         ds = read_cf_latlon(path)
         return ds.rename({"lat": "ROW", "lon": "COL"})
     raise ValueError(f"format must be one of {_FORMATS}, got {fmt!r}")
+
+
+def _format_hint(path: Path, fmt: str) -> str:
+    """A hint when a file that could not be read is I/O API but runs.toml says CF (or the reverse)."""
+    try:
+        found = _detect_format(path)
+    except (CTMFileError, ValueError, OSError):
+        return ""
+    if (found == "ioapi") != (fmt == "ioapi"):
+        return f" (the file looks like {'I/O API' if found == 'ioapi' else 'CF netCDF'}: set [outputs] format = " \
+               f"{found if found == 'ioapi' else 'cf'!r} in runs.toml?)"
+    return ""
 
 
 def _detect_format(path: Path) -> str:
@@ -422,17 +445,92 @@ def read_runs_toml(path: str | os.PathLike) -> RunFolderConfig:
     fmt = raw["outputs"].get("format", "ioapi")
     if fmt not in _FORMATS:
         raise CTMFileError(path, f"[outputs] format = {fmt!r}: use one of {_FORMATS}")
+    _check_schema(path, raw)
     return RunFolderConfig(path=path, raw=raw)
 
 
-def format_run_path(root: Path, pattern: str, label) -> Path:
-    """The path of run `label` from a pattern (`{run}` is the label, formatted with the pattern's spec)."""
+# The tables and keys runs.toml may hold (docs/run_folders.md); `None`: any key (written by write_run_folder).
+_SCHEMA: dict[str, tuple[str, ...] | None] = {
+    "design": ("file", "run", "low", "high"),
+    "outputs": ("pattern", "format", "components", "om_oc", "layer"),
+    "emissions": ("file", "species", "levels"),
+    "regions": ("masks", "variables", "receptors"),
+    "population": ("file", "variable"),
+    "adjoints": ("design", "pattern", "kind", "cost", "run", "format", "species"),
+    "reference_ctm": None,
+}
+
+
+def _did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_schema(path: Path, raw: dict) -> None:
+    """Refuse what runs.toml cannot mean: an unknown table or key (a typo would otherwise be ignored and its
+    default used silently), a pattern without `{run}`, an unknown component vocabulary."""
+    bad = []
+    for table, body in raw.items():
+        if table not in _SCHEMA:
+            bad.append(f"unknown table [{table}]{_did_you_mean(table, _SCHEMA)}; the tables are {list(_SCHEMA)}")
+            continue
+        if not isinstance(body, dict):
+            bad.append(f"{table} = ... must be a table [{table}]")
+            continue
+        keys = _SCHEMA[table]
+        for key in body if keys is not None else ():
+            if key not in keys:
+                bad.append(f"unknown key {key!r} in [{table}]{_did_you_mean(key, keys)}; its keys are {list(keys)}")
+    for table in ("outputs", "adjoints"):
+        pattern = raw.get(table, {}).get("pattern") if isinstance(raw.get(table), dict) else None
+        if pattern is None:
+            continue
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(str(pattern)) if f is not None]
+        except ValueError as e:
+            bad.append(f"[{table}] pattern {pattern!r} is not a valid pattern ({e}): write braces only around run, "
+                       "e.g. {run:03d}")
+            continue
+        unknown = [f for f in fields if f not in ("run", "run_id")]
+        if unknown:
+            bad.append(f"[{table}] pattern {pattern!r} has the fields {unknown}: only {{run}} (the run id, e.g. "
+                       "{run:03d}) and {run_id} are known")
+        elif not fields:
+            bad.append(f"[{table}] pattern {pattern!r} has no {{run}} field, so every run would read the same file: "
+                       "write the run id into it, e.g. \"runs/CCTM_ELMO_run{run:03d}.nc\"")
+    d = raw.get("design", {})
+    if ("low" in d) != ("high" in d):
+        bad.append("[design] has only one of low/high: give both (the design box) or neither")
+    elif "low" in d:
+        lo, hi = d["low"], d["high"]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)) or not 0 <= lo < hi:
+            bad.append(f"[design] low = {lo!r}, high = {hi!r}: the design box needs numbers with 0 <= low < high")
+    spec = raw.get("outputs", {}).get("components")
+    if isinstance(spec, str) and spec not in VOCABULARIES:
+        bad.append(f"[outputs] components = {spec!r} is not a known vocabulary{_did_you_mean(spec, VOCABULARIES)}: "
+                   f"use one of {VOCABULARIES} or a table {{SO4 = \"PM25_SO4\", ...}}")
+    if bad:
+        raise CTMFileError(path, "; ".join(bad))
+
+
+def format_run_path(root: Path, pattern: str, label, *, config: str | os.PathLike | None = None,
+                    table: str = "outputs") -> Path:
+    """The path of run `label` from a pattern (`{run}` is the label, formatted with the pattern's spec).
+
+    A pattern that cannot format the label raises `ValueError`, or `CTMFileError` naming the `config` file and
+    its `[table]` when `config` is given."""
     try:
         p = Path(pattern.format(run=label, run_id=str(label)))
+    except (KeyError, IndexError) as e:
+        msg = f"pattern {pattern!r} has the field {e}: only {{run}} and {{run_id}} are known"
     except (ValueError, TypeError) as e:
-        raise ValueError(f"pattern {pattern!r} cannot format run id {label!r} ({e}); ids that are not integers "
-                         "need a pattern without an integer format such as {run:03d}") from e
-    return p if p.is_absolute() else root / p
+        msg = (f"pattern {pattern!r} cannot format run id {label!r} ({e}); ids that are not integers need a pattern "
+               "without an integer format, e.g. {run} instead of {run:03d}")
+    else:
+        return p if p.is_absolute() else root / p
+    if config is not None:
+        raise CTMFileError(config, f"[{table}] {msg}")
+    raise ValueError(msg)
 
 
 def _pattern_glob(root: Path, pattern: str) -> str:
@@ -564,7 +662,9 @@ class RunFolder:
         that are also adjoint states (same id and same factors; NaN for the others) so `surrogate.fit` can use
         them."""
         if "split" not in self.runs.coords:
-            raise ValueError(f"{self.config.path}: the design table has no split column, so there is no split {name!r}")
+            raise ValueError(f"{self.config.path}: the design table {self.runs.attrs.get('design_file', '')} has no "
+                             f"split column, so there is no split {name!r}: add a column `split` (e.g. train/test) "
+                             "to it, a value per run")
         names = sorted(set(self.runs["split"].values.tolist()))
         if name not in names:
             raise ValueError(f"{self.config.path}: no runs in split {name!r} (splits: {names})")
@@ -675,7 +775,7 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
     reg = cfg.raw.get("regions", {})
     masks = read_region_masks(cfg.file("regions", "masks"), variables=reg.get("variables"))
     mgrid = _decode_grid(masks.attrs["_grid"])
-    lack = [s for s in design["source"].values if s not in masks["region"].values]
+    lack = [str(s) for s in design["source"].values if s not in masks["region"].values]
     if lack:
         raise CTMFileError(cfg.file("regions", "masks"), f"design regions {lack} have no mask variable "
                                                            f"(masks: {list(masks['region'].values)})")
@@ -692,14 +792,16 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
         emis = read_emissions(cfg.file("emissions"), smap, levels=cfg.get("emissions", "levels"))
         if emis.shape[2:] != masks.shape[1:]:
             raise CTMFileError(emis.attrs["source_file"], f"emission grid {emis.shape[2:]} differs from the masks' {masks.shape[1:]}")
-        lack = [s for s in design["species"].values if s not in emis["species"].values]
+        lack = [str(s) for s in design["species"].values if s not in emis["species"].values]
         if lack:
-            raise CTMFileError(cfg.path, f"design species {lack} are not in [emissions] species")
+            raise CTMFileError(cfg.path, f"design species {lack} (in {cfg.file('design')}) are not in [emissions] "
+                                         f"species {list(map(str, emis['species'].values))}: fix the species name in "
+                                         "the design, or map it to a file variable in [emissions] species")
 
     # forward runs
     pattern = out_t["pattern"]
     labels = design["run"].values.tolist()
-    paths = [format_run_path(cfg.root, pattern, r) for r in labels]
+    paths = [format_run_path(cfg.root, pattern, r, config=cfg.path) for r in labels]
     for p in _unclaimed_files(cfg.root, pattern, paths):
         problems.items.append(f"file {p} matches [outputs] pattern {pattern!r} but no run id of the design "
                               f"{cfg.file('design')}: add its row to the design or move the file away")
@@ -711,7 +813,7 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
         try:
             f, n, g, cm = _read_run_fields(p, fmt, spec, om_oc, layer)
         except (CTMFileError, ValueError, OSError, KeyError) as e:
-            problems.add(r, p, str(e.problem if isinstance(e, CTMFileError) else e))
+            problems.add(r, p, str(e.problem if isinstance(e, CTMFileError) else e) + _format_hint(p, fmt))
             continue
         mis = _grid_mismatch(mgrid, g)
         if mis:
@@ -768,7 +870,7 @@ def _scan_adjoints(cfg, masks, mgrid, emis, smap, receptors, w, cmap, problems) 
     fmt = a.get("format", cfg.raw["outputs"].get("format", "ioapi"))
     asmap = a.get("species", smap)
     labels = adesign["run"].values.tolist()
-    paths = [format_run_path(cfg.root, a["pattern"], r) for r in labels]
+    paths = [format_run_path(cfg.root, a["pattern"], r, config=cfg.path, table="adjoints") for r in labels]
     for p in _unclaimed_files(cfg.root, a["pattern"], paths):
         problems.items.append(f"adjoint file {p} matches [adjoints] pattern {a['pattern']!r} but its state has no "
                               f"factors in the adjoint design {dfile}: add the state's rows or move the file away")
@@ -781,7 +883,7 @@ def _scan_adjoints(cfg, masks, mgrid, emis, smap, receptors, w, cmap, problems) 
         try:
             f, g = _read_adjoint(p, fmt, {s: asmap[s] for s in adesign["species"].values})
         except (CTMFileError, ValueError, OSError, KeyError) as e:
-            problems.add(r, p, str(e.problem if isinstance(e, CTMFileError) else e))
+            problems.add(r, p, str(e.problem if isinstance(e, CTMFileError) else e) + _format_hint(p, fmt))
             continue
         mis = _grid_mismatch(mgrid, g)
         if mis:

@@ -109,8 +109,9 @@ def _check_support(pos: np.ndarray, neg: np.ndarray, target: np.ndarray, axis_na
 
 
 def _rel_errors(X: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
-    du = np.where(u != 0, np.abs(u), max(np.abs(u).mean(), np.finfo(np.float64).tiny))
-    dv = np.where(v != 0, np.abs(v), max(np.abs(v).mean(), np.finfo(np.float64).tiny))
+    tiny = np.finfo(np.float64).tiny  # (an empty margin has no mean: numpy would warn "Mean of empty slice")
+    du = np.where(u != 0, np.abs(u), max(np.abs(u).mean() if u.size else tiny, tiny))
+    dv = np.where(v != 0, np.abs(v), max(np.abs(v).mean() if v.size else tiny, tiny))
     return float(np.max(np.abs(X.sum(1) - u) / du, initial=0.0)), float(
         np.max(np.abs(X.sum(0) - v) / dv, initial=0.0)
     )
@@ -191,8 +192,9 @@ def _gaps(X, u, v, du, dv, tol) -> str:
 def _stop(method, X, S, u, v, it, err, tol, warn):
     """What to do when the sweeps stall: an error when the margins are proven infeasible (or the scaling broke
     down), a warning (with `warn`) otherwise."""
-    du = np.where(u != 0, np.abs(u), max(np.abs(u).mean(), np.finfo(np.float64).tiny))
-    dv = np.where(v != 0, np.abs(v), max(np.abs(v).mean(), np.finfo(np.float64).tiny))
+    tiny = np.finfo(np.float64).tiny  # (an empty margin has no mean: numpy would warn "Mean of empty slice")
+    du = np.where(u != 0, np.abs(u), max(np.abs(u).mean() if u.size else tiny, tiny))
+    dv = np.where(v != 0, np.abs(v), max(np.abs(v).mean() if v.size else tiny, tiny))
     if not np.all(np.isfinite(X)):
         rows = np.nonzero(~np.isfinite(X).all(1))[0]
         cols = np.nonzero(~np.isfinite(X).all(0))[0]

@@ -56,6 +56,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _refuse_existing(path: Path | None, force: bool) -> None:
+    if path is not None and path.is_dir():  # --force must not try to replace a folder by a file
+        raise FileExistsError(f"{path} is a folder: give a file name inside it, e.g. {path / 'out.nc'}")
     if path is not None and path.exists() and not force:
         raise FileExistsError(f"{path} exists: choose another path or pass --force to replace it")
 
@@ -71,7 +73,7 @@ def run_command(args: argparse.Namespace) -> int | None:
         for attr in ("out", "json"):
             _refuse_existing(getattr(args, attr, None), getattr(args, "force", False))
         return handlers[args.command](args)
-    except (CTMFileError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except (CTMFileError, ValueError, OSError) as e:  # OSError: a missing, read-only or full destination
         print(f"diffmrio {args.command}: error: {e}", file=sys.stderr)
         return 2
 
@@ -221,10 +223,11 @@ def _evaluate(args) -> int:
     folder = ci.read_run_folder(args.runs_toml)
     prov = meta.get("provenance") or {}
     voc = folder.runs.attrs.get("component_definitions")
-    if prov.get("component_definitions") not in (None, voc):
-        raise ValueError(f"{args.model} was trained on components {prov['component_definitions']} but "
+    trained = prov.get("component_definitions")
+    if trained is not None and _definitions(trained) != _definitions(voc):  # the same table in another order is fine
+        raise ValueError(f"{args.model} was trained on components {trained} but "
                          f"{args.runs_toml} defines {voc}: evaluate on runs with the same component definitions")
-    runs = folder.split(args.split)
+    runs = _in_label_order(folder.split(args.split), model.labels)
     ev = sg.evaluate(model, runs)
     out = {
         "model": str(args.model),
@@ -238,7 +241,7 @@ def _evaluate(args) -> int:
         "mean_NME": float(np.nanmean(ev["NME"].values)),
     }  # fmt: skip
     if folder.adjoints is not None and "cost_weights" in folder.adjoints:
-        ga = sg.gradient_agreement(model, folder.adjoints)
+        ga = sg.gradient_agreement(model, _in_label_order(folder.adjoints, model.labels))
         out["gradient_agreement"] = {k: float(ga[f"source_{k}_pooled"]) for k in ("r2", "slope", "r", "nrmse")}
         out["gradient_agreement_per_species"] = {
             k: {str(sp): float(v) for sp, v in zip(ga["species"].values, ga[f"source_species_{k}"].values, strict=True)}
@@ -253,3 +256,26 @@ def _evaluate(args) -> int:
 
         write_text_atomic(args.json, text)
     return 0
+
+
+def _definitions(text):
+    """Component definitions (a JSON object) as a dict, so that their order does not matter."""
+    try:
+        return json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return text
+
+
+def _in_label_order(ds, labels):
+    """`ds` with each labelled dimension in the emulator's order, when it holds the same labels in another order
+    (a wide design table or a components table written in another order); other differences are left for
+    `surrogate` to refuse."""
+    for dims, coords in ((labels.input_dims, labels.input_coords), (labels.output_dims, labels.output_coords)):
+        for dim, want in zip(dims, coords, strict=True):
+            if dim not in ds.dims or dim == "run":
+                continue
+            have = [str(v) for v in ds[dim].values]
+            want = [str(v) for v in want]
+            if have != want and sorted(have) == sorted(want):
+                ds = ds.isel({dim: [have.index(w) for w in want]})
+    return ds

@@ -22,7 +22,13 @@ from ._validate import MRIOError, as_numeric, check_finite, check_lost_stressors
 def _as_labels(name: str, labels) -> tuple[str, ...]:
     if labels is None:
         raise MRIOError(f"`{name}` labels are required")
-    out = tuple(str(v) for v in labels)
+    if isinstance(labels, (str, bytes)):  # a string is iterable: 'r1' would become the labels ('r', '1')
+        raise MRIOError(f"`{name}` is the string {labels!r}, not a sequence of labels: pass a list, e.g. "
+                        f"{name}=[{labels!r}]")
+    try:
+        out = tuple(str(v) for v in labels)
+    except TypeError:
+        raise MRIOError(f"`{name}` must be a sequence of labels (a list or tuple of names), got {labels!r}") from None
     if len(set(out)) != len(out):
         dup = sorted({v for v in out if out.count(v) > 1})
         raise MRIOError(f"`{name}` labels must be unique; duplicated: {dup}")
@@ -185,6 +191,10 @@ class MRIO(eqx.Module):
         Y = as_numeric("Y", Y)
         if Y.ndim == 1:
             Y = Y[:, None]
+        for nm, arr in (("Z", Z), ("Y", Y)):
+            if arr.ndim != 2:
+                raise MRIOError(f"`{nm}` must be a 2-D matrix (rows: region-sectors, region-major), got shape "
+                                f"{arr.shape}")
         p = len(stressors)
         F = np.zeros((p, Z.shape[0])) if F is None else as_numeric("F", F)
         if F.ndim == 1:

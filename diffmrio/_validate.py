@@ -100,6 +100,11 @@ def as_numeric(name: str, arr) -> np.ndarray:
     (instead of numpy's "could not convert string to float")."""
     if hasattr(arr, "to_numpy"):  # pandas
         arr = arr.to_numpy()
+    if arr is None:
+        raise MRIOError(f"`{name}` is None: pass an array")
+    if np.iscomplexobj(arr):  # numpy would drop the imaginary part with only a ComplexWarning
+        raise MRIOError(f"`{name}` is complex: flows and stressors must be real numbers (take `.real` if the "
+                        "imaginary parts are rounding noise from an eigen- or FFT computation)")
     try:
         return np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -334,7 +334,7 @@ def run_one(runs_toml: str | os.PathLike, run_id, *, adjoint: bool = False) -> P
     vocabulary = ref["vocabulary"]
     if not adjoint:
         C = np.asarray(ctm.run(jnp.asarray(E)))
-        path = format_run_path(cfg.root, cfg.raw["outputs"]["pattern"], label)
+        path = format_run_path(cfg.root, cfg.raw["outputs"]["pattern"], label, config=cfg.path)
         return _write_output(C, grid, path, vocabulary, int(ref.get("records", 1)))
     a = cfg.raw["adjoints"]
     if a.get("cost") != "population_weighted_pm25":
@@ -352,7 +352,7 @@ def run_one(runs_toml: str | os.PathLike, run_id, *, adjoint: bool = False) -> P
     else:
         field = dJdE
         units = "ug m-3/(kt/yr)"
-    path = format_run_path(cfg.root, a["pattern"], label)
+    path = format_run_path(cfg.root, a["pattern"], label, config=cfg.path, table="adjoints")
     fmt = a.get("format", cfg.raw["outputs"].get("format", "ioapi"))
     data = {smap[s]: field[k][None] for k, s in enumerate(SPECIES)}
     return _gridded_file(data, units, grid, path, "ioapi" if fmt == "ioapi" else "cf",

@@ -1,0 +1,225 @@
+"""Defects a new user met following docs/run_folders.md and docs/accounts.md: each test is a user mistake that
+used to pass silently (a wrong number) or end in a traceback, and now gives a clear error or a correct result."""
+
+from __future__ import annotations
+
+import pytest
+
+import ctm_interface as ci
+from ctm_interface import CTMFileError
+from ctm_interface.reference import write_run_folder
+from diffmrio.cli import main
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """One small reference-CTM folder; tests write edited copies of its runs.toml next to it."""
+    return write_run_folder(tmp_path_factory.mktemp("nu"), n_train=4, n_test=2, records=1)
+
+
+def _variant(toml, name, old, new):
+    text = toml.read_text()
+    assert old in text, old
+    out = toml.parent / name
+    out.write_text(text.replace(old, new, 1))
+    return out
+
+
+def _refused(toml, *needles):
+    with pytest.raises(CTMFileError) as e:
+        ci.check_run_folder(toml)
+    for n in needles:
+        assert n in str(e.value), (n, str(e.value))
+    return str(e.value)
+
+
+# ------------------------------------------------------------------------------------------------ runs.toml
+def test_pattern_without_run_field_is_refused(folder):
+    """Every run used to read the same file (run003) and `runs check` said 'no problems found'."""
+    bad = _variant(folder, "norun.toml", "run{run:03d}.nc", "run003.nc")
+    _refused(bad, "norun.toml", "[outputs] pattern", "no {run} field", "{run:03d}")
+
+
+def test_pattern_with_unknown_field_is_refused_not_a_traceback(folder, capsys):
+    bad = _variant(folder, "foo.toml", "run{run:03d}.nc", "run{run:03d}_{foo}.nc")
+    _refused(bad, "foo.toml", "['foo']", "only {run}")
+    assert main(["runs", "check", str(bad)]) == 2  # a user error: message and status 2, not a KeyError
+    assert "foo.toml" in capsys.readouterr().err
+
+
+def test_typo_in_key_is_refused_with_suggestion(folder):
+    """`om_to_oc = 1.8` used to be ignored and OM formed with the default 1.4."""
+    bad = _variant(folder, "typo.toml", "om_oc = 1.4", "om_to_oc = 1.8")
+    _refused(bad, "typo.toml", "'om_to_oc'", "[outputs]", "did you mean 'om_oc'")
+
+
+def test_typo_in_table_name_is_refused(folder):
+    """A misspelt [population] table used to drop population weighting silently (area-weighted means)."""
+    bad = _variant(folder, "pop.toml", "[population]", "[populaton]")
+    _refused(bad, "pop.toml", "[populaton]", "did you mean 'population'")
+
+
+def test_unknown_vocabulary_is_one_error_naming_the_key(folder):
+    bad = _variant(folder, "voc.toml", 'components = "cmaq-elmo"', 'components = "cmaq_elmo"')
+    msg = _refused(bad, "voc.toml", "[outputs] components", "did you mean 'cmaq-elmo'")
+    assert msg.count("cmaq_elmo") == 1  # once, not once per run
+
+
+def test_valid_folder_still_reads(folder):
+    rep = ci.check_run_folder(folder)
+    assert rep["problems"] == [] and rep["n_runs_read"] == 6
+
+
+@pytest.mark.parametrize(("old", "new", "needle"), [
+    ("high = 1.5", "high = 0.4", "0 <= low < high"),
+    ("high = 1.5\n", "\n", "only one of low/high"),
+    ("low = 0.5", 'low = "0.5"', "needs numbers"),
+])  # fmt: skip
+def test_bad_design_box_is_refused(folder, old, new, needle):
+    """An inverted box (high < low) used to be accepted, and so the training envelope of every emulator."""
+    bad = _variant(folder, "box.toml", old, new)
+    _refused(bad, "box.toml", "[design]", needle)
+
+
+# ------------------------------------------------------------------------------------------------ design.csv
+def test_misspelt_region_in_one_row_is_named(folder, tmp_path):
+    """One row relabelled `Harbour` made every run 'lack factors' without saying which pair."""
+    import pandas as pd
+
+    df = pd.read_csv(folder.parent / "design.csv")
+    first = df["run"].iloc[0]
+    df.loc[(df["region"] == "Harbor") & (df["run"] == first) & (df["species"] == "SO2"), "region"] = "Harbour"
+    df.to_csv(tmp_path / "design.csv", index=False)
+    with pytest.raises(CTMFileError) as e:
+        ci.read_design(tmp_path / "design.csv")
+    msg = str(e.value)
+    assert "design.csv" in msg and "Harbour:SO2" in msg and "Harbor:SO2" in msg, msg
+    assert f"'Harbor:SO2': [{first}]" in msg, msg  # the one run that lacks the real pair
+
+
+# ------------------------------------------------------------------------------------------------ MRIO input
+def _table():
+    import numpy as np
+
+    Z = np.array([[10, 5, 2, 1], [3, 20, 1, 2], [2, 1, 15, 4], [1, 3, 2, 10]], float)
+    Y = np.array([[30, 5], [20, 10], [5, 40], [10, 20]], float)
+    return Z, Y, np.ones((1, 4))
+
+
+@pytest.mark.parametrize("arg", ["regions", "sectors", "categories", "stressors"])
+def test_a_string_is_not_taken_as_a_list_of_labels(arg):
+    """`regions="r1"` used to become the regions ('r', '1') and pass (2 regions were needed)."""
+    import diffmrio
+
+    Z, Y, F = _table()
+    labels = {"regions": ["r1", "r2"], "sectors": ["s1", "s2"], "categories": ["hh"], "stressors": ["co2"]}
+    labels[arg] = "r1" if arg == "regions" else "ab"
+    with pytest.raises(diffmrio.MRIOError, match=rf"`{arg}` is the string .*pass a list"):
+        diffmrio.MRIO.from_arrays(Z, Y, F, **labels)
+
+
+def test_complex_none_and_scalar_arrays_are_refused():
+    """A complex Z used to lose its imaginary part with only a ComplexWarning; None ended in an IndexError."""
+    import numpy as np
+
+    import diffmrio
+
+    Z, Y, F = _table()
+    kw = {"regions": ["r1", "r2"], "sectors": ["s1", "s2"], "categories": ["hh"], "stressors": ["co2"]}
+    with pytest.raises(diffmrio.MRIOError, match="`Z` is complex"):
+        diffmrio.MRIO.from_arrays(Z + 1j, Y, F, **kw)
+    with pytest.raises(diffmrio.MRIOError, match="`Z` is None"):
+        diffmrio.MRIO.from_arrays(None, Y, F, **kw)
+    with pytest.raises(diffmrio.MRIOError, match=r"`Z` must be a 2-D matrix.*\(\)"):
+        diffmrio.MRIO.from_arrays(np.float64(3.0), Y, F, **kw)
+    m = diffmrio.MRIO.from_arrays(Z, Y, F, **kw)  # the same table, real: accepted, x = Z 1 + Y 1
+    np.testing.assert_array_equal(np.asarray(m.Z), Z)
+
+
+def test_text_run_ids_with_an_integer_pattern_name_runs_toml(folder):
+    """Run ids relabelled `run000`, ... with the pattern's {run:03d}: the error now names runs.toml and [outputs]."""
+    import pandas as pd
+
+    df = pd.read_csv(folder.parent / "design.csv")
+    df["run"] = [f"run{r:03d}" for r in df["run"]]
+    df.to_csv(folder.parent / "design_text_ids.csv", index=False)
+    bad = _variant(folder, "textids.toml", 'file = "design.csv"', 'file = "design_text_ids.csv"')
+    _refused(bad, "textids.toml", "[outputs] pattern", "'run000'", "{run} instead of {run:03d}")
+    good = _variant(bad, "textids_ok.toml", "run{run:03d}.nc", "{run}.nc")  # the fix the message gives
+    assert ci.check_run_folder(good)["n_runs_read"] == 6
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def test_cli_out_that_is_a_folder_is_refused_even_with_force(folder, tmp_path, capsys):
+    """`--out some_folder --force` ended in an IsADirectoryError traceback (after the whole folder was read)."""
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["runs", "check", str(folder), "--json", str(tmp_path), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "is a folder" in err, err
+    assert (tmp_path / "keep.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_ras_on_an_empty_matrix_warns_nothing():
+    """An empty table balanced to empty margins used to emit four numpy RuntimeWarnings (mean of empty slice)."""
+    import warnings
+
+    import numpy as np
+
+    import diffmrio
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X, rep = diffmrio.ras(np.zeros((0, 0)), np.zeros(0), np.zeros(0))
+    assert X.shape == (0, 0) and rep.converged
+
+
+def test_evaluate_accepts_the_same_components_in_another_order(folder, tmp_path):
+    """The same component table written in another order was refused as 'different definitions'; now the run
+    set is put in the emulator's label order and gives the same metrics."""
+    import json
+
+    model = tmp_path / "lin.eqx"
+    assert main(["emulator", "fit", str(folder), "--out", str(model)]) == 0
+    table = ('components = { OM = "1.4*PM25_OC", other = "PM25_OTHER", SO4 = "PM25_SO4", NO3 = "PM25_NO3", '
+             'NH4 = "PM25_NH4", BC = "PM25_EC" }')
+    reord = _variant(folder, "reord.toml", 'components = "cmaq-elmo"', table)
+    assert ci.read_run_folder(reord).runs["component"].values.tolist()[0] == "OM"  # really another order
+    for toml, js in ((folder, "a.json"), (reord, "b.json")):
+        assert main(["emulator", "evaluate", str(model), str(toml), "--split", "test", "--json", str(tmp_path / js)]) == 0
+    a, b = (json.loads((tmp_path / js).read_text()) for js in ("a.json", "b.json"))
+    assert a["pm25"]["NME"].keys() == b["pm25"]["NME"].keys()
+    for r in a["pm25"]["NME"]:
+        assert b["pm25"]["NME"][r] == pytest.approx(a["pm25"]["NME"][r], rel=1e-12)
+    changed = _variant(folder, "om18.toml", "om_oc = 1.4", "om_oc = 1.8")  # a real difference is still refused
+    assert main(["emulator", "evaluate", str(model), str(changed), "--split", "test"]) == 2
+
+
+def test_misspelt_species_names_both_files_in_plain_words(folder, tmp_path):
+    """`NOX` for `NOx` in the design was reported as `[np.str_('NOX')]`, without the design file or the fix."""
+    import pandas as pd
+
+    df = pd.read_csv(folder.parent / "design.csv")
+    df.loc[df["species"] == "NOx", "species"] = "NOX"
+    df.to_csv(folder.parent / "design_nox.csv", index=False)
+    bad = _variant(folder, "nox.toml", 'file = "design.csv"', 'file = "design_nox.csv"')
+    msg = _refused(bad, "nox.toml", "design species ['NOX']", "design_nox.csv", "'NOx'")
+    assert "np.str_" not in msg
+
+
+def test_fit_without_split_column_says_how_to_add_one(folder, tmp_path, capsys):
+    import pandas as pd
+
+    pd.read_csv(folder.parent / "design.csv").drop(columns="split").to_csv(folder.parent / "design_nosplit.csv", index=False)
+    bad = _variant(folder, "nosplit.toml", 'file = "design.csv"', 'file = "design_nosplit.csv"')
+    assert main(["emulator", "fit", str(bad), "--out", str(tmp_path / "m.eqx")]) == 2
+    err = capsys.readouterr().err
+    assert "design_nosplit.csv" in err and "no split column" in err and "add a column `split`" in err, err
+    assert not (tmp_path / "m.eqx").exists()
+
+
+def test_wrong_format_points_at_the_format_key(folder):
+    """`format = "cf"` for CMAQ I/O API outputs gave 'no 1-D lat coordinate found ... is this a lat-lon file?'."""
+    bad = _variant(folder, "fmt.toml", 'format = "ioapi"', 'format = "cf"')
+    rep = ci.check_run_folder(bad)
+    assert rep["n_runs_read"] == 0 and len(rep["problems"]) == 6
+    assert all("looks like I/O API: set [outputs] format = 'ioapi'" in p for p in rep["problems"]), rep["problems"][0]
