@@ -392,5 +392,9 @@ def category_mask(mrio: MRIO, categories) -> np.ndarray:
     region."""
     if isinstance(categories, str):
         categories = (categories,)
+    categories = tuple(categories)
+    if not categories:
+        raise ValueError("`categories` is empty, so every footprint would be zero; pass the final-demand "
+                         f"categories to keep (this table has {list(mrio.categories)}), or None for all of them")
     keep = {mrio.category_index(c) for c in categories}
     return np.array([1.0 if k in keep else 0.0 for _ in mrio.regions for k in range(mrio.n_categories)])

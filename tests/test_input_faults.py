@@ -220,3 +220,16 @@ def test_mortality_rates_above_one_per_person_are_refused(tmp_path):
     pd.DataFrame(rows, columns=["Country", "endpoint", "agegroup", "base2015"]).to_csv(p, index=False)
     with pytest.raises(ValueError, match=r"mort.csv: base2015 has rates up to 150000 per 100,000"):
         load_gbd_baseline_mortality(p)
+
+
+def test_accounts_with_no_categories_is_refused_not_zero():
+    """`categories=[]` used to give all-zero footprints without a word (found by the new-user trial)."""
+    import diffmrio
+
+    Z = np.array([[1.0, 2.0], [0.5, 1.0]])
+    Y = np.array([[5.0], [4.0]])
+    m = diffmrio.MRIO.from_arrays(Z, Y, regions=["r"], sectors=["a", "b"], categories=["hh"],
+                                  F=np.array([[1.0, 2.0]]), stressors=["co2"])
+    with pytest.raises(ValueError, match="categories.*empty"):
+        diffmrio.accounts(m, categories=[])
+    assert float(diffmrio.accounts(m, categories=["hh"])["D_cba_reg"].sum()) > 0
