@@ -296,7 +296,7 @@ def crf_structure(spec, base_crf):
 class ChainDraw(eqx.Module):
     """One Monte Carlo draw of the chain, `key -> dict of arrays` (see `diffmrio.monte_carlo`).
 
-    Build with [`ChainDraw.build`][diffmrio.ChainDraw.build]. Scenario 0 is the sampled case; scenarios
+    Build with `ChainDraw.build(chain, spec, groups)`. Scenario 0 is the sampled case; scenarios
     `1..G` remove one group of final demand each (zero-out attribution).
     """
 
