@@ -18,7 +18,7 @@ from ._attribution import attribute, sensitivity  # noqa: E402
 from ._io import write_netcdf_atomic  # noqa: E402
 from ._layers import production_layers  # noqa: E402
 from ._spa import structural_path_analysis  # noqa: E402
-from ._uncertainty import UncertaintySpec, monte_carlo  # noqa: E402
+from ._uncertainty import UncertaintySpec, monte_carlo, truncated_lognormal_mean  # noqa: E402
 
 
 def _region_outline(ax, frac):
@@ -226,12 +226,20 @@ def attribution_and_mc_section(rep, dc, out, log, n_draws: int, quiet: bool) -> 
               floatfmt="{:,.0f}")
     central = float(ch.target(ch.base_inputs()))
     mc_mean = float(mc.total_deaths_summary.sel(statistic="mean"))
-    why = ("The sampled factors have mean one, but deaths are a concave function of them: the GEMM relative risk "
+    if spec.species_bounds is not None:
+        fm = truncated_lognormal_mean(np.asarray(spec.species_cv), *np.asarray(spec.species_bounds).T)
+        means = ", ".join(f"{sp} {m:.3f}" for sp, m in zip(ch.source_map.species, fm))
+        trunc = (f"Two effects pull it down. First, the inventory factors are mean-one lognormals truncated to the "
+                 f"emulator's envelope, which lowers their means to {means} (analytic truncated-lognormal means). "
+                 "Second, ")
+    else:
+        trunc = "The sampled factors have mean one, but "
+    why = (trunc + "deaths are a concave function of the factors: the GEMM relative risk "
            "flattens as PM2.5 rises, and nitrate formation saturates, so a draw with high emissions adds fewer deaths "
            "than a draw with equally low emissions removes (Jensen's inequality), and the mean sits below the central "
            "value; the same holds for each consumer's zero-out share. This is a property of the model, not a sampling "
-           "error." if mc_mean < central else "The sampled factors have mean one; over the sampled range the response "
-           "is not concave enough to pull the mean below the central value.")
+           "error." if mc_mean < central else "Over the sampled range the response is not concave enough to pull the mean "
+           "below the central value.")
     rep.add(f"The Monte Carlo mean of total deaths ({mc_mean:,.0f}) is {100 * (mc_mean / central - 1):+.1f}% from the "
             f"central estimate ({central:,.0f}, all inputs at their central values). " + why)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))

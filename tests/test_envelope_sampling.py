@@ -74,3 +74,18 @@ def test_base_case_outside_the_envelope_is_refused():
     ch = _with_box(small_chain("linear", ny=3, nx=4, causes=("IHD",)), 1.2, 2.0)
     with pytest.raises(ValueError, match="outside the emulator's training envelope"):
         diffmrio.UncertaintySpec.default(ch, within_envelope=True)
+
+
+def test_truncated_lognormal_mean_equals_the_sample_mean():
+    """The analytic mean the demo report quotes equals the mean of the factors actually drawn."""
+    from diffmrio._uncertainty import truncated_lognormal_mean
+
+    cv = np.array([0.12, 0.31, 0.68, 1.07, 0.0])
+    lo = np.array([0.0, 0.25, 0.0, 0.0, 0.5])
+    hi = np.array([2.0, 2.0, 1.5, 2.0, 2.0])
+    f = np.asarray(truncated_lognormal_factor(jax.random.key(3), jnp.broadcast_to(cv, (100_000, 5)), lo, hi))
+    m = truncated_lognormal_mean(cv, lo, hi)
+    se = f.std(axis=0) / np.sqrt(f.shape[0])
+    assert np.all(np.abs(f.mean(axis=0) - m) <= 4 * se + 1e-15), (f.mean(axis=0), m)
+    assert m[-1] == 1.0 and m[3] < 0.9  # cv 0 -> exactly 1; 107% CV truncated at 2x loses mass above 2
+    np.testing.assert_allclose(truncated_lognormal_mean(0.5, 0.0, np.inf), 1.0, rtol=1e-12)
