@@ -8,7 +8,7 @@ regions (each table region is allocated to one source) and the demo's GEMM healt
 Reports, in a child process of its own (so that its peak memory is its own):
 
 (a) one LU factorisation of I - A (jitted JAX, float64);
-(b) the full gradient d deaths / d Y over all n x fd entries (`diffmrio.sensitivity`, one reverse pass; the
+(b) the full gradient d deaths / d Y over all n x fd entries (`diffmrio.chain.sensitivity`, one reverse pass; the
     Leontief solve's VJP reuses the forward pass's LU factors), as a ratio to (a);
 (c) `--draws` Monte Carlo draws (inventory factors per CTM species, GEMM theta, baseline mortality, and a
     lognormal factor with a CV of 10% on every final-demand column) with zero-out attribution to every
@@ -50,7 +50,7 @@ def build_chain(folder: Path, R: int, N: int, K: int, quick: bool, cache: str):
     import jax.numpy as jnp
 
     import diffmrio
-    from diffmrio.datasets import demo_chain, demo_config
+    from diffmrio.demo import demo_chain, demo_config
 
     demo = demo_chain(**demo_config(quick), cache_dir=cache, progress=False).chain
     Z, Y, F, F_Y = (np.load(folder / f"{k}.npy") for k in ("Z", "Y", "F", "F_Y"))
@@ -63,10 +63,10 @@ def build_chain(folder: Path, R: int, N: int, K: int, quick: bool, cache: str):
     sources = demo.source_map.sources
     region_source = np.zeros((R, len(sources)))
     region_source[np.arange(R), np.arange(R) % len(sources)] = 1.0
-    sm = diffmrio.SourceMap.for_mrio(m, elevated_sectors=sectors[:4], sources=sources, region_source=region_source)
-    probe = diffmrio.Chain(m, sm, None, jnp.ones((len(sm.species), len(sources), 2)), None)
+    sm = diffmrio.chain.SourceMap.for_mrio(m, elevated_sectors=sectors[:4], sources=sources, region_source=region_source)
+    probe = diffmrio.chain.Chain(m, sm, None, jnp.ones((len(sm.species), len(sources), 2)), None)
     E_ref = probe.emissions(probe.base_inputs())  # the emulator's scaling factors are 1 in the base case
-    chain = diffmrio.Chain(m, sm, demo.emulator, E_ref, demo.health, downscaler=demo.downscaler)
+    chain = diffmrio.chain.Chain(m, sm, demo.emulator, E_ref, demo.health, downscaler=demo.downscaler)
     inp = chain.base_inputs()
     # the chain needs A, not Z, from here on: drop Z (keeps the peak near the table's own size)
     chain = eqx.tree_at(lambda c: c.mrio.Z, chain, jnp.zeros((0, 0)))
@@ -96,16 +96,16 @@ def mc_draws(chain, inp, n_draws: int, batch: int, fd_cv: float = 0.1):
     import jax.scipy.linalg as jsl
 
     import diffmrio
-    from diffmrio._fastdraw import HealthKernel, PM25Map, crf_structure
-    from diffmrio._montecarlo import lognormal_factor
+    from diffmrio.chain._fastdraw import HealthKernel, PM25Map, crf_structure
+    from diffmrio.chain._montecarlo import lognormal_factor
 
     emu = chain.emulator
     if hasattr(emu, "envelope"):
         from surrogate import with_envelope_policy
 
         chain = eqx.tree_at(lambda c: c.emulator, chain, with_envelope_policy(emu, "ignore"))
-    spec = diffmrio.UncertaintySpec.default(chain)
-    groups = diffmrio.group_index(chain, "consumer")
+    spec = diffmrio.chain.UncertaintySpec.default(chain)
+    groups = diffmrio.chain.group_index(chain, "consumer")
     kernel = HealthKernel.build(chain.health, crf_structure(spec, inp.crf))
     pmap = PM25Map.build(chain, kernel)
     n, fd = inp.Y.shape
@@ -125,7 +125,7 @@ def mc_draws(chain, inp, n_draws: int, batch: int, fd_cv: float = 0.1):
 
     def draw(key):
         k1, k2 = jax.random.split(key)
-        d = diffmrio.sample_inputs(chain, spec, inp, k1)
+        d = diffmrio.chain.sample_inputs(chain, spec, inp, k1)
         f = lognormal_factor(k2, fd_cv, (fd,))
         E = jnp.einsum("c,cklo->klo", f, Ecol)
         Eg = E[None] - jnp.einsum("gc,c,cklo->gklo", member, f, Ecol)  # without each consumer region
@@ -161,9 +161,9 @@ def child(folder: Path, R: int, N: int, K: int, draws: int, batch: int, quick: b
     chain, inp, table_bytes = build_chain(folder, R, N, K, quick, cache)
     out = {"n": R * N, "fd": R * K, "table_GiB": table_bytes / 2**30}
     out["lu_s"], out["lu_first_call_s"] = lu_time(inp.A)
-    diffmrio.sensitivity(chain, inp, wrt="final_demand")  # compile
+    diffmrio.chain.sensitivity(chain, inp, wrt="final_demand")  # compile
     t0 = time.perf_counter()
-    g = diffmrio.sensitivity(chain, inp, wrt="final_demand")
+    g = diffmrio.chain.sensitivity(chain, inp, wrt="final_demand")
     out["gradient_s"] = time.perf_counter() - t0
     out["gradient_entries"] = int(g.size)
     out["gradient_finite"] = bool(np.all(np.isfinite(g.values)))

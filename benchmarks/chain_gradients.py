@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--cache", default="demo_output/cache")
     ap.add_argument("--fd-sample", type=int, default=20)
     a = ap.parse_args()
-    from diffmrio.datasets import demo_chain, demo_config
+    from diffmrio.demo import demo_chain, demo_config
 
     dc = demo_chain(**demo_config(a.quick), cache_dir=a.cache, progress=False)
     ch = dc.chain

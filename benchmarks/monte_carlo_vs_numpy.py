@@ -3,7 +3,7 @@ NumPy loop over the same draws.
 
     python benchmarks/monte_carlo_vs_numpy.py [--quick] [--draws 10000] [--numpy-draws 200] [--cache DIR]
 
-Reports the wall time of `diffmrio.monte_carlo` for `--draws` draws (first call, compilation included, and
+Reports the wall time of `diffmrio.chain.monte_carlo` for `--draws` draws (first call, compilation included, and
 a second call), the NumPy loop's time per draw (measured on `--numpy-draws` draws and extrapolated), the
 throughput ratio, and the largest relative difference between the two on the draws both computed.
 
@@ -38,7 +38,7 @@ def per_draw_inputs(chain, spec, key, n):
 
     base = chain.base_inputs()
     keys = jax.random.split(key, n)
-    inp = eqx.filter_vmap(lambda k: diffmrio.sample_inputs(chain, spec, base, k))(keys)
+    inp = eqx.filter_vmap(lambda k: diffmrio.chain.sample_inputs(chain, spec, base, k))(keys)
     return np.asarray(inp.species_factor), np.asarray(inp.crf.theta), np.asarray(inp.baseline_factor)
 
 
@@ -52,17 +52,17 @@ def main() -> None:
     ap.add_argument("--no-roofline", action="store_true")
     a = ap.parse_args()
     import diffmrio
-    from diffmrio.datasets import demo_chain, demo_config
+    from diffmrio.demo import demo_chain, demo_config
 
     dc = demo_chain(**demo_config(a.quick), cache_dir=a.cache, progress=False)
     ch = dc.chain
-    spec = diffmrio.UncertaintySpec.default(ch, sample_member=False)
+    spec = diffmrio.chain.UncertaintySpec.default(ch, sample_member=False)
     key = jax.random.key(11)
     t0 = time.perf_counter()
-    mc = diffmrio.monte_carlo(ch, spec, a.draws, key=key, attribution_by=None, progress=False)
+    mc = diffmrio.chain.monte_carlo(ch, spec, a.draws, key=key, attribution_by=None, progress=False)
     t_first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    diffmrio.monte_carlo(ch, spec, a.draws, key=key, attribution_by=None, progress=False)
+    diffmrio.chain.monte_carlo(ch, spec, a.draws, key=key, attribution_by=None, progress=False)
     t_second = time.perf_counter() - t0
     sf, theta, bf = per_draw_inputs(ch, spec, key, a.draws)
     k = min(a.numpy_draws, a.draws)
@@ -84,8 +84,8 @@ def main() -> None:
         "max_rel_diff_jax_vs_numpy": float(np.max(np.abs(d_jax - d_np)) / np.max(np.abs(d_np))),
         "fraction_outside_envelope": mc.attrs.get("fraction_outside_envelope"),
     }
-    spec_t = diffmrio.UncertaintySpec.default(ch, sample_member=False, within_envelope=True)
-    mc_t = diffmrio.monte_carlo(ch, spec_t, a.draws, key=key, attribution_by=None, progress=False)
+    spec_t = diffmrio.chain.UncertaintySpec.default(ch, sample_member=False, within_envelope=True)
+    mc_t = diffmrio.chain.monte_carlo(ch, spec_t, a.draws, key=key, attribution_by=None, progress=False)
     res["fraction_outside_envelope_truncated_sampling"] = mc_t.attrs.get("fraction_outside_envelope")
     res["species_factor_bounds"] = mc_t.attrs.get("species_factor_bounds")
     if not a.no_roofline:
@@ -128,13 +128,13 @@ def roofline(ch, spec, key, batch):
     import jax.numpy as jnp
 
     import diffmrio
-    from diffmrio._fastdraw import ChainDraw
+    from diffmrio.chain._fastdraw import ChainDraw
 
     d = ChainDraw.build(ch, spec, None)
     keys = jax.random.split(key, batch)
     base = d.base
     stages = {}
-    sample = jax.jit(jax.vmap(lambda k: diffmrio.sample_inputs(ch, spec, base, k)))
+    sample = jax.jit(jax.vmap(lambda k: diffmrio.chain.sample_inputs(ch, spec, base, k)))
     inps = sample(keys)
     emu_in = jax.jit(jax.vmap(lambda sf: d.E0[0] * sf[:, None, None]))
     E = emu_in(inps.species_factor)
@@ -165,7 +165,7 @@ def roofline(ch, spec, key, batch):
     full_new = jax.jit(jax.vmap(d))
 
     def old_draw(k):
-        inp = diffmrio.sample_inputs(ch, spec, base, k)
+        inp = diffmrio.chain.sample_inputs(ch, spec, base, k)
         out = ch(inp)
         return {"deaths": out.deaths.sum(axis=1), "pwpm": out.pwpm}
 

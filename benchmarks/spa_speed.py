@@ -1,4 +1,4 @@
-"""Speed of the structural path analysis (diffmrio.structural_paths) on synthetic tables of real sizes.
+"""Speed of the structural path analysis (diffmrio.supply_chain.structural_paths) on synthetic tables of real sizes.
 
 Two cases (run once each; numbers depend on the machine, so say which one when you quote them):
 
@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 import diffmrio  # noqa: F401  (enables float64)
-from diffmrio._spa import _multipliers, structural_paths
+from diffmrio.supply_chain._spa import _multipliers, structural_paths
 
 
 def make_table(R: int, N: int, dom: int, foreign: int, seed: int = 0):

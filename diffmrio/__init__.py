@@ -1,5 +1,11 @@
-"""diffmrio: differentiable multi-regional input-output analysis, health impacts and the
-end-to-end chain from final demand to PM2.5-attributable deaths, in JAX."""
+"""diffmrio: differentiable multi-regional input-output analysis, health impacts and the end-to-end chain from
+final demand to PM2.5-attributable deaths, in JAX.
+
+The top level holds the core: the table (`MRIO`), Leontief solves, accounts and trade-embodied flows. The rest
+lives in subpackages that follow the API's sections: `diffmrio.tables` (balancing, ANAIS, concordances, readers),
+`diffmrio.supply_chain` (layers, SPA, export and value-chain decompositions), `diffmrio.scenarios` (scenario
+optimisation and indices), `diffmrio.chain` (the chain, attribution, uncertainty, Monte Carlo), `diffmrio.health`,
+`diffmrio.datasets` and `diffmrio.demo` (the demo pipeline and reports; the only part that draws figures)."""
 
 import jax as _jax
 
@@ -18,9 +24,9 @@ from ._accounts import (  # noqa: E402
     multipliers as multipliers,
     output as output,
 )
-from ._extensions import select_extension as select_extension  # noqa: E402
-from ._host_solve import SolveReport as SolveReport, host_leontief_solves as host_leontief_solves  # noqa: E402
-from ._leontief import (  # noqa: E402
+from ._extensions import select_extension as select_extension
+from ._host_solve import SolveReport as SolveReport, host_leontief_solves as host_leontief_solves
+from ._leontief import (
     RESULTS as RESULTS,
     LeontiefInfo as LeontiefInfo,
     leontief_inverse as leontief_inverse,
@@ -29,82 +35,94 @@ from ._leontief import (  # noqa: E402
     leontief_solves as leontief_solves,
     leontief_solves_checked as leontief_solves_checked,
 )
-from ._mrio import MRIO as MRIO  # noqa: E402
-from ._validate import MRIOError as MRIOError, MRIOWarning as MRIOWarning  # noqa: E402
-
-
-from . import datasets as datasets  # noqa: E402
-from . import health as health  # noqa: E402
-from ._anais import AnaisInfeasibleError as AnaisInfeasibleError, AnaisReport as AnaisReport, anais as anais  # noqa: E402
-from ._balancing import BalanceReport as BalanceReport, gras as gras, ras as ras  # noqa: E402
-from ._concordance import (  # noqa: E402
-    aggregate_arrays as aggregate_arrays,
-    aggregate_mrio as aggregate_mrio,
-    aggregation_matrix as aggregation_matrix,
-    apply_concordance as apply_concordance,
-    check_concordance as check_concordance,
-    concordance_matrix as concordance_matrix,
-    link_tables as link_tables,
-    split_concordance as split_concordance,
-    split_sector as split_sector,
-)
-from ._export import export_emissions as export_emissions, export_emissions_kernel as export_emissions_kernel  # noqa: E402
-from ._layers import (  # noqa: E402
-    layer_flows as layer_flows,
-    layer_flows_kernel as layer_flows_kernel,
-    production_layers as production_layers,
-    production_layers_kernel as production_layers_kernel,
-)
-from ._scenarios import (  # noqa: E402
-    convergence_kernel as convergence_kernel,
-    footprint_gradients as footprint_gradients,
-    intensity_convergence as intensity_convergence,
-    optimal_intensity_cuts as optimal_intensity_cuts,
-    optimise_intensity_cuts as optimise_intensity_cuts,
-    project_budget as project_budget,
-)
-from ._spa import SPAResult as SPAResult, structural_path_analysis as structural_path_analysis, structural_paths as structural_paths  # noqa: E402
-from ._valuechain import (  # noqa: E402
-    VALUE_CHAIN_PARTS as VALUE_CHAIN_PARTS,
-    value_chain_decomposition as value_chain_decomposition,
-    value_chain_kernel as value_chain_kernel,
-)
-from ._indices import (  # noqa: E402
-    CHINA_POLLUTANT_EQUIVALENT_KG as CHINA_POLLUTANT_EQUIVALENT_KG,
-    SupplyChainEfficiency as SupplyChainEfficiency,
-    coefficient_of_variation as coefficient_of_variation,
-    disparity_index as disparity_index,
-    disparity_index_from_matrix as disparity_index_from_matrix,
-    embodied_trade as embodied_trade,
-    gini as gini,
-    pollutant_equivalent_coefficients as pollutant_equivalent_coefficients,
-    pollutant_equivalents as pollutant_equivalents,
-    supply_chain_efficiency as supply_chain_efficiency,
-)
-from ._ceads import CEADSLayout as CEADSLayout, read_ceads as read_ceads  # noqa: E402
-from ._tables import TableWarning as TableWarning, clean_table as clean_table, read_wiod as read_wiod  # noqa: E402
-from ._trade import (  # noqa: E402
+from ._mrio import MRIO as MRIO
+from ._trade import (
     eebt as eebt,
     eebt_arrays as eebt_arrays,
     sector_flow_arrays as sector_flow_arrays,
     sector_flows as sector_flows,
 )
+from ._validate import MRIOError as MRIOError, MRIOWarning as MRIOWarning, TableWarning as TableWarning
 
-__version__ = "0.1.0"
-from ._attribution import attribute as attribute, group_masks as group_masks, sensitivity as sensitivity  # noqa: E402
-from ._chain import (  # noqa: E402
-    Chain as Chain,
-    ChainInputs as ChainInputs,
-    ChainOutputs as ChainOutputs,
-    Downscaler as Downscaler,
-    SourceMap as SourceMap,
-)
-from ._fastdraw import ChainDraw as ChainDraw, GroupIndex as GroupIndex, group_index as group_index  # noqa: E402
-from ._montecarlo import run_draws as run_draws, summarise as summarise  # noqa: E402
-from ._uncertainty import (  # noqa: E402
-    DEFAULT_SPECIES_CV as DEFAULT_SPECIES_CV,
-    UncertaintySpec as UncertaintySpec,
-    envelope_species_bounds as envelope_species_bounds,
-    monte_carlo as monte_carlo,
-    sample_inputs as sample_inputs,
-)
+from . import chain as chain
+from . import datasets as datasets
+from . import health as health
+from . import scenarios as scenarios
+from . import supply_chain as supply_chain
+from . import tables as tables
+from ._deprecated import moved_names as _moved_names
+
+__version__ = "0.2.0"
+
+# names that moved into subpackages in 0.2 resolve here with a DeprecationWarning until 0.3
+__getattr__ = _moved_names("diffmrio", {
+    # diffmrio.tables
+    "AnaisInfeasibleError": "diffmrio.tables",
+    "AnaisReport": "diffmrio.tables",
+    "anais": "diffmrio.tables",
+    "BalanceReport": "diffmrio.tables",
+    "gras": "diffmrio.tables",
+    "ras": "diffmrio.tables",
+    "aggregate_arrays": "diffmrio.tables",
+    "aggregate_mrio": "diffmrio.tables",
+    "aggregation_matrix": "diffmrio.tables",
+    "apply_concordance": "diffmrio.tables",
+    "check_concordance": "diffmrio.tables",
+    "concordance_matrix": "diffmrio.tables",
+    "link_tables": "diffmrio.tables",
+    "split_concordance": "diffmrio.tables",
+    "split_sector": "diffmrio.tables",
+    "CEADSLayout": "diffmrio.tables",
+    "read_ceads": "diffmrio.tables",
+    "clean_table": "diffmrio.tables",
+    "read_wiod": "diffmrio.tables",
+    # diffmrio.supply_chain
+    "export_emissions": "diffmrio.supply_chain",
+    "export_emissions_kernel": "diffmrio.supply_chain",
+    "layer_flows": "diffmrio.supply_chain",
+    "layer_flows_kernel": "diffmrio.supply_chain",
+    "production_layers": "diffmrio.supply_chain",
+    "production_layers_kernel": "diffmrio.supply_chain",
+    "SPAResult": "diffmrio.supply_chain",
+    "structural_path_analysis": "diffmrio.supply_chain",
+    "structural_paths": "diffmrio.supply_chain",
+    "VALUE_CHAIN_PARTS": "diffmrio.supply_chain",
+    "value_chain_decomposition": "diffmrio.supply_chain",
+    "value_chain_kernel": "diffmrio.supply_chain",
+    # diffmrio.scenarios
+    "convergence_kernel": "diffmrio.scenarios",
+    "footprint_gradients": "diffmrio.scenarios",
+    "intensity_convergence": "diffmrio.scenarios",
+    "optimal_intensity_cuts": "diffmrio.scenarios",
+    "optimise_intensity_cuts": "diffmrio.scenarios",
+    "project_budget": "diffmrio.scenarios",
+    "CHINA_POLLUTANT_EQUIVALENT_KG": "diffmrio.scenarios",
+    "SupplyChainEfficiency": "diffmrio.scenarios",
+    "coefficient_of_variation": "diffmrio.scenarios",
+    "disparity_index": "diffmrio.scenarios",
+    "disparity_index_from_matrix": "diffmrio.scenarios",
+    "embodied_trade": "diffmrio.scenarios",
+    "gini": "diffmrio.scenarios",
+    "pollutant_equivalent_coefficients": "diffmrio.scenarios",
+    "pollutant_equivalents": "diffmrio.scenarios",
+    "supply_chain_efficiency": "diffmrio.scenarios",
+    # diffmrio.chain
+    "attribute": "diffmrio.chain",
+    "group_masks": "diffmrio.chain",
+    "sensitivity": "diffmrio.chain",
+    "Chain": "diffmrio.chain",
+    "ChainInputs": "diffmrio.chain",
+    "ChainOutputs": "diffmrio.chain",
+    "Downscaler": "diffmrio.chain",
+    "SourceMap": "diffmrio.chain",
+    "ChainDraw": "diffmrio.chain",
+    "GroupIndex": "diffmrio.chain",
+    "group_index": "diffmrio.chain",
+    "run_draws": "diffmrio.chain",
+    "summarise": "diffmrio.chain",
+    "DEFAULT_SPECIES_CV": "diffmrio.chain",
+    "UncertaintySpec": "diffmrio.chain",
+    "envelope_species_bounds": "diffmrio.chain",
+    "monte_carlo": "diffmrio.chain",
+    "sample_inputs": "diffmrio.chain",
+})

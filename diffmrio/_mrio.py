@@ -15,8 +15,17 @@ import pandas as pd
 import xarray as xr
 
 from ._custom_types import Array, Float
-from ._tables import table_issues, validation_policy, warn_issues
-from ._validate import MRIOError, as_numeric, check_finite, check_lost_stressors, check_shapes, check_table
+from ._validate import (
+    MRIOError,
+    as_numeric,
+    check_finite,
+    check_lost_stressors,
+    check_shapes,
+    check_table,
+    table_issues,
+    validation_policy,
+    warn_issues,
+)
 
 
 def _as_labels(name: str, labels) -> tuple[str, ...]:
@@ -56,7 +65,7 @@ class MRIO(eqx.Module):
     transformed code), labels are static, so the table passes through `jax.jit`,
     `jax.grad` and `jax.vmap` as a whole. Build it with [`MRIO.from_arrays`][diffmrio.MRIO.from_arrays],
     [`MRIO.from_pymrio`][diffmrio.MRIO.from_pymrio], [`MRIO.from_dataframes`][diffmrio.MRIO.from_dataframes],
-    [`MRIO.from_xarray`][diffmrio.MRIO.from_xarray] or [`read_ceads`][diffmrio.read_ceads]; these validate
+    [`MRIO.from_xarray`][diffmrio.MRIO.from_xarray] or [`read_ceads`][diffmrio.tables.read_ceads]; these validate
     values. The plain constructor only checks shapes, so that it can be used inside transformed code.
 
     The constructors do not copy inputs that are already float64 and C-ordered (an EXIOBASE-sized `Z` is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -260,3 +261,64 @@ def _perron(A: np.ndarray, iters: int = 2000, tol: float = 1e-13) -> tuple[float
         if hi < 1.0 - 1e-9:  # certified below one
             break
     return float(hi), v
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the validation policy of real tables (validate="raise" | "warn" | "off")
+
+POLICIES = ("raise", "warn", "off")
+
+
+class TableWarning(UserWarning):
+    """A table was accepted with `validate="warn"` although it fails a check (listed in `MRIO.validation`)."""
+
+
+def validation_policy(validate: bool | str) -> str:
+    """`True` -> `"raise"`, `False` -> `"off"`; a policy string is checked."""
+    if validate is True:
+        return "raise"
+    if validate is False:
+        return "off"
+    if validate not in POLICIES:
+        raise ValueError(f"validate must be True, False, 'raise', 'warn' or 'off', got {validate!r}")
+    return validate
+
+
+def _names(idx, regions, sectors, limit: int = 10) -> str:
+    S = len(sectors)
+    out = ", ".join(f"('{regions[int(i) // S]}','{sectors[int(i) % S]}')" for i in idx[:limit])
+    return out + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
+
+
+def table_issues(Z: np.ndarray, Y: np.ndarray, regions, sectors) -> tuple[str, ...]:
+    """Every value problem of a table that `validate="raise"` refuses, as one line each naming the
+    country-industries at fault (empty when the table passes): negative intermediate flows, negative gross
+    output $x = Z 1 + Y 1$, zero output with non-zero inputs; when none of these, whatever else
+    `validate="raise"` refuses (e.g. a spectral radius of $A$ at or above one). Non-finite values are not in
+    the list: they are always refused."""
+    issues = []
+    x = Z.sum(axis=1) + Y.sum(axis=1)
+    negz = np.argwhere(Z < 0)
+    if len(negz):
+        issues.append(f"{len(negz)} negative intermediate flows, in the rows of "
+                      f"{_names(np.unique(negz[:, 0]), regions, sectors)}")
+    bad = np.nonzero(x < 0)[0]
+    if len(bad):
+        vals = ", ".join(f"{x[i]:.6g}" for i in bad[:10])
+        issues.append(f"gross output x = Z 1 + Y 1 is negative for {_names(bad, regions, sectors)} (x = {vals})")
+    zero = np.nonzero((x == 0) & (np.abs(Z).sum(axis=0) > 0))[0]
+    if len(zero):
+        issues.append(f"zero output but non-zero inputs for {_names(zero, regions, sectors)}")
+    if not issues:  # the remaining checks of validate="raise" (spectral radius of A, ...), with their message
+        try:
+            check_table(Z, Y, regions, sectors)
+        except MRIOError as exc:
+            issues.append(str(exc))
+    return tuple(issues)
+
+
+def warn_issues(issues: Sequence[str], name: str) -> None:
+    if issues:
+        warnings.warn(f"table {name!r} accepted with validate='warn' despite: " + "; ".join(issues) +
+                      ". The offending country-industries are listed in `MRIO.validation` and in the attributes "
+                      "of its accounts; `diffmrio.tables.clean_table` removes rounding artefacts.", TableWarning, stacklevel=3)

@@ -1,5 +1,5 @@
-"""Command-line interface (`diffmrio --help`): `demo`; real data: `accounts`, `spa`, `health` (`_cli_data`); CTM run
-folders: `runs`, `emulator`, `ctm` (`_cli_runs`); SLURM array jobs: `slurm` (`_cli_slurm`)."""
+"""Command-line interface (`diffmrio --help`): `demo`; real data: `accounts`, `spa`, `health` (`_cli.data`); CTM run
+folders: `runs`, `emulator`, `ctm` (`_cli.runs`); SLURM array jobs: `slurm` (`_cli.slurm`)."""
 
 from __future__ import annotations
 
@@ -19,19 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--cache", type=Path, default=None, help="cache for the CTM ensemble and emulator (default OUT/cache)")
     demo.add_argument("--economy-only", action="store_true", help="only the MRIO sections (no CTM, emulator, health)")
     demo.add_argument("--force", action="store_true", help="overwrite files in OUT that the demo did not write")
-    from . import _cli_slurm
-    from ._cli_data import register, run, setup
-    from ._cli_runs import add_commands, run_command
+    from ._cli import data, runs, slurm
 
-    register(parser, sub)
-    add_commands(sub)
-    _cli_slurm.add_commands(sub)
+    data.register(parser, sub)
+    runs.add_commands(sub)
+    slurm.add_commands(sub)
     args = parser.parse_args(argv)
-    setup(args)
+    data.setup(args)
     if hasattr(args, "func"):
-        return run(args)
+        return data.run(args)
     if args.command == "demo":
-        from ._demo_job import DemoOutputError, run_demo
+        from .demo._job import DemoOutputError, run_demo
 
         try:
             path = run_demo(args.out, quiet=args.quiet or args.quiet_level > 0, quick=args.quick, n_draws=args.draws,
@@ -48,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         print(path.resolve())
         return 0
-    rc = run_command(args)
+    rc = runs.run_command(args)
     return 1 if rc is None else rc
 
 

@@ -6,7 +6,7 @@ prints the report path. This module holds the generic parts:
 
 - [`make_parser`][experiments._common.make_parser]: `--out`, `--mrio`, `--ceads`, `--emissions`, `--quick`;
 - [`load_table`][experiments._common.load_table]: demo world, an MRIO netCDF (the layout of
-  `diffmrio.MRIO.to_xarray`) or a CEADs workbook (`diffmrio.read_ceads`), with stressor rows from a CSV;
+  `diffmrio.MRIO.to_xarray`) or a CEADs workbook (`diffmrio.tables.read_ceads`), with stressor rows from a CSV;
 - [`read_emissions_csv`][experiments._common.read_emissions_csv]: a long-format emission inventory as `F` rows;
 - [`cli_main`][experiments._common.cli_main]: the `main()` pattern.
 """
@@ -145,7 +145,7 @@ def load_table(
             table = MRIO.from_xarray(ds.load())
         source = f"MRIO netCDF `{Path(mrio).name}`"
     else:
-        table = diffmrio.read_ceads(ceads)
+        table = diffmrio.tables.read_ceads(ceads)
         source = f"CEADs workbook `{Path(ceads).name}`"
     if emissions is not None:
         table = read_emissions_csv(emissions, table)
@@ -189,15 +189,15 @@ def default_cache() -> Path:
 
 def load_demo(quick: bool = False, cache_dir: str | Path | None = None, progress: bool = True):
     """The demo chain of the experiments: `demo_chain(**demo_config(quick))`.
-    **Returns:** a `diffmrio.datasets.DemoChain`."""
-    from diffmrio.datasets import demo_chain, demo_config
+    **Returns:** a `diffmrio.demo.DemoChain`."""
+    from diffmrio.demo import demo_chain, demo_config
 
     return demo_chain(**demo_config(quick), cache_dir=Path(cache_dir) if cache_dir else default_cache(), progress=progress)
 
 
 def demo_source(demo, quick: bool = False) -> str:
     """One line naming the demo chain's configuration, for reports."""
-    from diffmrio.datasets import demo_config
+    from diffmrio.demo import demo_config
 
     cfg = getattr(demo, "config", None) or demo_config(quick)
     keys = ("n_train", "n_test", "quick", "steps")

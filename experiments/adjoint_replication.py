@@ -14,7 +14,7 @@ Setup (the pf-ERSM protocol on the demo world, with the reference CTM standing i
   dJ/dE[species, level, row, col] at 10 base states spread over the design, chained through the allocation
   to dJ/dscale[region, species].
 - second cost: national deaths (GEMM 5-COD on the demo world's synthetic health inputs), the CTM's exact adjoint
-  against the gradient of the chain the demo uses (receptor-level emulator -> `diffmrio.Downscaler` -> GEMM),
+  against the gradient of the chain the demo uses (receptor-level emulator -> `diffmrio.chain.Downscaler` -> GEMM),
   plus the downscaler alone fed the CTM's receptor means (a perfect emulator).
 
 Targets (issue 5): NME of annual PM2.5 per receptor <= 2 % and max normalised error <= 10 % (neural emulator);
@@ -83,7 +83,7 @@ class World:
         self.cell_w = self.m[:, None, None] * w.sum(0)[None] / w.sum()  # [component, row, col]
         self.receptor_cost_w = self.m[:, None] * self.pop_share[None]  # [component, receptor]
         # the second cost: national (whole-domain) deaths, GEMM on the demo world's synthetic health inputs
-        from diffmrio.datasets import ADULT_AGES, demo_health_inputs
+        from diffmrio.demo import ADULT_AGES, demo_health_inputs
         from diffmrio.health import GEMM, HealthModel
 
         causes = ("IHD", "STROKE", "COPD", "LC", "LRI")
@@ -95,7 +95,7 @@ class World:
         """The demo chain's downscaler: receptor means to the grid by the ratio to the base case `c_base`."""
         import diffmrio
 
-        return diffmrio.Downscaler(jnp.asarray(c_base), jnp.asarray(self.dom.region_fraction))
+        return diffmrio.chain.Downscaler(jnp.asarray(c_base), jnp.asarray(self.dom.region_fraction))
 
     def deaths(self, conc):
         """Deaths in the whole domain (summed over causes, ages and regions) for C[component, row, col]."""
@@ -742,7 +742,7 @@ def _report(summary, runs, t_ctm, t_total, args, out) -> str:
         "J = deaths in the whole domain (GEMM 5-COD, the demo world's synthetic population and baseline rates; "
         f"{summary['downscaler only']['base_deaths']:,.0f} at the base case). The CTM side is the exact adjoint of "
         "deaths computed on the CTM's grid. The emulator side is the chain the demo uses: receptor-level emulator -> "
-        "grid by the ratio to the base case (`diffmrio.Downscaler`) -> GEMM, differentiated by JAX. "
+        "grid by the ratio to the base case (`diffmrio.chain.Downscaler`) -> GEMM, differentiated by JAX. "
         "'downscaler only' feeds the CTM's own receptor means through the same downscaler (a perfect receptor-level "
         "emulator), so it isolates the downscaling error. Pooled over 10 states x 42 factors; untouched states in "
         "brackets.",

@@ -35,7 +35,7 @@ import xarray as xr  # noqa: E402
 import diffmrio  # noqa: E402,F401  (enables float64)
 from diffmrio import health as H  # noqa: E402
 from diffmrio._io import write_netcdf_atomic, write_text_atomic  # noqa: E402
-from diffmrio._report import Report  # noqa: E402
+from diffmrio.demo._report import Report  # noqa: E402
 
 from ._common import footer  # noqa: E402
 from .global_health_2015 import PUBLISHED  # noqa: E402

@@ -34,8 +34,8 @@ from matplotlib.path import Path as MplPath  # noqa: E402
 import diffmrio  # noqa: E402
 from diffmrio import MRIO  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
-from diffmrio._report import Report  # noqa: E402
 from diffmrio.datasets import _demo  # noqa: E402
+from diffmrio.demo._report import Report  # noqa: E402
 
 from ._common import cli_main, footer, make_parser, tag  # noqa: E402
 
@@ -129,7 +129,7 @@ def anais_update(mrio: MRIO, margins: dict[str, np.ndarray], *, coef_range: floa
     hi = np.full(X0.shape, np.nan)
     lo[:, :n] = (1 - coef_range) * share0
     hi[:, :n] = (1 + coef_range) * share0
-    X, rep = diffmrio.anais(X0, u, v, coef_lower=lo, coef_upper=hi, total_rtol=1e-9)
+    X, rep = diffmrio.tables.anais(X0, u, v, coef_lower=lo, coef_upper=hi, total_rtol=1e-9)
     X = np.where(np.abs(X) < 1e-12 * np.abs(X0).max(), 0.0, X)  # solver round-off below zero
     X = np.maximum(X, 0.0)
     x_old = Z.sum(1) + Y.sum(1)
@@ -465,8 +465,8 @@ def run(
                f"{tag(synthetic)}.")
 
     # ---------------------------------------------------------------- 3. efficiency
-    eff = diffmrio.supply_chain_efficiency(Phi, s, n_regions=R, by="supplier")
-    eff_b = diffmrio.supply_chain_efficiency(Phi, s, n_regions=R, by="buyer")
+    eff = diffmrio.scenarios.supply_chain_efficiency(Phi, s, n_regions=R, by="supplier")
+    eff_b = diffmrio.scenarios.supply_chain_efficiency(Phi, s, n_regions=R, by="buyer")
     overall = float(eff.inefficient_share)
     by_sup = np.asarray(eff.inefficient_share_by_region)
     by_buy = np.asarray(eff_b.inefficient_share_by_region)

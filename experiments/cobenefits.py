@@ -43,7 +43,7 @@ import xarray as xr  # noqa: E402
 import diffmrio  # noqa: E402
 from diffmrio import MRIO  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
-from diffmrio._report import Report  # noqa: E402
+from diffmrio.demo._report import Report  # noqa: E402
 
 from ._common import demo_source, footer, load_demo, make_parser, tag  # noqa: E402
 
@@ -212,8 +212,8 @@ def run(
     Fd, FYd = deaths_satellite(chain, inp)
     mrio = with_deaths_row(mrio0, Fd, FYd)
     acc = diffmrio.accounts(mrio).sel(stressor=["CO2", "deaths"])
-    att_c = diffmrio.attribute(chain, inp, by="consumer", method="first_order")
-    att_fp = diffmrio.attribute(chain, inp, by="final_producer", method="first_order")
+    att_c = diffmrio.chain.attribute(chain, inp, by="consumer", method="first_order")
+    att_fp = diffmrio.chain.attribute(chain, inp, by="final_producer", method="first_order")
     total_deaths = float(chain.target(inp, "deaths"))
     co2_c = acc.D_cba_reg.sel(stressor="CO2").values
     co2_p = acc.D_pba_reg.sel(stressor="CO2").values
@@ -261,8 +261,8 @@ def run(
                f"CO2 and deaths per region where emitted, by final producer and by consumer{tag(synthetic)}.")
 
     # ------------------------------------------------------------ 2. TCI / THI
-    tci = np.asarray(diffmrio.disparity_index_from_matrix(acc.burden.sel(stressor="CO2").values))
-    thi = np.asarray(diffmrio.disparity_index_from_matrix(acc.burden.sel(stressor="deaths").values))
+    tci = np.asarray(diffmrio.scenarios.disparity_index_from_matrix(acc.burden.sel(stressor="CO2").values))
+    thi = np.asarray(diffmrio.scenarios.disparity_index_from_matrix(acc.burden.sel(stressor="deaths").values))
     zones = [ZONES[(1 if a >= 0 else -1, 1 if b >= 0 else -1)] for a, b in zip(tci, thi)]
     rep.add(
         "## 2. Trade disparity indices\n\n"
@@ -276,12 +276,12 @@ def run(
 
     # ------------------------------------------------------------ 3. convergence scenarios
     lv = np.asarray(levels, dtype=np.float64)
-    conv = diffmrio.intensity_convergence(mrio, "CO2", sectors=sectors, levels=lv)
+    conv = diffmrio.scenarios.intensity_convergence(mrio, "CO2", sectors=sectors, levels=lv)
     X = final_producer_output(mrio)
     dimp = (Fd / np.maximum(X.sum(1), 1e-300))[:, None] * X  # (n, s): first-order deaths per supplier-sector, buyer
     W = xr.DataArray(np.asarray(mrio.F[mrio.stressor_index("CO2")]).reshape(R, N) / np.maximum(X.sum(1), 1e-300).reshape(R, N),
                      dims=("region", "sector"), coords={"region": regions, "sector": list(mrio.sectors)})
-    conv_d = diffmrio.intensity_convergence(mrio, "CO2", sectors=sectors, levels=lv, intensity=W,
+    conv_d = diffmrio.scenarios.intensity_convergence(mrio, "CO2", sectors=sectors, levels=lv, intensity=W,
                                             impact=dimp.reshape(R, N, R))
     rho = convergence_ratios(mrio, conv, sectors)  # (level, n)
     rows = np.array([s in EMISSION_ROWS for s in mrio0.stressors])
@@ -300,13 +300,13 @@ def run(
         from surrogate import with_envelope_policy
 
         mc_chain = eqx.tree_at(lambda c: c.emulator, chain, with_envelope_policy(emu, "ignore"))
-    spec = diffmrio.UncertaintySpec.default(mc_chain)
+    spec = diffmrio.chain.UncertaintySpec.default(mc_chain)
     S_scen_j = jnp.asarray(S_scen)
     Xj, offdiag = jnp.asarray(X), jnp.asarray(1.0 - np.eye(R))
     Gr = jnp.asarray(np.repeat(np.eye(R), N, axis=0))  # (n, R)
 
     def draw(k):
-        d_inp = diffmrio.sample_inputs(mc_chain, spec, inp, k)
+        d_inp = diffmrio.chain.sample_inputs(mc_chain, spec, inp, k)
         base = _deaths_of(mc_chain, d_inp)
         scen = jax.vmap(lambda S: _deaths_of(mc_chain, eqx.tree_at(lambda i: i.S, d_inp, S)))(S_scen_j)
 
@@ -319,7 +319,7 @@ def run(
         return {"base": base, "avoided": base - scen, "trade_deaths": trade}
 
     t_mc = time.perf_counter()
-    draws = diffmrio.run_draws(draw, n_draws, key=jax.random.key(seed), chunk_size=chunk_size, progress=progress,
+    draws = diffmrio.chain.run_draws(draw, n_draws, key=jax.random.key(seed), chunk_size=chunk_size, progress=progress,
                                name="co-benefit draws")
     t_mc = time.perf_counter() - t_mc
     central_avoided = np.asarray(float(chain.target(inp, "deaths")) - np.array(

@@ -2,14 +2,14 @@ r"""EXPORT study (Nature Communications 2025: export-driven PM2.5 in Chinese pro
 
 1. Export-related emissions per province and foreign consumer, $EEE_{r,e} = S_r L Y^e$, split into the direct
    part (province r's own exports) and the indirect part (r's output used for other provinces' exports)
-   with [`export_emissions`][diffmrio.export_emissions]; aggregated to atmospheric pollutant equivalents
+   with [`export_emissions`][diffmrio.supply_chain.export_emissions]; aggregated to atmospheric pollutant equivalents
    $APE = \sum_i E_i / R_i$ (eq. 13).
 2. PM2.5 (population-weighted) and deaths due to exports through the chain
    (MRIO -> emissions -> emulator -> PM2.5 -> GEMM): zero-out $J(Y) - J(Y - Y^{exp})$ (the study's GEOS-Chem
    design) and path-integrated (Aumann-Shapley) attribution, by `"foreign"` (exports vs domestic demand)
    and per foreign consumer (each region's export column).
 3. Production layers $S A^t y^{exp}$ ($t = 0..4$ + remainder) and the flows between adjacent layers aggregated
-   by region ([`layer_flows`][diffmrio.layer_flows]); top supply-chain paths by structural path analysis.
+   by region ([`layer_flows`][diffmrio.supply_chain.layer_flows]); top supply-chain paths by structural path analysis.
 
 Run: `python -m experiments.export_pollution --out DIR [--quick] [--cache DIR] [--mrio NC | --ceads XLSX
 --emissions CSV]`. On the default demo world everything is **synthetic**; with a user table only the MRIO
@@ -34,7 +34,7 @@ import xarray as xr  # noqa: E402
 
 import diffmrio  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
-from diffmrio._report import Report  # noqa: E402
+from diffmrio.demo._report import Report  # noqa: E402
 
 from ._common import demo_source, footer, load_demo, load_table, make_parser, tag  # noqa: E402
 
@@ -200,12 +200,12 @@ def run(
     )
 
     # ------------------------------------------------------------ 1. export-related emissions
-    ee = diffmrio.export_emissions(mrio, pollutants, export_category="export")
+    ee = diffmrio.supply_chain.export_emissions(mrio, pollutants, export_category="export")
     units = dict(zip(mrio.stressors, mrio.units))
     ape_sp = [p for p in pollutants if p in APE_KG]
-    R_ape = diffmrio.pollutant_equivalent_coefficients(ape_sp, APE_KG)
-    ape_total = np.asarray(diffmrio.pollutant_equivalents(ee.total.sel(stressor=ape_sp).values, R_ape, mass_unit_kg=1e6))
-    ape_direct = np.asarray(diffmrio.pollutant_equivalents(ee.direct.sel(stressor=ape_sp).values, R_ape, mass_unit_kg=1e6))
+    R_ape = diffmrio.scenarios.pollutant_equivalent_coefficients(ape_sp, APE_KG)
+    ape_total = np.asarray(diffmrio.scenarios.pollutant_equivalents(ee.total.sel(stressor=ape_sp).values, R_ape, mass_unit_kg=1e6))
+    ape_direct = np.asarray(diffmrio.scenarios.pollutant_equivalents(ee.direct.sel(stressor=ape_sp).values, R_ape, mass_unit_kg=1e6))
     ape_indirect_share = float(1.0 - ape_direct.sum() / ape_total.sum())
     share = {p: float(ee.indirect_share.sel(stressor=p)) for p in pollutants}
     by_consumer = ee.eee.sel(stressor=stressor).sum("exporter").values  # (region, consumer)
@@ -244,14 +244,14 @@ def run(
     if chain is not None:
         inp = chain.base_inputs()
         masks, labels = export_masks(mrio)
-        fmask, _ = diffmrio.group_masks(chain, "foreign")
+        fmask, _ = diffmrio.chain.group_masks(chain, "foreign")
         attrs = {}
         for method in ("zero_out", "path"):
             kw = dict(n_nodes=n_nodes, n_intervals=n_intervals) if method == "path" else {}
             for target in ("deaths", "pwpm"):
-                attrs[(method, target, "foreign")] = diffmrio.attribute(chain, inp, by="foreign", method=method,
+                attrs[(method, target, "foreign")] = diffmrio.chain.attribute(chain, inp, by="foreign", method=method,
                                                                          target=target, **kw)
-                attrs[(method, target, "consumer")] = diffmrio.attribute(chain, inp, method=method, target=target,
+                attrs[(method, target, "consumer")] = diffmrio.chain.attribute(chain, inp, method=method, target=target,
                                                                           masks=masks, labels=labels, **kw)
         o = chain(inp)
         deaths_r = np.asarray(o.deaths.sum(axis=(0, 1)))
@@ -321,12 +321,12 @@ def run(
         })  # fmt: skip
     else:
         rep.add("## 2. PM2.5 and deaths due to exports\n\nSkipped: the chain (emulator and health inputs) exists "
-                "only for the demo world; run on the demo or build a `diffmrio.Chain` for this table.")
+                "only for the demo world; run on the demo or build a `diffmrio.chain.Chain` for this table.")
 
     # ------------------------------------------------------------ 3. layers, flows, paths
-    pl = diffmrio.production_layers(mrio, T=T, stressor=stressor, categories="export")
-    lf = diffmrio.layer_flows(mrio, T=T - 1, stressor=stressor, categories="export", by="consumer")
-    spa = diffmrio.structural_path_analysis(mrio, stressor, k=n_paths, categories="export")
+    pl = diffmrio.supply_chain.production_layers(mrio, T=T, stressor=stressor, categories="export")
+    lf = diffmrio.supply_chain.layer_flows(mrio, T=T - 1, stressor=stressor, categories="export", by="consumer")
+    spa = diffmrio.supply_chain.structural_path_analysis(mrio, stressor, k=n_paths, categories="export")
     layers_by_region = pl.layers.sel(stressor=stressor).sum("sector").values  # (layer, region)
     remainder = pl.remainder.sel(stressor=stressor).sum("sector").values
     flows = lf.sel(stressor=stressor).sum("driver")  # (layer, from, to)

@@ -30,8 +30,8 @@ import xarray as xr  # noqa: E402
 import diffmrio  # noqa: E402
 from diffmrio import MRIO  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
-from diffmrio._report import Report  # noqa: E402
 from diffmrio.datasets import _demo  # noqa: E402
+from diffmrio.demo._report import Report  # noqa: E402
 
 from ._common import cli_main, footer, make_parser, tag  # noqa: E402
 
@@ -198,7 +198,7 @@ def gravity_ras_rebuild(
             if out_i.sum() <= 0:
                 continue
             prior = np.where(off, np.outer(out_i, in_i) / dd**beta, 0.0)
-            Ti, rep = diffmrio.ras(prior, out_i, in_i, tol=tol, total_rtol=1e-9)
+            Ti, rep = diffmrio.tables.ras(prior, out_i, in_i, tol=tol, total_rtol=1e-9)
             T[i] = Ti + np.diag(tot["D"][:, i] - in_i)
             iters[i] = rep.iterations
     else:
@@ -208,7 +208,7 @@ def gravity_ras_rebuild(
             sup, dem = tot["supply"][:, i], tot["D"][:, i]
             if sup.sum() <= 0:
                 continue
-            T[i], rep = diffmrio.ras(np.outer(sup, dem) / dd**beta, sup, dem, tol=tol, total_rtol=1e-9)
+            T[i], rep = diffmrio.tables.ras(np.outer(sup, dem) / dd**beta, sup, dem, tol=tol, total_rtol=1e-9)
             iters[i] = rep.iterations
     D = tot["D"]  # (s, i)
     t = np.divide(T, D.T[:, None, :], out=np.zeros_like(T), where=D.T[:, None, :] > 0)  # (i, r, s)

@@ -1,7 +1,7 @@
 r"""Monte Carlo uncertainty through the whole chain: convergence of the reported intervals, contribution of each
 uncertain input, and throughput (docs/science.md, section 6; the COBENEFIT study reports 10,000-draw 95% intervals).
 
-1. **Convergence.** One [`monte_carlo`][diffmrio.monte_carlo] run with the largest draw count N (inventories,
+1. **Convergence.** One [`monte_carlo`][diffmrio.chain.monte_carlo] run with the largest draw count N (inventories,
    GEMM theta, baseline mortality sampled; zero-out attribution of deaths to consumers per draw). Draws are
    i.i.d., so the first n draws are an n-draw Monte Carlo sample: the mean and 2.5/97.5 percentiles of total
    deaths and of every consumer's attribution are computed on nested prefixes n = 100, 300, 1,000, 3,000, 10,000
@@ -32,7 +32,7 @@ import xarray as xr  # noqa: E402
 
 import diffmrio  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
-from diffmrio._report import Report  # noqa: E402
+from diffmrio.demo._report import Report  # noqa: E402
 
 from ._common import demo_source, footer, load_demo, make_parser, tag  # noqa: E402
 
@@ -63,7 +63,7 @@ def one_at_a_time_specs(chain, baseline_cv: float = 0.1) -> dict:
     """Uncertainty specs sampling one input each: inventories (the default CVs per species), the CRF (its
     own parameter draws), baseline mortality (`baseline_cv`), and all of them together."""
     zero = {s: 0.0 for s in chain.source_map.species}
-    U = diffmrio.UncertaintySpec
+    U = diffmrio.chain.UncertaintySpec
     return {
         "inventories": U.default(chain, baseline_cv=0.0, sample_crf=False),
         "CRF": U.default(chain, baseline_cv=0.0, species_cv=zero, sample_crf=True),
@@ -148,7 +148,7 @@ def run(
     specs = one_at_a_time_specs(chain)
 
     t_mc = time.perf_counter()
-    mc = diffmrio.monte_carlo(chain, specs["all"], N, key=key_main, attribution_by="consumer", chunk_size=chunk_size,
+    mc = diffmrio.chain.monte_carlo(chain, specs["all"], N, key=key_main, attribution_by="consumer", chunk_size=chunk_size,
                               progress=progress)
     t_mc = time.perf_counter() - t_mc
     tot = mc.total_deaths.values
@@ -164,7 +164,7 @@ def run(
     t_one = {}
     for k, name in enumerate(INPUTS + ("all",)):
         t1 = time.perf_counter()
-        r = diffmrio.monte_carlo(chain, specs[name], n_one, key=jax.random.fold_in(key_one, k), attribution_by=None,
+        r = diffmrio.chain.monte_carlo(chain, specs[name], n_one, key=jax.random.fold_in(key_one, k), attribution_by=None,
                                  chunk_size=chunk_size, progress=progress)
         t_one[name] = time.perf_counter() - t1
         one[name] = r.total_deaths.values

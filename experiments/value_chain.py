@@ -2,7 +2,7 @@ r"""VALUECHAIN study (2024 preprint: social income and employment vs PM2.5 damag
 
 1. Value-chain decomposition (eqs. 3-7) of every region's value added ("social income"), employment and
    health damage into intra-regional production, production embodied in imported products, final exports
-   and intermediate exports absorbed elsewhere ([`value_chain_decomposition`][diffmrio.value_chain_decomposition]).
+   and intermediate exports absorbed elsewhere ([`value_chain_decomposition`][diffmrio.supply_chain.value_chain_decomposition]).
    **Health damage per unit output** comes from the chain's first-order (adjoint-weighted) attribution per
    producing region-sector: `F_deaths[(r,i)] = sum_p S_p,(r,i) dJ/dS_p,(r,i)` = deaths caused anywhere by
    the emissions of (r,i) - the emulator and GEMM decide where the emissions' PM2.5 lands and whom it harms,
@@ -33,7 +33,7 @@ import pandas as pd  # noqa: E402
 
 import diffmrio  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
-from diffmrio._report import Report  # noqa: E402
+from diffmrio.demo._report import Report  # noqa: E402
 
 from ._common import demo_source, footer, load_demo, make_parser, tag  # noqa: E402
 from .cobenefits import deaths_satellite, with_deaths_row  # noqa: E402
@@ -127,7 +127,7 @@ def run(
     Fd, FYd = deaths_satellite(chain, inp)
     mrio = with_deaths_row(chain.mrio, Fd, FYd)
     units = dict(zip(mrio.stressors, mrio.units))
-    vc = diffmrio.value_chain_decomposition(mrio, list(STRESSORS))
+    vc = diffmrio.supply_chain.value_chain_decomposition(mrio, list(STRESSORS))
     hi = chain.health.inputs
     pop = np.asarray(hi.to_regions(hi.population))
     if tuple(hi.regions) != tuple(regions):
@@ -138,8 +138,8 @@ def run(
     caused = vc.total.sel(stressor="deaths").values
     qty = {"income (value added)": income, "employment": jobs, "damage borne (deaths)": borne,
            "damage caused (deaths)": caused}
-    ginis = {k: float(diffmrio.gini(v, pop)) for k, v in qty.items()}
-    cvs = {k: float(diffmrio.coefficient_of_variation(v, pop)) for k, v in qty.items()}
+    ginis = {k: float(diffmrio.scenarios.gini(v, pop)) for k, v in qty.items()}
+    cvs = {k: float(diffmrio.scenarios.coefficient_of_variation(v, pop)) for k, v in qty.items()}
     ex = vc.EX.sum("sector")
     fe = vc.FE.sum("sector")
     up_share = (fe.sum("importer") / (ex.sum("importer") + fe.sum("importer")))
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.mrio is not None or args.ceads is not None:
         ap.error("the health-damage rows need the whole chain (emulator and health inputs), which exists only for "
-                 "the demo world; for a user table use diffmrio.value_chain_decomposition(mrio, ['value_added', "
+                 "the demo world; for a user table use diffmrio.supply_chain.value_chain_decomposition(mrio, ['value_added', "
                  "'employment']) directly")
     t0 = time.perf_counter()
     res = run(args.out, quick=args.quick, cache_dir=args.cache)

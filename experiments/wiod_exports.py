@@ -14,7 +14,7 @@ For every origin country r and destination e != r (EXPORT study, eqs. 10-12, wit
 `compute(tables) -> xr.Dataset` and `report(ds, out)`; `python -m experiments.wiod_exports --out DIR`
 reads `../shared/data/wiod2013` (or `--wiod DIR`). The published tables have a rounding artefact (negative
 gross output of two Luxembourg industries from a -1 inventory change); they are read with
-`diffmrio.read_wiod(..., clean=True)`, which removes it and says so in the report.
+`diffmrio.tables.read_wiod(..., clean=True)`, which removes it and says so in the report.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _parts(m: MRIO, T: int):
     v = np.where(xn != 0, va / np.where(xn != 0, xn, 1.0), 0.0)
     Ye = np.asarray(m.Y).reshape(R * N, R, -1).sum(axis=2)  # [n, e]: final demand of country e
     G = np.kron(np.eye(R), np.ones((1, N)))  # [R, n]
-    eee = np.asarray(diffmrio.export_emissions_kernel(A, jnp.asarray(v[None]), jnp.asarray(Ye), jnp.asarray(G)))[0]
+    eee = np.asarray(diffmrio.supply_chain.export_emissions_kernel(A, jnp.asarray(v[None]), jnp.asarray(Ye), jnp.asarray(G)))[0]
     # eee[r, u, e]: value added of r in e's final demand for u's products
     foreign = 1.0 - np.eye(R)
     vax = eee.sum(axis=1) * foreign
@@ -83,7 +83,7 @@ def compute(tables: Mapping[int, MRIO], *, T: int = 4, k: int = 10, focus: str =
         m_c = eqx.tree_at(lambda t: t.F, m, np.asarray(m.F) * mask[None, :])
         Ye = np.asarray(m.Y).reshape(R * N, R, -1).sum(axis=2)
         y_foreign = Ye.sum(axis=1) - Ye[:, c]
-        sp = diffmrio.structural_path_analysis(m_c, "value_added", k=k, y=y_foreign)
+        sp = diffmrio.supply_chain.structural_path_analysis(m_c, "value_added", k=k, y=y_foreign)
         labels.append([str(s) for s in sp.label.values])
         values.append(sp.value.values)
         shares.append(sp.share.values)
@@ -188,9 +188,9 @@ def report(ds: xr.Dataset, out: str | Path) -> Path:
 
 
 def load_wiod(folder: str | Path, years: Sequence[int] = (2009, 2011)) -> dict[int, MRIO]:
-    """The WIOD tables of `years` from `folder`, cleaned (see `diffmrio.read_wiod`)."""
+    """The WIOD tables of `years` from `folder`, cleaned (see `diffmrio.tables.read_wiod`)."""
     folder = Path(folder)
-    return {y: diffmrio.read_wiod(folder / f"wiot_{y}.nc", clean=True) for y in years}
+    return {y: diffmrio.tables.read_wiod(folder / f"wiot_{y}.nc", clean=True) for y in years}
 
 
 def industry_names(folder: str | Path, year: int = 2011) -> dict[str, str]:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import surrogate
-from diffmrio import Chain, SourceMap
+from diffmrio.chain import Chain, SourceMap
 from diffmrio.datasets import demo_world
 from diffmrio.health import GEMM, HealthInputs, HealthModel
 

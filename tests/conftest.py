@@ -39,7 +39,7 @@ def shared_dir() -> Path:
 def quick_demo_chain(tmp_path_factory):
     """The demo chain on the coarse grid (60 CTM runs, a briefly trained emulator), built once per session
     and cached on disk; shared by the chain, demo and experiment tests."""
-    from diffmrio.datasets import demo_chain, demo_config
+    from diffmrio.demo import demo_chain, demo_config
 
     cache = tmp_path_factory.getbasetemp() / "demo_chain_cache"
     return demo_chain(**demo_config(quick=True), cache_dir=cache, progress=False)

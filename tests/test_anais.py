@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.optimize as so
 
-from diffmrio._anais import AnaisInfeasibleError, anais
+from diffmrio.tables._anais import AnaisInfeasibleError, anais
 
 
 def _problem(seed, m, n, neg=False, zeros=True):

@@ -13,7 +13,7 @@ import pytest
 
 import diffmrio
 import surrogate
-from diffmrio import _attribution
+from diffmrio.chain import _attribution
 from diffmrio.health import GEMM, HealthInputs, HealthModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -27,7 +27,7 @@ def big_chain(R=6, N=500, K=2, ny=3, nx=4):
     sectors = [f"s{i}" for i in range(N)]
     m = diffmrio.MRIO.from_arrays(Z, Y, F, F_Y, regions=[f"r{r}" for r in range(R)], sectors=sectors,
                                   categories=["household", "export"][:K], stressors=list(STRESSORS), validate=False)
-    sm = diffmrio.SourceMap.for_mrio(m, elevated_sectors=sectors[:3])
+    sm = diffmrio.chain.SourceMap.for_mrio(m, elevated_sectors=sectors[:3])
     rng = np.random.default_rng(0)
     labels = surrogate.EmulatorLabels(
         input_dims=("source", "species"), input_coords=(m.regions, sm.species), input_units="1",
@@ -45,8 +45,8 @@ def big_chain(R=6, N=500, K=2, ny=3, nx=4):
     inputs = HealthInputs(rng.uniform(1e5, 1e6, (ny, nx)), np.array([0.6, 0.4]), rng.uniform(1e-4, 1e-3, (2, 2)),
                           causes=causes, ages=(25, 60), regions=m.regions, region_fraction=frac)
     health = HealthModel(inputs, GEMM.burnett2018(causes, ages=(25, 60)))
-    probe = diffmrio.Chain(m, sm, emu, jnp.ones((7, R, 2)), health)
-    return diffmrio.Chain(m, sm, emu, probe.emissions(probe.base_inputs()), health)
+    probe = diffmrio.chain.Chain(m, sm, emu, jnp.ones((7, R, 2)), health)
+    return diffmrio.chain.Chain(m, sm, emu, probe.emissions(probe.base_inputs()), health)
 
 
 def _bytes(jitted, *args) -> int:
@@ -60,8 +60,8 @@ def test_attribution_memory_is_independent_of_the_number_of_groups():
     inp = ch.base_inputs()
     n, fd = inp.Y.shape
     assert n == 3000
-    few = diffmrio.group_index(ch, "foreign")  # 2 groups (columns)
-    many = diffmrio.group_index(ch, "sector")  # 500 groups (rows)
+    few = diffmrio.chain.group_index(ch, "foreign")  # 2 groups (columns)
+    many = diffmrio.chain.group_index(ch, "sector")  # 500 groups (rows)
     assert many.n_groups == 500 and few.n_groups == 2
     for fn, extra in ((_attribution._zero_out, ()), (_attribution._first_order, (None,))):
         b_few = _bytes(fn, ch, inp, "deaths", few, *extra)
@@ -81,16 +81,16 @@ def test_index_groups_equal_dense_masks():
     ch = small_chain("mlp", ny=3, nx=4, causes=("IHD", "LC"))
     m = ch.mrio
     for by in ("consumer", "final_producer", "sector", "foreign"):
-        masks, labels = diffmrio.group_masks(ch, by)
+        masks, labels = diffmrio.chain.group_masks(ch, by)
         np.testing.assert_array_equal(masks.sum(axis=0), 1.0)
         for method in ("zero_out", "first_order"):
-            a = diffmrio.attribute(ch, by=by, method=method)
-            b = diffmrio.attribute(ch, by=by, method=method, masks=masks, labels=labels)
+            a = diffmrio.chain.attribute(ch, by=by, method=method)
+            b = diffmrio.chain.attribute(ch, by=by, method=method, masks=masks, labels=labels)
             np.testing.assert_allclose(a.values, b.values, rtol=1e-10, atol=1e-12 * np.abs(b.values).max())
-        gi = diffmrio.group_index(ch, by)
+        gi = diffmrio.chain.group_index(ch, by)
         yG, cG = gi.totals(ch.base_inputs().Y)
         Y = np.asarray(m.Y)
         np.testing.assert_allclose(yG, np.einsum("gnf,nf->gn", masks, Y), rtol=1e-13)
         np.testing.assert_allclose(cG, np.einsum("gnf,nf->gf", masks, Y), rtol=1e-13)
     with pytest.raises(ValueError, match="`by` must be one of"):
-        diffmrio.group_index(ch, "province")
+        diffmrio.chain.group_index(ch, "province")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.optimize as so
 
-from diffmrio._balancing import BalanceReport, gras, ras
+from diffmrio.tables._balancing import BalanceReport, gras, ras
 
 
 def _problem(seed, m, n, neg_frac=0.0, zero_frac=0.0):

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diffmrio import MRIOError, read_ceads
-from diffmrio._ceads import write_ceads_like
+from diffmrio import MRIOError
+from diffmrio.tables import read_ceads
+from diffmrio.tables._ceads import write_ceads_like
 
 PROV = ["Beijing", "Tianjin", "Hebei"]
 SECT = ["Agriculture", "Coal mining", "Electricity", "Services"]

@@ -65,15 +65,15 @@ def test_gradients_vs_finite_differences(kind, linear_chain, mlp_chain):
 
 def test_sensitivity_queries_are_labelled_and_consistent(linear_chain):
     ch = linear_chain
-    gY = diffmrio.sensitivity(ch, wrt="final_demand")
+    gY = diffmrio.chain.sensitivity(ch, wrt="final_demand")
     assert gY.dims == ("region", "sector", "fd_region", "category")
-    gS = diffmrio.sensitivity(ch, wrt="intensity", receptor="Harbor")
+    gS = diffmrio.chain.sensitivity(ch, wrt="intensity", receptor="Harbor")
     assert set(gS.stressor.values) == {"SO2", "NOx", "NH3", "VOC", "PM2.5", "BC", "OC"}
-    gE = diffmrio.sensitivity(ch, wrt="emissions")
+    gE = diffmrio.chain.sensitivity(ch, wrt="emissions")
     # chain rule (Euler): scaling every industry intensity by (1 + t) scales industry emissions by (1 + t), so
     # sum(dJ/dS * S) must equal sum(dJ/dE * E_industries)
     inp = ch.base_inputs()
-    gS_all = diffmrio.sensitivity(ch, wrt="intensity")
+    gS_all = diffmrio.chain.sensitivity(ch, wrt="intensity")
     rows = list(ch.source_map.stressor_rows)
     S = np.asarray(inp.S)[rows].reshape(gS_all.shape)
     lhs = float((gS_all.values * S).sum())
@@ -85,14 +85,14 @@ def test_sensitivity_queries_are_labelled_and_consistent(linear_chain):
 
 def test_three_methods_agree_for_linear_response(linear_chain):
     ch = linear_chain
-    res = {m: diffmrio.attribute(ch, by="consumer", method=m, target="pwpm") for m in ("zero_out", "first_order", "path")}
+    res = {m: diffmrio.chain.attribute(ch, by="consumer", method=m, target="pwpm") for m in ("zero_out", "first_order", "path")}
     np.testing.assert_allclose(res["zero_out"], res["first_order"], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(res["path"], res["first_order"], rtol=1e-9, atol=1e-12)
 
 
 def test_methods_differ_for_nonlinear_response_and_path_is_complete(mlp_chain):
     ch = mlp_chain
-    res = {m: diffmrio.attribute(ch, by="consumer", method=m, target="deaths") for m in ("zero_out", "first_order", "path")}
+    res = {m: diffmrio.chain.attribute(ch, by="consumer", method=m, target="deaths") for m in ("zero_out", "first_order", "path")}
     path = res["path"]
     assert path.attrs["quadrature_gap"] < 1e-6
     # completeness: contributions sum to J(Y) - J(0)
@@ -105,7 +105,7 @@ def test_methods_differ_for_nonlinear_response_and_path_is_complete(mlp_chain):
 
 def test_groupings_partition_final_demand(linear_chain):
     for by in ("consumer", "final_producer", "sector", "foreign"):
-        masks, labels = diffmrio.group_masks(linear_chain, by)
+        masks, labels = diffmrio.chain.group_masks(linear_chain, by)
         np.testing.assert_array_equal(masks.sum(axis=0), 1.0)
         assert len(labels) == masks.shape[0]
 

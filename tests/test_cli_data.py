@@ -65,8 +65,8 @@ def test_accounts_refuses_to_overwrite_and_names_bad_input(pymrio_folder, tmp_pa
 
 
 def test_accounts_from_netcdf_table_and_ceads_workbook(tmp_path):
-    from diffmrio._ceads import write_ceads_like
     from diffmrio.datasets import demo_world
+    from diffmrio.tables._ceads import write_ceads_like
 
     m = demo_world(geography=False).mrio
     table = tmp_path / "table.nc"

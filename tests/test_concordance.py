@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from diffmrio._concordance import (
+from diffmrio.tables._concordance import (
     aggregate_arrays,
     aggregate_mrio,
     aggregation_matrix,

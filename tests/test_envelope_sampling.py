@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import norm
 
 import diffmrio
-from diffmrio._uncertainty import truncated_lognormal_factor
+from diffmrio.chain._uncertainty import truncated_lognormal_factor
 from surrogate._abstract import Envelope, with_envelope
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,35 +50,35 @@ def test_bounds_follow_the_envelope_and_draws_stay_inside():
     upper = np.full((R, 7), 2.0)
     upper[3, 2] = 1.6  # one source caps species 2 lower
     ch = _with_box(ch, 0.25, upper)
-    b = diffmrio.envelope_species_bounds(ch)
+    b = diffmrio.chain.envelope_species_bounds(ch)
     np.testing.assert_allclose(b[:, 0], 0.25, rtol=1e-12)
     expect = np.full(7, 2.0)
     expect[2] = 1.6
     np.testing.assert_allclose(b[:, 1], expect, rtol=1e-12)
-    spec = diffmrio.UncertaintySpec.default(ch, within_envelope=True)
-    mc = diffmrio.monte_carlo(ch, spec, 64, key=jax.random.key(3), attribution_by=None, progress=False)
+    spec = diffmrio.chain.UncertaintySpec.default(ch, within_envelope=True)
+    mc = diffmrio.chain.monte_carlo(ch, spec, 64, key=jax.random.key(3), attribution_by=None, progress=False)
     assert mc.attrs["fraction_outside_envelope"] == 0.0
     assert "truncated" in mc.attrs["species_sampling"]
     # without truncation the same spec leaves the envelope (CVs of ~1 reach past 2x)
-    free = diffmrio.monte_carlo(ch, diffmrio.UncertaintySpec.default(ch), 64, key=jax.random.key(3),
+    free = diffmrio.chain.monte_carlo(ch, diffmrio.chain.UncertaintySpec.default(ch), 64, key=jax.random.key(3),
                                 attribution_by=None, progress=False)
     assert free.attrs["fraction_outside_envelope"] > 0.1
     # the sampled factors lie in the bounds
     base = ch.base_inputs()
     keys = jax.random.split(jax.random.key(4), 256)
-    sf = np.asarray(jax.vmap(lambda k: diffmrio.sample_inputs(ch, spec, base, k).species_factor)(keys))
+    sf = np.asarray(jax.vmap(lambda k: diffmrio.chain.sample_inputs(ch, spec, base, k).species_factor)(keys))
     assert np.all(sf >= b[:, 0] - 1e-12) and np.all(sf <= b[:, 1] + 1e-12)
 
 
 def test_base_case_outside_the_envelope_is_refused():
     ch = _with_box(small_chain("linear", ny=3, nx=4, causes=("IHD",)), 1.2, 2.0)
     with pytest.raises(ValueError, match="outside the emulator's training envelope"):
-        diffmrio.UncertaintySpec.default(ch, within_envelope=True)
+        diffmrio.chain.UncertaintySpec.default(ch, within_envelope=True)
 
 
 def test_truncated_lognormal_mean_equals_the_sample_mean():
     """The analytic mean the demo report quotes equals the mean of the factors actually drawn."""
-    from diffmrio._uncertainty import truncated_lognormal_mean
+    from diffmrio.chain._uncertainty import truncated_lognormal_mean
 
     cv = np.array([0.12, 0.31, 0.68, 1.07, 0.0])
     lo = np.array([0.0, 0.25, 0.0, 0.0, 0.5])

@@ -201,7 +201,7 @@ def test_cli_on_mrio_netcdf(world, tmp_path, capsys):
 
 def test_cli_on_ceads_workbook_with_emissions_and_distances(tmp_path):
     """The user-data path end to end: a CEADs-layout workbook, a CO2 inventory CSV and a distance CSV."""
-    from diffmrio._ceads import write_ceads_like
+    from diffmrio.tables._ceads import write_ceads_like
 
     rng = np.random.default_rng(1)
     provinces, sectors = ["P1", "P2", "P3"], ["s1", "s2"]

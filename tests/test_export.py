@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from diffmrio import MRIO
-from diffmrio._export import export_emissions
+from diffmrio.supply_chain._export import export_emissions
 
 
 def build(seed, regions, own_exports_only=True):

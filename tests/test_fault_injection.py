@@ -24,9 +24,9 @@ import xarray as xr
 
 import surrogate as sg
 from ctm_interface._atomic import TMP_TAG, _host_tag, atomic_path, clean_stale_temporaries, write_text_atomic
-from diffmrio._demo_job import MANIFEST, DemoOutputError, OutputGuard
 from diffmrio._io import NetCDFReadError, load_netcdf
 from diffmrio.cli import main
+from diffmrio.demo._job import MANIFEST, DemoOutputError, OutputGuard
 from diffmrio.health import load_pm25_netcdf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -403,7 +403,7 @@ def test_pm25_netcdf_empty_text_and_overwritten_files(tmp_path):
 def test_demo_cache_entry_that_is_corrupt_is_rebuilt_with_a_warning(tmp_path):
     """`demo_chain`'s cache loader: a damaged entry warns (naming the file) and is rebuilt instead of
     failing with `OSError: NetCDF: HDF error`."""
-    from diffmrio.datasets._demo_chain import _load_cache
+    from diffmrio.demo._pipeline import _load_cache
 
     runs = _runs()
     folder = tmp_path / "demo_chain_x"
@@ -486,7 +486,7 @@ def test_demo_out_that_is_a_file_or_unwritable(tmp_path, capsys, monkeypatch):
     ro = tmp_path / "ro"
     ro.mkdir()
     if os.geteuid() == 0:  # root writes anyway: simulate the refusal of the file system
-        import diffmrio._demo_job as job
+        import diffmrio.demo._job as job
 
         def refuse(*a, **k):
             raise PermissionError(13, "Permission denied", str(ro))

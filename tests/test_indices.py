@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from diffmrio._indices import (
+from diffmrio.scenarios._indices import (
     CHINA_POLLUTANT_EQUIVALENT_KG,
     coefficient_of_variation,
     disparity_index,

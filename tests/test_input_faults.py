@@ -10,8 +10,9 @@ import pytest
 from _systems import labels, make_mrio, random_system
 
 import diffmrio
-from diffmrio import MRIO, MRIOError, MRIOWarning, gras, ras
-from diffmrio._spa import structural_path_analysis, structural_paths
+from diffmrio import MRIO, MRIOError, MRIOWarning
+from diffmrio.supply_chain._spa import structural_path_analysis, structural_paths
+from diffmrio.tables import gras, ras
 
 R, N, K, P = 2, 3, 2, 2
 

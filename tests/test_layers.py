@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from diffmrio import MRIO
-from diffmrio._layers import layer_flows, layer_flows_kernel, production_layers, production_layers_kernel
+from diffmrio.supply_chain._layers import (
+    layer_flows,
+    layer_flows_kernel,
+    production_layers,
+    production_layers_kernel,
+)
 
 
 def random_mrio(seed, R=3, N=4, K=2, p=2, categories=None):

@@ -10,7 +10,7 @@ import xarray as xr
 from _chains import small_chain
 
 import diffmrio
-from diffmrio._montecarlo import lognormal_factor, run_draws
+from diffmrio.chain._montecarlo import lognormal_factor, run_draws
 
 
 def _draw(k):
@@ -54,7 +54,7 @@ def test_lognormal_factor_is_mean_one_with_given_cv():
 def test_summaries_against_numpy():
     rng = np.random.default_rng(0)
     da = xr.DataArray(rng.normal(size=(1000, 3)), dims=("draw", "region"))
-    s = diffmrio.summarise(da)
+    s = diffmrio.chain.summarise(da)
     np.testing.assert_allclose(s.sel(statistic="mean"), da.values.mean(0))
     np.testing.assert_allclose(s.sel(statistic="p2.5"), np.percentile(da.values, 2.5, axis=0))
     np.testing.assert_allclose(s.sel(statistic="p97.5"), np.percentile(da.values, 97.5, axis=0))
@@ -62,17 +62,17 @@ def test_summaries_against_numpy():
 
 def test_chain_monte_carlo_equals_loop_over_draws():
     ch = small_chain("linear", ny=4, nx=6, causes=("IHD", "LC"))
-    spec = diffmrio.UncertaintySpec.default(ch, mrio_cv=0.05)
+    spec = diffmrio.chain.UncertaintySpec.default(ch, mrio_cv=0.05)
     key = jax.random.key(7)
-    ds = diffmrio.monte_carlo(ch, spec, 12, key=key, chunk_size=4, progress=False)
+    ds = diffmrio.chain.monte_carlo(ch, spec, 12, key=key, chunk_size=4, progress=False)
     base = ch.base_inputs()
     keys = jax.random.split(key, 12)
     for i in (0, 5, 11):
-        inp = diffmrio.sample_inputs(ch, spec, base, keys[i])
+        inp = diffmrio.chain.sample_inputs(ch, spec, base, keys[i])
         out = ch(inp)
         np.testing.assert_allclose(ds.deaths.isel(draw=i), out.deaths.sum(axis=1), rtol=1e-10)
         # zero-out attribution of one consumer region, by hand
-        masks, _ = diffmrio.group_masks(ch, "consumer")
+        masks, _ = diffmrio.chain.group_masks(ch, "consumer")
         without = ch.target(eqx.tree_at(lambda i: i.Y, inp, inp.Y * (1 - masks[2])), "deaths")
         np.testing.assert_allclose(ds.attribution.isel(draw=i, group=2), float(out.deaths.sum() - without), rtol=1e-9)
     # draws differ and the interval brackets the mean

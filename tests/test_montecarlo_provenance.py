@@ -14,8 +14,8 @@ import pytest
 from _chains import small_chain
 
 import diffmrio
-from diffmrio._montecarlo import run_draws
 from diffmrio._provenance import fingerprint
+from diffmrio.chain._montecarlo import run_draws
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def chain():
 
 
 def _mc(chain, folder, spec=None, by="consumer", key=0, n=8):
-    return diffmrio.monte_carlo(chain, spec, n, key=jax.random.key(key), attribution_by=by, chunk_size=4,
+    return diffmrio.chain.monte_carlo(chain, spec, n, key=jax.random.key(key), attribution_by=by, chunk_size=4,
                                 checkpoint_dir=folder, progress=False)
 
 
@@ -68,7 +68,7 @@ def test_identical_rerun_resumes_bitwise_without_recomputing(chain, finished, fo
 
 
 def test_new_uncertainty_spec_is_refused(chain, folder):
-    spec = diffmrio.UncertaintySpec.default(chain, baseline_cv=0.5)  # the first run had the default 0.1
+    spec = diffmrio.chain.UncertaintySpec.default(chain, baseline_cv=0.5)  # the first run had the default 0.1
     with pytest.raises(ValueError, match=r"(?s)different computation.*spec differs.*delete the folder") as e:
         _mc(chain, folder, spec)
     assert str(folder) in str(e.value)
@@ -201,7 +201,7 @@ def test_fingerprint_sees_values_dtypes_static_fields_and_code():
     renamed = copy.copy(a.mrio)
     object.__setattr__(renamed, "name", a.mrio.name + "_")
     assert fingerprint(renamed) != fingerprint(a.mrio)
-    s1, s2 = (diffmrio.UncertaintySpec.default(a, baseline_cv=cv) for cv in (0.1, 0.5))
+    s1, s2 = (diffmrio.chain.UncertaintySpec.default(a, baseline_cv=cv) for cv in (0.1, 0.5))
     assert fingerprint(s1) != fingerprint(s2)
     assert fingerprint(lambda k: k + 1) != fingerprint(lambda k: k + 2)
     assert fingerprint(lambda k: k + 1) == fingerprint(lambda k: k + 1)

@@ -66,11 +66,11 @@ def test_two_processes_return_the_single_process_result(tmp_path):
     chain = small_chain("linear", ny=4, nx=6, causes=("IHD", "LC"))
 
     def mc(folder):
-        return diffmrio.monte_carlo(chain, None, 8, key=jax.random.key(7), chunk_size=4, progress=False,
+        return diffmrio.chain.monte_carlo(chain, None, 8, key=jax.random.key(7), chunk_size=4, progress=False,
                                     attribution_by=None, checkpoint_dir=folder)
 
     # single process (the 4 CPU devices of conftest), leaving a half-finished checkpoint for two processes
-    ref_draws = diffmrio.run_draws(simple_draw, 37, key=jax.random.key(3), chunk_size=8, progress=False)
+    ref_draws = diffmrio.chain.run_draws(simple_draw, 37, key=jax.random.key(3), chunk_size=8, progress=False)
     ref = mc(tmp_path / "one")
     (tmp_path / "one" / "chunk_00001.npz").unlink()
     # 2 processes x 1 device resume it; 2 processes x 2 devices start a fresh folder

@@ -169,7 +169,7 @@ def test_ras_on_an_empty_matrix_warns_nothing():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        X, rep = diffmrio.ras(np.zeros((0, 0)), np.zeros(0), np.zeros(0))
+        X, rep = diffmrio.tables.ras(np.zeros((0, 0)), np.zeros(0), np.zeros(0))
     assert X.shape == (0, 0) and rep.converged
 
 

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import diffmrio
-from diffmrio import _attribution, _fastdraw, _scenarios
+from diffmrio.chain import _attribution, _fastdraw
+from diffmrio.scenarios import _scenarios
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _chains import small_chain  # noqa: E402
@@ -39,12 +40,12 @@ def test_sensitivity_compiles_once_per_shape():
     ch = small_chain("linear", ny=3, nx=4, causes=("IHD", "LC"))
     for wrt in ("final_demand", "intensity", "emissions"):
         n1, n2 = _twice(_attribution._grad_wrt,
-                        lambda: diffmrio.sensitivity(ch, _scaled(ch, 1.0), wrt=wrt),
-                        lambda: diffmrio.sensitivity(ch, _scaled(ch, 0.9), wrt=wrt))
+                        lambda: diffmrio.chain.sensitivity(ch, _scaled(ch, 1.0), wrt=wrt),
+                        lambda: diffmrio.chain.sensitivity(ch, _scaled(ch, 0.9), wrt=wrt))
         assert n1 >= 1 and n2 == n1, (wrt, n1, n2)
     # and the values still follow the inputs (not a stale cache)
-    g1 = diffmrio.sensitivity(ch, _scaled(ch, 1.0)).values
-    g2 = diffmrio.sensitivity(ch, _scaled(ch, 0.5)).values
+    g1 = diffmrio.chain.sensitivity(ch, _scaled(ch, 1.0)).values
+    g2 = diffmrio.chain.sensitivity(ch, _scaled(ch, 0.5)).values
     assert not np.allclose(g1, g2)
 
 
@@ -55,8 +56,8 @@ def test_attribute_compiles_once_per_shape():
     for method, fn in fns.items():
         kw = {"n_nodes": 2, "n_intervals": 2} if method == "path" else {}
         a = {}
-        n1, n2 = _twice(fn, lambda: a.update(x=diffmrio.attribute(ch, _scaled(ch, 1.0), method=method, **kw)),
-                        lambda: a.update(y=diffmrio.attribute(ch, _scaled(ch, 0.8), method=method, **kw)))
+        n1, n2 = _twice(fn, lambda: a.update(x=diffmrio.chain.attribute(ch, _scaled(ch, 1.0), method=method, **kw)),
+                        lambda: a.update(y=diffmrio.chain.attribute(ch, _scaled(ch, 0.8), method=method, **kw)))
         assert n1 >= 1 and n2 == n1, (method, n1, n2)
         assert not np.allclose(a["x"].values, a["y"].values)
 
@@ -68,16 +69,16 @@ def _weighted(w, s):
 def test_footprint_gradients_and_optimisers_compile_once():
     m1, *_ = random_mrio(0)
     m2, *_ = random_mrio(1)
-    n1, n2 = _twice(_scenarios._footprint_grads, lambda: diffmrio.footprint_gradients(m1, "CO2"),
-                    lambda: diffmrio.footprint_gradients(m2, "CO2"))
+    n1, n2 = _twice(_scenarios._footprint_grads, lambda: diffmrio.scenarios.footprint_gradients(m1, "CO2"),
+                    lambda: diffmrio.scenarios.footprint_gradients(m2, "CO2"))
     assert n1 >= 1 and n2 == n1
-    n1, n2 = _twice(_scenarios.convergence_kernel, lambda: diffmrio.intensity_convergence(m1, "CO2"),
-                    lambda: diffmrio.intensity_convergence(m2, "CO2"))
+    n1, n2 = _twice(_scenarios.convergence_kernel, lambda: diffmrio.scenarios.intensity_convergence(m1, "CO2"),
+                    lambda: diffmrio.scenarios.intensity_convergence(m2, "CO2"))
     assert n1 >= 1 and n2 == n1
     out = {}
     for fn in (_scenarios._pgd, _scenarios._initial_gradient):
-        n1, n2 = _twice(fn, lambda: out.update(a=diffmrio.optimal_intensity_cuts(m1, "CO2", 1.0, steps=20)),
-                        lambda: out.update(b=diffmrio.optimal_intensity_cuts(m2, "CO2", 2.0, steps=20)))
+        n1, n2 = _twice(fn, lambda: out.update(a=diffmrio.scenarios.optimal_intensity_cuts(m1, "CO2", 1.0, steps=20)),
+                        lambda: out.update(b=diffmrio.scenarios.optimal_intensity_cuts(m2, "CO2", 2.0, steps=20)))
         assert n1 >= 1 and n2 == n1, fn
     assert not np.allclose(out["a"].cut.values, out["b"].cut.values)
     # a user objective passed as a Partial is reused too
@@ -85,7 +86,7 @@ def test_footprint_gradients_and_optimisers_compile_once():
     cost = jnp.ones(6)
 
     def run(w):
-        return diffmrio.optimise_intensity_cuts(jax.tree_util.Partial(_weighted, w), S0, cost, 1.0,
+        return diffmrio.scenarios.optimise_intensity_cuts(jax.tree_util.Partial(_weighted, w), S0, cost, 1.0,
                                                 steps=10)
 
     n1, n2 = _twice(_scenarios._pgd, lambda: run(jnp.arange(6.0)), lambda: run(jnp.arange(6.0)[::-1]))
@@ -94,12 +95,12 @@ def test_footprint_gradients_and_optimisers_compile_once():
 
 def test_monte_carlo_draw_compiles_once():
     ch = small_chain("linear", ny=3, nx=4, causes=("IHD", "LC"))
-    spec = diffmrio.UncertaintySpec.default(ch)
+    spec = diffmrio.chain.UncertaintySpec.default(ch)
     res = {}
     n1, n2 = _twice(
         _fastdraw._draw,
-        lambda: res.update(a=diffmrio.monte_carlo(ch, spec, 8, key=jax.random.key(0), chunk_size=4, progress=False)),
-        lambda: res.update(b=diffmrio.monte_carlo(ch, spec, 8, key=jax.random.key(1), chunk_size=4, progress=False)),
+        lambda: res.update(a=diffmrio.chain.monte_carlo(ch, spec, 8, key=jax.random.key(0), chunk_size=4, progress=False)),
+        lambda: res.update(b=diffmrio.chain.monte_carlo(ch, spec, 8, key=jax.random.key(1), chunk_size=4, progress=False)),
     )
     assert n1 >= 1 and n2 == n1
     assert not np.allclose(res["a"].deaths.values, res["b"].deaths.values)

@@ -18,12 +18,12 @@ from _numpy_chain import numpy_monte_carlo  # noqa: E402
 @pytest.mark.slow
 def test_numpy_loop_equals_jax_engine(quick_demo_chain):
     ch = quick_demo_chain.chain
-    spec = diffmrio.UncertaintySpec.default(ch, sample_member=False)
+    spec = diffmrio.chain.UncertaintySpec.default(ch, sample_member=False)
     key = jax.random.key(5)
-    mc = diffmrio.monte_carlo(ch, spec, 6, key=key, attribution_by=None, chunk_size=4, progress=False)
+    mc = diffmrio.chain.monte_carlo(ch, spec, 6, key=key, attribution_by=None, chunk_size=4, progress=False)
     base = ch.base_inputs()
     keys = jax.random.split(key, 6)
-    inp = eqx.filter_vmap(lambda k: diffmrio.sample_inputs(ch, spec, base, k))(keys)
+    inp = eqx.filter_vmap(lambda k: diffmrio.chain.sample_inputs(ch, spec, base, k))(keys)
     d_np = numpy_monte_carlo(ch, np.asarray(inp.species_factor), np.asarray(inp.crf.theta),
                              np.asarray(inp.baseline_factor))
     np.testing.assert_allclose(d_np, mc.deaths.values, rtol=1e-9)

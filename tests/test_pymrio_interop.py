@@ -205,7 +205,7 @@ def test_bad_population_is_refused():
 
 def test_aggregation_sums_population_and_keeps_extensions(test_mrio):
     m = test_mrio
-    merged = diffmrio.aggregate_mrio(m, region_map={"reg1": "reg12", "reg2": "reg12"})
+    merged = diffmrio.tables.aggregate_mrio(m, region_map={"reg1": "reg12", "reg2": "reg12"})
     assert merged.extensions == m.extensions and merged.units == m.units
     pop = dict(zip(m.regions, np.asarray(m.population)))
     want = [pop["reg1"] + pop["reg2"]] + [pop[r] for r in m.regions[2:]]

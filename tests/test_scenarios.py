@@ -8,7 +8,7 @@ import pytest
 from scipy.optimize import linprog, minimize
 
 from diffmrio import MRIO
-from diffmrio._scenarios import (
+from diffmrio.scenarios._scenarios import (
     convergence_kernel,
     footprint_gradients,
     intensity_convergence,

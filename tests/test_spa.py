@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from diffmrio import MRIO
-from diffmrio._spa import structural_path_analysis, structural_paths
+from diffmrio.supply_chain._spa import structural_path_analysis, structural_paths
 
 
 def brute_force(A, s, y, max_depth):

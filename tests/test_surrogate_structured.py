@@ -156,7 +156,7 @@ def test_roles_and_clear_errors():
 
 
 def test_works_in_the_chain_as_an_emulator(fitted):
-    """What diffmrio.Chain needs from an emulator: labels, x_ref, base, __call__, differentiable."""
+    """What diffmrio.chain.Chain needs from an emulator: labels, x_ref, base, __call__, differentiable."""
     m, _ = fitted
     assert m.base.shape == m.labels.output_shape
     np.testing.assert_allclose(np.asarray(m.base), np.asarray(m(m.x_ref)), rtol=1e-14)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import diffmrio
-from diffmrio import MRIO, MRIOError, TableWarning, clean_table
+from diffmrio import MRIO, MRIOError, TableWarning
+from diffmrio.tables import clean_table
 
 REG, SEC, CAT = ["A", "B"], ["s1", "s2"], ["hh", "INVEN"]
 
@@ -86,11 +87,11 @@ def wiod(shared_dir):
 @pytest.mark.shared
 def test_wiod_policy_and_cleaning(wiod):
     with pytest.raises(MRIOError, match=r"\('LUX', 'c5'\), \('LUX', 'c8'\)"):
-        diffmrio.read_wiod(wiod / "wiot_2009.nc")  # the same rounding artefact in both years
+        diffmrio.tables.read_wiod(wiod / "wiot_2009.nc")  # the same rounding artefact in both years
     with pytest.warns(TableWarning):
-        m = diffmrio.read_wiod(wiod / "wiot_2011.nc", validate="warn")
+        m = diffmrio.tables.read_wiod(wiod / "wiot_2011.nc", validate="warn")
     assert "('LUX','c5'), ('LUX','c8')" in m.validation[0]
-    c = diffmrio.read_wiod(wiod / "wiot_2011.nc", clean=True)
+    c = diffmrio.tables.read_wiod(wiod / "wiot_2011.nc", clean=True)
     assert c.n_regions == 41 and c.n_sectors == 35 and c.n_categories == 5
     assert all(v.startswith("cleaned: LUX/INVEN") for v in c.validation) and len(c.validation) == 2
     # only the two inventory cells changed
@@ -104,7 +105,7 @@ def test_wiod_accounts_equal_pymrio(wiod):
     pymrio = pytest.importorskip("pymrio")
     import pandas as pd
 
-    m = diffmrio.read_wiod(wiod / "wiot_2011.nc", clean=True)
+    m = diffmrio.tables.read_wiod(wiod / "wiot_2011.nc", clean=True)
     rows = pd.MultiIndex.from_product([m.regions, m.sectors], names=["region", "sector"])
     cols = pd.MultiIndex.from_product([m.regions, m.categories], names=["region", "category"])
     va = pd.DataFrame(np.asarray(m.F), index=["value_added"], columns=rows)

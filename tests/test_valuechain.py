@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from diffmrio import MRIO
-from diffmrio._valuechain import VALUE_CHAIN_PARTS, value_chain_decomposition, value_chain_kernel
+from diffmrio.supply_chain._valuechain import VALUE_CHAIN_PARTS, value_chain_decomposition, value_chain_kernel
 
 
 def random_system(seed, R=3, N=4, K=3, p=3):

@@ -1,5 +1,6 @@
-"""Datasets: the synthetic demo world and loaders for real tables."""
+"""Datasets: the synthetic demo world (a small MRIO table with geography and air-pollutant satellites)."""
 
+from .._deprecated import moved_names as _moved_names
 from ._demo import (
     AIR_POLLUTANTS as AIR_POLLUTANTS,
     CATEGORIES as CATEGORIES,
@@ -11,15 +12,8 @@ from ._demo import (
     DemoWorld as DemoWorld,
     demo_world as demo_world,
 )
-from ._demo_chain import (
-    ADULT_AGES as ADULT_AGES,
-    DEMO_FULL as DEMO_FULL,
-    DEMO_QUICK as DEMO_QUICK,
-    DemoChain as DemoChain,
-    base_emissions as base_emissions,
-    ctm_runs as ctm_runs,
-    demo_chain as demo_chain,
-    demo_config as demo_config,
-    demo_ctm as demo_ctm,
-    demo_health_inputs as demo_health_inputs,
-)
+
+# the demo pipeline (CTM ensemble, emulator training, health inputs) moved to diffmrio.demo in 0.2
+__getattr__ = _moved_names("diffmrio.datasets", dict.fromkeys(
+    ("ADULT_AGES", "DEMO_FULL", "DEMO_QUICK", "DemoChain", "base_emissions", "ctm_runs", "demo_chain", "demo_config",
+     "demo_ctm", "demo_health_inputs"), "diffmrio.demo"))

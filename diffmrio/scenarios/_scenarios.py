@@ -17,9 +17,9 @@ supplier's own intensity never makes it dirtier.
 
 **Gradients and optimisation.** Every account is a differentiable function of the table, so the gradient of a
 footprint with respect to every intensity and every final-demand entry is one reverse pass
-([`footprint_gradients`][diffmrio.footprint_gradients]), and an optimiser can search for the intensity cuts
+([`footprint_gradients`][diffmrio.scenarios.footprint_gradients]), and an optimiser can search for the intensity cuts
 that reduce a footprint (or, through the chain, deaths) most under a budget
-([`optimise_intensity_cuts`][diffmrio.optimise_intensity_cuts]).
+([`optimise_intensity_cuts`][diffmrio.scenarios.optimise_intensity_cuts]).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import optax
 import xarray as xr
 from jaxtyping import Array, Float
 
-from ._layers import (
+from ..supply_chain._layers import (
     _check_mrio,
     _fd_mask,
     _final_demand,
@@ -342,7 +342,7 @@ def optimise_intensity_cuts(
        c^T u \\le B , $$
 
     solved by projected gradient descent with an optax optimiser: each step applies the optimiser's update and
-    projects onto the feasible set ([`project_budget`][diffmrio.project_budget]). `objective` can be any
+    projects onto the feasible set ([`project_budget`][diffmrio.scenarios.project_budget]). `objective` can be any
     differentiable function of the intensities: a footprint, or deaths through the full chain.
 
     **Arguments**
@@ -409,7 +409,7 @@ def optimal_intensity_cuts(
     - `cost`: `(region, sector)` cost of a 100% cut; default the gross output `x` (a cut costs in proportion
       to the activity it touches).
     - `consumers`, `categories`: the footprint's final demand (default all); `u_max`, `steps`: see
-      [`optimise_intensity_cuts`][diffmrio.optimise_intensity_cuts].
+      [`optimise_intensity_cuts`][diffmrio.scenarios.optimise_intensity_cuts].
 
     **Returns**
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_path
-from ._mrio import MRIO
-from ._validate import MRIOError
+from .._io import atomic_path
+from .._mrio import MRIO
+from .._validate import MRIOError
 
 FD_CATEGORIES = (
     "rural_household", "urban_household", "government", "capital_formation", "inventory",
@@ -70,7 +70,7 @@ def read_ceads(path: str | Path, layout: CEADSLayout = CEADSLayout(), *, name: s
     **Arguments:**
 
     - `path`: the `.xlsx` workbook.
-    - `layout`: a [`CEADSLayout`][diffmrio.CEADSLayout] when a file deviates from the published one.
+    - `layout`: a [`CEADSLayout`][diffmrio.tables.CEADSLayout] when a file deviates from the published one.
 
     **Returns:** an MRIO with categories `rural_household, urban_household, government,
     capital_formation, inventory, export` (plus `other` when the workbook has other/error columns)

@@ -111,8 +111,8 @@ def read_table(path: Path, fmt: str = "auto", *, extensions=None):
     """Read a table for the CLI: pymrio folder/zip, CEADs workbook or netCDF (MRIO.to_xarray layout)."""
     import xarray as xr
 
-    from ._ceads import read_ceads
-    from ._mrio import MRIO
+    from .._mrio import MRIO
+    from ..tables._ceads import read_ceads
 
     path = Path(path)
     if not path.exists():
@@ -146,8 +146,8 @@ def _refuse_existing(out: Path) -> None:
 
 
 def _cmd_accounts(args) -> int:
-    from ._accounts import accounts
-    from ._io import write_netcdf_atomic
+    from .._accounts import accounts
+    from .._io import write_netcdf_atomic
 
     _refuse_existing(args.out)
     mrio = read_table(args.table, args.format, extensions=args.extensions)
@@ -162,8 +162,8 @@ def _cmd_accounts(args) -> int:
 
 
 def _cmd_spa(args) -> int:
-    from ._io import write_netcdf_atomic
-    from ._spa import structural_path_analysis
+    from .._io import write_netcdf_atomic
+    from ..supply_chain._spa import structural_path_analysis
 
     suffix = args.out.suffix.lower()
     if suffix not in (".csv", ".nc"):
@@ -196,7 +196,7 @@ def health_deaths(pm25, *, population, regions, mortality, ages, causes, variabl
     import numpy as np
     import xarray as xr
 
-    from . import health as H
+    from .. import health as H
 
     pm = H.load_pm25_netcdf(pm25, variable, fill_nan=fill_nan)
     pop = H.load_gridded_population(population, population_column, like=pm)
@@ -220,7 +220,7 @@ def health_deaths(pm25, *, population, regions, mortality, ages, causes, variabl
 
 
 def _cmd_health(args) -> int:
-    from ._io import write_netcdf_atomic
+    from .._io import write_netcdf_atomic
 
     _refuse_existing(args.out)
     ds = health_deaths(args.pm25, population=args.population, regions=args.regions, mortality=args.mortality,
@@ -258,7 +258,7 @@ def _netcdf_safe(ds):
 
 def run(args) -> int:
     """Dispatch a parsed command with a clean error for the expected failures (bad file, bad argument)."""
-    from ._validate import MRIOError
+    from .._validate import MRIOError
 
     try:
         return int(args.func(args))

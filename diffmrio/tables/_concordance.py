@@ -286,7 +286,7 @@ def link_tables(
 
     **Returns**
 
-    `(X_linked, report)` as returned by [`ras`][diffmrio.ras] / [`gras`][diffmrio.gras].
+    `(X_linked, report)` as returned by [`ras`][diffmrio.tables.ras] / [`gras`][diffmrio.tables.gras].
     """
     from ._balancing import gras, ras
 
@@ -378,7 +378,7 @@ def aggregate_mrio(mrio, region_map=None, sector_map=None):
         coarse = aggregate_mrio(mrio, region_map={"Capital": "Coast", "Harbor": "Coast"})
         ```
     """
-    from ._mrio import MRIO  # lazy: _mrio imports heavy machinery and this module must not depend on it
+    from .._mrio import MRIO  # lazy: _mrio imports heavy machinery and this module must not depend on it
 
     regions, sectors = tuple(mrio.regions), tuple(mrio.sectors)
     GR, new_regions = (None, regions) if region_map is None else aggregation_matrix(regions, region_map)

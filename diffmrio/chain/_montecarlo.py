@@ -31,8 +31,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ctm_interface._atomic import write_bytes_atomic
 
-from ._io import write_text_atomic
-from ._provenance import fingerprint
+from .._io import write_text_atomic
+from .._provenance import fingerprint
 
 
 def _key_fingerprint(keys) -> str:
@@ -69,7 +69,7 @@ def auto_chunk_size(batched: Callable, keys, n_devices: int, probe: int = 64, fr
     return size - size % n_devices
 
 
-_FORMAT = "diffmrio.run_draws/2"
+_FORMAT = "diffmrio.chain.run_draws/2"
 _RESERVED = ("__run__", "__draws__")
 
 
@@ -208,7 +208,7 @@ def run_draws(
         bar.update(stop - start)
     bar.close()
     if ck is not None and n_proc > 1:
-        multihost_utils.sync_global_devices(f"diffmrio.run_draws {ck}")  # the checkpoint is complete
+        multihost_utils.sync_global_devices(f"diffmrio.chain.run_draws {ck}")  # the checkpoint is complete
     return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
 
 

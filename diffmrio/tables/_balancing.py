@@ -17,7 +17,7 @@ __all__ = ["BalanceReport", "ras", "gras"]
 
 @dataclass(frozen=True)
 class BalanceReport:
-    """Convergence report of [`ras`][diffmrio.ras] / [`gras`][diffmrio.gras].
+    """Convergence report of [`ras`][diffmrio.tables.ras] / [`gras`][diffmrio.tables.gras].
 
     **Fields**
 
@@ -248,7 +248,7 @@ def ras(
 
     **Arguments**
 
-    - `X0`: prior matrix, shape `[m, n]`, entries $\\ge 0$ (use [`gras`][diffmrio.gras] for negatives).
+    - `X0`: prior matrix, shape `[m, n]`, entries $\\ge 0$ (use [`gras`][diffmrio.tables.gras] for negatives).
     - `row_targets`: $u$, shape `[m]`, $\\ge 0$.
     - `col_targets`: $v$, shape `[n]`, $\\ge 0$, with $\\sum v = \\sum u$.
     - `tol`: stop when the maximum relative row error and column error are both $\\le$ `tol`.
@@ -263,7 +263,7 @@ def ras(
 
     **Returns**
 
-    `(X, report)`: the balanced matrix, shape `[m, n]`, and a [`BalanceReport`][diffmrio.BalanceReport].
+    `(X, report)`: the balanced matrix, shape `[m, n]`, and a [`BalanceReport`][diffmrio.tables.BalanceReport].
 
     **Raises**
 
@@ -275,7 +275,7 @@ def ras(
 
     !!! example
         ```python
-        X, rep = diffmrio.ras(X0, u, v)
+        X, rep = diffmrio.tables.ras(X0, u, v)
         assert rep.converged
         ```
     """
@@ -372,11 +372,11 @@ def gras(
 
     - `X0`: prior matrix, shape `[m, n]`, any signs.
     - `row_targets`: $u$, shape `[m]`; `col_targets`: $v$, shape `[n]`, with $\\sum u = \\sum v$.
-    - `tol`, `max_iter`, `total_rtol`, `warn`: as in [`ras`][diffmrio.ras].
+    - `tol`, `max_iter`, `total_rtol`, `warn`: as in [`ras`][diffmrio.tables.ras].
 
     **Returns**
 
-    `(X, report)`: the balanced matrix `[m, n]` and a [`BalanceReport`][diffmrio.BalanceReport] whose
+    `(X, report)`: the balanced matrix `[m, n]` and a [`BalanceReport`][diffmrio.tables.BalanceReport] whose
     multipliers are the $r$, $s$ above.
 
     **Raises**
@@ -384,7 +384,7 @@ def gras(
     `ValueError` when the grand totals differ, or a row/column cannot reach its target with sign-preserving
     scaling (all zero with a non-zero target; only non-negative entries with a negative target; only
     non-positive entries with a positive target); without negative entries, also in the stalled cases of
-    [`ras`][diffmrio.ras] (the stall rule is the same).
+    [`ras`][diffmrio.tables.ras] (the stall rule is the same).
     """
     X0, u, v = _as_problem(X0, row_targets, col_targets, total_rtol)
     P = np.where(X0 > 0, X0, 0.0)

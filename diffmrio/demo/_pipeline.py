@@ -1,11 +1,11 @@
 r"""The whole demo chain on the synthetic world: economy -> reference-CTM ensemble -> trained emulator ->
-health, assembled into a [`Chain`][diffmrio.Chain].
+health, assembled into a [`Chain`][diffmrio.chain.Chain].
 
 Steps (each labelled synthetic):
 
 1. `demo_world()` with its geography (the reference CTM's demo domain);
 2. base emissions per (CTM species, region, level) from the MRIO through the default
-   [`SourceMap`][diffmrio.SourceMap], allocated to the grid;
+   [`SourceMap`][diffmrio.chain.SourceMap], allocated to the grid;
 3. a Latin-hypercube ensemble of reference-CTM runs over 0-2x scaling factors for every (region, species)
    (plus the base case), and an independent held-out ensemble. The demo's Monte Carlo samples the inventory
    factors truncated to this box (`UncertaintySpec.default(chain, within_envelope=True)`), so that its draws
@@ -13,7 +13,7 @@ Steps (each labelled synthetic):
 4. a source-level emulator of the population-weighted PM2.5 components per receptor region (the pf-ERSM
    set-up: 42 region-species scaling factors in, 6 regions x 6 components out) trained on the ensemble
    (`surrogate.fit`) and scored on the held-out runs (`surrogate.evaluate`); the chain maps its regional
-   outputs to the grid with a [`Downscaler`][diffmrio.Downscaler] (the base-case CTM field scaled by each
+   outputs to the grid with a [`Downscaler`][diffmrio.chain.Downscaler] (the base-case CTM field scaled by each
    region's emulated change), so that relative risk is still applied per cell;
 5. GEMM (Burnett et al. 2018, five causes, adults 25+) with synthetic baseline mortality rates and
    age structure on the population grid.
@@ -36,9 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from .._chain import Chain, Downscaler, SourceMap
 from .._io import load_netcdf, write_netcdf_atomic
-from ._demo import REGIONS, DemoWorld, demo_world
+from ..chain._chain import Chain, Downscaler, SourceMap
+from ..datasets._demo import REGIONS, DemoWorld, demo_world
 
 # Synthetic baseline mortality (deaths per 100,000 per year) at age 25 and its growth per 5-year group, per
 # cause: shaped like the age gradients of GBD rates for an East-Asian population, but not data.
@@ -78,13 +78,13 @@ DEMO_QUICK = {"n_train": 60, "n_test": 20, "quick": True, "steps": 300}
 
 
 def demo_config(quick: bool = False) -> dict:
-    """A copy of `DEMO_QUICK` or `DEMO_FULL` (keyword arguments of [`demo_chain`][diffmrio.datasets.demo_chain])."""
+    """A copy of `DEMO_QUICK` or `DEMO_FULL` (keyword arguments of [`demo_chain`][diffmrio.demo.demo_chain])."""
     return dict(DEMO_QUICK if quick else DEMO_FULL)
 
 
 @dataclasses.dataclass
 class DemoChain:
-    """What [`demo_chain`][diffmrio.datasets.demo_chain] builds: the `chain`, its parts and the evidence
+    """What [`demo_chain`][diffmrio.demo.demo_chain] builds: the `chain`, its parts and the evidence
     behind the emulator (`runs`, `test_runs`, held-out `scores`, `timings` in seconds)."""
 
     chain: Chain

@@ -44,7 +44,7 @@ from ._fastdraw import (
 def group_masks(chain: Chain, by: str, foreign_categories=("export",)) -> tuple[np.ndarray, list[str]]:
     """Dense 0/1 masks `[group, n, fd]` over final-demand entries that partition `Y` (O(groups x n x fd)
     memory: for small tables and checks; the attribution and Monte Carlo use
-    [`group_index`][diffmrio.group_index] instead).
+    [`group_index`][diffmrio.chain.group_index] instead).
 
     - `consumer`: the columns of each consuming region (all categories);
     - `final_producer`: the rows of each producing region (final products sold by the region);
@@ -157,7 +157,7 @@ def attribute(
 
     - `chain`, `inputs` (default `chain.base_inputs()`).
     - `by`: `"consumer"`, `"final_producer"`, `"sector"` or `"foreign"` (groups as index arrays: memory
-      O(n fd) whatever the number of groups), or a [`GroupIndex`][diffmrio.GroupIndex]; or give dense
+      O(n fd) whatever the number of groups), or a [`GroupIndex`][diffmrio.chain.GroupIndex]; or give dense
       `masks[group, n, fd]` and `labels` for any other partition (O(groups x n x fd) memory).
     - `method`: `"zero_out"`, `"first_order"` or `"path"` (Aumann-Shapley, `n_nodes` Gauss-Legendre nodes).
     - `target`: `"deaths"` or `"pwpm"`.

@@ -1,75 +1,16 @@
-"""Real tables: the validation policy (`validate="raise" | "warn" | "off"`), a documented cleaning helper for
-the rounding artefacts of published tables, and a reader for the WIOD 2013-release world tables."""
+"""Real tables: a documented cleaning helper for the rounding artefacts of published tables, and a reader for the
+WIOD 2013-release world tables. The validation policy they use lives with the checks in `diffmrio._validate`."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from ._validate import MRIOError
-
-POLICIES = ("raise", "warn", "off")
-
-
-class TableWarning(UserWarning):
-    """A table was accepted with `validate="warn"` although it fails a check (listed in `MRIO.validation`)."""
-
-
-def validation_policy(validate: bool | str) -> str:
-    """`True` -> `"raise"`, `False` -> `"off"`; a policy string is checked."""
-    if validate is True:
-        return "raise"
-    if validate is False:
-        return "off"
-    if validate not in POLICIES:
-        raise ValueError(f"validate must be True, False, 'raise', 'warn' or 'off', got {validate!r}")
-    return validate
-
-
-def _names(idx, regions, sectors, limit: int = 10) -> str:
-    S = len(sectors)
-    out = ", ".join(f"('{regions[int(i) // S]}','{sectors[int(i) % S]}')" for i in idx[:limit])
-    return out + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
-
-
-def table_issues(Z: np.ndarray, Y: np.ndarray, regions, sectors) -> tuple[str, ...]:
-    """Every value problem of a table that `validate="raise"` refuses, as one line each naming the
-    country-industries at fault (empty when the table passes): negative intermediate flows, negative gross
-    output $x = Z 1 + Y 1$, zero output with non-zero inputs; when none of these, whatever else
-    `validate="raise"` refuses (e.g. a spectral radius of $A$ at or above one). Non-finite values are not in
-    the list: they are always refused."""
-    issues = []
-    x = Z.sum(axis=1) + Y.sum(axis=1)
-    negz = np.argwhere(Z < 0)
-    if len(negz):
-        issues.append(f"{len(negz)} negative intermediate flows, in the rows of "
-                      f"{_names(np.unique(negz[:, 0]), regions, sectors)}")
-    bad = np.nonzero(x < 0)[0]
-    if len(bad):
-        vals = ", ".join(f"{x[i]:.6g}" for i in bad[:10])
-        issues.append(f"gross output x = Z 1 + Y 1 is negative for {_names(bad, regions, sectors)} (x = {vals})")
-    zero = np.nonzero((x == 0) & (np.abs(Z).sum(axis=0) > 0))[0]
-    if len(zero):
-        issues.append(f"zero output but non-zero inputs for {_names(zero, regions, sectors)}")
-    if not issues:  # the remaining checks of validate="raise" (spectral radius of A, ...), with their message
-        from ._validate import check_table
-
-        try:
-            check_table(Z, Y, regions, sectors)
-        except MRIOError as exc:
-            issues.append(str(exc))
-    return tuple(issues)
-
-
-def warn_issues(issues: Sequence[str], name: str) -> None:
-    if issues:
-        warnings.warn(f"table {name!r} accepted with validate='warn' despite: " + "; ".join(issues) +
-                      ". The offending country-industries are listed in `MRIO.validation` and in the attributes "
-                      "of its accounts; `diffmrio.clean_table` removes rounding artefacts.", TableWarning, stacklevel=3)
+from .._mrio import MRIO
+from .._validate import MRIOError, _names
 
 
 def clean_table(mrio, *, categories: Sequence[str] | None = None, tol: float = 0.0, validate: bool | str = "warn"):
@@ -90,8 +31,6 @@ def clean_table(mrio, *, categories: Sequence[str] | None = None, tol: float = 0
     attrs `n_tol_zeroed`, `rows_fixed`. The cleaned table is built with the policy `validate` (default
     `"warn"`: whatever else is wrong with it is listed in its `validation`).
     """
-    from ._mrio import MRIO
-
     regions, sectors, cats = mrio.regions, mrio.sectors, mrio.categories
     Z, Y = np.array(mrio.Z, dtype=np.float64), np.array(mrio.Y, dtype=np.float64)
     F, F_Y = np.array(mrio.F, dtype=np.float64), np.array(mrio.F_Y, dtype=np.float64)
@@ -142,11 +81,9 @@ def read_wiod(path: str | Path, *, validate: bool | str = "raise", clean: bool =
     Value added is the one satellite row, `value_added = x - 1' Z` with $x = Z 1 + Y 1$ (so it includes taxes
     less subsidies and international transport margins, and the table balances exactly). With `clean=True`
     the negative inventory changes that make gross output negative (rounding in the published integers) are
-    removed first by [`clean_table`][diffmrio.clean_table] and value added is computed after; each changed cell
+    removed first by [`clean_table`][diffmrio.tables.clean_table] and value added is computed after; each changed cell
     is listed in `MRIO.validation` (`"cleaned: ..."` lines), and so in the attributes of its accounts.
     """
-    from ._mrio import MRIO
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")

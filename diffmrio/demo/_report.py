@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from .._io import save_figure_atomic, write_text_atomic
 
-from ._io import save_figure_atomic, write_text_atomic  # noqa: E402
+
+def subplots(*args, figsize=None, **kwargs):
+    """`matplotlib.pyplot.subplots` without pyplot: a `Figure` that needs no GUI backend (so importing the
+    report code never switches the user's matplotlib backend)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def table_md(df: pd.DataFrame, floatfmt: str = "{:,.1f}") -> str:
@@ -47,7 +51,10 @@ class Report:
 
     def figure(self, fig, name: str, caption: str) -> Path:
         path = save_figure_atomic(fig, self.folder / "figures" / f"{name}.png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        if fig.canvas.manager is not None:  # a pyplot figure (pyplot is then already imported): release it
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
         self.parts.append(f"![{caption}](figures/{name}.png)\n\n*{caption}*\n")
         return path
 

@@ -3,7 +3,7 @@ with each relative-risk curve evaluated once per cell, and a Monte Carlo draw wi
 change between draws done once.
 
 **Groups.** A grouping of final demand (consumers, final producers, sectors, foreign demand) is a
-[`GroupIndex`][diffmrio.GroupIndex]: one group number per row (`n`) or per column (`fd`) of `Y`. A zero-out
+[`GroupIndex`][diffmrio.chain.GroupIndex]: one group number per row (`n`) or per column (`fd`) of `Y`. A zero-out
 scenario only needs the row totals $Y 1$ (for $x = L\,Y 1$) and the column totals $1^T Y$ (for the direct
 emissions of final demand), so the per-group totals ($G \times (n + fd)$ numbers) replace the dense 0/1 masks
 `[group, n, fd]` that a broadcast over groups would need.
@@ -18,7 +18,7 @@ used for ages 80-95; COPD, lung cancer and LRI have one fit for all adults) are 
 region weights are computed once, and cells without population or region are dropped. The curves are
 evaluated for each kept cell once per curve instead of once per age group.
 
-**Monte Carlo.** [`ChainDraw`][diffmrio.ChainDraw] is one draw as a Module (so the jitted batch is cached
+**Monte Carlo.** [`ChainDraw`][diffmrio.chain.ChainDraw] is one draw as a Module (so the jitted batch is cached
 across calls). When the economy is not perturbed (`mrio_cv = 0`), the emissions of the base case and of every
 zero-out scenario are computed once and each draw only scales them by its inventory factors; otherwise each
 draw factors $I - A$ once and solves for the base case and every zero-out scenario with those factors.
@@ -94,7 +94,7 @@ class GroupIndex(eqx.Module):
 
 
 def group_index(chain: Chain, by: str, foreign_categories=("export",)) -> GroupIndex:
-    """The [`GroupIndex`][diffmrio.GroupIndex] of a standard grouping of final demand.
+    """The [`GroupIndex`][diffmrio.chain.GroupIndex] of a standard grouping of final demand.
 
     - `consumer`: the columns of each consuming region (all categories);
     - `final_producer`: the rows of each producing region (final products sold by the region);
@@ -177,7 +177,7 @@ class HealthKernel(eqx.Module):
     @classmethod
     def build(cls, health, structure=None) -> HealthKernel:
         """From a `HealthModel`; `structure`: what decides which age groups share a curve (see
-        [`shared_curves`][diffmrio._fastdraw.shared_curves]; `None`: no sharing)."""
+        [`shared_curves`][diffmrio.chain._fastdraw.shared_curves]; `None`: no sharing)."""
         hi = health.inputs
         crf = health.crf
         n_c, n_a = len(crf.causes), len(crf.ages)
@@ -294,7 +294,7 @@ def crf_structure(spec, base_crf):
 
 
 class ChainDraw(eqx.Module):
-    """One Monte Carlo draw of the chain, `key -> dict of arrays` (see `diffmrio.monte_carlo`).
+    """One Monte Carlo draw of the chain, `key -> dict of arrays` (see `diffmrio.chain.monte_carlo`).
 
     Build with `ChainDraw.build(chain, spec, groups)`. Scenario 0 is the sampled case; scenarios
     `1..G` remove one group of final demand each (zero-out attribution).

@@ -10,19 +10,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from ctm_interface._atomic import TMP_TAG, clean_stale_temporaries, write_guard
 
-from ctm_interface._atomic import TMP_TAG, clean_stale_temporaries, write_guard  # noqa: E402
-
-from ._accounts import accounts  # noqa: E402
-from ._io import write_netcdf_atomic, write_text_atomic  # noqa: E402
-from ._report import Report  # noqa: E402
-from ._trade import eebt  # noqa: E402
-from .datasets import demo_world  # noqa: E402
+from .._accounts import accounts
+from .._io import write_netcdf_atomic, write_text_atomic
+from .._trade import eebt
+from ..datasets import demo_world
+from ._report import Report, subplots
 
 MANIFEST = "diffmrio-demo-manifest.json"
 # what the demo writes (checked before it starts; the write guard also checks every other write)
@@ -162,7 +158,7 @@ def _accounts_section(rep: Report, world, out: Path, log) -> None:
                        np.maximum(np.abs(acc.D_cba_reg), 1e-12)))
     rep.add(f"Identity check `D_cba_reg = D_pba_reg + D_imp_reg - D_exp_reg`: largest relative gap {gap:.1e}.")
     # Figure: pba vs cba per region for three stressors
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = subplots(1, 3, figsize=(13, 3.8))
     regions = list(mrio.regions)
     xs = np.arange(len(regions))
     for ax, sp in zip(axes, ("SO2", "PM2.5", "CO2")):
@@ -174,7 +170,7 @@ def _accounts_section(rep: Report, world, out: Path, log) -> None:
     fig.suptitle("Production- vs consumption-based emissions (synthetic demo world)")
     rep.figure(fig, "pba_vs_cba", "Production- vs consumption-based emissions per region (synthetic).")
     # Figure: region-to-region burden
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"wspace": 0.35})
+    fig, axes = subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"wspace": 0.35})
     for ax, sp in zip(axes, ("SO2", "CO2")):
         B = acc.burden.sel(stressor=sp).values
         im = ax.imshow(B, cmap="magma_r")
@@ -245,7 +241,7 @@ def _run(out: Path, *, quiet: bool, quick: bool, n_draws: int | None, cache: Pat
         "not data about any real place."
     )
     _accounts_section(rep, world, out, log)
-    from ._demo_chain_report import (
+    from ._chain_report import (
         attribution_and_mc_section,
         emulator_section,
         health_section,
@@ -256,7 +252,7 @@ def _run(out: Path, *, quiet: bool, quick: bool, n_draws: int | None, cache: Pat
     supply_chain_section(rep, world, log)
     timings = {}
     if not economy_only:
-        from .datasets import demo_chain, demo_config
+        from ..datasets import demo_chain, demo_config
 
         t0 = time.perf_counter()
         cfg = demo_config(quick)

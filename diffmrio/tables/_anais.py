@@ -28,7 +28,7 @@ class AnaisInfeasibleError(ValueError):
 
 @dataclass(frozen=True)
 class AnaisReport:
-    """Result report of [`anais`][diffmrio.anais].
+    """Result report of [`anais`][diffmrio.tables.anais].
 
     **Fields**
 
@@ -121,7 +121,7 @@ def anais(
 
     **Returns**
 
-    `(X, report)`: the updated table `[m, n]` and an [`AnaisReport`][diffmrio.AnaisReport].
+    `(X, report)`: the updated table `[m, n]` and an [`AnaisReport`][diffmrio.tables.AnaisReport].
 
     **Raises**
 

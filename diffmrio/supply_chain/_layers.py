@@ -28,8 +28,8 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
-from ._accounts import coefficients, intensities
-from ._leontief import leontief_solve, leontief_solve_left
+from .._accounts import coefficients, intensities
+from .._leontief import leontief_solve, leontief_solve_left
 
 __all__ = ["production_layers", "production_layers_kernel", "layer_flows", "layer_flows_kernel"]
 

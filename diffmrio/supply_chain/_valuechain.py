@@ -37,9 +37,9 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
-from ._accounts import region_sum_fd
+from .._accounts import region_sum_fd
+from .._leontief import leontief_solves
 from ._layers import _check_mrio, _mrio_arrays, _stressor_indices, _units
-from ._leontief import leontief_solves
 
 __all__ = ["value_chain_decomposition", "value_chain_kernel", "VALUE_CHAIN_PARTS"]
 

@@ -89,7 +89,7 @@ def disparity_index_from_matrix(
     E: Float[Array, "R R"], *, fill_value: float = float("nan")
 ) -> Float[Array, " R"]:
     """TCI/THI of every region from a region x region burden matrix (see
-    [`embodied_trade`][diffmrio.embodied_trade] and [`disparity_index`][diffmrio.disparity_index]).
+    [`embodied_trade`][diffmrio.scenarios.embodied_trade] and [`disparity_index`][diffmrio.scenarios.disparity_index]).
 
     **Arguments**
 
@@ -213,7 +213,7 @@ def pollutant_equivalent_coefficients(
 
     - `species`: pollutant names, length `S`.
     - `table`: `{species: kg per equivalent}`; default
-      [`CHINA_POLLUTANT_EQUIVALENT_KG`][diffmrio.CHINA_POLLUTANT_EQUIVALENT_KG].
+      [`CHINA_POLLUTANT_EQUIVALENT_KG`][diffmrio.scenarios.CHINA_POLLUTANT_EQUIVALENT_KG].
 
     **Returns**
 
@@ -240,7 +240,7 @@ def pollutant_equivalents(emissions, coefficients, *, axis: int = 0, mass_unit_k
     - `emissions`: $E$ with the species on `axis`, any other shape (e.g. `[S, n]` from a satellite
       account, or `[S, R]` per region).
     - `coefficients`: $R_i$ in kg per equivalent, shape `[S]` (see
-      [`pollutant_equivalent_coefficients`][diffmrio.pollutant_equivalent_coefficients]).
+      [`pollutant_equivalent_coefficients`][diffmrio.scenarios.pollutant_equivalent_coefficients]).
     - `axis`: the species axis of `emissions`.
     - `mass_unit_kg`: kilograms per unit of `emissions` (1e6 for kt).
 
@@ -265,7 +265,7 @@ def pollutant_equivalents(emissions, coefficients, *, axis: int = 0, mass_unit_k
 
 
 class SupplyChainEfficiency(NamedTuple):
-    """Result of [`supply_chain_efficiency`][diffmrio.supply_chain_efficiency].
+    """Result of [`supply_chain_efficiency`][diffmrio.scenarios.supply_chain_efficiency].
 
     - `inefficient_share`: scalar, share of the classified embodied flow that is inefficient.
     - `inefficient_share_by_region`: `[R]`, the same per region (grouped by supplier or buyer region; NaN
@@ -312,7 +312,7 @@ def supply_chain_efficiency(
 
     **Returns**
 
-    A [`SupplyChainEfficiency`][diffmrio.SupplyChainEfficiency]. Differentiable in `Phi`; the
+    A [`SupplyChainEfficiency`][diffmrio.scenarios.SupplyChainEfficiency]. Differentiable in `Phi`; the
     classification is piecewise constant in `intensity` (zero gradient almost everywhere).
     """
     Phi = jnp.asarray(Phi)

@@ -6,19 +6,16 @@ import time
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import matplotlib.ticker
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ._attribution import attribute, sensitivity  # noqa: E402
-from ._io import write_netcdf_atomic  # noqa: E402
-from ._layers import production_layers  # noqa: E402
-from ._spa import structural_path_analysis  # noqa: E402
-from ._uncertainty import UncertaintySpec, monte_carlo, truncated_lognormal_mean  # noqa: E402
+from .._io import write_netcdf_atomic
+from ..chain._attribution import attribute, sensitivity
+from ..chain._uncertainty import UncertaintySpec, monte_carlo, truncated_lognormal_mean
+from ..supply_chain._layers import production_layers
+from ..supply_chain._spa import structural_path_analysis
+from ._report import subplots
 
 
 def _region_outline(ax, frac):
@@ -45,7 +42,7 @@ def supply_chain_section(rep, world, log) -> None:
     ds = production_layers(m, T=4, stressor="SO2")
     layers = ds.layers.sel(stressor="SO2").sum("sector")  # (layer, region)
     rem = ds.remainder.sel(stressor="SO2").sum("sector")
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = subplots(figsize=(8, 4))
     bottom = np.zeros(m.n_regions)
     for t in range(layers.sizes["layer"]):
         vals = layers.isel(layer=t).values
@@ -95,7 +92,7 @@ def emulator_section(rep, dc, out, log) -> None:
     pp = np.asarray(jax.vmap(quiet.pm25)(x))  # run, receptor
     w = np.asarray(emu.labels.component_weights())
     po = np.tensordot(dc.test_runs.pm25.values, w, axes=([2], [0]))
-    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    fig, ax = subplots(figsize=(4.8, 4.5))
     for r, name in enumerate(regions):
         ax.scatter(po[:, r], pp[:, r], s=10, label=name)
     lim = [min(po.min(), pp.min()) * 0.95, max(po.max(), pp.max()) * 1.05]
@@ -130,7 +127,7 @@ def emulator_section(rep, dc, out, log) -> None:
     a, b = ctm_grad.ravel(), emu_grad.ravel()
     slope = float(np.dot(a, b) / np.dot(a, a))
     r2 = float(np.corrcoef(a, b)[0, 1] ** 2)
-    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    fig, ax = subplots(figsize=(4.8, 4.5))
     ax.scatter(a, b, s=12)
     lim = [min(a.min(), b.min()), max(a.max(), b.max())]
     ax.plot(lim, lim, "k--", lw=0.8)
@@ -150,7 +147,7 @@ def health_section(rep, dc, out, log) -> dict:
     hi = ch.health.inputs
     cells = np.asarray(ch.health.deaths_per_cell(res.pm25).sum(axis=(0, 1)))
     frac = np.asarray(hi.region_fraction)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = subplots(1, 2, figsize=(12, 4.2))
     im = axes[0].imshow(np.asarray(res.pm25), origin="lower", cmap="YlOrRd")
     fig.colorbar(im, ax=axes[0], shrink=0.8, label="ug m-3")
     axes[0].set_title("Annual PM2.5 (emulated base case)")
@@ -185,7 +182,7 @@ def sensitivity_section(rep, dc, out, log) -> None:
     gy = g.mean(("fd_region", "category"))  # same Leontief column per product, averaged over buyers
     flat = gy.stack(rs=("region", "sector")).to_series().sort_values(ascending=False)
     top = flat.head(15)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = subplots(figsize=(8, 4.5))
     ax.barh([f"{r}/{s}" for r, s in top.index][::-1], top.values[::-1], color="#c44e52")
     ax.set_xlabel("deaths per year per billion CNY of final demand")
     ax.set_title("Which products' demand drives the most deaths (d deaths / d y)")
@@ -242,7 +239,7 @@ def attribution_and_mc_section(rep, dc, out, log, n_draws: int, quiet: bool) -> 
            "below the central value.")
     rep.add(f"The Monte Carlo mean of total deaths ({mc_mean:,.0f}) is {100 * (mc_mean / central - 1):+.1f}% from the "
             f"central estimate ({central:,.0f}, all inputs at their central values). " + why)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig, axes = subplots(1, 2, figsize=(12, 4))
     regions = list(df.index)
     xs = np.arange(len(regions))
     for k, m in enumerate(methods):

@@ -19,10 +19,10 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from ._accounts import coefficients, final_demand_intensities, intensities
-from ._custom_types import Array, Float
-from ._leontief import leontief_solve
-from ._mrio import MRIO
+from .._accounts import coefficients, final_demand_intensities, intensities
+from .._custom_types import Array, Float
+from .._leontief import leontief_solve
+from .._mrio import MRIO
 
 CTM_SPECIES = ("SO2", "NOx", "NH3", "VOC", "BC", "OC", "PM_other")
 LEVELS = ("ground", "elevated")
@@ -173,8 +173,8 @@ class Chain(eqx.Module):
 
     **Fields:**
 
-    - `mrio`: the base table (labels, and base `Y`, `S`, `S_Y`, `A` for [`Chain.base_inputs`][diffmrio.Chain.base_inputs]).
-    - `source_map`: a [`SourceMap`][diffmrio.SourceMap].
+    - `mrio`: the base table (labels, and base `Y`, `S`, `S_Y`, `A` for [`Chain.base_inputs`][diffmrio.chain.Chain.base_inputs]).
+    - `source_map`: a [`SourceMap`][diffmrio.chain.SourceMap].
     - `emulator`: a `surrogate` emulator (or any Module with `labels`, `x_ref`, `base` and `__call__`);
       inputs either scaling factors `[source, species]` relative to `emissions_ref` or gridded emissions
       `[species, level, row, col]` (then `allocation` is needed).
@@ -289,7 +289,7 @@ class Chain(eqx.Module):
 
     def target_from_pm25(self, pm: Float[Array, "row col"], inp: ChainInputs, name: str = "deaths",
                          receptor: str | None = None):
-        """The target of [`Chain.target`][diffmrio.Chain.target] from a PM2.5 field: deaths summed over causes
+        """The target of [`Chain.target`][diffmrio.chain.Chain.target] from a PM2.5 field: deaths summed over causes
         and ages, or population-weighted PM2.5; per health region (`receptor="all"`), for one region, or for
         the whole domain (`None`)."""
         if name == "deaths":

@@ -12,8 +12,8 @@ Sampled per draw:
 - optionally the emulator: one member of a deep ensemble per draw (`sample_member`), so that emulator
   error is part of the interval.
 
-[`monte_carlo`][diffmrio.monte_carlo] evaluates the chain for each draw with the engine of
-`diffmrio._montecarlo` (vmap, chunks, sharding over devices, resumable) and returns draws and summaries.
+[`monte_carlo`][diffmrio.chain.monte_carlo] evaluates the chain for each draw with the engine of
+`diffmrio.chain._montecarlo` (vmap, chunks, sharding over devices, resumable) and returns draws and summaries.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class UncertaintySpec(eqx.Module):
     `crf_sampler` (a callable `key -> crf` or `None` for fixed CRF parameters; static),
     `sample_member` (static bool), `species_bounds[species, 2]` (`None`: untruncated; else the inventory
     factors are drawn from the lognormal truncated to `[lower, upper]`, see
-    [`envelope_species_bounds`][diffmrio.envelope_species_bounds]).
+    [`envelope_species_bounds`][diffmrio.chain.envelope_species_bounds]).
     """
 
     species_cv: jax.Array
@@ -62,7 +62,7 @@ class UncertaintySpec(eqx.Module):
         own `sample` (GEMM/IER draws) and one ensemble member per draw when the emulator is an ensemble.
 
         `within_envelope=True` truncates the inventory factors to the emulator's training envelope
-        ([`envelope_species_bounds`][diffmrio.envelope_species_bounds]): every draw's emulator input then lies
+        ([`envelope_species_bounds`][diffmrio.chain.envelope_species_bounds]): every draw's emulator input then lies
         inside the design the emulator was trained on (when the economy is not perturbed, `mrio_cv=0`), at the
         price of sampling the inventory distribution conditioned on that range (its mean falls below one when
         the upper bound cuts the lognormal's right tail)."""
@@ -198,19 +198,19 @@ def monte_carlo(
 
     **Arguments:**
 
-    - `chain`: a [`Chain`][diffmrio.Chain]; `spec`: an [`UncertaintySpec`][diffmrio.UncertaintySpec]
+    - `chain`: a [`Chain`][diffmrio.chain.Chain]; `spec`: an [`UncertaintySpec`][diffmrio.chain.UncertaintySpec]
       (default `UncertaintySpec.default(chain)`).
     - `n_draws`, `key` (keyword-only PRNG key): draw i uses `jax.random.split(key, n_draws)[i]`, so the result
       is the same for any chunking, device count or resumption.
     - `attribution_by`: also attribute deaths per draw by zero-out to `"consumer"`, `"final_producer"`,
       `"sector"` or `"foreign"` groups (`None`: skip).
-    - `chunk_size`, `checkpoint_dir`, `devices`, `progress`: see `diffmrio._montecarlo.run_draws`.
+    - `chunk_size`, `checkpoint_dir`, `devices`, `progress`: see `diffmrio.chain._montecarlo.run_draws`.
 
     Emulator inputs outside the training envelope are not extrapolated silently: each draw carries an
     `in_envelope` flag and `attrs["fraction_outside_envelope"]` reports their share (zero with
     `UncertaintySpec.default(chain, within_envelope=True)` and an unperturbed economy).
 
-    Each draw is a [`ChainDraw`][diffmrio.ChainDraw]: work that does not change between draws (the Leontief
+    Each draw is a [`ChainDraw`][diffmrio.chain.ChainDraw]: work that does not change between draws (the Leontief
     solve and the emissions of the base case and of every zero-out group when `mrio_cv = 0`; population x
     age share x baseline rate per cell) is done once, groups are index arrays, and each shared
     relative-risk curve is evaluated once per populated cell. The compiled batch is reused by later calls

@@ -44,7 +44,7 @@ __all__ = ["structural_path_analysis", "structural_paths", "SPAResult"]
 
 
 class SPAResult(NamedTuple):
-    """Array result of [`structural_paths`][diffmrio.structural_paths].
+    """Array result of [`structural_paths`][diffmrio.supply_chain.structural_paths].
 
     - `paths`: `[k, max_depth+1]` int64, node indices from the final producer (position 0) to the emitter,
       padded with `-1`.
@@ -139,7 +139,7 @@ def structural_paths(
 
     **Returns**
 
-    [`SPAResult`][diffmrio.SPAResult], paths sorted by decreasing `|value|`.
+    [`SPAResult`][diffmrio.supply_chain.SPAResult], paths sorted by decreasing `|value|`.
     """
     s = np.asarray(s, dtype=np.float64).reshape(-1)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
@@ -312,12 +312,12 @@ def structural_path_analysis(
     """Top-k structural paths of a footprint with region and sector labels (EXPORT study; Lenzen 2003).
 
     Path value $v = S_{i_T} A_{i_T i_{T-1}} \\cdots A_{i_1 i_0} y_{i_0}$, found by the bound-pruned tree search of
-    [`structural_paths`][diffmrio.structural_paths].
+    [`structural_paths`][diffmrio.supply_chain.structural_paths].
 
     **Arguments**
 
     - `mrio`: a `diffmrio.MRIO`; `stressor`: one stressor name.
-    - `k`, `tol`, `max_depth`: see [`structural_paths`][diffmrio.structural_paths].
+    - `k`, `tol`, `max_depth`: see [`structural_paths`][diffmrio.supply_chain.structural_paths].
     - `consumers`, `categories`: which final-demand columns make `y` (default all); or an explicit `y` `[n]`.
 
     **Returns**

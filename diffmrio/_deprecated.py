@@ -1,0 +1,22 @@
+"""Old import paths kept for one release (0.2): names that moved into subpackages in the 0.2 layout resolve with a
+`DeprecationWarning` naming the new path (docs/changelog.md)."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Callable, Mapping
+
+
+def moved_names(package: str, moves: Mapping[str, str]) -> Callable[[str], object]:
+    """A module `__getattr__` for `package`: `moves[name]` is the module that now holds `name`."""
+
+    def __getattr__(name: str):
+        target = moves.get(name)
+        if target is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        warnings.warn(f"{package}.{name} moved to {target}.{name}; the old path will be removed in diffmrio 0.3",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(target), name)
+
+    return __getattr__

@@ -1,0 +1,20 @@
+"""The chain from final demand to deaths (`Chain`: economy -> source map -> emulator -> downscaler -> health),
+gradient queries and attribution, uncertainty specification and Monte Carlo (sharded over devices and hosts)."""
+
+from ._chain import (
+    Chain as Chain,
+    ChainInputs as ChainInputs,
+    ChainOutputs as ChainOutputs,
+    Downscaler as Downscaler,
+    SourceMap as SourceMap,
+)
+from ._attribution import attribute as attribute, group_masks as group_masks, sensitivity as sensitivity
+from ._fastdraw import ChainDraw as ChainDraw, GroupIndex as GroupIndex, group_index as group_index
+from ._uncertainty import (
+    DEFAULT_SPECIES_CV as DEFAULT_SPECIES_CV,
+    UncertaintySpec as UncertaintySpec,
+    envelope_species_bounds as envelope_species_bounds,
+    monte_carlo as monte_carlo,
+    sample_inputs as sample_inputs,
+)
+from ._montecarlo import run_draws as run_draws, summarise as summarise

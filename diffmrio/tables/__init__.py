@@ -1,0 +1,19 @@
+"""Building and reading tables: RAS/GRAS balancing, ANAIS, concordances (aggregation, splitting, linking
+tables), and readers for real tables (CEADs workbooks, WIOD world tables) with the cleaning helper for their
+rounding artefacts."""
+
+from ._balancing import BalanceReport as BalanceReport, gras as gras, ras as ras
+from ._anais import AnaisInfeasibleError as AnaisInfeasibleError, AnaisReport as AnaisReport, anais as anais
+from ._concordance import (
+    aggregate_arrays as aggregate_arrays,
+    aggregate_mrio as aggregate_mrio,
+    aggregation_matrix as aggregation_matrix,
+    apply_concordance as apply_concordance,
+    check_concordance as check_concordance,
+    concordance_matrix as concordance_matrix,
+    link_tables as link_tables,
+    split_concordance as split_concordance,
+    split_sector as split_sector,
+)
+from ._ceads import CEADSLayout as CEADSLayout, read_ceads as read_ceads
+from ._wiod import clean_table as clean_table, read_wiod as read_wiod
