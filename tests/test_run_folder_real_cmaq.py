@@ -125,7 +125,8 @@ def test_cmaq_conc_folder_equals_numpy(folder):
             # float32 on file, then the mean over 25 hours of the surface layer
             field = sum(fields[run][v].astype(np.float32).astype(np.float64)[:, 0].mean(0) for v in names)
             for g, m in masks.items():
-                expect = (m * pop * field).sum() / (m * pop).sum()
+                m, pop32 = m.astype(np.float32).astype(np.float64), pop.astype(np.float32).astype(np.float64)
+                expect = (m * pop32 * field).sum() / (m * pop32).sum()
                 got = float(pm.sel(run=run, receptor=g, component=comp))
                 assert got == pytest.approx(expect, rel=1e-10), (run, comp, g)
     scale = rf.runs["scale"]
