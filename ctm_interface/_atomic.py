@@ -155,6 +155,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             guard.before_replace(tmp_path, path)
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
+    except OSError as exc:
+        if exc.filename is None or Path(exc.filename) != tmp_path:
+            raise
+        # the user asked for `path`: name it (a full disk or a lost permission would otherwise show the hidden
+        # temporary's name, which no longer exists once this block has removed it)
+        raise type(exc)(exc.errno, f"{exc.strerror or exc} while writing {path} (nothing was written there; "
+                        f"its temporary {tmp_path.name} was removed)", str(path)) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()

@@ -63,7 +63,7 @@ def run_output_paths(runs_toml: str | os.PathLike, run_ids: Iterable[str] | None
     unknown = [r for r in ids if r not in labels]
     if unknown:
         raise ValueError(f"run ids {unknown} are not in the design {cfg.file('design')}")
-    return {r: format_run_path(cfg.root, cfg.raw["outputs"]["pattern"], labels[r]) for r in ids}
+    return {r: format_run_path(cfg.root, cfg.raw["outputs"]["pattern"], labels[r], config=cfg.path) for r in ids}
 
 
 # ------------------------------------------------------------------------------------ evidence

@@ -106,6 +106,10 @@ def as_numeric(name: str, arr) -> np.ndarray:
     if np.iscomplexobj(arr):  # numpy would drop the imaginary part with only a ComplexWarning
         raise MRIOError(f"`{name}` is complex: flows and stressors must be real numbers (take `.real` if the "
                         "imaginary parts are rounding noise from an eigen- or FFT computation)")
+    if np.asarray(arr).dtype == np.bool_:  # a mask passed by mistake: numpy would read it as flows of 0 and 1
+        raise MRIOError(f"`{name}` is boolean (True/False): flows and stressors must be numbers. If it is a mask, "
+                        f"multiply the values by it (`values * mask`); if 0/1 flows are meant, pass "
+                        f"`{name}.astype(float)`")
     try:
         return np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError) as exc:

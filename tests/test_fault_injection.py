@@ -371,6 +371,21 @@ def test_interrupted_block_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failed_write_names_the_target_not_the_temporary(tmp_path):
+    """A full disk inside the block: the error names the file the user asked for (the hidden temporary it
+    used to name is gone by then), keeps the errno, and nothing is left behind."""
+    import errno
+
+    target = tmp_path / "out" / "deaths.nc"
+    with pytest.raises(OSError) as info, atomic_path(target) as tmp:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert str(target) in str(info.value) and "nothing was written there" in str(info.value)
+    assert list(target.parent.iterdir()) == []
+    with pytest.raises(PermissionError, match="elsewhere"), atomic_path(target):  # other files: untouched
+        raise PermissionError(errno.EACCES, "denied", str(tmp_path / "elsewhere"))
+
+
 # ------------------------------------------------------------------------------------------- netCDF inputs
 
 

@@ -136,6 +136,18 @@ def test_complex_none_and_scalar_arrays_are_refused():
     np.testing.assert_array_equal(np.asarray(m.Z), Z)
 
 
+def test_a_boolean_matrix_is_refused_not_read_as_flows_of_one():
+    """A mask passed as Z used to become flows of 0 and 1 without a word."""
+    import diffmrio
+
+    Z, Y, F = _table()
+    kw = {"regions": ["r1", "r2"], "sectors": ["s1", "s2"], "categories": ["hh"], "stressors": ["co2"]}
+    with pytest.raises(diffmrio.MRIOError, match=r"`Z` is boolean.*astype\(float\)"):
+        diffmrio.MRIO.from_arrays(Z > 0, Y, F, **kw)
+    with pytest.raises(diffmrio.MRIOError, match="`F` is boolean"):
+        diffmrio.MRIO.from_arrays(Z, Y, F > 0, **kw)
+
+
 def test_text_run_ids_with_an_integer_pattern_name_runs_toml(folder):
     """Run ids relabelled `run000`, ... with the pattern's {run:03d}: the error now names runs.toml and [outputs]."""
     import pandas as pd
@@ -147,6 +159,12 @@ def test_text_run_ids_with_an_integer_pattern_name_runs_toml(folder):
     _refused(bad, "textids.toml", "[outputs] pattern", "'run000'", "{run} instead of {run:03d}")
     good = _variant(bad, "textids_ok.toml", "run{run:03d}.nc", "{run}.nc")  # the fix the message gives
     assert ci.check_run_folder(good)["n_runs_read"] == 6
+    # the SLURM side (which files a resubmission waits for) names runs.toml too, not a bare ValueError
+    from ctm_interface._slurm import run_output_paths
+
+    with pytest.raises(ci.CTMFileError, match=r"(?s)textids\.toml.*\[outputs\].*\{run\} instead of \{run:03d\}"):
+        run_output_paths(bad)
+    assert run_output_paths(good, ["run002"])["run002"].name.endswith("run002.nc")
 
 
 # ------------------------------------------------------------------------------------------------ CLI
