@@ -176,6 +176,14 @@ def read_design(
     if low is not None and not (np.isfinite(float(low)) and np.isfinite(float(high)) and 0 <= float(low) < float(high)):
         raise CTMFileError(path, f"design box low = {low}, high = {high}: need 0 <= low < high")
     if low is not None:
+        outside = np.nonzero(((values < float(low)) | (values > float(high))).any(axis=(1, 2)))[0]
+        if len(outside):
+            worst = [f"{runs[i]!r} ({values[i].min():g}..{values[i].max():g})" for i in outside[:5]]
+            raise CTMFileError(path, f"{len(outside)} run(s) have factors outside the design box [{low}, {high}] "
+                                     f"given in runs.toml [design] low/high: {', '.join(worst)}"
+                                     f"{' and more' if len(outside) > 5 else ''}. The box is the emulator's training "
+                                     "envelope, so it must contain every run: widen low/high, or take these runs out "
+                                     "of the design")
         coords["low"] = (("source", "species"), np.full(values.shape[1:], float(low)))
         coords["high"] = (("source", "species"), np.full(values.shape[1:], float(high)))
     return xr.DataArray(

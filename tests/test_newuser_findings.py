@@ -167,6 +167,24 @@ def test_text_run_ids_with_an_integer_pattern_name_runs_toml(folder):
     assert run_output_paths(good, ["run002"])["run002"].name.endswith("run002.nc")
 
 
+def test_runs_outside_the_declared_design_box_are_refused(folder):
+    """`[design] low/high` is the emulator's training envelope; a design with factors outside it used to be read
+    silently (the saved emulator then claimed an envelope its own runs leave)."""
+    import re
+
+    import pandas as pd
+
+    df = pd.read_csv(folder.parent / "design.csv")
+    hi = float(df["factor"].max())
+    assert ci.check_run_folder(folder)["envelope"]["high"] >= hi  # the writer's box holds every run: accepted
+    text = re.sub(r"(?m)^high = .*$", f"high = {hi / 2}", folder.read_text(), count=1)
+    assert text != folder.read_text()
+    tight = folder.parent / "tight.toml"
+    tight.write_text(text)
+    msg = _refused(tight, "outside the design box", "widen low/high")
+    assert repr(df.loc[df["factor"].idxmax(), "run"].item()) in msg
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 def test_cli_out_that_is_a_folder_is_refused_even_with_force(folder, tmp_path, capsys):
     """`--out some_folder --force` ended in an IsADirectoryError traceback (after the whole folder was read)."""
