@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import glob
 import json
 import math
@@ -22,7 +23,7 @@ import string
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -571,10 +572,40 @@ def _check_ids(design: xr.DataArray, where) -> None:
 # ---------------------------------------------------------------------------------------------- outputs
 @dataclasses.dataclass
 class _Problems:
-    items: list[str] = dataclasses.field(default_factory=list)
+    """Problems found while reading, in order. The same problem in many runs (a vocabulary that does not fit the
+    files, a whole array job lost) is listed for the first `SHOW_SAME` runs with their files, then once with the
+    ids of the others, instead of once per run."""
+
+    SHOW_SAME: ClassVar[int] = 3
+    general: list[str] = dataclasses.field(default_factory=list)
+    per_run: dict[str, list[tuple[Any, Path]]] = dataclasses.field(default_factory=dict)
+    order: list[tuple[str, str | None]] = dataclasses.field(default_factory=list)
 
     def add(self, run, path, msg: str) -> None:
-        self.items.append(f"run {run} ({path}): {msg}")
+        if msg not in self.per_run:
+            self.per_run[msg] = []
+            self.order.append(("run", msg))
+        self.per_run[msg].append((run, path))
+
+    def note(self, msg: str) -> None:
+        """A problem that belongs to no run (e.g. a file no run id claims)."""
+        self.general.append(msg)
+        self.order.append(("general", msg))
+
+    @property
+    def items(self) -> list[str]:
+        out = []
+        for kind, msg in self.order:
+            if kind == "general":
+                out.append(msg)
+                continue
+            runs = self.per_run[msg]
+            out += [f"run {r} ({p}): {msg}" for r, p in runs[: self.SHOW_SAME]]
+            rest = runs[self.SHOW_SAME:]
+            if rest:
+                ids = ", ".join(str(r) for r, _ in rest[:20]) + (f" and {len(rest) - 20} more" if len(rest) > 20 else "")
+                out.append(f"the same in {len(rest)} more run(s): {ids}")
+        return out
 
 
 def _surface_mean(da: xr.DataArray, layer: int = 0) -> tuple[xr.DataArray, int]:
@@ -592,8 +623,27 @@ def _surface_mean(da: xr.DataArray, layer: int = 0) -> tuple[xr.DataArray, int]:
 _CONC_UNITS = {"ug m-3", "ug/m3", "ug m^-3", "µg m-3", "μg m-3", "micrograms/m3", "ug/m^3", "ug m**-3"}
 
 
+def _read_checked(labels, paths, read, fmt: str, mgrid: dict, masks: xr.DataArray, problems, missing: str):
+    """Yield `(run id, path, read(path))` for every run whose file exists, reads and lies on the masks' grid (the
+    grid is the last item `read` returns); every other run goes into `problems` with its id and file."""
+    for r, p in zip(labels, paths, strict=True):
+        if not p.exists():
+            problems.add(r, p, missing)
+            continue
+        try:
+            res = read(p)
+        except (CTMFileError, ValueError, OSError, KeyError) as e:
+            problems.add(r, p, str(e.problem if isinstance(e, CTMFileError) else e) + _format_hint(p, fmt))
+            continue
+        mis = _grid_mismatch(mgrid, res[-1])
+        if mis:
+            problems.add(r, p, f"grid does not match the masks' grid ({masks.attrs['source_file']}): {mis}")
+            continue
+        yield r, p, res
+
+
 def _read_run_fields(path: Path, fmt: str, cmap_spec, om_oc: float, layer: int):
-    """Read one run: (fields[component, ROW, COL], n_records, grid, ComponentMap, raw variable arrays)."""
+    """Read one run: (fields[component, ROW, COL], n_records, ComponentMap, grid)."""
     ds = _open_gridded(path, fmt)
     cmap = resolve_components(cmap_spec, [str(v) for v in ds.data_vars], om_oc=om_oc)
     for v in cmap.variables:
@@ -616,7 +666,7 @@ def _read_run_fields(path: Path, fmt: str, cmap_spec, om_oc: float, layer: int):
         n_rec = n if n_rec is None else min(n_rec, n)
     fields = xr.concat([sum(w * raw[v] for v, w in cmap.terms[c]) for c in cmap.components], dim="component")
     fields = fields.assign_coords(component=list(cmap.components))
-    return fields, int(n_rec or 1), _grid_of(ds), cmap
+    return fields, int(n_rec or 1), cmap, _grid_of(ds)
 
 
 def _read_adjoint(path: Path, fmt: str, smap: Mapping[str, str]) -> tuple[xr.DataArray, dict]:
@@ -811,22 +861,12 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
     labels = design["run"].values.tolist()
     paths = [format_run_path(cfg.root, pattern, r, config=cfg.path) for r in labels]
     for p in _unclaimed_files(cfg.root, pattern, paths):
-        problems.items.append(f"file {p} matches [outputs] pattern {pattern!r} but no run id of the design "
+        problems.note(f"file {p} matches [outputs] pattern {pattern!r} but no run id of the design "
                               f"{cfg.file('design')}: add its row to the design or move the file away")
     fields, nrec, good, cmap = {}, {}, [], None
-    for r, p in zip(labels, paths, strict=True):
-        if not p.exists():
-            problems.add(r, p, "no output file for this design run id")
-            continue
-        try:
-            f, n, g, cm = _read_run_fields(p, fmt, spec, om_oc, layer)
-        except (CTMFileError, ValueError, OSError, KeyError) as e:
-            problems.add(r, p, str(e.problem if isinstance(e, CTMFileError) else e) + _format_hint(p, fmt))
-            continue
-        mis = _grid_mismatch(mgrid, g)
-        if mis:
-            problems.add(r, p, f"grid does not match the masks' grid ({masks.attrs['source_file']}): {mis}")
-            continue
+    read = functools.partial(_read_run_fields, fmt=fmt, cmap_spec=spec, om_oc=om_oc, layer=layer)
+    for r, p, (f, n, cm, _) in _read_checked(labels, paths, read, fmt, mgrid, masks, problems,
+                                             "no output file for this design run id"):
         if cmap is not None and cm.describe() != cmap.describe():
             problems.add(r, p, f"components resolve differently from the first run ({cm.describe()} vs {cmap.describe()})")
             continue
@@ -845,7 +885,7 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
     empty = [str(r) for r, v in zip(receptors, norm.values, strict=True) if not v > 0]
     if empty:
         raise CTMFileError(masks.attrs["source_file"], f"receptors {empty} have zero total mask (x population) weight")
-    result = {"problems": problems.items, "config": cfg, "design": design, "masks": masks, "population": pop,
+    result = {"config": cfg, "design": design, "masks": masks, "population": pop,
               "emissions": emis, "components": cmap, "n_records": nrec, "paths": dict(zip(labels, paths, strict=True))}  # fmt: skip
     if good:
         stack = xr.concat([fields[r] for r in good], dim="run").assign_coords(run=design.sel(run=good)["run"].values)
@@ -857,6 +897,7 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
     # adjoints
     if "adjoints" in cfg.raw:
         result.update(_scan_adjoints(cfg, masks, mgrid, emis, smap, receptors, w, cmap, problems))
+    result["problems"] = problems.items
     return result
 
 
@@ -880,23 +921,13 @@ def _scan_adjoints(cfg, masks, mgrid, emis, smap, receptors, w, cmap, problems) 
     labels = adesign["run"].values.tolist()
     paths = [format_run_path(cfg.root, a["pattern"], r, config=cfg.path, table="adjoints") for r in labels]
     for p in _unclaimed_files(cfg.root, a["pattern"], paths):
-        problems.items.append(f"adjoint file {p} matches [adjoints] pattern {a['pattern']!r} but its state has no "
+        problems.note(f"adjoint file {p} matches [adjoints] pattern {a['pattern']!r} but its state has no "
                               f"factors in the adjoint design {dfile}: add the state's rows or move the file away")
     m = masks.sel(region=[str(s) for s in adesign["source"].values])
     sens, good = [], []
-    for r, p in zip(labels, paths, strict=True):
-        if not p.exists():
-            problems.add(r, p, f"no adjoint file for this state of {dfile.name}")
-            continue
-        try:
-            f, g = _read_adjoint(p, fmt, {s: asmap[s] for s in adesign["species"].values})
-        except (CTMFileError, ValueError, OSError, KeyError) as e:
-            problems.add(r, p, str(e.problem if isinstance(e, CTMFileError) else e) + _format_hint(p, fmt))
-            continue
-        mis = _grid_mismatch(mgrid, g)
-        if mis:
-            problems.add(r, p, f"grid does not match the masks' grid ({masks.attrs['source_file']}): {mis}")
-            continue
+    read = functools.partial(_read_adjoint, fmt=fmt, smap={s: asmap[s] for s in adesign["species"].values})
+    for r, p, (f, _) in _read_checked(labels, paths, read, fmt, mgrid, masks, problems,
+                                      f"no adjoint file for this state of {dfile.name}"):
         if kind == "emissions":
             if f.sizes["level"] != emis.sizes["level"]:
                 problems.add(r, p, f"{f.sizes['level']} layers, base emissions {emis.sizes['level']}")

@@ -96,7 +96,7 @@ def _output_reader(cfg):
         if path.stat().st_size == 0:
             return "empty output file", None
         try:
-            _, n_rec, grid, _ = _read_run_fields(path, fmt, spec, om_oc, layer)
+            _, n_rec, _, grid = _read_run_fields(path, fmt, spec, om_oc, layer)
         except CTMFileError as e:
             return e.problem, None
         except Exception as e:  # truncated files fail inside netCDF/HDF5 with many exception types

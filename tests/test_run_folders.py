@@ -302,7 +302,9 @@ def test_refuses_total_with_parts(copy_of):
         'components = "cmaq-elmo"', 'components = { SO4 = "PM25_SO4", PM25 = "PM25_TOT" }')
     (root / "runs.toml").write_text(text)
     msg = _refused(root / "runs.toml", "run 0 (", "CCTM_ELMO_run000.nc)", "PM25_TOT", "counted twice")
-    assert "run 7 (" in msg
+    # the same problem in every run is listed for three runs with their files, then once with the other ids
+    assert msg.count("counted twice") == 3 and "run 2 (" in msg and "run 3 (" not in msg
+    assert "the same in 5 more run(s): 3, 4, 5, 6, 7" in msg
     with pytest.raises(ValueError, match="counted twice"):
         ci.resolve_components({"OM": "om_oc*PM25_OC + PM25_TOT"}, ["PM25_OC", "PM25_TOT"])
     with pytest.raises(ValueError, match="count them twice"):
