@@ -141,7 +141,7 @@ def _config(folder: Path, edit) -> Path:
          r"\[satellite\] species: the emulator .* takes the species \['SO2', 'NOx', 'NH3', 'VOC'"),
         (lambda t: t.replace('{ "PM2.5" = 1.0', '{ PM25 = 1.0'), r"\[satellite\] species: stressor\(s\) \['PM25'\]"),
         (lambda t: t.replace('regions = "regions.csv"', 'regions = "regions_renamed.csv"'),
-         r"\[health\] regions: region label\(s\) \['Atlantis'\] .* match_table_regions = false"),
+         r"\[health\] regions: region label\(s\) \['Atlantis'\] .*`match_table_regions = false`"),
         (lambda t: t.replace('base = "ctm_base.nc"', ""), r"\[ctm\] needs exactly one of `base`"),
     ],
     ids=["unknown-key", "unknown-table", "missing-file", "units", "species", "stressor", "health-regions", "ctm"],

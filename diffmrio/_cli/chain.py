@@ -156,7 +156,7 @@ def _source_map(cfg: ChainConfig, mrio):
             if not isinstance(d, dict) or not all(isinstance(w, int | float) for w in d.values()):
                 raise ChainConfigError(f"{cfg.where('satellite', 'species')}: {sp} = {d!r} must map stressor names "
                                        'to weights, e.g. PM_other = {"PM2.5" = 1.0, BC = -1.0, OC = -1.0}')
-        used = sorted({s for d in species.values() for s in d})
+        used = list(dict.fromkeys(s for d in species.values() for s in d))
     else:
         used = ["SO2", "NOx", "NH3", "VOC", "PM2.5", "BC", "OC"]
     missing = [s for s in used if s not in mrio.stressors]
@@ -222,17 +222,18 @@ def _health(cfg: ChainConfig, like, mrio):
     h = cfg["health"]
     pop = H.load_gridded_population(h["population"], h["population_column"], like=like)
     reg = H.load_grid_regions(h["regions"], h["region_column"], like=like)
-    rates = H.load_gbd_baseline_mortality(h["mortality"], h["mortality_column"])
-    ages = H.load_gbd_age_structure(h["ages"], h["ages_column"])
-    inputs = H.build_health_inputs(reg, pop, ages, rates, causes=h["causes"], on_missing=h["on_missing"])
-    if h["match_table_regions"]:
-        foreign = [r for r in inputs.regions if r not in mrio.regions]
+    if h["match_table_regions"]:  # before the GBD tables: their rows follow the labels of this file
+        labels = np.asarray(reg.values, dtype=object)[(np.asarray(pop.values) > 0) & (np.asarray(reg.values) != "")]
+        foreign = sorted({str(r) for r in labels} - set(mrio.regions))
         if foreign:
             raise ChainConfigError(
                 f"{cfg.where('health', 'regions')}: region label(s) {foreign} (column {h['region_column']!r} of "
                 f"{h['regions']}) are not regions of the table {cfg['table']['path']} ({list(mrio.regions)}); rename "
                 "them in the file, or set `match_table_regions = false` in [health] if the health regions are other "
                 "units than the table's")
+    rates = H.load_gbd_baseline_mortality(h["mortality"], h["mortality_column"])
+    ages = H.load_gbd_age_structure(h["ages"], h["ages_column"])
+    inputs = H.build_health_inputs(reg, pop, ages, rates, causes=h["causes"], on_missing=h["on_missing"])
     return H.HealthModel(inputs, H.GEMM.burnett2018(inputs.causes, ages=inputs.ages))
 
 
