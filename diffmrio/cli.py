@@ -19,9 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--cache", type=Path, default=None, help="cache for the CTM ensemble and emulator (default OUT/cache)")
     demo.add_argument("--economy-only", action="store_true", help="only the MRIO sections (no CTM, emulator, health)")
     demo.add_argument("--force", action="store_true", help="overwrite files in OUT that the demo did not write")
-    from ._cli import data, runs, slurm
+    from ._cli import chain, data, runs, slurm
 
     data.register(parser, sub)
+    chain.register(sub, data._common())
     runs.add_commands(sub)
     slurm.add_commands(sub)
     args = parser.parse_args(argv)

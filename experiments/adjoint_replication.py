@@ -118,7 +118,7 @@ class World:
         return np.einsum("...cyx,ryx->...rc", conc, self.receptor_w)
 
     def run(self, scale: np.ndarray, progress: bool = True) -> np.ndarray:
-        from tqdm.auto import tqdm
+        from ctm_interface._progress import tqdm
 
         out = []
         for s in tqdm(scale, desc="reference CTM runs", disable=not progress, leave=False):

@@ -27,9 +27,9 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from ctm_interface._atomic import write_bytes_atomic
+from ctm_interface._progress import tqdm
 
 from ._abstract import AbstractEmulator, EmulatorLabels, Envelope, envelope_from_design, with_envelope
 from ._ensemble import Ensemble, _member

@@ -50,8 +50,9 @@ def test_skips_are_few_and_explained():
     assert len(skipped) <= total // 4, f"{len(skipped)} of {total} doc blocks are skipped: {skipped}"
 
 
-# pages that run a CTM ensemble or train an emulator (quick settings, still tens of seconds on 2 cores)
-SLOW = {"docs/emulators.md", "docs/reference_ctm.md"}
+# pages that run a CTM ensemble or train an emulator (quick settings, still tens of seconds on 2 cores); the
+# tutorial also compiles the whole chain's analyses in `diffmrio chain` (~3 min on a loaded 2-core box)
+SLOW = {"docs/emulators.md", "docs/reference_ctm.md", "docs/tutorial.md"}
 
 
 @pytest.mark.parametrize(

@@ -755,7 +755,7 @@ class ReferenceCTM(eqx.Module):
 
         **Returns**: `C` `(run, component=6, row, col)` annual means in ug m-3 (a numpy-backed jax array).
         """
-        from tqdm.auto import tqdm
+        from .._progress import tqdm
 
         E_batch = jnp.asarray(E_batch, dtype=jnp.float64)
         want = (len(SPECIES), len(LEVELS), *self.grid.shape)

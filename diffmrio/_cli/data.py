@@ -97,7 +97,10 @@ def setup(args: argparse.Namespace) -> bool:
             h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
             h._diffmrio_cli = True
             logger.addHandler(h)
-    return int(getattr(args, "quiet_level", 0)) == 0 and sys.stderr.isatty()
+    from ctm_interface._progress import bars_allowed, set_quiet
+
+    set_quiet(int(getattr(args, "quiet_level", 0)) > 0)  # -q silences every progress bar of the process
+    return bars_allowed()
 
 
 def _table_args(p: argparse.ArgumentParser) -> None:

@@ -125,7 +125,7 @@ def run_draws(
 
     **Returns:** dict of numpy arrays with a leading `draw` axis of length `n_draws`.
     """
-    from tqdm.auto import tqdm
+    from ctm_interface._progress import tqdm
 
     if n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
