@@ -37,7 +37,7 @@ from diffmrio._io import write_netcdf_atomic  # noqa: E402
 from diffmrio.datasets import _demo  # noqa: E402
 from diffmrio.demo._report import Report  # noqa: E402
 
-from ._common import cli_main, footer, make_parser, tag  # noqa: E402
+from ._common import cli_main, footer, make_parser, seed_or, tag  # noqa: E402
 
 NAME = "city_network"
 # Sector groups for the aggregated heat map (demo world sector names).
@@ -524,11 +524,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--stressor", default="NOx", help="pollutant of the network (default NOx)")
     ap.add_argument("--margins", type=Path, default=None,
                     help="CSV kind,region,label,value with the new output/inputs/final_demand margins")
-    ap.add_argument("--seed", type=int, default=7, help="seed of the synthetic scenario margins")
     ap.add_argument("--coef-range", type=float, default=0.3, help="relative range of input coefficients in ANAIS")
 
     def extra(args) -> dict:
-        return {"stressor": args.stressor, "seed": args.seed, "coef_range": args.coef_range,
+        return {"stressor": args.stressor, "seed": seed_or(args, 7), "coef_range": args.coef_range,
                 "margins_path": args.margins}
 
     return cli_main(NAME, _run_cli, ap, argv, extra)

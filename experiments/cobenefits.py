@@ -45,7 +45,7 @@ from diffmrio import MRIO  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
 from diffmrio.demo._report import Report  # noqa: E402
 
-from ._common import demo_source, footer, load_demo, make_parser, tag  # noqa: E402
+from ._common import demo_source, footer, load_demo, make_parser, parse, seed_or, show_progress, tag  # noqa: E402
 
 NAME = "cobenefits"
 SECTORS = ("power", "metals", "nonmetal")
@@ -400,14 +400,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap = make_parser(__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=None, help="demo-chain cache folder")
     ap.add_argument("--draws", type=int, default=None, help="Monte Carlo draws (default 10,000; 500 with --quick)")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, NAME)
     if args.mrio is not None or args.ceads is not None:
         ap.error("the co-benefit scenarios need the whole chain (emulator and health inputs), which exists only for "
                  "the demo world; run without --mrio/--ceads (MRIO-only views: diffmrio.accounts, "
                  "intensity_convergence)")
     t0 = time.perf_counter()
-    res = run(args.out, quick=args.quick, cache_dir=args.cache, n_draws=args.draws, seed=args.seed)
+    res = run(args.out, quick=args.quick, cache_dir=args.cache, n_draws=args.draws, seed=seed_or(args, 0),
+              progress=show_progress(args))
     print(f"[{NAME}] report written in {time.perf_counter() - t0:.1f} s: {Path(res['report']).resolve()}")
     return res
 

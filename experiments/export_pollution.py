@@ -36,7 +36,7 @@ import diffmrio  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
 from diffmrio.demo._report import Report  # noqa: E402
 
-from ._common import demo_source, footer, load_demo, load_table, make_parser, tag  # noqa: E402
+from ._common import demo_source, footer, load_demo, load_table, make_parser, parse, show_progress, tag  # noqa: E402
 
 NAME = "export_pollution"
 POLLUTANTS = ("SO2", "NOx", "NH3", "VOC", "PM2.5")
@@ -376,9 +376,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--cache", type=Path, default=None, help="demo-chain cache folder (default $DIFFMRIO_CACHE "
                     "or ~/.cache/diffmrio)")
     ap.add_argument("--stressor", default="PM2.5", help="pollutant for layers and paths (default PM2.5)")
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, NAME)
     t0 = time.perf_counter()
-    kw = dict(quick=args.quick, cache_dir=args.cache, stressor=args.stressor)
+    kw = dict(quick=args.quick, cache_dir=args.cache, stressor=args.stressor, progress=show_progress(args))
     if args.mrio is not None or args.ceads is not None:
         try:
             table = load_table(mrio=args.mrio, ceads=args.ceads, emissions=args.emissions)

@@ -35,7 +35,7 @@ import diffmrio  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
 from diffmrio.demo._report import Report  # noqa: E402
 
-from ._common import demo_source, footer, load_demo, make_parser, tag  # noqa: E402
+from ._common import demo_source, footer, load_demo, make_parser, parse, show_progress, tag  # noqa: E402
 from .cobenefits import deaths_satellite, with_deaths_row  # noqa: E402
 
 NAME = "value_chain"
@@ -226,13 +226,13 @@ def run(
 def main(argv: Sequence[str] | None = None) -> dict:
     ap = make_parser(__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=None, help="demo-chain cache folder")
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, NAME)
     if args.mrio is not None or args.ceads is not None:
         ap.error("the health-damage rows need the whole chain (emulator and health inputs), which exists only for "
                  "the demo world; for a user table use diffmrio.supply_chain.value_chain_decomposition(mrio, ['value_added', "
                  "'employment']) directly")
     t0 = time.perf_counter()
-    res = run(args.out, quick=args.quick, cache_dir=args.cache)
+    res = run(args.out, quick=args.quick, cache_dir=args.cache, progress=show_progress(args))
     print(f"[{NAME}] report written in {time.perf_counter() - t0:.1f} s: {Path(res['report']).resolve()}")
     return res
 
