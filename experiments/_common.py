@@ -38,7 +38,7 @@ __all__ = ["Table", "experiment_parser", "make_parser", "show_progress", "seed_o
 
 #: marker file an experiment leaves in its output folder (`prepare_out`): a later run of the same experiment may
 #: overwrite the folder, anything else needs `--force`
-MARKER = ".diffmrio-experiment"
+MARKER = "diffmrio-experiment.txt"
 #: the program name in usage lines; `diffmrio experiment NAME` sets it (default: argparse's, from sys.argv)
 PROG: str | None = None
 
