@@ -108,7 +108,7 @@ def _through_chain(chain, n_nodes: int, n_intervals: int, targets: Sequence[str]
     inp = chain.base_inputs()
     masks, labels = export_masks(mrio)
     groupings = {"foreign": dict(by="foreign"), "route": dict(masks=masks, labels=labels)}
-    data, coords = {}, {"method": list(METHODS), "receptor": list(mrio.regions)}
+    data, coords = {}, {"attribution": list(METHODS), "receptor": list(mrio.regions)}
     for target in targets:
         unit = TARGETS[target]
         for name, kw in groupings.items():
@@ -117,7 +117,7 @@ def _through_chain(chain, n_nodes: int, n_intervals: int, targets: Sequence[str]
                 q = dict(n_nodes=n_nodes, n_intervals=n_intervals) if method == "path" else {}
                 per.append(diffmrio.chain.attribute(chain, inp, method=method, target=target, **kw, **q))
             coords[name] = [str(g) for g in per[0].group.values]
-            data[f"{target}_by_{name}"] = (("method", name, "receptor"), np.stack([a.values for a in per]),
+            data[f"{target}_by_{name}"] = (("attribution", name, "receptor"), np.stack([a.values for a in per]),
                                            {"units": unit})
     o = chain(inp)
     pop = np.asarray(chain.health.inputs.to_regions(chain.health.inputs.population))
@@ -132,10 +132,10 @@ def _through_chain(chain, n_nodes: int, n_intervals: int, targets: Sequence[str]
     pw_nat = float((ds.pwpm * ds.population).sum() / ds.population.sum())
     exp = ds.drop_vars("foreign").isel(foreign=list(coords["foreign"]).index("foreign"))
     if "deaths" in targets:
-        ds["share_deaths_exports"] = (("method",), (exp.deaths_by_foreign.sum("receptor") / ds.deaths.sum()).values,
+        ds["share_deaths_exports"] = (("attribution",), (exp.deaths_by_foreign.sum("receptor") / ds.deaths.sum()).values,
                                       {"units": "1"})
     if "pwpm" in targets:
-        ds["share_pwpm_exports"] = (("method",), ((exp.pwpm_by_foreign * ds.population).sum("receptor")
+        ds["share_pwpm_exports"] = (("attribution",), ((exp.pwpm_by_foreign * ds.population).sum("receptor")
                                                   / ds.population.sum() / pw_nat).values, {"units": "1"})
     ds.attrs.update(n_nodes=n_nodes, n_intervals=n_intervals)
     return ds
@@ -196,9 +196,10 @@ def compute(
       `total[stressor, region]`, `indirect_share[stressor]`, pollutant equivalents `ape_total[region]`,
       `ape_direct[region]`, `indirect_share_ape`;
     - with a chain: `deaths`, `pwpm`, `population[receptor]`; attributions
-      `{deaths,pwpm}_by_foreign[method, foreign, receptor]` (exports vs domestic demand) and
-      `{deaths,pwpm}_by_route[method, route, receptor]` (each region's exports, and domestic demand), `method`
-      being `zero_out` or `path`; `share_deaths_exports[method]`, `share_pwpm_exports[method]` (national,
+      `{deaths,pwpm}_by_foreign[attribution, foreign, receptor]` (exports vs domestic demand) and
+      `{deaths,pwpm}_by_route[attribution, route, receptor]` (each region's exports, and domestic demand),
+      `attribution` being `zero_out` or `path` (not named `method`: that is a keyword of `xarray`'s `sel`);
+      `share_deaths_exports[attribution]`, `share_pwpm_exports[attribution]` (national,
       population-weighted);
     - `layers[layer, region, sector]`, `remainder[region, sector]`, `layers_total` of `stressor`;
       `flows[flow_layer, seller, buyer]`; `path_label`, `path_value`, `path_share[path]`, `path_coverage`.
@@ -263,8 +264,8 @@ def _fig_health(ds, synthetic):
     xs = np.arange(len(regions))
     for ax, target in zip(axes, TARGETS):
         a = ds[f"{target}_by_foreign"].sel(foreign="foreign")
-        ax.bar(xs - 0.2, a.sel(method="zero_out").values, 0.4, label="zero-out", color="#4c72b0")
-        ax.bar(xs + 0.2, a.sel(method="path").values, 0.4, label="path-integrated", color="#55a868")
+        ax.bar(xs - 0.2, a.sel(attribution="zero_out").values, 0.4, label="zero-out", color="#4c72b0")
+        ax.bar(xs + 0.2, a.sel(attribution="path").values, 0.4, label="path-integrated", color="#55a868")
         ax.set_xticks(xs, regions, rotation=30)
         ax.set_ylabel(TARGETS[target])
         ax.legend(frameon=False, fontsize=8)
@@ -364,17 +365,17 @@ def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None) -> 
     if ds.attrs.get("chain") and all(f"{t}_by_foreign" in ds for t in TARGETS):
         f = ds.sel(foreign="foreign")
         dfa = pd.DataFrame({
-            "deaths": ds.deaths.values, "due to exports (zero-out)": f.deaths_by_foreign.sel(method="zero_out").values,
-            "due to exports (path)": f.deaths_by_foreign.sel(method="path").values,
-            "PM2.5 pw (ug m-3)": ds.pwpm.values, "PM2.5 from exports (zero-out)": f.pwpm_by_foreign.sel(method="zero_out").values,
-            "PM2.5 from exports (path)": f.pwpm_by_foreign.sel(method="path").values,
+            "deaths": ds.deaths.values, "due to exports (zero-out)": f.deaths_by_foreign.sel(attribution="zero_out").values,
+            "due to exports (path)": f.deaths_by_foreign.sel(attribution="path").values,
+            "PM2.5 pw (ug m-3)": ds.pwpm.values, "PM2.5 from exports (zero-out)": f.pwpm_by_foreign.sel(attribution="zero_out").values,
+            "PM2.5 from exports (path)": f.pwpm_by_foreign.sel(attribution="path").values,
         }, index=pd.Index(list(ds.receptor.values), name="receptor"))  # fmt: skip
         routes = ds.deaths_by_route.sum("receptor")
-        dfc = pd.DataFrame({"deaths (zero-out)": routes.sel(method="zero_out").values,
-                            "deaths (path)": routes.sel(method="path").values},
+        dfc = pd.DataFrame({"deaths (zero-out)": routes.sel(attribution="zero_out").values,
+                            "deaths (path)": routes.sel(attribution="path").values},
                            index=pd.Index(list(ds.route.values), name="final demand"))
-        d_zo = float(f.deaths_by_foreign.sel(method="zero_out").sum())
-        zo_sum_routes = float(routes.sel(method="zero_out").values[: len(regions)].sum())
+        d_zo = float(f.deaths_by_foreign.sel(attribution="zero_out").sum())
+        zo_sum_routes = float(routes.sel(attribution="zero_out").values[: len(regions)].sum())
         sd, sp = ds.share_deaths_exports, ds.share_pwpm_exports
         rep.add(
             "## 2. PM2.5 and deaths due to exports (through the chain)\n\n"
@@ -390,10 +391,10 @@ def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None) -> 
         rep.table(dfa, "Deaths (yr-1) and population-weighted PM2.5 (ug m-3) due to exports, by receptor region")
         rep.table(dfc, "Deaths (yr-1) attributed to each region's exports (foreign consumers) and to domestic demand")
         rep.add(
-            f"- **Share of population-weighted PM2.5 due to exports: {100 * float(sp.sel(method='zero_out')):.1f}% "
-            f"(zero-out), {100 * float(sp.sel(method='path')):.1f}% (path-integrated)** (study: 9.9% of China's "
-            f"PM2.5).\n- **Share of deaths due to exports: {100 * float(sd.sel(method='zero_out')):.1f}% (zero-out), "
-            f"{100 * float(sd.sel(method='path')):.1f}% (path-integrated)** of {float(ds.deaths.sum()):,.0f} deaths "
+            f"- **Share of population-weighted PM2.5 due to exports: {100 * float(sp.sel(attribution='zero_out')):.1f}% "
+            f"(zero-out), {100 * float(sp.sel(attribution='path')):.1f}% (path-integrated)** (study: 9.9% of China's "
+            f"PM2.5).\n- **Share of deaths due to exports: {100 * float(sd.sel(attribution='zero_out')):.1f}% (zero-out), "
+            f"{100 * float(sd.sel(attribution='path')):.1f}% (path-integrated)** of {float(ds.deaths.sum()):,.0f} deaths "
             f"yr-1.\n- Zero-out is not additive: removing each region's exports separately gives "
             f"{zo_sum_routes:,.0f} deaths in total vs {d_zo:,.0f} for all exports at once; the "
             "path-integrated contributions of the export routes sum to the all-exports value exactly."

@@ -123,14 +123,14 @@ def test_chain_section_by_hand(quick_demo_chain):
     no_exp = chain(eqx.tree_at(lambda i: i.Y, inp, inp.Y * keep.reshape(R * N, R * K)))
     d_base, d_no = float(base.deaths.sum()), float(no_exp.deaths.sum())
     assert float(ds.deaths.sum()) == pytest.approx(d_base, rel=1e-9)
-    assert float(ds.share_deaths_exports.sel(method="zero_out")) == pytest.approx((d_base - d_no) / d_base, rel=1e-6)
+    assert float(ds.share_deaths_exports.sel(attribution="zero_out")) == pytest.approx((d_base - d_no) / d_base, rel=1e-6)
     # zero-out per receptor, by hand
-    np.testing.assert_allclose(ds.deaths_by_foreign.sel(method="zero_out", foreign="foreign").values,
+    np.testing.assert_allclose(ds.deaths_by_foreign.sel(attribution="zero_out", foreign="foreign").values,
                                np.asarray(base.deaths.sum(axis=(0, 1))) - np.asarray(no_exp.deaths.sum(axis=(0, 1))),
                                rtol=1e-6)
     # path-integrated: foreign + domestic = J(Y) - J(0) (Aumann-Shapley completeness) ...
     d_zero = float(chain.target(eqx.tree_at(lambda i: i.Y, inp, inp.Y * 0.0), "deaths"))
-    path = ds.sel(method="path")
+    path = ds.sel(attribution="path")
     assert float(path.deaths_by_foreign.sum()) == pytest.approx(float(chain.target(inp, "deaths")) - d_zero, rel=1e-8)
     # ... and the export routes add up to all exports (one group per route, plus domestic demand)
     routes = path.deaths_by_route.sel(route=[f"exports of {r}" for r in mrio.regions]).sum()
