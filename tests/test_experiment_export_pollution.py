@@ -97,6 +97,36 @@ def test_report_from_dataset(ds, tmp_path):
     xr.testing.assert_allclose(back.total, ds.total)
 
 
+def test_report_chain_section_from_dataset(ds, tmp_path):
+    # the chain section of the report reads the right numbers (a dataset with known chain variables, no chain)
+    regions = list(ds.region.values)
+    R = len(regions)
+    rng = np.random.default_rng(0)
+    routes = [f"exports of {r}" for r in regions] + ["domestic"]
+    chain = xr.Dataset(
+        {
+            "deaths_by_foreign": (("attribution", "foreign", "receptor"), rng.uniform(1, 10, (2, 2, R)), {"units": "deaths yr-1"}),
+            "deaths_by_route": (("attribution", "route", "receptor"), rng.uniform(1, 10, (2, R + 1, R)), {"units": "deaths yr-1"}),
+            "pwpm_by_foreign": (("attribution", "foreign", "receptor"), rng.uniform(0, 3, (2, 2, R)), {"units": "ug m-3"}),
+            "pwpm_by_route": (("attribution", "route", "receptor"), rng.uniform(0, 3, (2, R + 1, R)), {"units": "ug m-3"}),
+            "deaths": (("receptor",), rng.uniform(100, 1000, R), {"units": "deaths yr-1"}),
+            "pwpm": (("receptor",), rng.uniform(5, 50, R), {"units": "ug m-3"}),
+            "population": (("receptor",), rng.uniform(1e6, 1e7, R), {"units": "persons"}),
+            "share_deaths_exports": (("attribution",), [0.123, 0.234], {"units": "1"}),
+            "share_pwpm_exports": (("attribution",), [0.0456, 0.0567], {"units": "1"}),
+        },
+        coords={"attribution": ["zero_out", "path"], "foreign": ["foreign", "domestic"], "route": routes,
+                "receptor": regions},
+    )  # fmt: skip
+    full = xr.merge([ds, chain]).assign_attrs(ds.attrs | {"chain": 1, "n_nodes": 2, "n_intervals": 1})
+    text = ep.report(full, tmp_path / "out").read_text()
+    assert "12.3% (zero-out), 23.4% (path-integrated)" in text and "4.6% (zero-out), 5.7% (path-integrated)" in text
+    zo_routes = float(chain.deaths_by_route.sel(attribution="zero_out").values[:R].sum())
+    zo_all = float(chain.deaths_by_foreign.sel(attribution="zero_out", foreign="foreign").sum())
+    assert f"gives {zo_routes:,.0f} deaths in total vs {zo_all:,.0f} for all exports" in text
+    assert (tmp_path / "out" / "figures" / "health_exports.png").is_file()
+
+
 def test_bad_arguments(mrio):
     with pytest.raises(ValueError, match="stressor 'CO3'"):
         ep.compute(mrio, stressor="CO3")
