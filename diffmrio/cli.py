@@ -1,5 +1,5 @@
 """Command-line interface (`diffmrio --help`): `demo`; real data: `accounts`, `spa`, `health` (`_cli.data`); CTM run
-folders: `runs`, `emulator`, `ctm` (`_cli.runs`); SLURM array jobs: `slurm` (`_cli.slurm`)."""
+folders: `runs`, `emulator`, `ctm` (`_cli.runs`); SLURM array jobs: `slurm` (`_cli.slurm`); the study experiments: `experiment NAME` (`_cli.experiment`)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--cache", type=Path, default=None, help="cache for the CTM ensemble and emulator (default OUT/cache)")
     demo.add_argument("--economy-only", action="store_true", help="only the MRIO sections (no CTM, emulator, health)")
     demo.add_argument("--force", action="store_true", help="overwrite files in OUT that the demo did not write")
-    from ._cli import chain, data, runs, slurm
+    from ._cli import chain, data, experiment, runs, slurm
 
     data.register(parser, sub)
     chain.register(sub, data._common())
     runs.add_commands(sub)
     slurm.add_commands(sub)
+    experiment.add_commands(sub)
     args = parser.parse_args(argv)
     data.setup(args)
     if hasattr(args, "func"):

@@ -4,7 +4,12 @@ Every experiment module exposes `run(out, *, mrio=None, quick=False, ...) -> dic
 parses `--out DIR` plus optional data paths, loads the table (the synthetic demo world when none is given) and
 prints the report path. This module holds the generic parts:
 
-- [`make_parser`][experiments._common.make_parser]: `--out`, `--mrio`, `--ceads`, `--emissions`, `--quick`;
+- [`experiment_parser`][experiments._common.experiment_parser]: the flags every experiment shares (`--out`,
+  `--quick`, `-q/--quiet` (alias `--no-progress`), `--seed`, `--force`), and with `table=True` (or
+  [`make_parser`][experiments._common.make_parser]) the table options `--mrio`, `--ceads`, `--emissions`;
+- [`prepare_out`][experiments._common.prepare_out]: the output folder, refusing to write into a folder of
+  someone else's files without `--force`; [`shared_folder`][experiments._common.shared_folder]: a data folder
+  under `../shared` given by a flag, with a clear error when it is absent;
 - [`load_table`][experiments._common.load_table]: demo world, an MRIO netCDF (the layout of
   `diffmrio.MRIO.to_xarray`) or a CEADs workbook (`diffmrio.tables.read_ceads`), with stressor rows from a CSV;
 - [`read_emissions_csv`][experiments._common.read_emissions_csv]: a long-format emission inventory as `F` rows;
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +33,14 @@ import pandas as pd
 import diffmrio
 from diffmrio import MRIO
 
-__all__ = ["Table", "make_parser", "load_table", "read_emissions_csv", "cli_main", "footer"]
+__all__ = ["Table", "experiment_parser", "make_parser", "show_progress", "seed_or", "parse", "prepare_out", "shared_folder", "load_table",
+           "read_emissions_csv", "cli_main", "footer"]
+
+#: marker file an experiment leaves in its output folder (`prepare_out`): a later run of the same experiment may
+#: overwrite the folder, anything else needs `--force`
+MARKER = "diffmrio-experiment.txt"
+#: the program name in usage lines; `diffmrio experiment NAME` sets it (default: argparse's, from sys.argv)
+PROG: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,24 +53,102 @@ class Table:
     source: str
 
 
-def make_parser(description: str) -> argparse.ArgumentParser:
-    """An `ArgumentParser` with the options every experiment shares.
+def shared_flags() -> argparse.ArgumentParser:
+    """The flags every experiment shares, as an argparse parent (`parents=[shared_flags()]`):
 
-    `--out DIR` (required), `--mrio PATH` (netCDF in the layout of `MRIO.to_xarray`), `--ceads PATH` (CEADs
-    workbook), `--emissions PATH` (long-format CSV `stressor,region,sector,value[,unit]` whose rows replace or
-    add stressors of the table) and `--quick` (reduced configuration). Experiments add their own options.
+    - `--out DIR` (required): output folder (`report.md`, `figures/`, `results/`);
+    - `--quick`: the reduced configuration (a fast check; the numbers are not the documented ones);
+    - `-q/--quiet` (alias `--no-progress`): no progress bars or progress lines (bars are also off when
+      stderr is not a terminal, see [`show_progress`][experiments._common.show_progress]);
+    - `--seed N`: the random seed (default: the experiment's documented seed);
+    - `--force`: write into `--out` even when it holds files that this experiment did not write.
     """
-    ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--out", required=True, type=Path, help="output folder (report.md, figures/, results/)")
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument("--mrio", type=Path, default=None, help="MRIO netCDF (layout of diffmrio.MRIO.to_xarray)")
-    src.add_argument("--ceads", type=Path, default=None, help="CEADs provincial MRIO workbook (.xlsx)")
-    ap.add_argument(
-        "--emissions", type=Path, default=None,
-        help="CSV with columns stressor,region,sector,value[,unit]: emission inventory rows added to the table",
-    )  # fmt: skip
-    ap.add_argument("--quick", action="store_true", help="reduced configuration (fewer sensitivity runs)")
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("shared experiment options")
+    g.add_argument("--out", required=True, type=Path, help="output folder (report.md, figures/, results/)")
+    g.add_argument("--quick", action="store_true", help="reduced configuration (a fast check)")
+    g.add_argument("-q", "--quiet", "--no-progress", dest="quiet", action="store_true",
+                   help="no progress output (progress bars are shown only on a terminal anyway)")
+    g.add_argument("--seed", type=int, default=None, help="random seed (default: the experiment's own)")
+    g.add_argument("--force", action="store_true",
+                   help="write into --out even if it holds files that this experiment did not write")
+    return p
+
+
+def experiment_parser(description: str, *, table: bool = False, prog: str | None = None) -> argparse.ArgumentParser:
+    """An `ArgumentParser` with the [shared flags][experiments._common.shared_flags]; with `table=True` also
+    `--mrio PATH` (netCDF in the layout of `MRIO.to_xarray`), `--ceads PATH` (CEADs workbook) and
+    `--emissions PATH` (long-format CSV `stressor,region,sector,value[,unit]` whose rows replace or add
+    stressors of the table). Experiments add their own options."""
+    ap = argparse.ArgumentParser(description=description, prog=prog or PROG, parents=[shared_flags()])
+    if table:
+        g = ap.add_argument_group("table (default: the synthetic demo world)")
+        src = g.add_mutually_exclusive_group()
+        src.add_argument("--mrio", type=Path, default=None, help="MRIO netCDF (layout of diffmrio.MRIO.to_xarray)")
+        src.add_argument("--ceads", type=Path, default=None, help="CEADs provincial MRIO workbook (.xlsx)")
+        g.add_argument(
+            "--emissions", type=Path, default=None,
+            help="CSV with columns stressor,region,sector,value[,unit]: emission inventory rows added to the table",
+        )  # fmt: skip
     return ap
+
+
+def make_parser(description: str) -> argparse.ArgumentParser:
+    """`experiment_parser(description, table=True)`: the shared flags plus the table options."""
+    return experiment_parser(description, table=True)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether to show progress bars: not `--quiet`, and stderr is a terminal (no bars flooding a log)."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def seed_or(args: argparse.Namespace, default: int) -> int:
+    """`--seed`, or the experiment's `default` when not given."""
+    return default if getattr(args, "seed", None) is None else int(args.seed)
+
+
+def prepare_out(out: str | Path, name: str, force: bool = False) -> Path:
+    """Create the output folder `out` for experiment `name` and mark it as its own.
+
+    A folder that does not exist, is empty, or was written by an earlier run of the same experiment is fine;
+    a folder with other files (a user's, another experiment's) is refused unless `force`, so that nothing a
+    user wrote is overwritten by accident.
+
+    **Raises:** `FileExistsError` naming the folder and the fix.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder; pass a folder")
+    marker = out / MARKER
+    if out.is_dir() and any(out.iterdir()) and not force:
+        owner = marker.read_text().strip() if marker.is_file() else None
+        if owner != name:
+            what = f"the output of experiment {owner!r}" if owner else "files that this experiment did not write"
+            raise FileExistsError(f"--out {out} holds {what}; pass an empty or new folder, or --force to write "
+                                  "into it anyway (files of the same names are replaced)")
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(name + "\n")
+    return out
+
+
+def shared_folder(path: str | Path | None, sub: str, flag: str, *, root: bool = False) -> Path:
+    """The data folder `sub` of the shared data: `path` when given (the value of `flag`; with `root=True` the
+    flag names the shared folder itself and the result is `path/sub`), else `$DIFFMRIO_SHARED/sub`, else
+    `../shared/sub` next to a source checkout.
+
+    **Raises:** `FileNotFoundError` naming the folder tried and the flag to pass.
+    """
+    if path is not None:
+        folder = Path(path) / sub if root else Path(path)
+    elif os.environ.get("DIFFMRIO_SHARED"):
+        folder = Path(os.environ["DIFFMRIO_SHARED"]) / sub
+    else:
+        folder = Path(__file__).resolve().parents[1].parent / "shared" / sub
+    if not folder.is_dir():
+        raise FileNotFoundError(f"data folder {folder} not found; pass {flag} DIR (or set DIFFMRIO_SHARED to the "
+                                f"shared data folder that holds {sub})")
+    return folder
 
 
 def read_emissions_csv(path: str | Path, mrio: MRIO) -> MRIO:
@@ -159,6 +250,16 @@ def footer(name: str, seconds: float) -> str:
             f"({platform.system()}), Python {platform.python_version()}, diffmrio {diffmrio.__version__}.")
 
 
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None, name: str) -> argparse.Namespace:
+    """Parse `argv` and prepare `--out` for experiment `name` (argparse's usage error when it is refused)."""
+    args = parser.parse_args(argv)
+    try:
+        prepare_out(args.out, name, args.force)
+    except (FileExistsError, OSError) as exc:
+        parser.error(str(exc))
+    return args
+
+
 def cli_main(
     name: str,
     run: Callable[..., dict],
@@ -166,10 +267,10 @@ def cli_main(
     argv: Sequence[str] | None = None,
     extra: Callable[[argparse.Namespace], dict] | None = None,
 ) -> dict:
-    """The `main()` pattern: parse `argv`, load the table (demo world by default), call
-    `run(args.out, mrio=..., quick=args.quick, synthetic=..., source=..., **extra(args))` and print the
-    report path (`run` returns a dict with a `"report"` entry)."""
-    args = parser.parse_args(argv)
+    """The `main()` pattern: parse `argv`, prepare `--out` ([`prepare_out`][experiments._common.prepare_out]),
+    load the table (demo world by default), call `run(args.out, mrio=..., quick=args.quick, synthetic=...,
+    source=..., **extra(args))` and print the report path (`run` returns a dict with a `"report"` entry)."""
+    args = parse(parser, argv, name)
     t0 = time.perf_counter()
     try:
         table = load_table(mrio=args.mrio, ceads=args.ceads, emissions=args.emissions)

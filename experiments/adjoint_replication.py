@@ -27,7 +27,6 @@ results.nc and the trained emulators (*.eqx). CTM runs are cached in DIR/ctm_run
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -40,6 +39,8 @@ import xarray as xr
 
 import surrogate as sg
 from diffmrio._io import write_netcdf_atomic, write_text_atomic
+
+from ._common import experiment_parser, parse, seed_or, show_progress
 
 jax.config.update("jax_enable_x64", True)
 
@@ -315,10 +316,7 @@ def _scatter(ax, x, y, label):
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--quick", action="store_true", help="fewer steps (smoke test); targets not expected")
-    ap.add_argument("--no-progress", action="store_true")
+    ap = experiment_parser(__doc__.split("\n")[0])
     ap.add_argument(
         "--no-ablation", action="store_true", help="skip the MLP ensemble trained without the Sobolev term"
     )
@@ -336,10 +334,9 @@ def main(argv=None) -> dict:
         "--receptor-adjoints", type=int, default=119,
         help="training states that get the adjoint of one receptor's PM2.5 (for a third MLP ensemble; 0 skips it)",
     )  # fmt: skip
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, "adjoint_replication")
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    progress = not args.no_progress
+    progress = show_progress(args)
     t_start = time.time()
     import matplotlib
 
@@ -369,7 +366,7 @@ def main(argv=None) -> dict:
     )  # fmt: skip
     labels = sg.EmulatorLabels.from_runs(train)
     shares = world.e_reg.sum(-1).T / world.e_reg.sum(-1).T.sum(0, keepdims=True)  # [region, species]
-    key = jr.PRNGKey(2026)
+    key = jr.PRNGKey(seed_or(args, 2026))
     steps = 300 if args.quick else args.steps
     models, fit_seconds = {}, {}
     t = time.time()

@@ -18,7 +18,6 @@ and exits with status 0. Writes `report.md`, `figures/deaths_by_province.png`, `
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -37,11 +36,10 @@ from diffmrio import health as H  # noqa: E402
 from diffmrio._io import write_netcdf_atomic, write_text_atomic  # noqa: E402
 from diffmrio.demo._report import Report  # noqa: E402
 
-from ._common import footer  # noqa: E402
+from ._common import experiment_parser, footer, parse, shared_folder  # noqa: E402
 from .global_health_2015 import PUBLISHED  # noqa: E402
 
 NAME = "china_health_2015"
-REPO = Path(__file__).resolve().parents[1]
 YEAR = 2015
 DATA = Path("data") / "china_0p1deg"
 
@@ -217,17 +215,20 @@ def run(out: str | Path, shared: str | Path) -> dict:
 
 
 def main(argv=None) -> dict | None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True, help="output folder")
-    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="shared data folder (../shared)")
-    args = ap.parse_args(argv)
-    missing = [str(p) for p in required_files(args.shared) if not p.exists()]
+    ap = experiment_parser(__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, default=None,
+                    help="shared data folder (default $DIFFMRIO_SHARED, or ../shared next to a checkout)")
+    args = parse(ap, argv, NAME)
+    try:
+        shared = shared_folder(args.shared, "data/china_0p1deg", "--shared", root=True).parents[1]
+    except FileNotFoundError as exc:
+        ap.error(str(exc))
+    missing = [str(p) for p in required_files(shared) if not p.exists()]
     if missing:
-        print(f"[{NAME}] skipped: shared data not found ({missing[0]}{' ...' if len(missing) > 1 else ''}); "
-              "pass --shared PATH to the shared data folder")
-        return None
+        ap.error(f"shared data incomplete: {missing[0]}{' ...' if len(missing) > 1 else ''} not found; pass "
+                 "--shared DIR with the full shared data folder")
     t0 = time.perf_counter()
-    res = run(args.out, args.shared)
+    res = run(args.out, shared)
     print(f"[{NAME}] national deaths: " + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in res["national"].items()))
     print(f"[{NAME}] report written in {time.perf_counter() - t0:.1f} s: {Path(res['report']).resolve()}")
     return res

@@ -9,35 +9,35 @@ r"""BTH study (Beijing-Tianjin-Hebei city-level MRIO, 2022) as an experiment.
    NOx intensity exceeds the buyer's; the share of embodied NOx travelling down inefficient links, overall
    and per region.
 
+`compute(mrio, margins=...) -> xr.Dataset` holds every number (with `units`) and the updated table;
+`report(ds, out)` writes `out/report.md`, `out/figures/*.png`, `out/results/city_network.nc` and
+`out/results/updated_mrio.nc` (the updated table, readable with `MRIO.from_xarray`); `run(out, ...)` does both.
 Run: `python -m experiments.city_network --out DIR [--mrio NC | --ceads XLSX --emissions CSV] [--margins CSV]
-[--stressor NOx] [--quick]`. Writes `DIR/report.md`, `DIR/figures/*.png`, `DIR/results/*.nc` (atomically) and
-prints the report path. Without `--margins` the new-year margins are a synthetic scenario; on the default demo
+[--stressor NOx] [--quick]` (or `diffmrio experiment city_network ...`). Without `--margins` the new-year margins are a synthetic scenario; on the default demo
 world every number is **synthetic**.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.patches import FancyArrowPatch, Wedge
+from matplotlib.path import Path as MplPath
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, Wedge  # noqa: E402
-from matplotlib.path import Path as MplPath  # noqa: E402
+import diffmrio
+from diffmrio import MRIO
+from diffmrio._io import write_netcdf_atomic
+from diffmrio.datasets import _demo
+from diffmrio.demo._report import Report, subplots
 
-import diffmrio  # noqa: E402
-from diffmrio import MRIO  # noqa: E402
-from diffmrio._io import write_netcdf_atomic  # noqa: E402
-from diffmrio.datasets import _demo  # noqa: E402
-from diffmrio.demo._report import Report  # noqa: E402
-
-from ._common import cli_main, footer, make_parser, tag  # noqa: E402
+from ._common import cli_main, footer, make_parser, seed_or, tag
 
 NAME = "city_network"
 # Sector groups for the aggregated heat map (demo world sector names).
@@ -192,32 +192,32 @@ def aggregate_flows(Phi4: np.ndarray, regions, sectors, groups) -> tuple[np.ndar
 # ------------------------------------------------------------------------------------------ figures
 
 
-def _fig_anais(X0, X, growth, rep, synthetic):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.3})
-    nz = X0 != 0
-    d = (X[nz] - X0[nz]) / np.abs(X0[nz])
+def _fig_anais(ds, synthetic):
+    fig, axes = subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.3})
+    t = float(ds.anais_max_rel_change)
     ax = axes[0]
-    ax.hist(100 * d, bins=60, color="#4c72b0")
-    ax.axvline(100 * rep.max_rel_change, color="#c44e52", ls="--", label=f"t* = {100 * rep.max_rel_change:.2f}%")
-    ax.axvline(-100 * rep.max_rel_change, color="#c44e52", ls="--")
+    ax.hist(100 * ds.cell_rel_change.values, bins=60, color="#4c72b0")
+    ax.axvline(100 * t, color="#c44e52", ls="--", label=f"t* = {100 * t:.2f}%")
+    ax.axvline(-100 * t, color="#c44e52", ls="--")
     ax.set_xlabel("relative change of a cell (%)")
     ax.set_ylabel("cells")
     ax.set_title("ANAIS: relative changes of the non-zero cells", fontsize=10)
     ax.legend(frameon=False)
     ax = axes[1]
-    ax.scatter(100 * growth, 100 * (X.sum(1) / X0.sum(1) - 1), s=12, color="#4c72b0")
+    growth = ds.growth.values.ravel()
+    ax.scatter(100 * growth, 100 * ds.row_growth.values.ravel(), s=12, color="#4c72b0")
     lim = 100 * np.abs(growth).max() * 1.1
     ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
     ax.set_xlabel("target output growth (%)")
     ax.set_ylabel("row-sum growth of the updated table (%)")
-    ax.set_title(f"Margins met (max abs. row error {rep.max_row_error:.1e}, column {rep.max_col_error:.1e})",
-                 fontsize=10)
+    ax.set_title(f"Margins met (max abs. row error {float(ds.anais_max_row_error):.1e}, column "
+                 f"{float(ds.anais_max_col_error):.1e})", fontsize=10)
     fig.suptitle(f"ANAIS update of [Z Y] to new margins{tag(synthetic)}", fontsize=11)
     return fig
 
 
 def _fig_heatmap(agg, labels, regions, n_groups, stressor, unit, synthetic):
-    fig, ax = plt.subplots(figsize=(10, 8.6))
+    fig, ax = subplots(figsize=(10, 8.6))
     A = np.where(agg > 0, agg, np.nan)
     im = ax.imshow(A, cmap="magma_r", norm=matplotlib.colors.LogNorm(vmin=max(np.nanmax(A) * 1e-4, np.nanmin(A)),
                                                                       vmax=np.nanmax(A)))
@@ -248,8 +248,8 @@ def _fig_chord(Phi, regions, sectors, top: pd.DataFrame, stressor, unit, synthet
     span = (2 * np.pi - R * gap) / n
     ang = np.array([r * gap + (r * N + i + 0.5) * span for r in range(R) for i in range(N)])
     pos = np.c_[np.cos(ang), np.sin(ang)]
-    fig, ax = plt.subplots(figsize=(8.5, 8.5))
-    cmap = plt.get_cmap("tab10")
+    fig, ax = subplots(figsize=(8.5, 8.5))
+    cmap = matplotlib.colormaps["tab10"]
     for r in range(R):
         a0 = np.degrees(r * gap + r * N * span)
         a1 = np.degrees(r * gap + (r + 1) * N * span)
@@ -285,7 +285,7 @@ def _fig_chord(Phi, regions, sectors, top: pd.DataFrame, stressor, unit, synthet
 
 
 def _fig_efficiency(eff_sup, eff_buy, overall, s, Phi, regions, stressor, synthetic):
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"wspace": 0.28})
+    fig, axes = subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"wspace": 0.28})
     ax = axes[0]
     xs = np.arange(len(regions))
     ax.bar(xs - 0.2, 100 * eff_sup, 0.4, label="by supplier region", color="#c44e52")
@@ -320,97 +320,171 @@ def _fig_efficiency(eff_sup, eff_buy, overall, s, Phi, regions, stressor, synthe
     return fig
 
 
-# ------------------------------------------------------------------------------------------ run
+# ------------------------------------------------------------------------------------------ compute
 
 
-def run(
-    out: str | Path,
-    *,
+def compute(
     mrio: MRIO | None = None,
-    quick: bool = False,
-    synthetic: bool | None = None,
-    source: str | None = None,
-    stressor: str = "NOx",
+    *,
     margins: dict[str, np.ndarray] | None = None,
+    stressor: str = "NOx",
     seed: int = 7,
     coef_range: float = 0.3,
     sector_groups: dict[str, Sequence[str]] | None = None,
     k_links: int = 10,
-) -> dict:
-    """Run the BTH experiment and write `out/report.md`, `out/figures/*.png`, `out/results/*.nc`.
+    synthetic: bool | None = None,
+    source: str | None = None,
+) -> xr.Dataset:
+    """Every number of the BTH experiment, no figures.
 
     **Arguments:**
 
-    - `out`: output folder.
     - `mrio`: the prior table (default: the synthetic demo world); needs a `stressor` row.
-    - `quick`: reduced configuration (fewer links drawn), for smoke tests.
-    - `synthetic`, `source`: labelling (default: synthetic when the table's name says so).
-    - `stressor`: the pollutant of the network (NOx in the study).
     - `margins`: new-year margins (`output`, `inputs`, `final_demand`; see
       [`read_margins_csv`][experiments.city_network.read_margins_csv]); default: the synthetic
       [`scenario_margins`][experiments.city_network.scenario_margins] with `seed`.
-    - `coef_range`: relative range allowed for each input-structure coefficient in ANAIS.
-    - `sector_groups`: group name -> sectors for the aggregated heat map.
-    - `k_links`: number of top links reported.
+    - `stressor`: the pollutant of the network (NOx in the study); `coef_range`: relative range allowed for each
+      input-structure coefficient in ANAIS; `sector_groups`: group name -> sectors for the aggregated heat map;
+      `k_links`: number of top links.
+    - `synthetic`, `source`: labelling (default: synthetic when the table's name says so).
 
-    **Returns:** a dict of headline quantities and `report` (the report path).
+    **Returns:** an `xarray.Dataset`, every variable with `units`:
+
+    - the updated table `Z`, `Y`, `F`, `F_Y` (layout of `MRIO.to_xarray`); ANAIS targets `output_target`,
+      `input_target`, `final_demand_target`, `growth`; achieved `row_growth`; `cell_rel_change[cell]` of the
+      non-zero cells; `anais_max_rel_change` (t*), `anais_achieved_max_rel_change`, `anais_weighted_change`,
+      `anais_max_row_error`, `anais_max_col_error` (relative), `anais_max_coef_change`, `anais_seconds`;
+    - `Phi[region, sector, to_region, to_sector]` = diag(s) L Z on the updated table, `intensity[region, sector]`,
+      `total_embodied`, `self_supply_share`, top links `link_supplier`, `link_buyer`, `link_flow[link]`,
+      `top_links_share`, aggregated `group_flows[block, to_block]`;
+    - `inefficient[...]` (1 where s_supplier > s_buyer), `inefficient_share`, `inefficient_share_by_supplier`,
+      `inefficient_share_by_buyer[region]`, `inefficient_flow`, `classified_flow`.
     """
-    t0 = time.perf_counter()
-    out = Path(out)
     if mrio is None:
         mrio = diffmrio.datasets.demo_world(seed=0, geography=False).mrio
         synthetic = True if synthetic is None else synthetic
         source = source or "synthetic demo world (`diffmrio.datasets.demo_world(seed=0)`)"
     if synthetic is None:
         synthetic = "synthetic" in mrio.name.lower()
-    source = source or f"table `{mrio.name}`"
     if stressor not in mrio.stressors:
         raise ValueError(f"stressor {stressor!r} is not in the table ({list(mrio.stressors)}); add it with "
                          "--emissions or pass stressor=...")
+    if k_links < 1 or k_links > mrio.n * (mrio.n - 1):
+        raise ValueError(f"k_links={k_links}: give 1 to {mrio.n * (mrio.n - 1)} (the off-diagonal links)")
     margins_given = margins is not None
     if margins is None:
         margins = scenario_margins(mrio, seed=seed)
     regions, sectors = list(mrio.regions), list(mrio.sectors)
     R, N, n = mrio.n_regions, mrio.n_sectors, mrio.n
     labels = [f"{r}/{s}" for r in regions for s in sectors]
-    q = mrio.stressor_index(stressor)
-    unit = mrio.units[q]
+    unit = mrio.units[mrio.stressor_index(stressor)]
     groups = _groups_for(sectors, sector_groups)
-    results = out / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    k_draw = 10 if quick else 20
 
-    # ---------------------------------------------------------------- 1. ANAIS
+    # 1. ANAIS
     t_anais = time.perf_counter()
     updated, arep, X0, X, (u, v) = anais_update(mrio, margins, coef_range=coef_range)
     t_anais = time.perf_counter() - t_anais
     nz = X0 != 0
-    rel = np.abs(X[nz] - X0[nz]) / np.abs(X0[nz])
-    row_rel = float(np.max(np.abs(X.sum(1) - u) / np.abs(u)))
-    col_rel = float(np.max(np.abs(X.sum(0) - v) / np.where(v != 0, np.abs(v), 1)))
+    cell = (X[nz] - X0[nz]) / np.abs(X0[nz])
     share_new = X[:, :n] / np.where(X[:, :n].sum(0) > 0, X[:, :n].sum(0), 1)
     share_old = X0[:, :n] / np.where(X0[:, :n].sum(0) > 0, X0[:, :n].sum(0), 1)
-    coef_dev = float(np.max(np.abs(share_new - share_old)[X0[:, :n] > 0] / share_old[X0[:, :n] > 0]))
-    write_netcdf_atomic(updated.to_xarray(), results / "updated_mrio.nc")
-    write_netcdf_atomic(xr.Dataset(
-        {"output": ("row", u), "column_total": ("column", v), "growth": ("row", margins["growth"])},
-        coords={"row": labels, "column": labels + [f"{r}/{c}" for r in regions for c in mrio.categories]},
-        attrs={"synthetic_margins": int(not margins_given), "description": "ANAIS targets: rows of [Z Y] = new "
-               "gross output; columns = new intermediate inputs (Z) and final-demand totals (Y)"},
-    ), results / "margins.nc")  # fmt: skip
+    pos = X0[:, :n] > 0
+    ds = updated.to_xarray()
+    for k in ("Z", "Y", "F", "F_Y"):
+        ds[k].attrs["units"] = "per stressor: see `unit`" if k.startswith("F") else "monetary unit of the table"
+    rs, fd = ("region", "sector"), ("fd_region", "category")
+    one = {"units": "1"}
+    ds = ds.assign({
+        "output_target": (rs, u.reshape(R, N), {"units": "monetary unit of the table"}),
+        "input_target": (("to_region", "to_sector"), v[:n].reshape(R, N), {"units": "monetary unit of the table"}),
+        "final_demand_target": (fd, v[n:].reshape(R, -1), {"units": "monetary unit of the table"}),
+        "growth": (rs, np.asarray(margins["growth"]).reshape(R, N), {"units": "1", "long_name": "target output growth"}),
+        "row_growth": (rs, (X.sum(1) / X0.sum(1) - 1).reshape(R, N), {"units": "1", "long_name": "achieved"}),
+        "cell_rel_change": (("cell",), cell, {"units": "1", "long_name": "relative change of the non-zero cells"}),
+        "anais_max_rel_change": ((), float(arep.max_rel_change), {"units": "1", "long_name": "t*"}),
+        "anais_achieved_max_rel_change": ((), float(np.abs(cell).max()), one),
+        "anais_weighted_change": ((), float(arep.weighted_abs_rel_change), one),
+        "anais_max_row_error": ((), float(np.max(np.abs(X.sum(1) - u) / np.abs(u))), one),
+        "anais_max_col_error": ((), float(np.max(np.abs(X.sum(0) - v) / np.where(v != 0, np.abs(v), 1))), one),
+        "anais_max_coef_change": ((), float(np.max(np.abs(share_new - share_old)[pos] / share_old[pos])), one),
+        "anais_seconds": ((), t_anais, {"units": "s"}),
+    })  # fmt: skip
 
-    title = f"BTH study reproduction: ANAIS update, {stressor} supply-chain network and inefficient chains" + \
-        tag(synthetic)
-    rep = Report(out, title)
+    # 2. network
+    Phi4 = np.asarray(diffmrio.sector_flows(updated, stressor).values)
+    Phi = Phi4.reshape(n, n)
+    total = float(Phi.sum())
+    top = top_links(Phi, labels, k_links)
+    agg, agg_labels = aggregate_flows(Phi4, regions, sectors, groups)
+    x_new = np.asarray(updated.Z).sum(1) + np.asarray(updated.Y).sum(1)
+    s = np.asarray(updated.F[mrio.stressor_index(stressor)]) / np.where(x_new > 0, x_new, 1.0)
+    flows = ("region", "sector", "to_region", "to_sector")
+
+    # 3. efficiency
+    eff = diffmrio.scenarios.supply_chain_efficiency(Phi, s, n_regions=R, by="supplier")
+    eff_b = diffmrio.scenarios.supply_chain_efficiency(Phi, s, n_regions=R, by="buyer")
+    ds = ds.assign({
+        "Phi": (flows, Phi4, {"units": unit, "long_name": f"{stressor} of (region, sector) embodied in the purchases of (to_region, to_sector)"}),
+        "intensity": (rs, s.reshape(R, N), {"units": f"{unit} per monetary unit"}),
+        "total_embodied": ((), total, {"units": unit}),
+        "self_supply_share": ((), float(np.trace(Phi) / total), one),
+        "link_supplier": (("link",), top["supplier"].to_numpy(dtype=str), {"units": ""}),
+        "link_buyer": (("link",), top["buyer"].to_numpy(dtype=str), {"units": ""}),
+        "link_flow": (("link",), top["flow"].to_numpy(), {"units": unit}),
+        "top_links_share": ((), float(top["flow"].sum() / total), one),
+        "group_flows": (("block", "to_block"), agg, {"units": unit}),
+        "inefficient": (flows, np.asarray(eff.inefficient).reshape(R, N, R, N).astype("i1"), {"units": "1"}),
+        "inefficient_share": ((), float(eff.inefficient_share), one),
+        "inefficient_share_by_supplier": (("region",), np.asarray(eff.inefficient_share_by_region), one),
+        "inefficient_share_by_buyer": (("region",), np.asarray(eff_b.inefficient_share_by_region), one),
+        "inefficient_flow": ((), float(eff.inefficient_flow), {"units": unit}),
+        "classified_flow": ((), float(eff.total_flow), {"units": unit}),
+    }).assign_coords(link=np.arange(1, k_links + 1), block=agg_labels, to_block=agg_labels)  # fmt: skip
+    ds.attrs.update(stressor=stressor, unit=unit, synthetic=int(bool(synthetic)), source=source or f"table `{mrio.name}`",
+                    margins_given=int(margins_given), seed=seed, coef_range=coef_range, groups=json.dumps(groups),
+                    table_name=mrio.name, n_nonzero=int(nz.sum()))
+    return ds
+
+
+def updated_table(ds: xr.Dataset) -> MRIO:
+    """The ANAIS-updated table held in a [`compute`][experiments.city_network.compute] dataset."""
+    tab = ds[["Z", "Y", "F", "F_Y"]].assign_attrs(name=f"{ds.attrs['table_name']} updated by ANAIS")
+    return MRIO.from_xarray(tab)
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None, quick: bool = False) -> Path:
+    """Write `out/report.md`, `out/figures/*.png`, `out/results/city_network.nc` and `out/results/updated_mrio.nc`
+    from the dataset of [`compute`][experiments.city_network.compute]; `quick` draws fewer links. **Returns** the
+    report's path."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    synthetic = bool(ds.attrs["synthetic"])
+    stressor, unit, coef_range = ds.attrs["stressor"], ds.attrs["unit"], float(ds.attrs["coef_range"])
+    regions, sectors = list(ds.region.values), list(ds.sector.values)
+    R, N = len(regions), len(sectors)
+    labels = [f"{r}/{s}" for r in regions for s in sectors]
+    groups = json.loads(ds.attrs["groups"])
+    results = out / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    write_netcdf_atomic(ds, results / "city_network.nc")
+    write_netcdf_atomic(updated_table(ds).to_xarray(), results / "updated_mrio.nc")
+    growth = ds.growth.values
+    rep = Report(out, f"BTH study reproduction: ANAIS update, {stressor} supply-chain network and inefficient chains"
+                 + tag(synthetic))
     rep.add(
-        f"Data: {source}; new-year margins: "
-        + ("given by the user" if margins_given else f"a synthetic scenario (`scenario_margins(seed={seed})`)") + "."
+        f"Data: {ds.attrs['source']}; new-year margins: "
+        + ("given by the user" if ds.attrs["margins_given"] else
+           f"a synthetic scenario (`scenario_margins(seed={ds.attrs['seed']})`)") + "."
         + (" **All numbers and figures are synthetic**: the demo world illustrates the method and is not data about"
            " any real place." if synthetic else "")
         + "\n\nThe BTH study (Beijing-Tianjin-Hebei, 2022) updated a city-level MRIO to a later year with ANAIS, "
         "mapped the consumption-driven NOx network as sector-pair embodied flows `Phi = diag(s) L Z` (its eq. 15), "
         "and classified supply chains as efficient or inefficient by comparing the emission intensity of supplier "
-        "and buyer. This report runs the same three steps."
+        "and buyer. This report runs the same three steps; every number is in `results/city_network.nc`, the "
+        "updated table in `results/updated_mrio.nc`."
     )
     rep.add(
         "## 1. Updating the table with ANAIS\n\n"
@@ -419,104 +493,83 @@ def run(
         "minimises the largest relative change `t* = min max |x_ij - x0_ij| / |x0_ij|`, then, with `t*` fixed, the "
         "share-weighted sum of relative changes; zeros stay zero and every input-structure coefficient stays within "
         f"+/-{100 * coef_range:.0f}% of the prior's.\n\n"
-        f"- Targets: output growth from {100 * margins['growth'].min():+.1f}% to {100 * margins['growth'].max():+.1f}% "
-        f"by region-sector.\n"
-        f"- **Largest relative change of any cell: {100 * arep.max_rel_change:.2f}%** (achieved "
-        f"{100 * float(rel.max()):.2f}%); share-weighted mean change {100 * arep.weighted_abs_rel_change:.2f}%.\n"
-        f"- **Margins met**: largest relative row error {row_rel:.1e}, column error {col_rel:.1e}.\n"
-        f"- Largest relative change of an input-structure coefficient: {100 * coef_dev:.1f}% (bound "
-        f"{100 * coef_range:.0f}%).\n"
-        f"- {int(nz.sum())} non-zero cells, solved by HiGHS in {t_anais:.1f} s. As a linear programme, ANAIS "
-        f"puts most cells at a vertex: unchanged or changed by exactly +/-t* (figure), unlike RAS, which spreads "
-        f"changes proportionally over rows and columns."
+        f"- Targets: output growth from {100 * growth.min():+.1f}% to {100 * growth.max():+.1f}% by region-sector.\n"
+        f"- **Largest relative change of any cell: {100 * float(ds.anais_max_rel_change):.2f}%** (achieved "
+        f"{100 * float(ds.anais_achieved_max_rel_change):.2f}%); share-weighted mean change "
+        f"{100 * float(ds.anais_weighted_change):.2f}%.\n"
+        f"- **Margins met**: largest relative row error {float(ds.anais_max_row_error):.1e}, column error "
+        f"{float(ds.anais_max_col_error):.1e}.\n"
+        f"- Largest relative change of an input-structure coefficient: {100 * float(ds.anais_max_coef_change):.1f}% "
+        f"(bound {100 * coef_range:.0f}%).\n"
+        f"- {ds.attrs['n_nonzero']} non-zero cells, solved by HiGHS in {float(ds.anais_seconds):.1f} s. As a linear "
+        "programme, ANAIS puts most cells at a vertex: unchanged or changed by exactly +/-t* (figure), unlike RAS, "
+        "which spreads changes proportionally over rows and columns."
     )
-    rep.figure(_fig_anais(X0, X, margins["growth"], arep, synthetic), "anais_update",
+    rep.figure(_fig_anais(ds, synthetic), "anais_update",
                f"ANAIS update: distribution of relative cell changes and margins met{tag(synthetic)}.")
 
-    # ---------------------------------------------------------------- 2. network
-    Phi4 = np.asarray(diffmrio.sector_flows(updated, stressor).values)
-    Phi = Phi4.reshape(n, n)
-    total = float(Phi.sum())
-    top = top_links(Phi, labels, k_links)
-    top_share = float(top["flow"].sum() / total)
-    self_share = float(np.trace(Phi) / total)
-    agg, agg_labels = aggregate_flows(Phi4, regions, sectors, groups)
-    reg_flow = Phi4.sum(axis=(1, 3))
-    x_new = np.asarray(updated.Z).sum(1) + np.asarray(updated.Y).sum(1)
-    s = np.asarray(updated.F[q]) / np.where(x_new > 0, x_new, 1.0)
+    Phi4 = ds.Phi.values
+    Phi = Phi4.reshape(R * N, R * N)
+    k_links = ds.sizes["link"]
+    top = pd.DataFrame({"supplier": ds.link_supplier.values, "buyer": ds.link_buyer.values,
+                        "flow": ds.link_flow.values, "share of total %": 100 * ds.link_flow.values / float(ds.total_embodied)},
+                       index=pd.RangeIndex(1, k_links + 1, name="rank"))
     rep.add(
         f"## 2. The consumption-driven {stressor} network\n\n"
         f"`Phi[a, b] = s_a (L Z)[a, b]`: {stressor} emitted by region-sector a that is embodied in the intermediate "
         f"purchases of region-sector b (computed on the updated table with one Leontief solve). Row sums "
         f"`Phi 1 = diag(s)(L x - x)`: all of a's upstream-driven emissions. Total embodied in intermediate "
-        f"purchases: {total:,.1f} {unit}; self-supply (a = b) carries {100 * self_share:.1f}% of it and is left out "
-        f"of the link ranking.\n\n"
-        f"- **The top {k_links} links carry {100 * top_share:.1f}% of the total.**"
+        f"purchases: {float(ds.total_embodied):,.1f} {unit}; self-supply (a = b) carries "
+        f"{100 * float(ds.self_supply_share):.1f}% of it and is left out of the link ranking.\n\n"
+        f"- **The top {k_links} links carry {100 * float(ds.top_links_share):.1f}% of the total.**"
     )
     rep.table(top, f"Top {k_links} supplier -> buyer links of embodied {stressor} ({unit})", floatfmt="{:,.2f}")
-    rf = pd.DataFrame(reg_flow, index=pd.Index(regions, name="supplier \\ buyer"), columns=regions)
+    rf = pd.DataFrame(Phi4.sum(axis=(1, 3)), index=pd.Index(regions, name="supplier \\ buyer"), columns=regions)
     rep.table(rf, f"Embodied {stressor} flows aggregated to regions ({unit})")
+    k_draw = 10 if quick else 20
     rep.figure(_fig_chord(Phi, regions, sectors, top_links(Phi, labels, k_draw), stressor, unit, synthetic),
-               "network_links", f"The {k_draw} strongest region-sector links of embodied {stressor}"
-               f"{tag(synthetic)}.")
-    rep.figure(_fig_heatmap(agg, agg_labels, regions, len(groups), stressor, unit, synthetic), "network_heatmap",
-               f"Embodied {stressor} flows aggregated to regions x sector groups "
+               "network_links", f"The {k_draw} strongest region-sector links of embodied {stressor}{tag(synthetic)}.")
+    rep.figure(_fig_heatmap(ds.group_flows.values, list(ds.block.values), regions, len(groups), stressor, unit, synthetic),
+               "network_heatmap", f"Embodied {stressor} flows aggregated to regions x sector groups "
                f"({'; '.join(f'{g}: ' + ', '.join(m) for g, m in groups.items()) if len(groups) < len(sectors) else 'sectors'})"
                f"{tag(synthetic)}.")
 
-    # ---------------------------------------------------------------- 3. efficiency
-    eff = diffmrio.scenarios.supply_chain_efficiency(Phi, s, n_regions=R, by="supplier")
-    eff_b = diffmrio.scenarios.supply_chain_efficiency(Phi, s, n_regions=R, by="buyer")
-    overall = float(eff.inefficient_share)
-    by_sup = np.asarray(eff.inefficient_share_by_region)
-    by_buy = np.asarray(eff_b.inefficient_share_by_region)
-    ineff = np.asarray(eff.inefficient)
+    ineff = ds.inefficient.values.reshape(R * N, R * N).astype(bool)
     ineff_by_sector = np.where(ineff, Phi, 0.0).sum(1).reshape(R, N).sum(0)
     top_ineff = [sectors[k] for k in np.argsort(-ineff_by_sector)[:3]]
     top_ineff_share = float(np.sort(ineff_by_sector)[-3:].sum() / ineff_by_sector.sum())
+    overall = float(ds.inefficient_share)
     rep.add(
         "## 3. Efficient vs inefficient supply chains\n\n"
         f"A link supplier a -> buyer b is *inefficient* when `s_a > s_b` (the supplier's direct {stressor} "
         "intensity exceeds the buyer's: production has moved up the chain to a dirtier producer), efficient "
         "otherwise; self-supply is not classified. Share = inefficient embodied flow / classified embodied flow.\n\n"
-        f"- **Inefficient share overall: {100 * overall:.1f}%** ({float(eff.inefficient_flow):,.1f} of "
-        f"{float(eff.total_flow):,.1f} {unit}); {100 * top_ineff_share:.0f}% of the inefficient flow is supplied by "
-        f"{', '.join(top_ineff)}. By count, every pair of region-sectors trading "
+        f"- **Inefficient share overall: {100 * overall:.1f}%** ({float(ds.inefficient_flow):,.1f} of "
+        f"{float(ds.classified_flow):,.1f} {unit}); {100 * top_ineff_share:.0f}% of the inefficient flow is supplied "
+        f"by {', '.join(top_ineff)}. By count, every pair of region-sectors trading "
         "both ways has exactly one inefficient direction, so the flow-weighted share is the informative number."
     )
+    by_sup, by_buy = ds.inefficient_share_by_supplier.values, ds.inefficient_share_by_buyer.values
     dfe = pd.DataFrame({"inefficient share by supplier %": 100 * by_sup, "inefficient share by buyer %": 100 * by_buy,
                         f"embodied {stressor} supplied ({unit})": Phi.sum(1).reshape(R, N).sum(1)},
                        index=pd.Index(regions, name="region"))
     rep.table(dfe, "Inefficient supply chains per region")
-    rep.figure(_fig_efficiency(by_sup, by_buy, overall, s, Phi, regions, stressor, synthetic), "efficiency",
-               f"Inefficient share of embodied {stressor} per region, and links by supplier vs buyer intensity"
-               f"{tag(synthetic)}.")
-    write_netcdf_atomic(xr.Dataset(
-        {
-            "Phi": (("region", "sector", "to_region", "to_sector"), Phi4),
-            "intensity": (("region", "sector"), s.reshape(R, N)),
-            "inefficient": (("region", "sector", "to_region", "to_sector"), ineff.reshape(R, N, R, N).astype("i1")),
-            "inefficient_share_by_supplier": ("region", by_sup),
-            "inefficient_share_by_buyer": ("region", by_buy),
-            "inefficient_share": ((), overall),
-        },
-        coords={"region": regions, "sector": sectors, "to_region": regions, "to_sector": sectors},
-        attrs={"stressor": stressor, "unit": unit, "synthetic": int(synthetic),
-               "description": "Phi = diag(s) L Z on the ANAIS-updated table (BTH eq. 15); inefficient: s_a > s_b"},
-    ), results / "network.nc")  # fmt: skip
+    rep.figure(_fig_efficiency(by_sup, by_buy, overall, ds.intensity.values.ravel(), Phi, regions, stressor, synthetic),
+               "efficiency", f"Inefficient share of embodied {stressor} per region, and links by supplier vs buyer "
+               f"intensity{tag(synthetic)}.")
+    rep.add(footer(NAME, (seconds or 0.0) + time.perf_counter() - t0))
+    return rep.write()
 
-    rep.add(footer(NAME, time.perf_counter() - t0))
-    path = rep.write()
-    return {
-        "stressor": stressor, "unit": unit, "synthetic": bool(synthetic),
-        "anais_max_rel_change": float(arep.max_rel_change), "anais_achieved_max_rel_change": float(rel.max()),
-        "anais_max_row_rel_error": row_rel, "anais_max_col_rel_error": col_rel, "anais_max_coef_change": coef_dev,
-        "total_embodied": total, "top_links": list(top[["supplier", "buyer", "flow"]].itertuples(index=False, name=None)),
-        "top_links_share": top_share, "self_supply_share": self_share,
-        "inefficient_share": overall, "inefficient_share_by_region": dict(zip(regions, by_sup.tolist())),
-        "inefficient_share_by_buyer_region": dict(zip(regions, by_buy.tolist())),
-        "report": path,
-    }  # fmt: skip
+
+# ------------------------------------------------------------------------------------------ run
+
+
+def run(out: str | Path, *, mrio: MRIO | None = None, quick: bool = False, **kw) -> dict:
+    """`compute` + `report`; `kw` go to [`compute`][experiments.city_network.compute]. **Returns**
+    `{"dataset": ds, "report": path}`."""
+    t0 = time.perf_counter()
+    ds = compute(mrio, **kw)
+    return {"dataset": ds, "report": report(ds, out, seconds=time.perf_counter() - t0, quick=quick)}
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -524,11 +577,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--stressor", default="NOx", help="pollutant of the network (default NOx)")
     ap.add_argument("--margins", type=Path, default=None,
                     help="CSV kind,region,label,value with the new output/inputs/final_demand margins")
-    ap.add_argument("--seed", type=int, default=7, help="seed of the synthetic scenario margins")
     ap.add_argument("--coef-range", type=float, default=0.3, help="relative range of input coefficients in ANAIS")
 
     def extra(args) -> dict:
-        return {"stressor": args.stressor, "seed": args.seed, "coef_range": args.coef_range,
+        return {"stressor": args.stressor, "seed": seed_or(args, 7), "coef_range": args.coef_range,
                 "margins_path": args.margins}
 
     return cli_main(NAME, _run_cli, ap, argv, extra)

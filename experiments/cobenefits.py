@@ -43,9 +43,10 @@ import xarray as xr  # noqa: E402
 import diffmrio  # noqa: E402
 from diffmrio import MRIO  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
+from diffmrio.chain import deaths_satellite, with_deaths_row  # noqa: E402,F401  (moved to diffmrio.chain)
 from diffmrio.demo._report import Report  # noqa: E402
 
-from ._common import demo_source, footer, load_demo, make_parser, tag  # noqa: E402
+from ._common import demo_source, footer, load_demo, make_parser, parse, seed_or, show_progress, tag  # noqa: E402
 
 NAME = "cobenefits"
 SECTORS = ("power", "metals", "nonmetal")
@@ -56,37 +57,11 @@ ZONES = {(1, 1): "outsources CO2 and deaths", (1, -1): "outsources CO2, receives
 
 
 # ------------------------------------------------------------------------------------------ deaths as a stressor
+# deaths_satellite and with_deaths_row live in diffmrio.chain
 
 
 def _deaths_of(chain, inp):
     return chain(inp).deaths.sum()
-
-
-def deaths_satellite(chain, inputs=None) -> tuple[np.ndarray, np.ndarray]:
-    r"""First-order deaths caused by each region-sector's and each final-demand column's direct emissions.
-
-    $F^{D}_{(r,i)} = \sum_p S_{p,(r,i)} \partial J / \partial S_{p,(r,i)}$ and
-    $F^{D}_{Y,k} = \sum_p S_{Y,p,k} \partial J / \partial S_{Y,p,k}$ (one reverse pass; $J$ = deaths).
-
-    **Returns:** `(F_deaths[n], F_Y_deaths[fd])` in deaths per year; they sum to $\nabla_Y J \cdot Y$.
-    """
-    inp = chain.base_inputs() if inputs is None else inputs
-
-    def f(S, S_Y):
-        return _deaths_of(chain, eqx.tree_at(lambda i: (i.S, i.S_Y), inp, (S, S_Y)))
-
-    gS, gSY = eqx.filter_jit(jax.grad(f, argnums=(0, 1)))(inp.S, inp.S_Y)
-    return np.asarray((inp.S * gS).sum(0)), np.asarray((inp.S_Y * gSY).sum(0))
-
-
-def with_deaths_row(mrio: MRIO, F_deaths, F_Y_deaths, name: str = "deaths") -> MRIO:
-    """`mrio` with an extra satellite row `name` (deaths yr-1) so every MRIO account applies to deaths."""
-    return MRIO.from_arrays(
-        mrio.Z, mrio.Y, np.vstack([np.asarray(mrio.F), np.asarray(F_deaths)[None]]),
-        np.vstack([np.asarray(mrio.F_Y), np.asarray(F_Y_deaths)[None]]),
-        regions=mrio.regions, sectors=mrio.sectors, categories=mrio.categories,
-        stressors=tuple(mrio.stressors) + (name,), units=tuple(mrio.units) + ("deaths yr-1",), name=mrio.name,
-    )  # fmt: skip
 
 
 def final_producer_output(mrio: MRIO) -> np.ndarray:
@@ -400,14 +375,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap = make_parser(__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=None, help="demo-chain cache folder")
     ap.add_argument("--draws", type=int, default=None, help="Monte Carlo draws (default 10,000; 500 with --quick)")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, NAME)
     if args.mrio is not None or args.ceads is not None:
         ap.error("the co-benefit scenarios need the whole chain (emulator and health inputs), which exists only for "
                  "the demo world; run without --mrio/--ceads (MRIO-only views: diffmrio.accounts, "
                  "intensity_convergence)")
     t0 = time.perf_counter()
-    res = run(args.out, quick=args.quick, cache_dir=args.cache, n_draws=args.draws, seed=args.seed)
+    res = run(args.out, quick=args.quick, cache_dir=args.cache, n_draws=args.draws, seed=seed_or(args, 0),
+              progress=show_progress(args))
     print(f"[{NAME}] report written in {time.perf_counter() - t0:.1f} s: {Path(res['report']).resolve()}")
     return res
 

@@ -11,10 +11,12 @@ r"""EXPORT study (Nature Communications 2025: export-driven PM2.5 in Chinese pro
 3. Production layers $S A^t y^{exp}$ ($t = 0..4$ + remainder) and the flows between adjacent layers aggregated
    by region ([`layer_flows`][diffmrio.supply_chain.layer_flows]); top supply-chain paths by structural path analysis.
 
+`compute(mrio=..., chain=...) -> xr.Dataset` holds every number (with `units`), `report(ds, out)` writes
+`out/report.md`, `out/figures/*.png` and `out/results/export_pollution.nc`; `run(out, ...)` does both.
 Run: `python -m experiments.export_pollution --out DIR [--quick] [--cache DIR] [--mrio NC | --ceads XLSX
---emissions CSV]`. On the default demo world everything is **synthetic**; with a user table only the MRIO
-sections (1 and 3) run, since the chain needs an emulator and health inputs for that table. Writes
-`DIR/report.md`, `DIR/figures/*.png`, `DIR/results/*.nc` atomically and prints the report path.
+--emissions CSV]` (or `diffmrio experiment export_pollution ...`). On the default demo world everything is
+**synthetic**; with a user table only the MRIO sections (1 and 3) run, since the chain needs an emulator and
+health inputs for that table.
 """
 
 from __future__ import annotations
@@ -23,27 +25,24 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import equinox as eqx
+import numpy as np
+import pandas as pd
+import xarray as xr
 
-matplotlib.use("Agg")
-import equinox as eqx  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
+import diffmrio
+from diffmrio._io import write_netcdf_atomic
+from diffmrio.demo._report import Report, subplots
 
-import diffmrio  # noqa: E402
-from diffmrio._io import write_netcdf_atomic  # noqa: E402
-from diffmrio.demo._report import Report  # noqa: E402
-
-from ._common import demo_source, footer, load_demo, load_table, make_parser, tag  # noqa: E402
+from ._common import demo_source, footer, load_demo, load_table, make_parser, parse, show_progress, tag
 
 NAME = "export_pollution"
 POLLUTANTS = ("SO2", "NOx", "NH3", "VOC", "PM2.5")
 #: kg per pollutant equivalent (China's Environmental Protection Tax schedule: SO2, NOx 0.95 kg); primary PM2.5
 #: is counted as "general dust" (4 kg) - a choice, stated in the report.
 APE_KG = {"SO2": 0.95, "NOx": 0.95, "PM2.5": 4.0}
-#: The demo-chain configurations (full, --quick) shared by the chain experiments.
+METHODS = ("zero_out", "path")
+TARGETS = {"deaths": "deaths yr-1", "pwpm": "ug m-3"}
 
 
 def export_masks(mrio, export_category: str = "export") -> tuple[np.ndarray, list[str]]:
@@ -68,11 +67,176 @@ def national_pwpm_share(chain, inp, mask) -> float:
     return (base - float(f(inp.Y * (1.0 - mask)))) / base
 
 
+# ------------------------------------------------------------------------------------------ compute
+
+
+def _units_of(mrio, names: Sequence[str]) -> str:
+    units = dict(zip(mrio.stressors, mrio.units))
+    found = {units[p] for p in names}
+    return found.pop() if len(found) == 1 else ", ".join(f"{p}: {units[p]}" for p in names)
+
+
+def _export_emissions(mrio, pollutants: list[str]) -> xr.Dataset:
+    """Section 1: export-related emissions, direct/indirect, pollutant equivalents."""
+    ee = diffmrio.supply_chain.export_emissions(mrio, pollutants, export_category="export")
+    unit = _units_of(mrio, pollutants)
+    ape_sp = [p for p in pollutants if p in APE_KG]
+    R_ape = diffmrio.scenarios.pollutant_equivalent_coefficients(ape_sp, APE_KG)
+    mass_kg = 1e6  # the inventory's kt
+    ape_total = np.asarray(diffmrio.scenarios.pollutant_equivalents(ee.total.sel(stressor=ape_sp).values, R_ape, mass_unit_kg=mass_kg))
+    ape_direct = np.asarray(diffmrio.scenarios.pollutant_equivalents(ee.direct.sel(stressor=ape_sp).values, R_ape, mass_unit_kg=mass_kg))
+    ds = xr.Dataset(
+        {
+            "eee": (ee.eee.dims, ee.eee.values, {"units": unit, "long_name": "emitted in region for exports of exporter's products bought by consumer"}),
+            "direct": (ee.direct.dims, ee.direct.values, {"units": unit, "long_name": "emitted for the region's own exports"}),
+            "indirect": (ee.indirect.dims, ee.indirect.values, {"units": unit, "long_name": "emitted for other regions' exports"}),
+            "total": (ee.total.dims, ee.total.values, {"units": unit, "long_name": "export-related emissions S_r L Y^exp"}),
+            "indirect_share": (("stressor",), ee.indirect_share.values, {"units": "1"}),
+            "ape_total": (("region",), ape_total, {"units": "pollutant equivalents", "long_name": "sum_i E_i / R_i"}),
+            "ape_direct": (("region",), ape_direct, {"units": "pollutant equivalents"}),
+            "indirect_share_ape": ((), 1.0 - ape_direct.sum() / ape_total.sum(), {"units": "1"}),
+        },
+        coords={c: ee[c].values for c in ("stressor", "region", "exporter", "consumer")},
+    )  # fmt: skip
+    ds.attrs["ape_kg_per_equivalent"] = str({k: APE_KG[k] for k in ape_sp})
+    return ds
+
+
+def _through_chain(chain, n_nodes: int, n_intervals: int, targets: Sequence[str]) -> xr.Dataset:
+    """Section 2: deaths and population-weighted PM2.5 due to exports, zero-out and path-integrated."""
+    mrio = chain.mrio
+    inp = chain.base_inputs()
+    masks, labels = export_masks(mrio)
+    groupings = {"foreign": dict(by="foreign"), "route": dict(masks=masks, labels=labels)}
+    data, coords = {}, {"attribution": list(METHODS), "receptor": list(mrio.regions)}
+    for target in targets:
+        unit = TARGETS[target]
+        for name, kw in groupings.items():
+            per = []
+            for method in METHODS:
+                q = dict(n_nodes=n_nodes, n_intervals=n_intervals) if method == "path" else {}
+                per.append(diffmrio.chain.attribute(chain, inp, method=method, target=target, **kw, **q))
+            coords[name] = [str(g) for g in per[0].group.values]
+            data[f"{target}_by_{name}"] = (("attribution", name, "receptor"), np.stack([a.values for a in per]),
+                                           {"units": unit})
+    o = chain(inp)
+    pop = np.asarray(chain.health.inputs.to_regions(chain.health.inputs.population))
+    ds = xr.Dataset(
+        data | {
+            "deaths": (("receptor",), np.asarray(o.deaths.sum(axis=(0, 1))), {"units": "deaths yr-1"}),
+            "pwpm": (("receptor",), np.asarray(o.pwpm), {"units": "ug m-3", "long_name": "population-weighted PM2.5"}),
+            "population": (("receptor",), pop, {"units": "persons"}),
+        },
+        coords=coords,
+    )  # fmt: skip
+    pw_nat = float((ds.pwpm * ds.population).sum() / ds.population.sum())
+    exp = ds.drop_vars("foreign").isel(foreign=list(coords["foreign"]).index("foreign"))
+    if "deaths" in targets:
+        ds["share_deaths_exports"] = (("attribution",), (exp.deaths_by_foreign.sum("receptor") / ds.deaths.sum()).values,
+                                      {"units": "1"})
+    if "pwpm" in targets:
+        ds["share_pwpm_exports"] = (("attribution",), ((exp.pwpm_by_foreign * ds.population).sum("receptor")
+                                                  / ds.population.sum() / pw_nat).values, {"units": "1"})
+    ds.attrs.update(n_nodes=n_nodes, n_intervals=n_intervals)
+    return ds
+
+
+def _layers_and_paths(mrio, stressor: str, T: int, n_paths: int) -> xr.Dataset:
+    """Section 3: production layers of export demand, flows between layers by region, top paths."""
+    unit = _units_of(mrio, [stressor])
+    pl = diffmrio.supply_chain.production_layers(mrio, T=T, stressor=stressor, categories="export").sel(stressor=stressor)
+    lf = diffmrio.supply_chain.layer_flows(mrio, T=T - 1, stressor=stressor, categories="export", by="consumer")
+    flows = lf.sel(stressor=stressor).sum("driver").rename(layer="flow_layer", from_region="seller", to_region="buyer")
+    spa = diffmrio.supply_chain.structural_path_analysis(mrio, stressor, k=n_paths, categories="export")
+    return xr.Dataset(
+        {
+            "layers": (("layer", "region", "sector"), pl.layers.transpose("layer", "region", "sector").values,
+                       {"units": unit, "long_name": f"export-driven {stressor} S A^t y^exp per production layer"}),
+            "remainder": (("region", "sector"), pl.remainder.values, {"units": unit, "long_name": f"layers beyond PL{T}"}),
+            "layers_total": ((), float(pl.total), {"units": unit}),
+            "flows": (flows.dims, flows.values, {"units": unit, "long_name": "m_k A_kj (A^t y)_j from seller (layer t+1) to buyer (layer t)"}),
+            "path_label": (("path",), spa.label.values.astype(str), {"units": ""}),
+            "path_value": (("path",), spa.value.values, {"units": unit}),
+            "path_share": (("path",), spa.share.values, {"units": "1"}),
+            "path_coverage": ((), float(spa.attrs["coverage"]), {"units": "1"}),
+        },
+        coords={"layer": pl.layer.values, "sector": pl.sector.values, "flow_layer": flows.flow_layer.values,
+                "seller": flows.seller.values, "buyer": flows.buyer.values, "path": spa.path.values},
+    )  # fmt: skip
+
+
+def compute(
+    mrio=None,
+    *,
+    chain=None,
+    stressor: str = "PM2.5",
+    T: int = 4,
+    n_paths: int = 10,
+    n_nodes: int = 8,
+    n_intervals: int = 8,
+    targets: Sequence[str] = tuple(TARGETS),
+    synthetic: bool = False,
+    source: str | None = None,
+) -> xr.Dataset:
+    """Every number of the EXPORT experiment, no figures.
+
+    **Arguments:**
+
+    - `mrio`: the table (needs an `export` final-demand category and the pollutants); default `chain.mrio`.
+    - `chain`: a `diffmrio.chain.Chain` on that table (emulator and health inputs); without it the chain section
+      (PM2.5 and deaths due to exports) is left out.
+    - `stressor`: the pollutant of the layers and paths; `T`: last explicit production layer; `n_paths`: top
+      structural paths; `n_nodes`, `n_intervals`: Gauss-Legendre quadrature of the path-integrated attribution;
+      `targets`: what the chain section attributes, `"deaths"` and/or `"pwpm"` (the report needs both).
+    - `synthetic`, `source`: recorded in the attributes for the report.
+
+    **Returns:** an `xarray.Dataset`; every variable has `units`:
+
+    - export-related emissions: `eee[stressor, region, exporter, consumer]`, `direct`, `indirect`,
+      `total[stressor, region]`, `indirect_share[stressor]`, pollutant equivalents `ape_total[region]`,
+      `ape_direct[region]`, `indirect_share_ape`;
+    - with a chain: `deaths`, `pwpm`, `population[receptor]`; attributions
+      `{deaths,pwpm}_by_foreign[attribution, foreign, receptor]` (exports vs domestic demand) and
+      `{deaths,pwpm}_by_route[attribution, route, receptor]` (each region's exports, and domestic demand),
+      `attribution` being `zero_out` or `path` (not named `method`: that is a keyword of `xarray`'s `sel`);
+      `share_deaths_exports[attribution]`, `share_pwpm_exports[attribution]` (national,
+      population-weighted);
+    - `layers[layer, region, sector]`, `remainder[region, sector]`, `layers_total` of `stressor`;
+      `flows[flow_layer, seller, buyer]`; `path_label`, `path_value`, `path_share[path]`, `path_coverage`.
+    """
+    if mrio is None:
+        if chain is None:
+            raise ValueError("give `mrio` (the table) or `chain` (a diffmrio.chain.Chain on it)")
+        mrio = chain.mrio
+    elif chain is not None and chain.mrio is not mrio:
+        raise ValueError("`mrio` and `chain.mrio` differ; pass only `chain` to use its table")
+    if stressor not in mrio.stressors:
+        raise ValueError(f"stressor {stressor!r} is not in the table ({list(mrio.stressors)}); pass stressor=...")
+    if T < 1:
+        raise ValueError(f"T={T}: the last explicit production layer must be at least 1")
+    pollutants = [p for p in POLLUTANTS if p in mrio.stressors]
+    if not pollutants:
+        raise ValueError(f"the table has none of the pollutants {POLLUTANTS} (stressors: {list(mrio.stressors)})")
+    if chain is not None and (not targets or any(t not in TARGETS for t in targets)):
+        raise ValueError(f"targets={list(targets)}: give some of {list(TARGETS)}")
+    parts = [_export_emissions(mrio, pollutants), _layers_and_paths(mrio, stressor, T, n_paths)]
+    if chain is not None:
+        parts.append(_through_chain(chain, n_nodes, n_intervals, list(targets)))
+    ds = xr.merge(parts, combine_attrs="drop_conflicts")
+    ds.attrs.update(synthetic=int(bool(synthetic)), source=source or f"table `{mrio.name}`", stressor=stressor, T=T,
+                    chain=int(chain is not None))
+    return ds
+
+
 # ------------------------------------------------------------------------------------------ figures
 
 
-def _fig_export_emissions(regions, direct, indirect, stressor, unit, by_consumer, synthetic):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.35})
+def _fig_export_emissions(ds, stressor, synthetic):
+    regions = list(ds.region.values)
+    direct, indirect = ds.direct.sel(stressor=stressor).values, ds.indirect.sel(stressor=stressor).values
+    by_consumer = ds.eee.sel(stressor=stressor).sum("exporter").values  # (region, consumer)
+    unit = ds.total.attrs["units"]
+    fig, axes = subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.35})
     xs = np.arange(len(regions))
     ax = axes[0]
     ax.bar(xs, direct, 0.6, label="direct (own exports)", color="#4c72b0")
@@ -94,14 +258,16 @@ def _fig_export_emissions(regions, direct, indirect, stressor, unit, by_consumer
     return fig
 
 
-def _fig_health(regions, zo, path, pw_zo, pw_path, synthetic):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.3})
+def _fig_health(ds, synthetic):
+    regions = list(ds.receptor.values)
+    fig, axes = subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.3})
     xs = np.arange(len(regions))
-    for ax, (a, b, lab) in zip(axes, ((zo, path, "deaths yr-1"), (pw_zo, pw_path, "ug m-3"))):
-        ax.bar(xs - 0.2, a, 0.4, label="zero-out", color="#4c72b0")
-        ax.bar(xs + 0.2, b, 0.4, label="path-integrated", color="#55a868")
+    for ax, target in zip(axes, TARGETS):
+        a = ds[f"{target}_by_foreign"].sel(foreign="foreign")
+        ax.bar(xs - 0.2, a.sel(attribution="zero_out").values, 0.4, label="zero-out", color="#4c72b0")
+        ax.bar(xs + 0.2, a.sel(attribution="path").values, 0.4, label="path-integrated", color="#55a868")
         ax.set_xticks(xs, regions, rotation=30)
-        ax.set_ylabel(lab)
+        ax.set_ylabel(TARGETS[target])
         ax.legend(frameon=False, fontsize=8)
     axes[0].set_title("Deaths due to exports, by receptor region", fontsize=10)
     axes[1].set_title("Population-weighted PM2.5 due to exports", fontsize=10)
@@ -109,12 +275,18 @@ def _fig_health(regions, zo, path, pw_zo, pw_path, synthetic):
     return fig
 
 
-def _fig_layers(regions, layers_by_region, remainder, flows0, stressor, unit, synthetic):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.35})
+def _fig_layers(ds, stressor, synthetic):
+    import matplotlib
+
+    regions = list(ds.region.values)
+    layers_by_region = ds.layers.sum("sector").values  # (layer, region)
+    remainder = ds.remainder.sum("sector").values
+    unit = ds.layers.attrs["units"]
+    fig, axes = subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.35})
     T1 = layers_by_region.shape[0]
     ax = axes[0]
     bottom = np.zeros(T1 + 1)
-    cols = plt.cm.tab10(np.arange(len(regions)))
+    cols = matplotlib.colormaps["tab10"](np.arange(len(regions)))
     for k, r in enumerate(regions):
         v = np.append(layers_by_region[:, k], remainder[k])
         ax.bar(np.arange(T1 + 1), v, 0.7, bottom=bottom, color=cols[k], label=r)
@@ -124,7 +296,7 @@ def _fig_layers(regions, layers_by_region, remainder, flows0, stressor, unit, sy
     ax.set_title("Export-driven emissions per production layer, by emitter", fontsize=10)
     ax.legend(frameon=False, fontsize=7, ncol=2)
     ax = axes[1]
-    im = ax.imshow(flows0, cmap="Purples")
+    im = ax.imshow(ds.flows.sel(flow_layer=0).values, cmap="Purples")
     ax.set_xticks(np.arange(len(regions)), regions, rotation=30)
     ax.set_yticks(np.arange(len(regions)), regions)
     ax.set_xlabel("buying region (layer 0)")
@@ -133,6 +305,141 @@ def _fig_layers(regions, layers_by_region, remainder, flows0, stressor, unit, sy
     ax.set_title("Embodied flows PL1 -> PL0 (all exports)", fontsize=10)
     fig.suptitle(f"Production layers of export-related {stressor}{tag(synthetic)}", fontsize=11)
     return fig
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None) -> Path:
+    """Write `out/report.md`, `out/figures/*.png` and `out/results/export_pollution.nc` from the dataset of
+    [`compute`][experiments.export_pollution.compute]; **returns** the report's path. `seconds` (the compute
+    time) goes into the footer."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    synthetic = bool(ds.attrs["synthetic"])
+    stressor = ds.attrs["stressor"]
+    T = int(ds.attrs["T"])
+    regions = list(ds.region.values)
+    pollutants = list(ds.stressor.values)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    write_netcdf_atomic(ds, out / "results" / "export_pollution.nc")
+    rep = Report(out, "EXPORT study reproduction: export-driven air pollution and health" + tag(synthetic))
+    rep.add(
+        f"Data: {ds.attrs['source']}."
+        + (" **All numbers and figures are synthetic**: the demo world illustrates the method and is not data "
+           "about any real place. The demo's `export` final-demand category plays the role of foreign "
+           "consumers (exports of each region)." if synthetic else "")
+        + "\n\nThe EXPORT study (Nature Communications 2025) linked a global (GTAP) and a provincial (31 x 42) "
+        "MRIO for 2017 with GEOS-Chem zero-out runs and found that exports cause **9.9% of China's PM2.5** and "
+        "that **75.4% of export-related pollution is driven by indirect exports** (provinces supplying other "
+        "provinces' exporters). This report repeats the analysis. All numbers are in "
+        "`results/export_pollution.nc`."
+    )
+
+    # 1. export-related emissions
+    unit = ds.total.attrs["units"]
+    df = pd.DataFrame({f"{p} total": ds.total.sel(stressor=p).values for p in pollutants},
+                      index=pd.Index(regions, name="province"))
+    for p in pollutants:
+        df[f"{p} indirect %"] = 100 * ds.indirect.sel(stressor=p).values / np.maximum(ds.total.sel(stressor=p).values, 1e-300)
+    df["APE (1e6 eq.)"] = ds.ape_total.values / 1e6
+    rep.add(
+        "## 1. Export-related emissions\n\n"
+        "`EEE_{r,e} = S_r L Y^e` for every foreign consumer e (here: the export column of each region), split "
+        "into the **direct** part (province r's own exports: `S_r L_r. (Y^e o 1_r)`) and the **indirect** part "
+        "(r's output that other provinces export). Pollutant equivalents `APE = sum_i E_i / R_i` with R = 0.95 "
+        "kg for SO2 and NOx (China's Environmental Protection Tax schedule) and primary PM2.5 counted as general "
+        "dust (4 kg; a choice, the schedule has no PM2.5 entry)."
+    )
+    rep.table(df, f"Export-related emissions by emitting province ({unit}; indirect share in %)")
+    rep.add(
+        f"- **Share of export-related emissions that is indirect: {100 * float(ds.indirect_share_ape):.1f}%** "
+        "(pollutant equivalents; study: 75.4%). By pollutant: "
+        + ", ".join(f"{p} {100 * float(ds.indirect_share.sel(stressor=p)):.1f}%" for p in pollutants) + ".\n"
+        "- Direct + indirect equals the total `S_r L Y^e` by construction (checked in the tests)."
+    )
+    rep.figure(_fig_export_emissions(ds, stressor, synthetic), "export_emissions",
+               f"Export-related {stressor}: direct vs indirect by province, and by foreign consumer{tag(synthetic)}.")
+
+    # 2. through the chain
+    if ds.attrs.get("chain") and all(f"{t}_by_foreign" in ds for t in TARGETS):
+        f = ds.sel(foreign="foreign")
+        dfa = pd.DataFrame({
+            "deaths": ds.deaths.values, "due to exports (zero-out)": f.deaths_by_foreign.sel(attribution="zero_out").values,
+            "due to exports (path)": f.deaths_by_foreign.sel(attribution="path").values,
+            "PM2.5 pw (ug m-3)": ds.pwpm.values, "PM2.5 from exports (zero-out)": f.pwpm_by_foreign.sel(attribution="zero_out").values,
+            "PM2.5 from exports (path)": f.pwpm_by_foreign.sel(attribution="path").values,
+        }, index=pd.Index(list(ds.receptor.values), name="receptor"))  # fmt: skip
+        routes = ds.deaths_by_route.sum("receptor")
+        dfc = pd.DataFrame({"deaths (zero-out)": routes.sel(attribution="zero_out").values,
+                            "deaths (path)": routes.sel(attribution="path").values},
+                           index=pd.Index(list(ds.route.values), name="final demand"))
+        d_zo = float(f.deaths_by_foreign.sel(attribution="zero_out").sum())
+        zo_sum_routes = float(routes.sel(attribution="zero_out").values[: len(regions)].sum())
+        sd, sp = ds.share_deaths_exports, ds.share_pwpm_exports
+        rep.add(
+            "## 2. PM2.5 and deaths due to exports (through the chain)\n\n"
+            "Final demand -> output -> emissions -> emulator -> gridded PM2.5 -> GEMM deaths (five causes, adults "
+            "25+). **Zero-out**: `J(Y) - J(Y without exports)`, the study's design (one sensitivity run with "
+            "export-related emissions removed). **Path-integrated** (Aumann-Shapley): "
+            "`int_0^1 dJ/dY(a Y) . Y_g da`; additive, its groups sum exactly to `J(Y) - J(0)` (`J(0)` is the "
+            "background PM2.5 the emulator predicts without anthropogenic emissions), so it splits the "
+            "nonlinear chemistry and concentration-response interactions between exports and domestic demand "
+            f"instead of leaving them unassigned (quadrature: {ds.attrs['n_intervals']} x {ds.attrs['n_nodes']} "
+            "Gauss-Legendre nodes)."
+        )
+        rep.table(dfa, "Deaths (yr-1) and population-weighted PM2.5 (ug m-3) due to exports, by receptor region")
+        rep.table(dfc, "Deaths (yr-1) attributed to each region's exports (foreign consumers) and to domestic demand")
+        rep.add(
+            f"- **Share of population-weighted PM2.5 due to exports: {100 * float(sp.sel(attribution='zero_out')):.1f}% "
+            f"(zero-out), {100 * float(sp.sel(attribution='path')):.1f}% (path-integrated)** (study: 9.9% of China's "
+            f"PM2.5).\n- **Share of deaths due to exports: {100 * float(sd.sel(attribution='zero_out')):.1f}% (zero-out), "
+            f"{100 * float(sd.sel(attribution='path')):.1f}% (path-integrated)** of {float(ds.deaths.sum()):,.0f} deaths "
+            f"yr-1.\n- Zero-out is not additive: removing each region's exports separately gives "
+            f"{zo_sum_routes:,.0f} deaths in total vs {d_zo:,.0f} for all exports at once; the "
+            "path-integrated contributions of the export routes sum to the all-exports value exactly."
+        )
+        rep.figure(_fig_health(ds, synthetic), "health_exports",
+                   "Deaths and population-weighted PM2.5 due to exports per receptor region, zero-out vs "
+                   f"path-integrated{tag(synthetic)}.")
+    elif ds.attrs.get("chain"):
+        rep.add("## 2. PM2.5 and deaths due to exports\n\nNot reported: the dataset was computed with "
+                f"`targets` other than {list(TARGETS)}; see `results/export_pollution.nc` for its numbers.")
+    else:
+        rep.add("## 2. PM2.5 and deaths due to exports\n\nSkipped: the chain (emulator and health inputs) exists "
+                "only for the demo world; run on the demo or build a `diffmrio.chain.Chain` for this table.")
+
+    # 3. layers, flows, paths
+    layers_by_region = ds.layers.sum("sector").values
+    layer_share = np.append(layers_by_region.sum(1), float(ds.remainder.sum())) / float(ds.layers_total)
+    unit = ds.layers.attrs["units"]
+    dfl = pd.DataFrame(np.column_stack([layers_by_region, layers_by_region.sum(1)]),
+                       index=pd.Index([f"PL{t}" for t in range(T + 1)], name="layer"), columns=regions + ["all"])
+    flows0 = ds.flows.sel(flow_layer=0).values
+    rep.add(
+        "## 3. Production layers, flows between layers and supply-chain paths\n\n"
+        f"`S A^t y^exp` is the {stressor} emitted at production layer t (PL0: the exporting sector itself; PL1: "
+        "its direct suppliers; ...), with the exact remainder `S A^(T+1) L y^exp`. The flow from layer t+1 to "
+        "layer t is `m_k A_kj (A^t y)_j` with total intensities `m = S L`, aggregated by selling and buying "
+        "region: which provinces' supply chains carry the emissions to the exporters."
+    )
+    rep.table(dfl, f"Export-related {stressor} ({unit}) per layer and emitting region")
+    rep.add(
+        "- Layer shares: " + ", ".join(f"PL{t} {100 * v:.1f}%" for t, v in enumerate(layer_share[:-1]))
+        + f", beyond PL{T} {100 * layer_share[-1]:.1f}%.\n"
+        f"- Flows PL1 -> PL0 between different regions carry {100 * (1 - np.trace(flows0) / flows0.sum()):.1f}% "
+        "of the embodied emissions crossing that layer boundary."
+    )
+    dfs = pd.DataFrame({"path (final producer <- ... <- emitter)": ds.path_label.values,
+                        f"{stressor} ({unit})": ds.path_value.values, "share %": 100 * ds.path_share.values},
+                       index=pd.Index(np.arange(1, ds.sizes["path"] + 1), name="rank"))
+    rep.table(dfs, f"Top {ds.sizes['path']} structural paths of export-related {stressor} (coverage "
+                   f"{100 * float(ds.path_coverage):.1f}%)", floatfmt="{:,.3f}")
+    rep.figure(_fig_layers(ds, stressor, synthetic), "layers",
+               f"Export-driven {stressor} by production layer and the embodied flows between the first two "
+               f"layers{tag(synthetic)}.")
+    rep.add(footer(NAME, (seconds or 0.0) + time.perf_counter() - t0))
+    return rep.write()
 
 
 # ------------------------------------------------------------------------------------------ run
@@ -147,228 +454,22 @@ def run(
     cache_dir: str | Path | None = None,
     synthetic: bool | None = None,
     source: str | None = None,
-    stressor: str = "PM2.5",
-    T: int = 4,
-    n_paths: int = 10,
-    n_nodes: int = 8,
-    n_intervals: int = 8,
     progress: bool = True,
+    **kw,
 ) -> dict:
-    """Run the EXPORT experiment; writes `out/report.md`, `out/figures/*.png`, `out/results/*.nc`.
-
-    **Arguments:**
-
-    - `out`: output folder.
-    - `demo`: a built demo chain (`DemoChain`, anything with `.chain`) to reuse; default: build (or load from
-      `cache_dir`) the demo chain, full or `quick`.
-    - `mrio`: a user table instead (MRIO sections only; needs an `export` category and the stressors).
-    - `stressor`: the pollutant for layers and paths (default primary PM2.5).
-    - `T`: last explicit production layer; `n_paths`: top structural paths; `n_nodes`, `n_intervals`:
-      Gauss-Legendre quadrature of the path-integrated attribution.
-
-    **Returns:** dict of headline quantities (fractions as fractions) and `report`.
-    """
+    """`compute` + `report`: on `mrio` (MRIO sections only) or, by default, on the demo chain (`demo`, or built /
+    loaded from `cache_dir`, full or `quick`). `kw` go to [`compute`][experiments.export_pollution.compute].
+    **Returns** `{"dataset": ds, "report": path}`."""
     t0 = time.perf_counter()
-    out = Path(out)
     chain = None
     if mrio is None:
         if demo is None:
             demo = load_demo(quick, cache_dir, progress)
         chain = demo.chain
-        mrio = chain.mrio
         synthetic = True if synthetic is None else synthetic
         source = source or demo_source(demo, quick)
-    synthetic = bool(synthetic)
-    source = source or f"table `{mrio.name}`"
-    if stressor not in mrio.stressors:
-        raise ValueError(f"stressor {stressor!r} is not in the table ({list(mrio.stressors)}); pass stressor=...")
-    pollutants = [p for p in POLLUTANTS if p in mrio.stressors]
-    regions = list(mrio.regions)
-    R = len(regions)
-    results = out / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    rep = Report(out, "EXPORT study reproduction: export-driven air pollution and health" + tag(synthetic))
-    rep.add(
-        f"Data: {source}."
-        + (" **All numbers and figures are synthetic**: the demo world illustrates the method and is not data "
-           "about any real place. The demo's `export` final-demand category plays the role of foreign "
-           "consumers (exports of each region)." if synthetic else "")
-        + "\n\nThe EXPORT study (Nature Communications 2025) linked a global (GTAP) and a provincial (31 x 42) "
-        "MRIO for 2017 with GEOS-Chem zero-out runs and found that exports cause **9.9% of China's PM2.5** and "
-        "that **75.4% of export-related pollution is driven by indirect exports** (provinces supplying other "
-        "provinces' exporters). This report repeats the analysis."
-    )
-
-    # ------------------------------------------------------------ 1. export-related emissions
-    ee = diffmrio.supply_chain.export_emissions(mrio, pollutants, export_category="export")
-    units = dict(zip(mrio.stressors, mrio.units))
-    ape_sp = [p for p in pollutants if p in APE_KG]
-    R_ape = diffmrio.scenarios.pollutant_equivalent_coefficients(ape_sp, APE_KG)
-    ape_total = np.asarray(diffmrio.scenarios.pollutant_equivalents(ee.total.sel(stressor=ape_sp).values, R_ape, mass_unit_kg=1e6))
-    ape_direct = np.asarray(diffmrio.scenarios.pollutant_equivalents(ee.direct.sel(stressor=ape_sp).values, R_ape, mass_unit_kg=1e6))
-    ape_indirect_share = float(1.0 - ape_direct.sum() / ape_total.sum())
-    share = {p: float(ee.indirect_share.sel(stressor=p)) for p in pollutants}
-    by_consumer = ee.eee.sel(stressor=stressor).sum("exporter").values  # (region, consumer)
-    ee_ds = ee.assign(ape_total=("region", ape_total), ape_direct=("region", ape_direct))
-    ee_ds.attrs.update(synthetic=int(synthetic), source=source,
-                       ape_kg_per_equivalent=str({k: APE_KG[k] for k in ape_sp}))
-    write_netcdf_atomic(ee_ds, results / "export_emissions.nc")
-    df = pd.DataFrame({f"{p} total": ee.total.sel(stressor=p).values for p in pollutants}, index=pd.Index(regions, name="province"))
-    for p in pollutants:
-        df[f"{p} indirect %"] = 100 * ee.indirect.sel(stressor=p).values / np.maximum(ee.total.sel(stressor=p).values, 1e-300)
-    df["APE (1e6 eq.)"] = ape_total / 1e6
-    rep.add(
-        "## 1. Export-related emissions\n\n"
-        "`EEE_{r,e} = S_r L Y^e` for every foreign consumer e (here: the export column of each region), split "
-        "into the **direct** part (province r's own exports: `S_r L_r. (Y^e o 1_r)`) and the **indirect** part "
-        "(r's output that other provinces export). Pollutant equivalents `APE = sum_i E_i / R_i` with R = 0.95 "
-        "kg for SO2 and NOx (China's Environmental Protection Tax schedule) and primary PM2.5 counted as general "
-        "dust (4 kg; a choice, the schedule has no PM2.5 entry)."
-    )
-    rep.table(df, "Export-related emissions by emitting province (kt; indirect share in %)")
-    rep.add(
-        f"- **Share of export-related emissions that is indirect: {100 * ape_indirect_share:.1f}%** (pollutant "
-        f"equivalents; study: 75.4%). By pollutant: "
-        + ", ".join(f"{p} {100 * v:.1f}%" for p, v in share.items()) + ".\n"
-        "- Direct + indirect equals the total `S_r L Y^e` by construction (checked in the tests)."
-    )
-    rep.figure(_fig_export_emissions(regions, ee.direct.sel(stressor=stressor).values,
-                                     ee.indirect.sel(stressor=stressor).values, stressor, units[stressor],
-                                     by_consumer, synthetic),
-               "export_emissions", f"Export-related {stressor}: direct vs indirect by province, and by foreign "
-               f"consumer{tag(synthetic)}.")
-    headline = {"indirect_share_ape": ape_indirect_share, "indirect_share": share,
-                "export_emissions": {p: float(ee.total.sel(stressor=p).sum()) for p in pollutants}}
-
-    # ------------------------------------------------------------ 2. through the chain
-    if chain is not None:
-        inp = chain.base_inputs()
-        masks, labels = export_masks(mrio)
-        fmask, _ = diffmrio.chain.group_masks(chain, "foreign")
-        attrs = {}
-        for method in ("zero_out", "path"):
-            kw = dict(n_nodes=n_nodes, n_intervals=n_intervals) if method == "path" else {}
-            for target in ("deaths", "pwpm"):
-                attrs[(method, target, "foreign")] = diffmrio.chain.attribute(chain, inp, by="foreign", method=method,
-                                                                         target=target, **kw)
-                attrs[(method, target, "consumer")] = diffmrio.chain.attribute(chain, inp, method=method, target=target,
-                                                                          masks=masks, labels=labels, **kw)
-        o = chain(inp)
-        deaths_r = np.asarray(o.deaths.sum(axis=(0, 1)))
-        pw_r = np.asarray(o.pwpm)
-        pop_r = np.asarray(chain.health.inputs.to_regions(chain.health.inputs.population))
-        total_deaths = float(deaths_r.sum())
-        pw_nat = float((pw_r * pop_r).sum() / pop_r.sum())
-        d_zo = attrs[("zero_out", "deaths", "foreign")].sel(group="foreign").values
-        d_pa = attrs[("path", "deaths", "foreign")].sel(group="foreign").values
-        p_zo = attrs[("zero_out", "pwpm", "foreign")].sel(group="foreign").values
-        p_pa = attrs[("path", "pwpm", "foreign")].sel(group="foreign").values
-        share_deaths_zo = float(d_zo.sum() / total_deaths)
-        share_deaths_path = float(d_pa.sum() / total_deaths)
-        share_pw_zo = float((p_zo * pop_r).sum() / pop_r.sum() / pw_nat)
-        share_pw_path = float((p_pa * pop_r).sum() / pop_r.sum() / pw_nat)
-        zo_sum_consumers = float(attrs[("zero_out", "deaths", "consumer")].values[:R].sum())
-        ds = xr.Dataset(
-            {
-                f"{t}_{m}_{g}": a.rename(group=f"group_{g}").drop_attrs()
-                for (m, t, g), a in attrs.items()
-            }
-            | {"deaths": ("receptor", deaths_r), "pwpm": ("receptor", pw_r), "population": ("receptor", pop_r)},
-            attrs={"synthetic": int(synthetic), "source": source,
-                   "description": "attribution[group, receptor] of deaths (yr-1) and population-weighted PM2.5 "
-                                  "(ug m-3) to exports vs domestic demand and to each region's exports"},
-        )
-        write_netcdf_atomic(ds, results / "attribution.nc")
-        dfa = pd.DataFrame({
-            "deaths": deaths_r, "due to exports (zero-out)": d_zo, "due to exports (path)": d_pa,
-            "PM2.5 pw (ug m-3)": pw_r, "PM2.5 from exports (zero-out)": p_zo, "PM2.5 from exports (path)": p_pa,
-        }, index=pd.Index(regions, name="receptor"))  # fmt: skip
-        cons = attrs[("path", "deaths", "consumer")]
-        dfc = pd.DataFrame({
-            "deaths (zero-out)": attrs[("zero_out", "deaths", "consumer")].sum("receptor").values,
-            "deaths (path)": cons.sum("receptor").values,
-        }, index=pd.Index(labels, name="final demand"))  # fmt: skip
-        rep.add(
-            "## 2. PM2.5 and deaths due to exports (through the chain)\n\n"
-            "Final demand -> output -> emissions -> emulator -> gridded PM2.5 -> GEMM deaths (five causes, adults "
-            "25+). **Zero-out**: `J(Y) - J(Y without exports)`, the study's design (one sensitivity run with "
-            "export-related emissions removed). **Path-integrated** (Aumann-Shapley): "
-            "`int_0^1 dJ/dY(a Y) . Y_g da`; additive, its groups sum exactly to `J(Y) - J(0)` (`J(0)` is the "
-            "background PM2.5 the emulator predicts without anthropogenic emissions), so it splits the "
-            "nonlinear chemistry and concentration-response interactions between exports and domestic demand "
-            f"instead of leaving them unassigned (quadrature: {n_intervals} x {n_nodes} Gauss-Legendre nodes)."
-        )
-        rep.table(dfa, "Deaths (yr-1) and population-weighted PM2.5 (ug m-3) due to exports, by receptor region")
-        rep.table(dfc, "Deaths (yr-1) attributed to each region's exports (foreign consumers) and to domestic demand")
-        rep.add(
-            f"- **Share of population-weighted PM2.5 due to exports: {100 * share_pw_zo:.1f}% (zero-out), "
-            f"{100 * share_pw_path:.1f}% (path-integrated)** (study: 9.9% of China's PM2.5).\n"
-            f"- **Share of deaths due to exports: {100 * share_deaths_zo:.1f}% (zero-out), "
-            f"{100 * share_deaths_path:.1f}% (path-integrated)** of {total_deaths:,.0f} deaths yr-1.\n"
-            f"- Zero-out is not additive: removing each region's exports separately gives "
-            f"{zo_sum_consumers:,.0f} deaths in total vs {d_zo.sum():,.0f} for all exports at once; the "
-            f"path-integrated contributions of the six export routes sum to the all-exports value exactly."
-        )
-        rep.figure(_fig_health(regions, d_zo, d_pa, p_zo, p_pa, synthetic), "health_exports",
-                   f"Deaths and population-weighted PM2.5 due to exports per receptor region, zero-out vs "
-                   f"path-integrated{tag(synthetic)}.")
-        headline.update({
-            "share_pwpm_exports_zero_out": share_pw_zo, "share_pwpm_exports_path": share_pw_path,
-            "share_deaths_exports_zero_out": share_deaths_zo, "share_deaths_exports_path": share_deaths_path,
-            "deaths_total": total_deaths, "deaths_exports_zero_out": float(d_zo.sum()),
-            "deaths_exports_path": float(d_pa.sum()),
-            "deaths_by_export_route_path": dict(zip(labels, cons.sum("receptor").values.tolist())),
-        })  # fmt: skip
-    else:
-        rep.add("## 2. PM2.5 and deaths due to exports\n\nSkipped: the chain (emulator and health inputs) exists "
-                "only for the demo world; run on the demo or build a `diffmrio.chain.Chain` for this table.")
-
-    # ------------------------------------------------------------ 3. layers, flows, paths
-    pl = diffmrio.supply_chain.production_layers(mrio, T=T, stressor=stressor, categories="export")
-    lf = diffmrio.supply_chain.layer_flows(mrio, T=T - 1, stressor=stressor, categories="export", by="consumer")
-    spa = diffmrio.supply_chain.structural_path_analysis(mrio, stressor, k=n_paths, categories="export")
-    layers_by_region = pl.layers.sel(stressor=stressor).sum("sector").values  # (layer, region)
-    remainder = pl.remainder.sel(stressor=stressor).sum("sector").values
-    flows = lf.sel(stressor=stressor).sum("driver")  # (layer, from, to)
-    write_netcdf_atomic(xr.Dataset({"layers": pl.layers, "remainder": pl.remainder, "total": pl.total,
-                                    "layer_flows": lf},
-                                   attrs={"synthetic": int(synthetic), "categories": "export"}),
-                        results / "layers.nc")
-    write_netcdf_atomic(spa.drop_attrs().assign_attrs(total=spa.attrs["total"], coverage=spa.attrs["coverage"],
-                                                      stressor=stressor, synthetic=int(synthetic)),
-                        results / "paths.nc")
-    tot = float(pl.total.sel(stressor=stressor))
-    layer_share = np.append(layers_by_region.sum(1), remainder.sum()) / tot
-    dfl = pd.DataFrame(np.column_stack([layers_by_region, layers_by_region.sum(1)]),
-                       index=pd.Index([f"PL{t}" for t in range(T + 1)], name="layer"), columns=regions + ["all"])
-    rep.add(
-        "## 3. Production layers, flows between layers and supply-chain paths\n\n"
-        f"`S A^t y^exp` is the {stressor} emitted at production layer t (PL0: the exporting sector itself; PL1: "
-        "its direct suppliers; ...), with the exact remainder `S A^(T+1) L y^exp`. The flow from layer t+1 to "
-        "layer t is `m_k A_kj (A^t y)_j` with total intensities `m = S L`, aggregated by selling and buying "
-        "region: which provinces' supply chains carry the emissions to the exporters."
-    )
-    rep.table(dfl, f"Export-related {stressor} ({units[stressor]}) per layer and emitting region")
-    rep.add(
-        "- Layer shares: " + ", ".join(f"PL{t} {100 * v:.1f}%" for t, v in enumerate(layer_share[:-1]))
-        + f", beyond PL{T} {100 * layer_share[-1]:.1f}%.\n"
-        f"- Flows PL1 -> PL0 between different regions carry {100 * (1 - np.trace(flows[0].values) / flows[0].values.sum()):.1f}% "
-        "of the embodied emissions crossing that layer boundary."
-    )
-    dfs = pd.DataFrame({"path (final producer <- ... <- emitter)": spa.label.values,
-                        f"{stressor} ({units[stressor]})": spa.value.values, "share %": 100 * spa.share.values},
-                       index=pd.Index(np.arange(1, spa.sizes["path"] + 1), name="rank"))
-    rep.table(dfs, f"Top {spa.sizes['path']} structural paths of export-related {stressor} (coverage "
-                   f"{100 * spa.attrs['coverage']:.1f}%)", floatfmt="{:,.3f}")
-    rep.figure(_fig_layers(regions, layers_by_region, remainder, flows.sel(layer=0).values, stressor,
-                           units[stressor], synthetic),
-               "layers", f"Export-driven {stressor} by production layer and the embodied flows between the first "
-               f"two layers{tag(synthetic)}.")
-    headline.update({"layer_share": layer_share.tolist(), "top_path": str(spa.label.values[0]),
-                     "top_path_share": float(spa.share.values[0])})
-    rep.add(footer(NAME, time.perf_counter() - t0))
-    headline["report"] = rep.write()
-    return headline
+    ds = compute(mrio, chain=chain, synthetic=bool(synthetic), source=source, **kw)
+    return {"dataset": ds, "report": report(ds, out, seconds=time.perf_counter() - t0)}
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -376,9 +477,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--cache", type=Path, default=None, help="demo-chain cache folder (default $DIFFMRIO_CACHE "
                     "or ~/.cache/diffmrio)")
     ap.add_argument("--stressor", default="PM2.5", help="pollutant for layers and paths (default PM2.5)")
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, NAME)
     t0 = time.perf_counter()
-    kw = dict(quick=args.quick, cache_dir=args.cache, stressor=args.stressor)
+    kw = dict(quick=args.quick, cache_dir=args.cache, stressor=args.stressor, progress=show_progress(args))
     if args.mrio is not None or args.ceads is not None:
         try:
             table = load_table(mrio=args.mrio, ceads=args.ceads, emissions=args.emissions)

@@ -11,7 +11,6 @@ Run: `python -m experiments.global_health_2015 --out DIR [--shared PATH] [--draw
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 from pathlib import Path
@@ -27,7 +26,7 @@ import diffmrio  # noqa: F401  (enables float64)
 from diffmrio import health as H
 from diffmrio._io import atomic_path, save_figure_atomic, write_netcdf_atomic, write_text_atomic
 
-REPO = Path(__file__).resolve().parents[1]
+from ._common import experiment_parser, parse, seed_or, shared_folder
 
 # Published national totals for 2015 (deaths attributable to ambient PM2.5).
 PUBLISHED = {
@@ -317,18 +316,21 @@ def _report(path: Path, ds, table, mc_tot, countries, info) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True, help="output folder")
-    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="shared data folder (../shared)")
-    ap.add_argument("--draws", type=int, default=100, help="Monte Carlo draws of the CRF parameters")
+    ap = experiment_parser(__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, default=None,
+                    help="shared data folder (default $DIFFMRIO_SHARED, or ../shared next to a checkout)")
+    ap.add_argument("--draws", type=int, default=None, help="Monte Carlo draws of the CRF parameters (default 100; "
+                    "20 with --quick)")
     ap.add_argument("--mc-gemm5", action="store_true", help="also run the GEMM 5-COD Monte Carlo (slower)")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    if not (args.shared / "data" / "health_2015").is_dir():
-        raise SystemExit(f"{args.shared}/data/health_2015 not found: pass --shared PATH to the shared data folder")
-    if args.draws < 1:
-        raise SystemExit("--draws must be >= 1")
-    s = run(args.out, args.shared, n_draws=args.draws, seed=args.seed, mc_gemm5=args.mc_gemm5)
+    args = parse(ap, argv, "global_health_2015")
+    try:
+        shared = shared_folder(args.shared, "data/health_2015", "--shared", root=True).parents[1]
+    except FileNotFoundError as exc:
+        ap.error(str(exc))
+    draws = args.draws if args.draws is not None else (20 if args.quick else 100)
+    if draws < 1:
+        ap.error("--draws must be >= 1")
+    s = run(args.out, shared, n_draws=draws, seed=seed_or(args, 0), mc_gemm5=args.mc_gemm5)
     for c in ("China", "India", "Global"):
         print(c, {str(k): round(v) for k, v in s[c].items()})
     print(f"wrote {args.out}/report.md")

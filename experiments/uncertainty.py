@@ -34,7 +34,7 @@ import diffmrio  # noqa: E402
 from diffmrio._io import write_netcdf_atomic  # noqa: E402
 from diffmrio.demo._report import Report  # noqa: E402
 
-from ._common import demo_source, footer, load_demo, make_parser, tag  # noqa: E402
+from ._common import demo_source, footer, load_demo, make_parser, parse, seed_or, show_progress, tag  # noqa: E402
 
 NAME = "uncertainty"
 FULL_SIZES = (100, 300, 1000, 3000, 10000)
@@ -278,8 +278,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--cache", type=Path, default=None, help="demo-chain cache folder")
     ap.add_argument("--draws", default=None, help="comma-separated draw counts (default 100,300,1000,3000,10000)")
     ap.add_argument("--one", type=int, default=None, help="draws per one-at-a-time run")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, NAME)
     if args.mrio is not None or args.ceads is not None:
         ap.error("the uncertainty study needs the whole chain, which exists only for the demo world")
     sizes = None
@@ -289,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         except ValueError:
             ap.error(f"--draws must be comma-separated integers, got {args.draws!r}")
     t0 = time.perf_counter()
-    res = run(args.out, quick=args.quick, cache_dir=args.cache, sizes=sizes, n_one=args.one, seed=args.seed)
+    res = run(args.out, quick=args.quick, cache_dir=args.cache, sizes=sizes, n_one=args.one, seed=seed_or(args, 0),
+              progress=show_progress(args))
     print(f"[{NAME}] report written in {time.perf_counter() - t0:.1f} s: {Path(res['report']).resolve()}")
     return res
 

@@ -19,7 +19,6 @@ gross output of two Luxembourg industries from a -1 inventory change); they are 
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +30,8 @@ import xarray as xr
 
 import diffmrio
 from diffmrio import MRIO
+
+from ._common import experiment_parser, parse, shared_folder
 
 UNIT = "million USD"
 
@@ -200,15 +201,20 @@ def industry_names(folder: str | Path, year: int = 2011) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, type=Path, help="output folder (report.md, figures/, results/)")
-    ap.add_argument("--wiod", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wiod2013",
-                    help="folder with wiot_2009.nc and wiot_2011.nc (default ../shared/data/wiod2013)")
+    ap = experiment_parser(__doc__.splitlines()[0])
+    ap.add_argument("--wiod", type=Path, default=None,
+                    help="folder with wiot_2009.nc and wiot_2011.nc (default $DIFFMRIO_SHARED/data/wiod2013, or "
+                         "../shared/data/wiod2013 next to a checkout)")
     ap.add_argument("--focus", default="CHN", help="country whose structural paths are listed (default CHN)")
     ap.add_argument("-T", type=int, default=4, help="last explicit production layer (default 4)")
     ap.add_argument("-k", type=int, default=10, help="number of structural paths (default 10)")
-    args = ap.parse_args(argv)
-    ds = compute(load_wiod(args.wiod), T=args.T, k=args.k, focus=args.focus, sector_names=industry_names(args.wiod))
+    args = parse(ap, argv, "wiod_exports")
+    try:
+        wiod = shared_folder(args.wiod, "data/wiod2013", "--wiod")
+        tables = load_wiod(wiod)
+    except FileNotFoundError as exc:
+        ap.error(str(exc))
+    ds = compute(tables, T=args.T, k=args.k, focus=args.focus, sector_names=industry_names(wiod))
     path = report(ds, args.out)
     print(path.resolve())
     return path

@@ -71,6 +71,9 @@ def test_national_totals_vs_published(result):
     assert 1.3e9 < result["population"] < 1.45e9
 
 
-def test_skips_without_shared(tmp_path, capsys):
-    assert ch.main(["--out", str(tmp_path / "o"), "--shared", str(tmp_path / "nothing")]) is None
-    assert "skipped" in capsys.readouterr().out
+def test_clear_error_without_shared(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        ch.main(["--out", str(tmp_path / "o"), "--shared", str(tmp_path / "nothing")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "nothing" / "data" / "china_0p1deg") in err and "--shared DIR" in err

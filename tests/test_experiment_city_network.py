@@ -1,7 +1,6 @@
-"""Smoke and value tests of the BTH experiment (experiments/city_network.py) on the synthetic demo world.
-
-The ANAIS margins and bounds are checked on the written table, Phi = diag(s) L Z by an explicit numpy inverse,
-the top links by sorting, and the inefficient share by an explicit loop over Phi."""
+"""The BTH experiment (experiments/city_network.py) on the synthetic demo world: `compute`'s dataset checked
+independently - the ANAIS margins and bounds on the updated table, Phi = diag(s) L Z by an explicit numpy inverse,
+the top links by sorting, the inefficient share by an explicit loop over Phi - and `report` from the dataset."""
 
 from __future__ import annotations
 
@@ -20,16 +19,13 @@ def world():
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    out = tmp_path_factory.mktemp("city_network")
-    return out, exp.run(out, quick=True)
+def ds():
+    return exp.compute()
 
 
 @pytest.fixture(scope="module")
-def updated(result):
-    out, _ = result
-    with xr.open_dataset(out / "results" / "updated_mrio.nc") as ds:
-        return diffmrio.MRIO.from_xarray(ds.load())
+def updated(ds):
+    return exp.updated_table(ds)
 
 
 def _np_phi(m, stressor="NOx"):
@@ -40,27 +36,29 @@ def _np_phi(m, stressor="NOx"):
     return s[:, None] * (L @ Z), s
 
 
-def test_report_figures_results_written(result):
-    out, res = result
-    text = (out / "report.md").read_text()
-    assert res["report"] == out / "report.md"
-    assert "synthetic" in text.lower() and res["synthetic"] is True
+def test_report_from_dataset(ds, updated, tmp_path):
+    out = tmp_path / "out"
+    path = exp.report(ds, out, quick=True)
+    text = path.read_text()
+    assert path == out / "report.md" and "synthetic" in text.lower() and ds.attrs["synthetic"] == 1
+    assert f"{100 * float(ds.inefficient_share):.1f}%" in text and f"{100 * float(ds.anais_max_rel_change):.2f}%" in text
     for name in ("anais_update", "network_links", "network_heatmap", "efficiency"):
-        png = out / "figures" / f"{name}.png"
-        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"figures/{name}.png" in text
-    for nc in ("updated_mrio.nc", "margins.nc", "network.nc"):
-        assert (out / "results" / nc).is_file()
+        assert (out / "figures" / f"{name}.png").is_file() and f"figures/{name}.png" in text
+    with xr.open_dataset(out / "results" / "updated_mrio.nc") as t:
+        back = diffmrio.MRIO.from_xarray(t.load())
+    np.testing.assert_array_equal(np.asarray(back.Z), np.asarray(updated.Z))
+    np.testing.assert_array_equal(np.asarray(back.F), np.asarray(updated.F))
+    xr.testing.assert_equal(xr.load_dataset(out / "results" / "city_network.nc").Phi, ds.Phi)
     assert not [p for p in out.rglob(".*") if p.is_file()], "temporary files left behind"
+    assert all("units" in ds[v].attrs for v in ds.data_vars)
 
 
-def test_anais_margins_met_and_changes_bounded(result, world, updated):
-    out, res = result
+def test_anais_margins_met_and_changes_bounded(ds, world, updated):
     n = world.n
     X0 = np.hstack([np.asarray(world.Z), np.asarray(world.Y)])
     X = np.hstack([np.asarray(updated.Z), np.asarray(updated.Y)])
-    with xr.open_dataset(out / "results" / "margins.nc") as mg:
-        u, v = mg["output"].values, mg["column_total"].values
+    u = ds.output_target.values.ravel()
+    v = np.concatenate([ds.input_target.values.ravel(), ds.final_demand_target.values.ravel()])
     # the targets are the scenario's (independently regenerated) and they are met
     sc = exp.scenario_margins(world, seed=7)
     np.testing.assert_allclose(u, sc["output"], rtol=1e-12)
@@ -71,11 +69,12 @@ def test_anais_margins_met_and_changes_bounded(result, world, updated):
     assert np.all(X[X0 == 0] == 0) and np.all(X >= 0)
     nz = X0 != 0
     rel = np.abs(X[nz] - X0[nz]) / X0[nz]
-    np.testing.assert_allclose(res["anais_achieved_max_rel_change"], rel.max(), rtol=1e-9)
-    assert rel.max() <= res["anais_max_rel_change"] * (1 + 1e-6) + 1e-8
+    np.testing.assert_allclose(float(ds.anais_achieved_max_rel_change), rel.max(), rtol=1e-9)
+    np.testing.assert_allclose(np.sort(np.abs(ds.cell_rel_change.values)), np.sort(rel), rtol=1e-9)
+    assert rel.max() <= float(ds.anais_max_rel_change) * (1 + 1e-6) + 1e-8
     # t* cannot be below what a single margin forces: |u_i - sum_j x0_ij| <= t* sum_j |x0_ij|
     lower = max(np.max(np.abs(u - X0.sum(1)) / X0.sum(1)), np.max(np.abs(v - X0.sum(0)) / X0.sum(0)))
-    assert res["anais_max_rel_change"] >= lower - 1e-9
+    assert float(ds.anais_max_rel_change) >= lower - 1e-9
     # input-structure coefficients within +/-30% of the prior's
     sh0 = X0[:, :n] / X0[:, :n].sum(0)
     sh = X[:, :n] / X[:, :n].sum(0)
@@ -86,26 +85,25 @@ def test_anais_margins_met_and_changes_bounded(result, world, updated):
     np.testing.assert_allclose(np.asarray(updated.F) / x1, np.asarray(world.F) / x0, rtol=1e-9)
 
 
-def test_network_and_top_links_match_numpy(result, updated):
-    out, res = result
-    Phi, _ = _np_phi(updated)
-    np.testing.assert_allclose(res["total_embodied"], Phi.sum(), rtol=1e-9)
-    with xr.open_dataset(out / "results" / "network.nc") as ds:
-        np.testing.assert_allclose(ds["Phi"].values.reshape(Phi.shape), Phi, rtol=1e-8, atol=1e-12)
+def test_network_and_top_links_match_numpy(ds, updated):
+    Phi, s = _np_phi(updated)
+    np.testing.assert_allclose(float(ds.total_embodied), Phi.sum(), rtol=1e-9)
+    np.testing.assert_allclose(ds["Phi"].values.reshape(Phi.shape), Phi, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(ds.intensity.values.ravel(), s, rtol=1e-12)
     labels = [f"{r}/{s}" for r in updated.regions for s in updated.sectors]
     P = Phi.copy()
     np.fill_diagonal(P, 0.0)
     flat = np.argsort(P, axis=None)[::-1][:10]
     expected = [(labels[k // P.shape[0]], labels[k % P.shape[0]], P.flat[k]) for k in flat]
-    got = res["top_links"]
-    assert [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in expected]
-    np.testing.assert_allclose([f for *_, f in got], [f for *_, f in expected], rtol=1e-9)
-    np.testing.assert_allclose(res["top_links_share"], sum(f for *_, f in expected) / Phi.sum(), rtol=1e-9)
-    np.testing.assert_allclose(res["self_supply_share"], np.trace(Phi) / Phi.sum(), rtol=1e-9)
+    assert list(zip(ds.link_supplier.values, ds.link_buyer.values)) == [(a, b) for a, b, _ in expected]
+    np.testing.assert_allclose(ds.link_flow.values, [f for *_, f in expected], rtol=1e-9)
+    np.testing.assert_allclose(float(ds.top_links_share), sum(f for *_, f in expected) / Phi.sum(), rtol=1e-9)
+    np.testing.assert_allclose(float(ds.self_supply_share), np.trace(Phi) / Phi.sum(), rtol=1e-9)
+    # the aggregated heat map keeps the total
+    np.testing.assert_allclose(float(ds.group_flows.sum()), Phi.sum(), rtol=1e-12)
 
 
-def test_inefficient_share_by_explicit_loop(result, updated):
-    _, res = result
+def test_inefficient_share_by_explicit_loop(ds, updated):
     Phi, s = _np_phi(updated)
     n, R = Phi.shape[0], updated.n_regions
     N = n // R
@@ -120,10 +118,9 @@ def test_inefficient_share_by_explicit_loop(result, updated):
             if s[a] > s[b]:
                 ineff += Phi[a, b]
                 reg_i[a // N] += Phi[a, b]
-    np.testing.assert_allclose(res["inefficient_share"], ineff / tot, rtol=1e-9)
-    np.testing.assert_allclose([res["inefficient_share_by_region"][r] for r in updated.regions], reg_i / reg_t,
-                               rtol=1e-9)
-    assert 0.0 < res["inefficient_share"] < 1.0
+    np.testing.assert_allclose(float(ds.inefficient_share), ineff / tot, rtol=1e-9)
+    np.testing.assert_allclose(ds.inefficient_share_by_supplier.values, reg_i / reg_t, rtol=1e-9)
+    assert 0.0 < float(ds.inefficient_share) < 1.0
 
 
 def test_scenario_margins_balance_and_csv_roundtrip(world, tmp_path):
@@ -150,7 +147,9 @@ def test_top_links_and_bad_inputs(world, tmp_path):
     assert list(zip(t["supplier"], t["buyer"])) == [("c", "a"), ("a", "c")]
     np.testing.assert_allclose(t["share of total %"], [100 * 4 / Phi.sum(), 100 * 3 / Phi.sum()])
     with pytest.raises(ValueError, match="stressor"):
-        exp.run(tmp_path / "x", mrio=world, quick=True, stressor="CH4")
+        exp.compute(world, stressor="CH4")
+    with pytest.raises(ValueError, match="k_links=0"):
+        exp.compute(world, k_links=0)
     with pytest.raises(ValueError, match="leave out"):
         exp._groups_for(world.sectors, {"energy": ("power",)})
 
@@ -171,7 +170,7 @@ def test_cli_with_user_table_and_margins(world, tmp_path, capsys):
     pd.DataFrame(rows, columns=["kind", "region", "label", "value"]).to_csv(tmp_path / "m.csv", index=False)
     res = exp.main(["--out", str(tmp_path / "o"), "--mrio", str(tmp_path / "t.nc"), "--margins",
                     str(tmp_path / "m.csv"), "--quick"])
-    assert res["synthetic"] is False and "report written" in capsys.readouterr().out
+    assert res["dataset"].attrs["synthetic"] == 0 and "report written" in capsys.readouterr().out
     with xr.open_dataset(tmp_path / "o" / "results" / "updated_mrio.nc") as up:
         rows_new = up["Z"].sum(("to_region", "to_sector")) + up["Y"].sum(("fd_region", "category"))
         np.testing.assert_allclose(rows_new.values.ravel(), sc["output"], rtol=1e-9)

@@ -18,3 +18,4 @@ from ._uncertainty import (
     sample_inputs as sample_inputs,
 )
 from ._montecarlo import run_draws as run_draws, summarise as summarise
+from ._satellite import deaths_satellite as deaths_satellite, with_deaths_row as with_deaths_row
