@@ -1,27 +1,31 @@
 """Emulator fidelity on two stand-in CTMs of different construction (issue 13).
 
 Every emulator family -- linear source-receptor matrix, pf-ERSM-style polynomial (D=2), MLP ensemble,
-physically structured emulator -- on the reference CTM (`ctm_interface.reference`, 6 regions x 7 species) and
-on the spectral CTM (`ctm_interface.spectral`, 8 regions x 6 species, built differently), at a budget of
-forward runs (base case + Latin hypercube over 0-2x) and adjoint runs of population-weighted PM2.5 (at the
-first training states, for the Sobolev term of the neural and structured emulators). Scored on held-out runs
-(an independent Latin hypercube) and held-out adjoint states:
+physically structured emulator (single or an ensemble) -- on the reference CTM (`ctm_interface.reference`, 6
+regions x 7 species) and on the spectral CTM (`ctm_interface.spectral`, 8 regions x 6 species, built
+differently), at a budget of forward runs (base case + Latin hypercube over 0-2x) and adjoint runs of
+population-weighted PM2.5 (at the first training states, for the Sobolev term of the neural and structured
+emulators). Each CTM writes its runs as a run folder (`DIR/folder_<ctm>`, the layout users hand over) and the
+experiment reads them through `ctm_interface.read_run_folder`, as a user does. Scored on held-out runs (an
+independent Latin hypercube) and held-out adjoint states (training-design states that are not trained on):
 
 - worst-receptor PM2.5 NME and MaxNE (max over receptors);
 - per-species gradient R^2 (the smallest among species carrying >= 5 % of the adjoint's sum of squares), the
   range of their slopes, and the pooled R^2;
 - spurious sensitivity (largest over the structural zeros, relative to the largest real sensitivity).
 
-Learning curve: held-out NME and per-species gradient R^2 against the number of forward runs, for a
-one-shot Latin hypercube of each size against adaptive batches proposed by `surrogate.propose` from the
-disagreement of a bootstrap committee of polynomial emulators (cheap, closed form).
+Learning curve (spectral CTM only: it runs extra designs through the CTM's Python interface, the same CTM
+as its folder): held-out NME and per-species gradient R^2 against the number of forward runs, for a one-shot
+Latin hypercube of each size against adaptive batches proposed by `surrogate.propose` from the disagreement of
+a bootstrap committee of polynomial emulators (cheap, closed form).
 
 Targets (issue 13): worst-receptor NME <= 2 %, MaxNE <= 10 %, per-species R^2 >= 0.9, slope 0.9-1.1,
 spurious <= 2 %.
 
 Usage: `python -m experiments.emulator_fidelity --out DIR [--ctms reference,spectral] [--n-train 150]
-[--n-test 40] [--n-adj 30] [--n-adj-test 10] [--members 3] [--steps 1500] [--families ...]
-[--curve 50,100,150] [--curve-family polynomial] [--curve-ctms spectral]`. CTM runs are cached in DIR.
+[--n-test 40] [--n-adj 30] [--n-adj-test 10] [--members 3] [--steps 1500] [--sobolev 0.05] [--families ...]
+[--curve 50,100,150] [--curve-family polynomial] [--spectral-days 6] [--reference-days 4]`. The run folders
+are reused while the settings match (`DIR/folder_<ctm>/experiment.json`).
 """
 
 from __future__ import annotations
@@ -88,14 +92,18 @@ def write_folder(name: str, out: Path, args) -> Path:
     days = args.spectral_days if name == "spectral" else args.reference_days
     want = {"ctm": name, "n_train": args.n_train, "n_test": args.n_test, "n_adj": args.n_adj,
             "n_adj_test": args.n_adj_test, "n_days": days, "seed": 11}  # fmt: skip
-    marker = folder / "experiment.json"
-    if marker.exists() and {k: v for k, v in json.loads(marker.read_text()).items() if k in want} == want:
-        return folder / "runs.toml"
+    marker = folder / "experiment.json"  # written first (incomplete), completed last: a killed write is redone
+    if marker.exists():
+        got = json.loads(marker.read_text())
+        if got.get("complete", True) and {k: v for k, v in got.items() if k in want} == want:
+            return folder / "runs.toml"
     if folder.exists():
         if not marker.exists():
             raise FileExistsError(f"{folder} exists but was not written by this experiment (no experiment.json): "
                                   "pass another --out or move it away")  # fmt: skip
         shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    write_text_atomic(marker, json.dumps({**want, "complete": False}))
     kw = dict(n_train=args.n_train + args.n_adj_test, n_test=args.n_test, adjoint_states=args.n_adj + args.n_adj_test,
               adjoint_on_train=True, include_base=True, low=0.0, high=2.0, seed=11, n_days=days)  # fmt: skip
     t0 = time.time()
@@ -107,7 +115,7 @@ def write_folder(name: str, out: Path, args) -> Path:
         from ctm_interface.spectral import write_run_folder
 
         toml = write_run_folder(folder, **kw)
-    write_text_atomic(marker, json.dumps({**want, "write_seconds": time.time() - t0}))
+    write_text_atomic(marker, json.dumps({**want, "complete": True, "write_seconds": time.time() - t0}))
     return toml
 
 
@@ -138,7 +146,7 @@ def make_model(family: str, labels, key, members: int):
         return sg.StructuredEmulator(labels, key=key)
     if family == "structured_ensemble":
         return sg.Ensemble(lambda k: sg.StructuredEmulator(labels, key=k), members, key=key)
-    raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
+    raise ValueError(f"unknown family {family!r}; choose from {FAMILIES + ('structured_ensemble',)}")
 
 
 def fit_family(family, train, key, args):
