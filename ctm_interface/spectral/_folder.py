@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from .._atomic import atomic_path, write_text_atomic
+from ..reference._folder import _toml_value
 from ._model import COMPONENTS, REGIONS, SPECIES, SpectralCTM, SpectralWorld
 
 _OUT_PATTERN = "runs/SPECTRAL_run{run:03d}.nc"
@@ -67,16 +68,6 @@ def _write_cf(fields: dict[str, tuple], shape, path: Path, title: str, extra_coo
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, format="NETCDF4")
     return path
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _toml(tables: dict[str, dict]) -> str:
