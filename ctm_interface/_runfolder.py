@@ -467,6 +467,7 @@ _SCHEMA: dict[str, tuple[str, ...] | None] = {
     "population": ("file", "variable"),
     "adjoints": ("design", "pattern", "kind", "cost", "run", "format", "species"),
     "reference_ctm": None,
+    "spectral_ctm": None,
 }
 
 

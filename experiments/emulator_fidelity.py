@@ -1,27 +1,31 @@
 """Emulator fidelity on two stand-in CTMs of different construction (issue 13).
 
 Every emulator family -- linear source-receptor matrix, pf-ERSM-style polynomial (D=2), MLP ensemble,
-physically structured emulator -- on the reference CTM (`ctm_interface.reference`, 6 regions x 7 species) and
-on the spectral CTM (`ctm_interface.spectral`, 8 regions x 6 species, built differently), at a budget of
-forward runs (base case + Latin hypercube over 0-2x) and adjoint runs of population-weighted PM2.5 (at the
-first training states, for the Sobolev term of the neural and structured emulators). Scored on held-out runs
-(an independent Latin hypercube) and held-out adjoint states:
+physically structured emulator (single or an ensemble) -- on the reference CTM (`ctm_interface.reference`, 6
+regions x 7 species) and on the spectral CTM (`ctm_interface.spectral`, 8 regions x 6 species, built
+differently), at a budget of forward runs (base case + Latin hypercube over 0-2x) and adjoint runs of
+population-weighted PM2.5 (at the first training states, for the Sobolev term of the neural and structured
+emulators). Each CTM writes its runs as a run folder (`DIR/folder_<ctm>`, the layout users hand over) and the
+experiment reads them through `ctm_interface.read_run_folder`, as a user does. Scored on held-out runs (an
+independent Latin hypercube) and held-out adjoint states (training-design states that are not trained on):
 
 - worst-receptor PM2.5 NME and MaxNE (max over receptors);
 - per-species gradient R^2 (the smallest among species carrying >= 5 % of the adjoint's sum of squares), the
   range of their slopes, and the pooled R^2;
 - spurious sensitivity (largest over the structural zeros, relative to the largest real sensitivity).
 
-Learning curve: held-out NME and per-species gradient R^2 against the number of forward runs, for a
-one-shot Latin hypercube of each size against adaptive batches proposed by `surrogate.propose` from the
-disagreement of a bootstrap committee of polynomial emulators (cheap, closed form).
+Learning curve (spectral CTM only: it runs extra designs through the CTM's Python interface, the same CTM
+as its folder): held-out NME and per-species gradient R^2 against the number of forward runs, for a one-shot
+Latin hypercube of each size against adaptive batches proposed by `surrogate.propose` from the disagreement of
+a bootstrap committee of polynomial emulators (cheap, closed form).
 
 Targets (issue 13): worst-receptor NME <= 2 %, MaxNE <= 10 %, per-species R^2 >= 0.9, slope 0.9-1.1,
 spurious <= 2 %.
 
 Usage: `python -m experiments.emulator_fidelity --out DIR [--ctms reference,spectral] [--n-train 150]
-[--n-test 40] [--n-adj 30] [--n-adj-test 10] [--members 3] [--steps 1500] [--families ...]
-[--curve 50,100,150] [--curve-family polynomial] [--curve-ctms spectral]`. CTM runs are cached in DIR.
+[--n-test 40] [--n-adj 30] [--n-adj-test 10] [--members 3] [--steps 1500] [--sobolev 0.05] [--families ...]
+[--curve 50,100,150] [--curve-family polynomial] [--spectral-days 6] [--reference-days 4]`. The run folders
+are reused while the settings match (`DIR/folder_<ctm>/experiment.json`).
 """
 
 from __future__ import annotations
@@ -45,41 +49,10 @@ FAMILIES = ("linear", "polynomial", "mlp", "structured")
 TARGETS = {"nme": 0.02, "maxne": 0.10, "r2": 0.9, "slope": (0.9, 1.1), "spurious": 0.02}
 
 
-class Case:
-    """A CTM at source level: `run(x[n, source, species]) -> y[n, component, receptor]`, `adjoint(x, w)`."""
+class SpectralCase:
+    """The spectral CTM at source level, for the learning curve's extra designs (the same CTM as its folder:
+    `run(x[n, source, species]) -> y[n, component, receptor]`)."""
 
-    name: str
-    regions: tuple
-    species: tuple
-    components: tuple
-    cost_w: np.ndarray  # [component, receptor]: population-weighted PM2.5
-    config: str = ""  # what the cached runs depend on besides the design
-
-    def run(self, x):
-        raise NotImplementedError
-
-    def adjoint(self, x):
-        raise NotImplementedError
-
-
-class ReferenceCase(Case):
-    name = "reference"
-
-    def __init__(self):
-        from experiments.adjoint_replication import World
-
-        self.world = World()
-        self.regions, self.species, self.components = self.world.regions, self.world.species, self.world.components
-        self.cost_w = self.world.receptor_cost_w
-
-    def run(self, x):
-        return np.transpose(self.world.receptors(self.world.run(x, progress=False)), (0, 2, 1))
-
-    def adjoint(self, x):
-        return self.world.adjoint(x)[1]
-
-
-class SpectralCase(Case):
     name = "spectral"
 
     def __init__(self, n_days: float = 6.0):
@@ -87,68 +60,79 @@ class SpectralCase(Case):
 
         self.world = SpectralWorld.default(SpectralCTM.default(n_days=n_days))
         self.regions, self.species, self.components = self.world.regions, self.world.species, self.world.components
-        self.config = f"spectral n_days={n_days}"
-        self.cost_w = self.world.pwpm_weights() * sg.EmulatorLabels(
-            ("source", "species"), (self.regions, self.species), "1",
-            ("component", "receptor"), (self.components, self.regions), "ug m-3",
-        ).component_weights()[:, None]  # fmt: skip
 
     def run(self, x):
         return self.world.run(x)
 
-    def adjoint(self, x):
-        return self.world.adjoint(x, self.cost_w)
 
-
-def lhs(case: Case, n: int, seed: int, include_base: bool) -> np.ndarray:
+def lhs(case, n: int, seed: int, include_base: bool) -> np.ndarray:
     from ctm_interface import latin_hypercube_design
 
     d = latin_hypercube_design(n, case.regions, case.species, low=0.0, high=2.0, seed=seed, include_base=include_base)
     return np.asarray(d.transpose("run", "source", "species").values)
 
 
-def run_set(case: Case, x, y, g=None) -> xr.Dataset:
+def run_set(case, x, y) -> xr.Dataset:
     shape = (len(case.regions), len(case.species))
-    ds = xr.Dataset(
+    return xr.Dataset(
         {"scale": (("run", "source", "species"), x, {"units": "1"}),
          "pm25": (("run", "receptor", "component"), np.transpose(y, (0, 2, 1)), {"units": "ug m-3"})},
         coords={"run": np.arange(len(x)), "source": list(case.regions), "species": list(case.species),
                 "receptor": list(case.regions), "component": list(case.components)},
     ).assign_coords(low=(("source", "species"), np.zeros(shape)), high=(("source", "species"), np.full(shape, 2.0)))  # fmt: skip
-    if g is not None:
-        ds["sensitivity"] = (("run", "source", "species"), g)
-        ds["cost_weights"] = (("component", "receptor"), case.cost_w)
-    return ds
 
 
-def ctm_data(case: Case, out: Path, n_train: int, n_test: int, n_adj: int, n_adj_test: int) -> xr.Dataset:
-    cache = out / f"ctm_{case.name}.nc"
-    x_train = lhs(case, n_train - 1, 11, include_base=True)
-    if cache.exists():
-        ds = xr.load_dataset(cache)
-        if (ds.sizes.get("train") == n_train and ds.sizes.get("test") == n_test and ds.sizes.get("adj") == n_adj
-                and ds.sizes.get("adj_test") == n_adj_test and np.allclose(ds["x_train"].values, x_train)
-                and ds.attrs.get("config", "") == case.config):  # fmt: skip
-            return ds
-    x_test = lhs(case, n_test, 22, include_base=False)
-    x_adj_test = lhs(case, n_adj_test, 33, include_base=False)
+def write_folder(name: str, out: Path, args) -> Path:
+    """The CTM's run folder (the layout users hand over), written once and reused while the settings match:
+    `n_train + n_adj_test` training runs (base case first) and `n_test` test runs, Latin hypercubes over 0-2x;
+    adjoints of population-weighted PM2.5 at the first `n_adj + n_adj_test` training runs."""
+    import shutil
+
+    folder = out / f"folder_{name}"
+    days = args.spectral_days if name == "spectral" else args.reference_days
+    want = {"ctm": name, "n_train": args.n_train, "n_test": args.n_test, "n_adj": args.n_adj,
+            "n_adj_test": args.n_adj_test, "n_days": days, "seed": 11}  # fmt: skip
+    marker = folder / "experiment.json"  # written first (incomplete), completed last: a killed write is redone
+    if marker.exists():
+        got = json.loads(marker.read_text())
+        if got.get("complete", True) and {k: v for k, v in got.items() if k in want} == want:
+            return folder / "runs.toml"
+    if folder.exists():
+        if not marker.exists():
+            raise FileExistsError(f"{folder} exists but was not written by this experiment (no experiment.json): "
+                                  "pass another --out or move it away")  # fmt: skip
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    write_text_atomic(marker, json.dumps({**want, "complete": False}))
+    kw = dict(n_train=args.n_train + args.n_adj_test, n_test=args.n_test, adjoint_states=args.n_adj + args.n_adj_test,
+              adjoint_on_train=True, include_base=True, low=0.0, high=2.0, seed=11, n_days=days)  # fmt: skip
     t0 = time.time()
-    y_train, y_test = case.run(x_train), case.run(x_test)
-    t1 = time.time()
-    g_train = case.adjoint(x_train[1 : 1 + n_adj])
-    g_test = case.adjoint(x_adj_test)
-    t2 = time.time()
-    ds = xr.Dataset(
-        {"x_train": (("train", "source", "species"), x_train), "y_train": (("train", "component", "receptor"), y_train),
-         "x_test": (("test", "source", "species"), x_test), "y_test": (("test", "component", "receptor"), y_test),
-         "g_train": (("adj", "source", "species"), g_train),
-         "x_adj_test": (("adj_test", "source", "species"), x_adj_test),
-         "g_test": (("adj_test", "source", "species"), g_test)},
-        attrs={"config": case.config, "forward_seconds_per_run": (t1 - t0) / (n_train + n_test),
-               "adjoint_seconds_per_run": (t2 - t1) / max(n_adj + n_adj_test, 1)},
-    )  # fmt: skip
-    write_netcdf_atomic(ds, cache)
-    return ds
+    if name == "reference":
+        from ctm_interface.reference import write_run_folder
+
+        toml = write_run_folder(folder, vocabulary="cmaq-elmo", **kw)
+    else:
+        from ctm_interface.spectral import write_run_folder
+
+        toml = write_run_folder(folder, **kw)
+    write_text_atomic(marker, json.dumps({**want, "complete": True, "write_seconds": time.time() - t0}))
+    return toml
+
+
+def read_folder(toml: Path, args):
+    """Train, test and held-out adjoint sets, read through `ctm_interface.read_run_folder` (as a user does).
+    The adjoint states at training runs `n_adj .. n_adj + n_adj_test - 1` are held out (those runs are not
+    trained on); the first `n_adj` training runs carry the adjoints of the Sobolev term."""
+    import ctm_interface as ci
+
+    f = ci.read_run_folder(toml)
+    tr = f.split("train")
+    ids = tr["run"].values.tolist()
+    held = ids[args.n_adj : args.n_adj + args.n_adj_test]
+    train = tr.sel(run=[i for i in ids if i not in held])
+    test = f.split("test").drop_vars(["sensitivity", "cost_weights"], errors="ignore")
+    adj = f.adjoints.sel(run=held)
+    return train, test, adj
 
 
 def make_model(family: str, labels, key, members: int):
@@ -160,7 +144,9 @@ def make_model(family: str, labels, key, members: int):
         return sg.Ensemble(lambda k: sg.MLPEmulator(labels, width=32, depth=2, key=k), members, key=key)
     if family == "structured":
         return sg.StructuredEmulator(labels, key=key)
-    raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
+    if family == "structured_ensemble":
+        return sg.Ensemble(lambda k: sg.StructuredEmulator(labels, key=k), members, key=key)
+    raise ValueError(f"unknown family {family!r}; choose from {FAMILIES + ('structured_ensemble',)}")
 
 
 def fit_family(family, train, key, args):
@@ -170,10 +156,10 @@ def fit_family(family, train, key, args):
         return sg.fit(model, train.drop_vars(["sensitivity", "cost_weights"], errors="ignore"))
     sob = args.sobolev if "sensitivity" in train else 0.0
     return sg.fit(model, train, key=jr.fold_in(key, 1), steps=args.steps, learning_rate=3e-3,
-                  validation_fraction=0.1, patience=1500, sobolev_weight=sob, progress=False)  # fmt: skip
+                  validation_fraction=args.val_fraction, patience=None, sobolev_weight=sob, progress=False)  # fmt: skip
 
 
-def score(model, case: Case, test: xr.Dataset, adj: xr.Dataset) -> dict:
+def score(model, test: xr.Dataset, adj: xr.Dataset) -> dict:
     ev = sg.evaluate(model, test)
     ga = sg.gradient_agreement(model, adj)
     share = ga["source_species_share"].values
@@ -187,9 +173,12 @@ def score(model, case: Case, test: xr.Dataset, adj: xr.Dataset) -> dict:
         "slope_min": float(slopes.min()),
         "slope_max": float(slopes.max()),
         "spurious": float(ga["spurious_max"]),
-        "species_r2": {s: float(v) for s, v in zip(case.species, ga["source_species_r2"].values, strict=True)},
-        "species_share": {s: float(v) for s, v in zip(case.species, share, strict=True)},
-        "worst_component_nme": {c: float(ev["NME"].sel(component=c).max()) for c in case.components},
+        "species_r2": {str(s): float(v) for s, v in zip(adj["species"].values, ga["source_species_r2"].values,
+                                                        strict=True)},
+        "species_slope": {str(s): float(v) for s, v in zip(adj["species"].values,
+                                                           ga["source_species_slope"].values, strict=True)},
+        "species_share": {str(s): float(v) for s, v in zip(adj["species"].values, share, strict=True)},
+        "worst_component_nme": {str(c): float(ev["NME"].sel(component=c).max()) for c in test["component"].values},
     }
 
 
@@ -204,7 +193,7 @@ def committee(train: xr.Dataset, n: int = 5, seed: int = 0) -> sg.Ensemble:
     return sg.Ensemble(ms)
 
 
-def learning_curve(case: Case, out: Path, sizes, family: str, test, adj, args) -> list[dict]:
+def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj, args) -> list[dict]:
     cache = out / f"curve_{case.name}.nc"
     rows = []
     xs, ys = {}, {}
@@ -219,7 +208,7 @@ def learning_curve(case: Case, out: Path, sizes, family: str, test, adj, args) -
             xs[k] = lhs(case, n - 1, 100 + n, include_base=True)
             ys[f"y_lhs{n}"] = case.run(xs[k])
         m = fit_family(family, run_set(case, xs[k], ys[f"y_lhs{n}"]), key, args)
-        rows.append({"design": "one-shot LHS", "n": n, **score(m, case, test, adj)})
+        rows.append({"design": "one-shot LHS", "n": n, **score(m, test, adj)})
     x_ad, y_ad = xs[f"x_lhs{sizes[0]}"], ys[f"y_lhs{sizes[0]}"]
     rows.append({**rows[0], "design": "adaptive"})
     for step, n in enumerate(sizes[1:]):
@@ -232,7 +221,7 @@ def learning_curve(case: Case, out: Path, sizes, family: str, test, adj, args) -
         x_ad = np.concatenate([x_ad, xs[k]])
         y_ad = np.concatenate([y_ad, ys[f"y_ad{n}"]])
         m = fit_family(family, run_set(case, x_ad, y_ad), key, args)
-        rows.append({"design": "adaptive", "n": n, **score(m, case, test, adj)})
+        rows.append({"design": "adaptive", "n": n, **score(m, test, adj)})
     dv = {k: (tuple(f"{k}_{d}" for d in ("run", "source", "species")), v) for k, v in xs.items()}
     dv.update({k: (tuple(f"{k}_{d}" for d in ("run", "component", "receptor")), v) for k, v in ys.items()})
     write_netcdf_atomic(xr.Dataset(dv), cache)
@@ -267,43 +256,45 @@ def main(argv=None) -> dict:
     ap.add_argument("--n-adj-test", type=int, default=10)
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--sobolev", type=float, default=0.01)
+    ap.add_argument("--sobolev", type=float, default=0.05)
+    ap.add_argument("--val-fraction", type=float, default=0.1, help="training runs held for early stopping")
     ap.add_argument("--curve", default="50,100,150", help="learning-curve sizes ('' = none)")
     ap.add_argument("--curve-family", default="polynomial")
-    ap.add_argument("--curve-ctms", default="spectral")
+    ap.add_argument("--curve-ctms", default="spectral", help="only the spectral CTM (it runs extra designs)")
     ap.add_argument("--spectral-days", type=float, default=6.0, help="days simulated per season (spectral CTM)")
+    ap.add_argument("--reference-days", type=float, default=4.0, help="days simulated per season (reference CTM)")
     args = ap.parse_args(argv)
+    if set(args.curve_ctms.split(",")) - {"spectral", ""}:
+        raise ValueError(f"--curve-ctms {args.curve_ctms!r}: the learning curve runs only on the spectral CTM")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    cases = {"reference": ReferenceCase, "spectral": SpectralCase}
     results, curves, meta = {}, {}, {}
     for name in [c for c in args.ctms.split(",") if c]:
-        case = cases[name](args.spectral_days) if name == "spectral" else cases[name]()
-        data = ctm_data(case, out, args.n_train, args.n_test, args.n_adj, args.n_adj_test)
-        meta[name] = dict(data.attrs)
-        g = np.full(data["x_train"].shape, np.nan)
-        g[1 : 1 + args.n_adj] = data["g_train"].values
-        train = run_set(case, data["x_train"].values, data["y_train"].values, g)
-        test = run_set(case, data["x_test"].values, data["y_test"].values)
-        adj = run_set(case, data["x_adj_test"].values, np.zeros((args.n_adj_test, len(case.components),
-                      len(case.regions))), data["g_test"].values).drop_vars("pm25")  # fmt: skip
+        if name not in ("reference", "spectral"):
+            raise ValueError(f"--ctms: unknown CTM {name!r} (reference, spectral)")
+        toml = write_folder(name, out, args)
+        meta[name] = json.loads((toml.parent / "experiment.json").read_text())
+        train, test, adj = read_folder(toml, args)
         results[name] = {}
         for fam in [f for f in args.families.split(",") if f]:
             t = time.time()
             model = fit_family(fam, train, jr.PRNGKey(2026), args)
             sec = time.time() - t
             sg.save(out / f"{name}_{fam}.eqx", model, provenance={"ctm": name, "n_train": args.n_train})
-            r = score(model, case, test, adj)
+            r = score(model, test, adj)
             r["fit_seconds"] = sec
             results[name][fam] = r
             print(f"[{name}] {fam}: NME {_pct(r['nme'])}, MaxNE {_pct(r['maxne'])}, species R^2 min "
                   f"{r['r2_species_min']:.3f}, slopes {r['slope_min']:.2f}-{r['slope_max']:.2f}, pooled R^2 "
                   f"{r['r2_pooled']:.3f}, spurious {_pct(r['spurious'])}, fit {sec:.0f} s", flush=True)  # fmt: skip
-            print(f"    per-species R^2 {json.dumps({k: round(v, 3) for k, v in r['species_r2'].items()})}")
+            print(f"    per-species R^2 {json.dumps({k: round(v, 3) for k, v in r['species_r2'].items()})}, "
+                  f"slope {json.dumps({k: round(v, 3) for k, v in r['species_slope'].items()})}, share "
+                  f"{json.dumps({k: round(v, 3) for k, v in r['species_share'].items()})}")  # fmt: skip
             print(f"    worst-receptor NME per component "
                   f"{json.dumps({k: round(100 * v, 2) for k, v in r['worst_component_nme'].items()})}")  # fmt: skip
         sizes = [int(s) for s in args.curve.split(",") if s]
         if sizes and name in args.curve_ctms.split(","):
+            case = SpectralCase(args.spectral_days)
             curves[name] = learning_curve(case, out, sizes, args.curve_family, test, adj, args)
             for row in curves[name]:
                 print(f"[{name}] curve {args.curve_family} {row['design']} n={row['n']}: NME {_pct(row['nme'])}, "

@@ -11,9 +11,16 @@ background $b \ge 0$):
   $v_r = \sum_g \pi^V_{r,g} u_{g,VOC}$ ($\pi$ a softmax over sources); a small MLP $h(n_r - 1, v_r - 1, e_r)$
   with a receptor embedding $e_r$ gives log-modulations of the oxidation rates (zero at initialisation);
 - **sulfate** (and SOA when the CTM outputs it, from VOC): $y_{SO4,r} = (\sigma(b) + \sum_g \sigma(T_{r,g})
-  u_{g,SO2})\, e^{h_{SO4}(n_r, v_r, e_r)}$;
+  u_{g,SO2}\, \epsilon^S_g)\, e^{h_{SO4}(n_r, v_r, e_r)}$ (SOA the same from VOC with $\epsilon^O_g$);
+- **chemistry near the sources**: formation efficiencies from each source's own emissions, with a source
+  embedding $f_g$ (small MLPs, zero at initialisation): $\log \epsilon^S_g = \psi(u_{g,SO2}, u_{g,NOx},
+  u_{g,VOC}, f_g)$ for sulfate (oxidant-limited aqueous oxidation saturates in SO2; no NH3 input),
+  $\log \epsilon^N_g, \log \epsilon^A_g = \chi(u_{g,SO2}, u_{g,NOx}, u_{g,NH3}, u_{g,VOC}, f_g)$ for total
+  nitrate and total ammonia (their deposition depends on how much is in the particle phase), $\log \epsilon^O_g = \phi(u_{g,NOx}, u_{g,VOC}, f_g)$ for SOA (no SO2 input: SO2 cannot
+  affect it);
 - **total nitrate and ammonia** (molar, umol m-3): $T^N_r = (\sigma(b^N_r) + \sum_g \sigma(T^N_{r,g})
-  u_{g,NOx})\, e^{h_N}$, $T^A_r = \sigma(b^A_r) + \sum_g \sigma(T^A_{r,g}) u_{g,NH3}$;
+  u_{g,NOx} \epsilon^N_g)\, e^{h_N}$, $T^A_r = \sigma(b^A_r) + \sum_g \sigma(T^A_{r,g}) u_{g,NH3}
+  \epsilon^A_g$;
 - **partitioning**: sulfate takes ammonia first, $A_s = P(T^A, 2S; k_s)$ with $S = y_{SO4}/96.06$, nitrate
   forms from the free ammonia $F = T^A - A_s$: $n = P(F, T^N; k_{n,r})$, where $P(a, b; k)$ is the smooth
   equilibrium amount of a 1:1 product, $(a - P)(b - P) = kP$ (`ctm_interface.reference.partition_inorganic`
@@ -100,6 +107,10 @@ class StructuredEmulator(AbstractEmulator):
     k_sulfate: Float[Array, ""]
     embedding: Float[Array, "receptor e"]
     oxidant_mlp: eqx.nn.MLP
+    source_embedding: Float[Array, "source e"]
+    sulfur_mlp: eqx.nn.MLP
+    inorganic_mlp: eqx.nn.MLP
+    organic_mlp: eqx.nn.MLP
     partition_mlp: eqx.nn.MLP
     x_ref: Float[Array, "source species"]
     envelope: Envelope
@@ -166,7 +177,7 @@ class StructuredEmulator(AbstractEmulator):
         n_src = labels.input_shape[0]
         n_rec = labels.output_shape[1]
         n_pri, n_sec = len(self._primary), len(self._secondary)
-        k1, k2, k3 = jax.random.split(key, 3)
+        k1, k2, k3, k4, k5, k6, k7 = jax.random.split(key, 7)
         self.primary_bg = jnp.zeros((n_pri, n_rec))
         self.primary_fp = jnp.zeros((n_pri, n_rec, n_src))
         self.secondary_bg = jnp.zeros((n_sec, n_rec))
@@ -187,6 +198,10 @@ class StructuredEmulator(AbstractEmulator):
             return eqx.tree_at(lambda q: q.layers[-1].bias, m, jnp.zeros_like(last.bias))
 
         self.oxidant_mlp = mlp(2 + self.embed_size, n_sec + 1, k2)
+        self.source_embedding = 0.1 * jax.random.normal(k5, (n_src, self.embed_size))
+        self.sulfur_mlp = mlp(3 + self.embed_size, 1, k4)
+        self.inorganic_mlp = mlp(4 + self.embed_size, 2, k7)
+        self.organic_mlp = mlp(2 + self.embed_size, 1, k6)
         self.partition_mlp = mlp(4 + self.embed_size, 2, k3)
         self.envelope = default_envelope(labels, on_out_of_envelope)
 
@@ -252,19 +267,29 @@ class StructuredEmulator(AbstractEmulator):
         n_r, v_r = self._seen(u, 0, "NOX"), self._seen(u, 1, "VOC")
         ox_in = jnp.concatenate([jnp.stack([n_r - 1.0, v_r - 1.0], axis=1), self.embedding], axis=1)
         log_mod = jax.vmap(self.oxidant_mlp)(ox_in)  # [receptor, secondary + 1]
+        s_r, a_r = self._seen(u, 2, "SO2"), self._seen(u, 3, "NH3")
+        # chemistry near each source: formation efficiencies from the source's own emissions
+        col = lambda role: u[:, self._sp(role)] - 1.0 if self._sp(role) is not None else jnp.zeros(u.shape[0])  # noqa: E731
+        so2_g, nox_g, nh3_g, voc_g = col("SO2"), col("NOX"), col("NH3"), col("VOC")
+        eff_s = jnp.exp(jax.vmap(self.sulfur_mlp)(
+            jnp.concatenate([jnp.stack([so2_g, nox_g, voc_g], axis=1), self.source_embedding], axis=1)))  # [source, 1]
+        eff_i = jnp.exp(jax.vmap(self.inorganic_mlp)(
+            jnp.concatenate([jnp.stack([so2_g, nox_g, nh3_g, voc_g], axis=1), self.source_embedding], axis=1)))
+        eff_o = jnp.exp(jax.vmap(self.organic_mlp)(
+            jnp.concatenate([jnp.stack([nox_g, voc_g], axis=1), self.source_embedding], axis=1)))[:, 0]  # [source]
         for j, (c, k) in enumerate(self._secondary):
-            out[c] = (_softplus(self.secondary_bg[j]) + _softplus(self.secondary_fp[j]) @ u[:, k]) * jnp.exp(
+            eff = eff_s[:, 0] if self.component_roles[c] == "SO4" else eff_o
+            out[c] = (_softplus(self.secondary_bg[j]) + _softplus(self.secondary_fp[j]) @ (u[:, k] * eff)) * jnp.exp(
                 log_mod[:, j]
             )
-        tn = (_softplus(self.nitrate_bg) + _softplus(self.nitrate_fp) @ u[:, self._sp("NOX")]) * jnp.exp(
+        tn = (_softplus(self.nitrate_bg) + _softplus(self.nitrate_fp) @ (u[:, self._sp("NOX")] * eff_i[:, 0])) * jnp.exp(
             log_mod[:, -1]
         )
-        ta = _softplus(self.ammonia_bg) + _softplus(self.ammonia_fp) @ u[:, self._sp("NH3")]
+        ta = _softplus(self.ammonia_bg) + _softplus(self.ammonia_fp) @ (u[:, self._sp("NH3")] * eff_i[:, 1])
         s2 = 2.0 * out[self._comp("SO4")] / _M_SO4
         bound = _pair(ta, s2, _softplus(self.k_sulfate) * 1e-3)
         free = ta - bound
         nitrate = _pair(free, tn, _softplus(self.k_nitrate))
-        s_r, a_r = self._seen(u, 2, "SO2"), self._seen(u, 3, "NH3")
         p_in = jnp.concatenate(
             [jnp.stack([n_r - 1.0, v_r - 1.0, s_r - 1.0, a_r - 1.0], axis=1), self.embedding], axis=1
         )

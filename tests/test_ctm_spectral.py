@@ -44,3 +44,35 @@ def test_adjoint_against_finite_differences_and_structure(world):
     lab = sg.EmulatorLabels.from_runs(ds)
     assert lab.input_coords == (REGIONS, SPECIES) and lab.components == COMPONENTS
     assert ds["low"].shape == (len(REGIONS), len(SPECIES))
+
+
+def test_run_folder_round_trips_through_read_run_folder(world, tmp_path):
+    """The folder the spectral CTM writes reads back (through the user's path) as the CTM's own outputs and
+    adjoints, to 1e-10; the adjoint states attach to their training runs; nothing is overwritten."""
+    import ctm_interface as ci
+    from ctm_interface.spectral import write_run_folder
+
+    toml = write_run_folder(tmp_path / "f", n_train=3, n_test=2, adjoint_states=2, adjoint_on_train=True,
+                            low=0.0, high=2.0, n_days=1.5, seed=3)  # fmt: skip
+    f = ci.read_run_folder(toml)
+    x = f.runs["scale"].transpose("run", "source", "species").values
+    assert x.shape == (5, len(REGIONS), len(SPECIES))
+    np.testing.assert_array_equal(x[0], 1.0)  # the base case first
+    assert 0.0 <= x.min() and x.max() <= 2.0 and len(np.unique(x[1:, 0, 0])) == 4
+    assert f.runs["split"].values.tolist() == ["train"] * 3 + ["test"] * 2
+    y = world.run(x)  # the CTM's own outputs, computed here independently of the files
+    got = f.runs["pm25"].sel(component=list(COMPONENTS), receptor=list(REGIONS)).transpose("run", "component", "receptor")
+    np.testing.assert_allclose(got.values, y, rtol=0, atol=1e-10 * np.abs(y).max())
+    # adjoints: dJ/dscale of population-weighted PM2.5, the folder's cost weights equal the CTM's
+    a = f.adjoints
+    np.testing.assert_allclose(a["cost_weights"].sel(component=list(COMPONENTS), receptor=list(REGIONS)).values,
+                               world.pwpm_weights(), rtol=0, atol=1e-12)  # fmt: skip
+    g = world.adjoint(a["scale"].transpose("run", "source", "species").values, world.pwpm_weights())
+    np.testing.assert_allclose(a["sensitivity"].transpose("run", "source", "species").values, g, rtol=0,
+                               atol=1e-10 * np.abs(g).max())  # fmt: skip
+    tr = f.split("train")
+    assert np.isfinite(tr["sensitivity"].values[:2]).all() and np.isnan(tr["sensitivity"].values[2]).all()
+    with pytest.raises(FileExistsError, match="runs.toml exists"):
+        write_run_folder(tmp_path / "f", n_train=1, n_test=0, n_days=1.5)
+    with pytest.raises(ValueError, match="only 1 training runs for 2 states"):
+        write_run_folder(tmp_path / "g", n_train=1, n_test=0, adjoint_states=2, adjoint_on_train=True, n_days=1.5)
