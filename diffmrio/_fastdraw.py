@@ -30,6 +30,8 @@ draw factors $I - A$ once and solves for the base case and every zero-out scenar
 
 from __future__ import annotations
 
+import itertools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -196,9 +198,10 @@ class HealthKernel(eqx.Module):
     cells: jax.Array
     cause: jax.Array
     age: jax.Array
-    shape_of: jax.Array | None  # [curve] GEMM shape (alpha, mu, nu) of each curve; None: generic CRF path
-    shape_curve: jax.Array | None  # [shape] a curve of each shape
+    shape_curve: jax.Array | None  # [shape] a curve of each GEMM shape (alpha, mu, nu); None: generic CRF path
     n_causes: int = eqx.field(static=True)
+    # runs of consecutive curves with the same shape, (shape, length): g is broadcast, not gathered, per curve
+    shape_runs: tuple[tuple[int, int], ...] | None = eqx.field(static=True, default=None)
 
     @classmethod
     def build(cls, health, structure=None) -> HealthKernel:
@@ -233,8 +236,8 @@ class HealthKernel(eqx.Module):
             jnp.asarray(W), jnp.asarray(rwk), jnp.asarray(rwk * pop[keep, None]), jnp.asarray((rw * pop[:, None]).sum(0)),
             jnp.asarray(keep, jnp.int32), jnp.asarray([c for c, _ in curves], jnp.int32),
             jnp.asarray([a[0] for _, a in curves], jnp.int32),
-            None if shape_of is None else jnp.asarray(shape_of, jnp.int32),
             None if shape_curve is None else jnp.asarray(shape_curve, jnp.int32), n_c,
+            None if shape_of is None else tuple((int(k), len(list(r))) for k, r in itertools.groupby(shape_of)),
         )  # fmt: skip
 
     def _curve_crf(self, crf):
@@ -249,7 +252,7 @@ class HealthKernel(eqx.Module):
 
     def curve_deaths(self, pm, crf) -> jax.Array:
         """`weight * PAF` per curve and kept cell, `[curve, cell]` (baseline factor not applied)."""
-        if self.shape_of is not None and isinstance(crf, GEMM):
+        if self.shape_runs is not None and isinstance(crf, GEMM):
             logrr = self._gemm_log_rr(pm, crf)
         else:
             logrr = self._curve_crf(crf)._log_rr(pm)[0]  # [curve, cell]
@@ -265,8 +268,11 @@ class HealthKernel(eqx.Module):
         c, a = self.cause[sc], self.age[sc]
         alpha, mu, nu = (p[c, a][:, None] for p in (crf.alpha, crf.mu, crf.nu))
         g = jnp.log1p(z / alpha) / (1.0 + jnp.exp(-(z - mu) / nu))  # [shape, cell]
+        # static slices and broadcasts (a gather by shape index would be fused into the per-curve loop and
+        # recompute g for every curve)
+        gk = jnp.concatenate([jnp.broadcast_to(g[k : k + 1], (m, g.shape[1])) for k, m in self.shape_runs])
         theta = crf.theta[self.cause, self.age][:, None]  # [curve, 1]
-        return theta * g[self.shape_of]
+        return theta * gk
 
     def deaths(self, pm, crf, baseline_factor) -> jax.Array:
         """Deaths `[cause, region]` from PM2.5 at the kept cells."""
@@ -274,9 +280,10 @@ class HealthKernel(eqx.Module):
         return jax.ops.segment_sum(d, self.cause, num_segments=self.n_causes) * baseline_factor[:, None]
 
     def total(self, pm, crf, baseline_factor) -> jax.Array:
-        """Deaths summed over causes, ages and regions."""
-        d = self.curve_deaths(pm, crf) @ self.region_weight.sum(axis=1)  # [curve]
-        return jnp.sum(jax.ops.segment_sum(d, self.cause, num_segments=self.n_causes) * baseline_factor)
+        """Deaths summed over causes, ages and regions (one fused reduction: no `[curve, cell]` array is kept,
+        so a batch of draws x zero-out scenarios needs O(batch x scenarios x cells) memory)."""
+        w = self.region_weight.sum(axis=1)[None, :] * baseline_factor[self.cause][:, None]  # [curve, cell]
+        return jnp.sum(self.curve_deaths(pm, crf) * w)
 
     def pwpm(self, pm) -> jax.Array:
         """Population-weighted PM2.5 per region (`nan` where a region has no population)."""

@@ -96,12 +96,12 @@ def test_generic_crf_paths_equal_chain():
     spec = eqx.tree_at(lambda s: s.crf_sampler, diffmrio.UncertaintySpec.default(ch), sampler)
     assert crf_structure(spec, base) is None
     draw = _check(ch, spec)
-    assert draw.health.shape_of is None and draw.health.weight.shape[0] == 6
+    assert draw.health.shape_runs is None and draw.health.weight.shape[0] == 6
 
     ier = IER.central(("IHD", "STROKE"), ages=(25, 50, 75))
     ch_ier = eqx.tree_at(lambda c: c.health, ch, HealthModel(ch.health.inputs, ier))
     draw = _check(ch_ier, diffmrio.UncertaintySpec.default(ch_ier, sample_crf=False))
-    assert draw.health.shape_of is None
+    assert draw.health.shape_runs is None
 
 
 def test_gemm_shape_sharing_matches_per_curve_evaluation():
@@ -117,7 +117,15 @@ def test_gemm_shape_sharing_matches_per_curve_evaluation():
     model = HealthModel(inputs, crf)
     k = HealthKernel.build(model, crf)
     assert k.weight.shape[0] == 27 and k.shape_curve.shape == (5,)
-    generic = eqx.tree_at(lambda m: (m.shape_of, m.shape_curve), k, (None, None), is_leaf=lambda x: x is None)
+    assert [m for _, m in k.shape_runs] == [12, 12, 1, 1, 1]  # 25-29 ... 75-79 and 80+
+    generic = HealthKernel(k.weight, k.region_weight, k.pop_region, k.pop_total, k.cells, k.cause, k.age, None,
+                           k.n_causes)  # the same curves, each evaluating its own GEMM shape
     pm = jnp.linspace(0.0, 150.0, k.weight.shape[1])
     theta = crf.sample(key=jax.random.key(0))
     np.testing.assert_allclose(k.curve_deaths(pm, theta), generic.curve_deaths(pm, theta), rtol=1e-13, atol=0)
+    bf = jnp.asarray([0.9, 1.1, 1.0, 0.8, 1.2])
+    np.testing.assert_allclose(k.total(pm, theta, bf), generic.deaths(pm, theta, bf).sum(), rtol=1e-13)
+    # and against the health model itself (every cause-age pair on the grid)
+    rate = inputs.baseline_rate * bf[:, None]
+    ref = eqx.tree_at(lambda mdl: (mdl.crf, mdl.inputs.baseline_rate), model, (theta, rate))(pm.reshape(4, 6))
+    np.testing.assert_allclose(k.deaths(pm, theta, bf), ref.sum(axis=1), rtol=1e-12)
