@@ -75,14 +75,19 @@ def build_chain(folder: Path, R: int, N: int, K: int, quick: bool, cache: str):
     region_source = np.zeros((R, len(sources)))
     region_source[np.arange(R), np.arange(R) % len(sources)] = 1.0
     sm = diffmrio.SourceMap.for_mrio(m, elevated_sectors=sectors[:4], sources=sources, region_source=region_source)
-    probe = diffmrio.Chain(m, sm, None, jnp.ones((len(sm.species), len(sources), 2)), None)
-    E_ref = probe.emissions(probe.base_inputs())  # the emulator's scaling factors are 1 in the base case
-    _mark("reference emissions")
-    chain = diffmrio.Chain(m, sm, demo.emulator, E_ref, demo.health, downscaler=demo.downscaler)
-    inp = chain.base_inputs()
+    chain = diffmrio.Chain(m, sm, demo.emulator, jnp.ones((len(sm.species), len(sources), 2)), demo.health,
+                           downscaler=demo.downscaler)
+    # A in one jitted pass (eagerly, Z / x and the `where` would each hold an n x n temporary)
+    inp = eqx.filter_jit(lambda c: c.base_inputs())(chain)
+    _mark("base inputs (A)")
+    # the emulator's reference emissions are the base case's: from the table's own gross output, which the
+    # Leontief solve would reproduce (no LU needed here)
+    x_table = jnp.asarray(m.Z.sum(axis=1) + m.Y.sum(axis=1))
+    E_ref = eqx.filter_jit(chain.emissions_from_totals)(inp, x_table, inp.Y.sum(axis=0))
     # the chain needs A, not Z, from here on: drop Z (keeps the peak near the table's own size)
-    chain = eqx.tree_at(lambda c: c.mrio.Z, chain, jnp.zeros((0, 0)))
-    _mark("base inputs (A), Z dropped")
+    chain = eqx.tree_at(lambda c: (c.emissions_ref, c.mrio.Z), chain, (E_ref, jnp.zeros((0, 0))))
+    del m
+    _mark("reference emissions, Z dropped")
     return chain, inp, table_bytes
 
 
