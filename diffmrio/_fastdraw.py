@@ -280,8 +280,8 @@ class HealthKernel(eqx.Module):
         return jax.ops.segment_sum(d, self.cause, num_segments=self.n_causes) * baseline_factor[:, None]
 
     def total(self, pm, crf, baseline_factor) -> jax.Array:
-        """Deaths summed over causes, ages and regions (one fused reduction: no `[curve, cell]` array is kept,
-        so a batch of draws x zero-out scenarios needs O(batch x scenarios x cells) memory)."""
+        """Deaths summed over causes, ages and regions (weights summed over regions first: no matrix product
+        per scenario)."""
         w = self.region_weight.sum(axis=1)[None, :] * baseline_factor[self.cause][:, None]  # [curve, cell]
         return jnp.sum(self.curve_deaths(pm, crf) * w)
 

@@ -129,3 +129,4 @@ def test_gemm_shape_sharing_matches_per_curve_evaluation():
     rate = inputs.baseline_rate * bf[:, None]
     ref = eqx.tree_at(lambda mdl: (mdl.crf, mdl.inputs.baseline_rate), model, (theta, rate))(pm.reshape(4, 6))
     np.testing.assert_allclose(k.deaths(pm, theta, bf), ref.sum(axis=1), rtol=1e-12)
+
