@@ -128,6 +128,7 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from _random_mrio import random_system
 
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         Z, Y, F, F_Y = random_system(R, N, p, K, seed=0)
@@ -180,6 +181,7 @@ def main() -> None:
         "pymrio_s_all": [round(tp, 2) for tp, _ in pairs],
         "diffmrio_s_all": [round(td, 2) for _, td in pairs],
         "time_ratio_min_median_max": [round(float(f(ratios)), 3) for f in (np.min, np.median, np.max)],
+        "load_average_1_5_15_min_at_start": [round(v, 2) for v in load0],
         "load_average_1_5_15_min_at_end": [round(v, 2) for v in os.getloadavg()],
         "solver": str(res["diffmrio"]["solver"]),
         "float64_host_s": round(t_dd, 2),

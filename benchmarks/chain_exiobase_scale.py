@@ -38,11 +38,20 @@ HERE = Path(__file__).resolve().parent
 STRESSORS = ("SO2", "NOx", "NH3", "VOC", "PM2.5", "BC", "OC")
 
 
-def _peak_rss_gib() -> float:
+def _peak_rss_gib(field: str = "VmHWM") -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 2**20
     return float("nan")
+
+
+TRACE: list = []
+LU_BUFFERS: list = []
+
+
+def _mark(step: str) -> None:
+    """Record the resident memory now and the peak so far (GiB) after `step` (printed as `d_memory_trace`)."""
+    TRACE.append((step, round(_peak_rss_gib("VmRSS"), 3), round(_peak_rss_gib("VmHWM"), 3)))
 
 
 def build_chain(folder: Path, R: int, N: int, K: int, quick: bool, cache: str):
@@ -53,23 +62,33 @@ def build_chain(folder: Path, R: int, N: int, K: int, quick: bool, cache: str):
     from diffmrio.demo import demo_chain, demo_config
 
     demo = demo_chain(**demo_config(quick), cache_dir=cache, progress=False).chain
+    _mark("demo chain loaded")
     Z, Y, F, F_Y = (np.load(folder / f"{k}.npy") for k in ("Z", "Y", "F", "F_Y"))
+    _mark("table loaded")
     table_bytes = sum(a.nbytes for a in (Z, Y, F, F_Y))
     sectors = [f"sec{i}" for i in range(N)]
     m = diffmrio.MRIO.from_arrays(Z, Y, F, F_Y, regions=[f"reg{r}" for r in range(R)], sectors=sectors,
                                   categories=[f"cat{k}" for k in range(K)], stressors=list(STRESSORS),
                                   validate=False)
     del Z, Y, F, F_Y
+    _mark("MRIO built")
     sources = demo.source_map.sources
     region_source = np.zeros((R, len(sources)))
     region_source[np.arange(R), np.arange(R) % len(sources)] = 1.0
     sm = diffmrio.chain.SourceMap.for_mrio(m, elevated_sectors=sectors[:4], sources=sources, region_source=region_source)
-    probe = diffmrio.chain.Chain(m, sm, None, jnp.ones((len(sm.species), len(sources), 2)), None)
-    E_ref = probe.emissions(probe.base_inputs())  # the emulator's scaling factors are 1 in the base case
-    chain = diffmrio.chain.Chain(m, sm, demo.emulator, E_ref, demo.health, downscaler=demo.downscaler)
-    inp = chain.base_inputs()
+    chain = diffmrio.chain.Chain(m, sm, demo.emulator, jnp.ones((len(sm.species), len(sources), 2)), demo.health,
+                           downscaler=demo.downscaler)
+    # A in one jitted pass (eagerly, Z / x and the `where` would each hold an n x n temporary)
+    inp = eqx.filter_jit(lambda c: c.base_inputs())(chain)
+    _mark("base inputs (A)")
+    # the emulator's reference emissions are the base case's: from the table's own gross output, which the
+    # Leontief solve would reproduce (no LU needed here)
+    x_table = jnp.asarray(m.Z.sum(axis=1) + m.Y.sum(axis=1))
+    E_ref = eqx.filter_jit(chain.emissions_from_totals)(inp, x_table, inp.Y.sum(axis=0))
     # the chain needs A, not Z, from here on: drop Z (keeps the peak near the table's own size)
-    chain = eqx.tree_at(lambda c: c.mrio.Z, chain, jnp.zeros((0, 0)))
+    chain = eqx.tree_at(lambda c: (c.emissions_ref, c.mrio.Z), chain, (E_ref, jnp.zeros((0, 0))))
+    del m
+    _mark("reference emissions, Z dropped")
     return chain, inp, table_bytes
 
 
@@ -79,6 +98,8 @@ def lu_time(A):
     import jax.scipy.linalg as jsl
 
     f = jax.jit(lambda a: jsl.lu_factor(jnp.eye(a.shape[0], dtype=a.dtype) - a))
+    ma = f.lower(A).compile().memory_analysis()  # XLA's buffers besides the operand A, in n x n float64 units
+    LU_BUFFERS.append(round((ma.temp_size_in_bytes + ma.output_size_in_bytes) / (A.shape[0] ** 2 * 8), 2))
     t0 = time.perf_counter()
     jax.block_until_ready(f(A))
     first = time.perf_counter() - t0
@@ -120,6 +141,7 @@ def mc_draws(chain, inp, n_draws: int, batch: int, fd_cv: float = 0.1):
         return jax.lax.map(lambda j: chain.emissions_from_totals(ones, X[:, j], cols[j]), jnp.arange(fd))
 
     Ecol = jax.block_until_ready(column_emissions(inp.A, inp.Y))  # [fd, species, source, level]
+    _mark("(c) setup: LU + fd solves")
     setup = time.perf_counter() - t0
     member = (jnp.arange(groups.n_groups)[:, None] == groups.ids[None, :]).astype(inp.Y.dtype)  # [G, fd]: small
 
@@ -148,6 +170,7 @@ def mc_draws(chain, inp, n_draws: int, batch: int, fd_cv: float = 0.1):
         tot.append(np.asarray(a))
         attr.append(np.asarray(b))
     t = time.perf_counter() - t0
+    _mark("(c) draws")
     return t, setup, np.concatenate(attr)[:n_draws], np.concatenate(tot)[:n_draws]
 
 
@@ -161,10 +184,12 @@ def child(folder: Path, R: int, N: int, K: int, draws: int, batch: int, quick: b
     chain, inp, table_bytes = build_chain(folder, R, N, K, quick, cache)
     out = {"n": R * N, "fd": R * K, "table_GiB": table_bytes / 2**30}
     out["lu_s"], out["lu_first_call_s"] = lu_time(inp.A)
+    _mark("(a) LU timed")
     diffmrio.chain.sensitivity(chain, inp, wrt="final_demand")  # compile
     t0 = time.perf_counter()
     g = diffmrio.chain.sensitivity(chain, inp, wrt="final_demand")
     out["gradient_s"] = time.perf_counter() - t0
+    _mark("(b) gradient")
     out["gradient_entries"] = int(g.size)
     out["gradient_finite"] = bool(np.all(np.isfinite(g.values)))
     if draws:
@@ -174,6 +199,8 @@ def child(folder: Path, R: int, N: int, K: int, draws: int, batch: int, quick: b
                    attribution_mean_sum=float(attr.mean(0).sum()))
     out["peak_GiB"] = _peak_rss_gib()
     out["runtime_GiB_before_table"] = rss0
+    out["memory_trace"] = TRACE
+    out["lu_nxn_buffers"] = LU_BUFFERS[0]
     (folder / "result.json").write_text(json.dumps(out))
 
 
@@ -225,6 +252,8 @@ def main() -> None:
         "d_peak_GiB": round(big["peak_GiB"], 3),
         "d_peak_over_table": round(big["peak_GiB"] / big["table_GiB"], 2),
         "d_runtime_GiB_before_loading": round(big["runtime_GiB_before_table"], 3),
+        "d_memory_trace (step, VmRSS GiB, VmHWM GiB)": big["memory_trace"],
+        "d_lu_buffers_besides_A (n x n float64, XLA memory analysis of the jitted LU)": big["lu_nxn_buffers"],
     }
     if a.draws:
         res.update({

@@ -16,7 +16,11 @@ $$D_{c,r} = b_c \sum_{k \in c} \sum_g \Big(\sum_{a \in k} P_g f_{a,g} y_{0,c,a,g
 where the age groups `a` of a cause that share one concentration-response curve `k` (the GEMM's 80+ fit is
 used for ages 80-95; COPD, lung cancer and LRI have one fit for all adults) are merged, the bracket and the
 region weights are computed once, and cells without population or region are dropped. The curves are
-evaluated for each kept cell once per curve instead of once per age group.
+evaluated for each kept cell once per curve instead of once per age group. For the GEMM,
+$\log RR_k(z) = \theta_k\, g_k(z)$ with $g_k(z) = \log(1 + z/\alpha_k)\, \sigma((z - \mu_k)/\nu_k)$, and the
+published fits share $(\alpha, \mu, \nu)$ between all age groups of a cause (only $\theta$ is age-specific, and
+only $\theta$ is sampled), so $g$ is evaluated once per cell and *shape* (one per cause on the demo: 5 instead
+of 27 curves, two transcendental evaluations each) and each curve adds one `expm1`. Everything is float64.
 
 **Monte Carlo.** [`ChainDraw`][diffmrio.chain.ChainDraw] is one draw as a Module (so the jitted batch is cached
 across calls). When the economy is not perturbed (`mrio_cv = 0`), the emissions of the base case and of every
@@ -26,6 +30,8 @@ draw factors $I - A$ once and solves for the base case and every zero-out scenar
 
 from __future__ import annotations
 
+import itertools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -33,6 +39,7 @@ import jax.scipy.linalg as jsl
 import numpy as np
 
 from ._chain import Chain, ChainInputs
+from .health import GEMM
 
 GROUPINGS = ("consumer", "final_producer", "sector", "foreign")
 
@@ -156,6 +163,25 @@ def shared_curves(crf, structure=None) -> list[tuple[int, list[int]]]:
     return curves
 
 
+def gemm_shapes(crf, structure, curves) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """`(shape_of[curve], shape_curve[shape])`: the curves whose GEMM `(alpha, mu, nu)` are equal in `structure`
+    share a shape function (`(None, None)` unless `crf` and `structure` are GEMMs with `[cause, age]` fields)."""
+    if not (isinstance(crf, GEMM) and isinstance(structure, GEMM)):
+        return None, None
+    params = [np.asarray(getattr(structure, k)) for k in ("alpha", "mu", "nu")]
+    if any(p.shape != (len(crf.causes), len(crf.ages)) for p in params) or structure.cf != crf.cf:
+        return None, None
+    seen: dict[bytes, int] = {}
+    shape_of, shape_curve = [], []
+    for k, (c, ages) in enumerate(curves):
+        sig = b"".join(np.ascontiguousarray(p[c, ages[0]]).tobytes() for p in params)
+        if sig not in seen:
+            seen[sig] = len(shape_curve)
+            shape_curve.append(k)
+        shape_of.append(seen[sig])
+    return np.asarray(shape_of), np.asarray(shape_curve)
+
+
 class HealthKernel(eqx.Module):
     """Deaths per cause and region and population-weighted PM2.5 from PM2.5 at the kept cells, with each
     shared relative-risk curve evaluated once per cell (see the module docstring).
@@ -172,12 +198,16 @@ class HealthKernel(eqx.Module):
     cells: jax.Array
     cause: jax.Array
     age: jax.Array
+    shape_curve: jax.Array | None  # [shape] a curve of each GEMM shape (alpha, mu, nu); None: generic CRF path
     n_causes: int = eqx.field(static=True)
+    # runs of consecutive curves with the same shape, (shape, length): g is broadcast, not gathered, per curve
+    shape_runs: tuple[tuple[int, int], ...] | None = eqx.field(static=True, default=None)
 
     @classmethod
     def build(cls, health, structure=None) -> HealthKernel:
         """From a `HealthModel`; `structure`: what decides which age groups share a curve (see
-        [`shared_curves`][diffmrio.chain._fastdraw.shared_curves]; `None`: no sharing)."""
+        [`shared_curves`][diffmrio.chain._fastdraw.shared_curves]; `None`: no sharing). When the CRF and `structure`
+        are GEMMs, curves whose `(alpha, mu, nu)` are equal in `structure` share one shape function."""
         hi = health.inputs
         crf = health.crf
         n_c, n_a = len(crf.causes), len(crf.ages)
@@ -201,10 +231,13 @@ class HealthKernel(eqx.Module):
             for a in ages:
                 W[k] += pop[keep] * af[a, keep] * y0[c, a, keep]
         rwk = rw[keep]
+        shape_of, shape_curve = gemm_shapes(crf, structure, curves)
         return cls(
             jnp.asarray(W), jnp.asarray(rwk), jnp.asarray(rwk * pop[keep, None]), jnp.asarray((rw * pop[:, None]).sum(0)),
             jnp.asarray(keep, jnp.int32), jnp.asarray([c for c, _ in curves], jnp.int32),
-            jnp.asarray([a[0] for _, a in curves], jnp.int32), n_c,
+            jnp.asarray([a[0] for _, a in curves], jnp.int32),
+            None if shape_curve is None else jnp.asarray(shape_curve, jnp.int32), n_c,
+            None if shape_of is None else tuple((int(k), len(list(r))) for k, r in itertools.groupby(shape_of)),
         )  # fmt: skip
 
     def _curve_crf(self, crf):
@@ -219,8 +252,27 @@ class HealthKernel(eqx.Module):
 
     def curve_deaths(self, pm, crf) -> jax.Array:
         """`weight * PAF` per curve and kept cell, `[curve, cell]` (baseline factor not applied)."""
-        logrr = self._curve_crf(crf)._log_rr(pm)[0]  # [curve, cell]
+        if self.shape_runs is not None and isinstance(crf, GEMM):
+            logrr = self._gemm_log_rr(pm, crf)
+        else:
+            logrr = self._curve_crf(crf)._log_rr(pm)[0]  # [curve, cell]
         return self.weight * -jnp.expm1(-logrr)
+
+    def _gemm_log_rr(self, pm, crf) -> jax.Array:
+        """GEMM `log RR` per curve and cell, with `g = log1p(z / alpha) * sigmoid((z - mu) / nu)` evaluated
+        once per shape (the same formula and excess `z` as `GEMM._log_rr`)."""
+        d = pm - crf.cf
+        pos = d > 0
+        z = jnp.where(pos, d, 0.0)[None, :]  # [1, cell]; zero gradient below the counterfactual
+        sc = self.shape_curve
+        c, a = self.cause[sc], self.age[sc]
+        alpha, mu, nu = (p[c, a][:, None] for p in (crf.alpha, crf.mu, crf.nu))
+        g = jnp.log1p(z / alpha) / (1.0 + jnp.exp(-(z - mu) / nu))  # [shape, cell]
+        # static slices and broadcasts (a gather by shape index would be fused into the per-curve loop and
+        # recompute g for every curve)
+        gk = jnp.concatenate([jnp.broadcast_to(g[k : k + 1], (m, g.shape[1])) for k, m in self.shape_runs])
+        theta = crf.theta[self.cause, self.age][:, None]  # [curve, 1]
+        return theta * gk
 
     def deaths(self, pm, crf, baseline_factor) -> jax.Array:
         """Deaths `[cause, region]` from PM2.5 at the kept cells."""
@@ -228,9 +280,10 @@ class HealthKernel(eqx.Module):
         return jax.ops.segment_sum(d, self.cause, num_segments=self.n_causes) * baseline_factor[:, None]
 
     def total(self, pm, crf, baseline_factor) -> jax.Array:
-        """Deaths summed over causes, ages and regions."""
-        d = self.curve_deaths(pm, crf) @ self.region_weight.sum(axis=1)  # [curve]
-        return jnp.sum(jax.ops.segment_sum(d, self.cause, num_segments=self.n_causes) * baseline_factor)
+        """Deaths summed over causes, ages and regions (weights summed over regions first: no matrix product
+        per scenario)."""
+        w = self.region_weight.sum(axis=1)[None, :] * baseline_factor[self.cause][:, None]  # [curve, cell]
+        return jnp.sum(self.curve_deaths(pm, crf) * w)
 
     def pwpm(self, pm) -> jax.Array:
         """Population-weighted PM2.5 per region (`nan` where a region has no population)."""
