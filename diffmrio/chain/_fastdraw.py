@@ -38,8 +38,8 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
 
+from ..health import GEMM
 from ._chain import Chain, ChainInputs
-from .health import GEMM
 
 GROUPINGS = ("consumer", "final_producer", "sector", "foreign")
 
