@@ -24,10 +24,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jaxtyping import Float
+from numpy.typing import ArrayLike
 
 from ._grids import GridDefinition, grid_coords
 
 _SPATIAL = ("ROW", "COL")
+#: A numpy or JAX array (the kernels take either and answer in kind).
+AnyArray = np.ndarray | jax.Array
 
 
 def _labelled(
@@ -63,11 +67,11 @@ def _domain_lonlat_box(grid: GridDefinition) -> tuple[tuple[float, float], tuple
 
 def region_fractions_from_points(
     grid: GridDefinition,
-    lon: np.ndarray,
-    lat: np.ndarray,
-    labels: np.ndarray,
+    lon: ArrayLike,
+    lat: ArrayLike,
+    labels: ArrayLike,
     *,
-    weights: np.ndarray | None = None,
+    weights: ArrayLike | None = None,
     regions: Sequence[str] | None = None,
     spacing: tuple[float, float] | None = None,
 ) -> xr.DataArray:
@@ -287,7 +291,9 @@ def spread_to_grid(values, fraction):
     return xp.einsum(f"...r,r{g}->...{g}", values, fraction)
 
 
-def allocate_to_grid(emissions, allocation):
+def allocate_to_grid(
+    emissions: Float[AnyArray, "*lead source level"], allocation: Float[AnyArray, "source level row col"]
+) -> Float[AnyArray, "*lead level row col"]:
     """Spread region-level emissions over the grid (the one source-to-grid operation):
     $E_{\\dots l y x} = \\sum_o E_{\\dots o l}\\, a_{o l y x}$.
 
@@ -384,9 +390,9 @@ def regrid_population(
     population: xr.DataArray | None = None,
     grid: GridDefinition | None = None,
     *,
-    lon: np.ndarray | None = None,
-    lat: np.ndarray | None = None,
-    values: np.ndarray | None = None,
+    lon: ArrayLike | None = None,
+    lat: ArrayLike | None = None,
+    values: ArrayLike | None = None,
     spacing: tuple[float, float] | None = None,
     subdivisions: int = 5,
 ) -> xr.DataArray:

@@ -84,7 +84,7 @@ def test_spread_is_the_transpose_of_the_region_sum_and_allocation_matches_loops(
                 ref[s, level] += E[s, o, level] * alloc[o, level]
     np.testing.assert_allclose(ci.allocate_to_grid(E, alloc), ref, rtol=1e-14)
     np.testing.assert_allclose(np.asarray(ci.allocate_to_grid(jnp.asarray(E), jnp.asarray(alloc))), ref, rtol=1e-14)
-    with pytest.raises(ValueError, match="source, level"):
+    with pytest.raises((ValueError, TypeError), match="allocat"):  # TypeError: jaxtyping's check in the test run
         ci.allocate_to_grid(E[:, :3], alloc)
     with pytest.raises(ValueError, match="cell axes"):
         ci.region_kernel(x[..., :5], frac)
@@ -156,3 +156,18 @@ def test_random_mrio_is_seeded_productive_and_labelled(structure):
         random_mrio(structure="dense")
     with pytest.raises(ValueError, match="regions"):
         random_mrio(2, regions=["a"])
+
+
+def test_jaxtyping_checks_are_on_in_the_test_run(request):
+    """pyproject's addopts instrument the kernels' modules: a shape that contradicts the signature of
+    `allocate_to_grid` (`emissions[*lead, source, level]` against `allocation[source, level, row, col]`) is a
+    jaxtyping TypeCheckError before the function body runs."""
+    import jaxtyping
+
+    packages = request.config.getoption("jaxtyping_packages") or ""
+    if "ctm_interface._regions" not in packages:
+        pytest.skip("run without --jaxtyping-packages (pyproject's addopts were overridden)")
+    with pytest.raises(jaxtyping.TypeCheckError, match="allocate_to_grid"):
+        ci.allocate_to_grid(np.ones((3, 4, 2)), np.ones((5, 2, 3, 3)))
+    with pytest.raises(jaxtyping.TypeCheckError):
+        ci.allocate_to_grid(np.ones((3, 4, 2)), np.ones((4, 2, 3)))  # allocation without a grid axis
