@@ -45,8 +45,16 @@ from ._runfolder import read_run_folder as read_run_folder  # noqa: E402
 from ._runfolder import read_runs_toml as read_runs_toml  # noqa: E402
 from ._vocabulary import FRAMEWORK_COMPONENTS as FRAMEWORK_COMPONENTS  # noqa: E402
 from ._vocabulary import VOCABULARIES as VOCABULARIES  # noqa: E402
+from ._vocabulary import CTM_COMPONENTS as CTM_COMPONENTS  # noqa: E402
+from ._vocabulary import DEMO_REGIONS as DEMO_REGIONS  # noqa: E402
+from ._vocabulary import EMISSION_LEVELS as EMISSION_LEVELS  # noqa: E402
+from ._vocabulary import EMISSION_SPECIES as EMISSION_SPECIES  # noqa: E402
+from ._vocabulary import pm25_weights as pm25_weights  # noqa: E402
 from ._vocabulary import resolve_components as resolve_components  # noqa: E402
 from ._regions import aggregate_to_regions as aggregate_to_regions  # noqa: E402
+from ._regions import allocate_to_grid as allocate_to_grid  # noqa: E402
+from ._regions import region_kernel as region_kernel  # noqa: E402
+from ._regions import spread_to_grid as spread_to_grid  # noqa: E402
 from ._regions import region_fractions_from_points as region_fractions_from_points  # noqa: E402
 from ._regions import region_fractions_from_polygons as region_fractions_from_polygons  # noqa: E402
 from ._regions import regrid_population as regrid_population  # noqa: E402

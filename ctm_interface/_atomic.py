@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 TMP_TAG = ".diffmrio-tmp-"
 STALE_AFTER_S = 24 * 3600.0
@@ -106,6 +106,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+@runtime_checkable
 class WriteGuard(Protocol):
     def before_write(self, path: Path) -> None: ...
 

@@ -7,6 +7,11 @@ population-weighted). Aggregation to regions then uses
   $w$ = cell area or population), or
 - a sum $C_r = \\sum_{ij} f_{r,ij} c_{ij}$ (extensive quantities: emissions, persons).
 
+`region_kernel` is the one array kernel for both (numpy, JAX under `jit`/`grad`, or dask); `aggregate_to_regions`
+is its labelled (xarray) form. `allocate_to_grid` is the one source-to-grid operation (region-level emissions
+spread over the grid with allocation weights) and `spread_to_grid` the transpose of `region_kernel` (a value per
+region painted onto its cells by their fractions).
+
 Fractions come from a fine gridded region table (share of the fine points in a cell carrying the label) or
 from lon/lat polygons (share of a regular `k x k` lattice of sub-points of each cell inside the polygon).
 """
@@ -15,12 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jaxtyping import Float
+from numpy.typing import ArrayLike
 
 from ._grids import GridDefinition, grid_coords
 
 _SPATIAL = ("ROW", "COL")
+#: A numpy or JAX array (the kernels take either and answer in kind).
+AnyArray = np.ndarray | jax.Array
 
 
 def _labelled(
@@ -56,11 +67,11 @@ def _domain_lonlat_box(grid: GridDefinition) -> tuple[tuple[float, float], tuple
 
 def region_fractions_from_points(
     grid: GridDefinition,
-    lon: np.ndarray,
-    lat: np.ndarray,
-    labels: np.ndarray,
+    lon: ArrayLike,
+    lat: ArrayLike,
+    labels: ArrayLike,
     *,
-    weights: np.ndarray | None = None,
+    weights: ArrayLike | None = None,
     regions: Sequence[str] | None = None,
     spacing: tuple[float, float] | None = None,
 ) -> xr.DataArray:
@@ -210,6 +221,99 @@ def region_fractions_from_polygons(
     )
 
 
+def _xp(*arrays):
+    """`jax.numpy` when any argument is a JAX array (or tracer), else `numpy` (which hands dask arrays on)."""
+    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+
+
+def _cell_subscripts(n: int) -> str:
+    if not 1 <= n <= 20:
+        raise ValueError(f"the region fraction must have 1 to 20 cell axes, got {n}")
+    return "abcdefghijklmnopqstu"[:n]
+
+
+def region_kernel(x, fraction, weights=None, *, how: str = "sum"):
+    """Aggregate a per-cell array to regions (the one region-aggregation kernel).
+
+    - `how="sum"`: $X_{\\dots r} = \\sum_g x_{\\dots g}\\, f_{r g}\\, w_g$ (`weights=None` means $w = 1$);
+    - `how="mean"`: $\\bar x_{\\dots r} = \\sum_g x_{\\dots g} f_{r g} w_g / \\sum_g f_{r g} w_g$, NaN for a
+      region of zero total weight (gradient-safe under JAX).
+
+    **Arguments**
+
+    - `x[*lead, *cell]`: numpy, JAX (also traced) or dask array; the trailing axes match the fraction's cells.
+    - `fraction[region, *cell]`: fraction of each cell in each region.
+    - `weights[*cell]`: optional non-negative cell weights (population, cell area).
+    - `how`: `"sum"` or `"mean"`.
+
+    **Returns** `[*lead, region]`, a JAX array when any argument is one, else numpy (dask stays lazy).
+    """
+    if how not in ("mean", "sum"):
+        raise ValueError(f"how must be 'mean' or 'sum', got {how!r}")
+    xp = _xp(x, fraction, weights)
+    if xp is jnp:
+        x, fraction = jnp.asarray(x), jnp.asarray(fraction)
+        weights = None if weights is None else jnp.asarray(weights)
+    cell = tuple(fraction.shape[1:])
+    nc = len(cell)
+    if tuple(x.shape[x.ndim - nc :]) != cell or x.ndim < nc:
+        raise ValueError(
+            f"region_kernel: x has shape {tuple(x.shape)} but the region fraction {tuple(fraction.shape)} expects "
+            f"trailing cell axes {cell}; compute the fractions on the field's grid"
+        )
+    fw = fraction
+    if weights is not None:
+        if tuple(weights.shape) != cell:
+            raise ValueError(f"region_kernel: weights have shape {tuple(weights.shape)}, expected the cells {cell}")
+        fw = fraction * weights
+    g = _cell_subscripts(nc)
+    total = xp.einsum(f"...{g},r{g}->...r", x, fw)
+    if how == "sum":
+        return total
+    norm = fw.sum(axis=tuple(range(1, nc + 1)))
+    ok = norm > 0
+    return xp.where(ok, total / xp.where(ok, norm, 1.0), np.nan)
+
+
+def spread_to_grid(values, fraction):
+    """Paint a value per region onto the cells (the transpose of `region_kernel`):
+    $v_{\\dots g} = \\sum_r v_{\\dots r} f_{r g}$.
+
+    **Arguments**: `values[*lead, region]`, `fraction[region, *cell]`. **Returns** `[*lead, *cell]`.
+    """
+    xp = _xp(values, fraction)
+    if values.shape[-1] != fraction.shape[0]:
+        raise ValueError(
+            f"spread_to_grid: values have {values.shape[-1]} regions on their last axis, the fraction "
+            f"{fraction.shape[0]}"
+        )
+    g = _cell_subscripts(fraction.ndim - 1)
+    return xp.einsum(f"...r,r{g}->...{g}", values, fraction)
+
+
+def allocate_to_grid(
+    emissions: Float[AnyArray, "*lead source level"], allocation: Float[AnyArray, "source level row col"]
+) -> Float[AnyArray, "*lead level row col"]:
+    """Spread region-level emissions over the grid (the one source-to-grid operation):
+    $E_{\\dots l y x} = \\sum_o E_{\\dots o l}\\, a_{o l y x}$.
+
+    **Arguments**
+
+    - `emissions[*lead, source, level]` (e.g. kt/yr per species, source region and release level).
+    - `allocation[source, level, row, col]`: spatial allocation weights (each `(source, level)` slice sums to 1
+      when emissions are to be conserved).
+
+    **Returns** `[*lead, level, row, col]`, a JAX array when either argument is one, else numpy.
+    """
+    xp = _xp(emissions, allocation)
+    if tuple(emissions.shape[-2:]) != tuple(allocation.shape[:2]):
+        raise ValueError(
+            f"allocate_to_grid: emissions end in (source, level) = {tuple(emissions.shape[-2:])} but the allocation "
+            f"has (source, level) = {tuple(allocation.shape[:2])}"
+        )
+    return xp.einsum("...ol,olyx->...lyx", emissions, allocation)
+
+
 def _spatial_dims(da: xr.DataArray) -> tuple[str, str]:
     for dims in (("ROW", "COL"), ("lat", "lon"), ("y", "x")):
         if set(dims) <= set(da.dims):
@@ -255,40 +359,40 @@ def aggregate_to_regions(
                 f"grids do not match: field has {d}={field.sizes[d]}, fractions {d}={fractions.sizes[d]}; "
                 "compute the fractions on the field's grid"
             )
-    f = fractions.drop_vars([c for c in fractions.coords if c != "region"])
+    f = fractions.transpose("region", *sdims)
     fieldc = field.drop_vars([c for c in field.coords if set(field[c].dims) & set(sdims)])
-    if weights is None:
-        fw = f
-    else:
+    wa = None
+    if weights is not None:
         w = (
-            weights
+            weights.transpose(*sdims)
             if isinstance(weights, xr.DataArray)
             else xr.DataArray(np.asarray(weights, float), dims=sdims)
         )
-        w = w.drop_vars([c for c in w.coords])
         if tuple(w.sizes[d] for d in sdims) != tuple(f.sizes[d] for d in sdims):
             raise ValueError(f"weights have shape {w.shape}, expected {tuple(f.sizes[d] for d in sdims)}")
-        fw = f * w
+        wa = np.asarray(w.values, float)
+    kw = {"fraction": np.asarray(f.values), "weights": wa, "how": how}
+
+    def one(da: xr.DataArray) -> xr.DataArray:
+        out = xr.apply_ufunc(region_kernel, da, kwargs=kw, input_core_dims=[list(sdims)],
+                             output_core_dims=[["region"]], dask="allowed")  # fmt: skip
+        return out.assign_coords(region=f["region"].values) if "region" in f.coords else out
+
     if isinstance(fieldc, xr.Dataset):
         spatial = [v for v in fieldc.data_vars if set(sdims) <= set(fieldc[v].dims)]
         if not spatial:
             raise ValueError(f"the Dataset has no variable with the spatial dims {sdims}")
-        total = xr.Dataset({v: xr.dot(fieldc[v], fw, dim=list(sdims)) for v in spatial}, attrs=fieldc.attrs)
-    else:
-        total = xr.dot(fieldc, fw, dim=list(sdims))
-    if how == "sum":
-        return total
-    norm = fw.sum(dim=list(sdims))
-    return total / norm.where(norm > 0)
+        return xr.Dataset({v: one(fieldc[v]) for v in spatial}, attrs=fieldc.attrs)
+    return one(fieldc)
 
 
 def regrid_population(
     population: xr.DataArray | None = None,
     grid: GridDefinition | None = None,
     *,
-    lon: np.ndarray | None = None,
-    lat: np.ndarray | None = None,
-    values: np.ndarray | None = None,
+    lon: ArrayLike | None = None,
+    lat: ArrayLike | None = None,
+    values: ArrayLike | None = None,
     spacing: tuple[float, float] | None = None,
     subdivisions: int = 5,
 ) -> xr.DataArray:

@@ -24,10 +24,24 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 #: The framework's PM2.5 components (PM2.5 = their sum).
 FRAMEWORK_COMPONENTS: tuple[str, ...] = ("SO4", "NO3", "NH4", "BC", "OM", "other")
+#: PM2.5 components of the reference CTMs and of the emulators trained on them (ug m-3), in the order of every
+#: component axis: organic carbon `OC` (weighted by the OM/OC ratio in PM2.5) instead of organic matter.
+CTM_COMPONENTS: tuple[str, ...] = ("SO4", "NO3", "NH4", "BC", "OC", "PM_other")
+#: Emitted species that drive the CTMs (kt/yr; the order of every species axis of CTM inputs).
+EMISSION_SPECIES: tuple[str, ...] = ("SO2", "NOx", "NH3", "VOC", "BC", "OC", "PM_other")
+#: Release levels of emissions: near-ground sources and elevated (stack) sources.
+EMISSION_LEVELS: tuple[str, ...] = ("ground", "elevated")
+#: Regions of the synthetic demo world and of the reference CTM's demo domain (the order of their region axes).
+DEMO_REGIONS: tuple[str, ...] = ("Capital", "Harbor", "Central", "Basin", "Northeast", "Steppe")
 #: Default OM/OC ratio (Xing et al. 2018, ACP 18, 7799, as used by the pf-ERSM studies).
 DEFAULT_OM_OC = 1.4
+#: Component names that are organic carbon (weighted by the OM/OC ratio in PM2.5): the framework's `OC`, CMAQ
+#: `PM25_OC`/`APOCIJ`/`AOCIJ`, GEOS-Chem `OCPI`/`OCPO`, and the reference CTM's `POC`.
+ORGANIC_CARBON_NAMES = frozenset({"OC", "PM25_OC", "POC", "OCPI", "OCPO", "TotalOC", "APOCIJ", "AOCIJ"})
 #: Variable names that are PM2.5 (or PM) totals: never summed with the components they contain.
 TOTALS = frozenset(
     {"PM25_TOT", "PM25_TOTAL", "PM25", "PM2.5", "PM25TOT", "PMIJ", "ATOTI", "ATOTJ", "ATOTK", "ATOTIJ",
@@ -64,6 +78,26 @@ _OPTIONAL: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {
     "geoschem": {"OM": ((r"SOA\w*", 1.0),), "other": ((r"DST2", 0.38), (r"SALA", 1.0))},
 }
 VOCABULARIES: tuple[str, ...] = tuple(_VOCABULARIES)
+
+
+def pm25_weights(components: Sequence[str], *, om_oc: float = DEFAULT_OM_OC) -> np.ndarray:
+    """Weights of the components in PM2.5 (the one table): `om_oc` for organic carbon (`ORGANIC_CARBON_NAMES`), 1
+    for every other component (organic matter `OM` already carries the factor), so that
+    $\\mathrm{PM_{2.5}} = \\sum_c w_c\\, y_c$, e.g. `SO4 + NO3 + NH4 + BC + 1.4 OC + PM_other`.
+
+    **Returns** a float64 array `w[component]` in the order given. A PM2.5 total among the components is refused
+    (it already contains its parts).
+    """
+    components = [str(c) for c in components]
+    totals = [c for c in components if c in TOTALS]
+    if totals and len(components) > 1:
+        raise ValueError(
+            f"pm25_weights: {totals} are PM2.5 totals listed together with other components {components}; a "
+            "total already contains its parts, so drop it or use it alone"
+        )
+    if not float(om_oc) > 0:
+        raise ValueError(f"om_oc must be positive, got {om_oc!r}")
+    return np.array([float(om_oc) if c in ORGANIC_CARBON_NAMES else 1.0 for c in components], dtype=np.float64)
 
 
 class ComponentMap:

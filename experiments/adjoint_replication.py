@@ -38,6 +38,7 @@ import numpy as np
 import xarray as xr
 
 import surrogate as sg
+from ctm_interface import allocate_to_grid, pm25_weights, region_kernel
 from diffmrio._io import write_netcdf_atomic, write_text_atomic
 
 from ._common import experiment_parser, parse, seed_or, show_progress
@@ -79,7 +80,7 @@ class World:
         self.receptor_w = w / w.sum(axis=(1, 2), keepdims=True)  # [region, row, col]
         pop_r = w.sum(axis=(1, 2))
         self.pop_share = pop_r / pop_r.sum()
-        self.m = np.array([1.4 if c == "OC" else 1.0 for c in self.components])
+        self.m = pm25_weights(self.components)
         # J = sum_r P_r PM_r / sum_r P_r = sum_cells pm25 * pop * landfrac / sum(pop * landfrac)
         self.cell_w = self.m[:, None, None] * w.sum(0)[None] / w.sum()  # [component, row, col]
         self.receptor_cost_w = self.m[:, None] * self.pop_share[None]  # [component, receptor]
@@ -108,15 +109,17 @@ class World:
 
     def receptors_jnp(self, conc):
         """C[component, row, col] -> y[component, receptor] (differentiable)."""
-        return jnp.einsum("cyx,ryx->cr", conc, jnp.asarray(self.receptor_w))
+        return region_kernel(jnp.asarray(conc), self.dom.region_fraction, self.dom.population, how="mean")
 
     def emissions(self, scale: np.ndarray) -> np.ndarray:
         """scale[..., region, species] -> E[..., species, level, row, col]."""
-        return np.einsum("...gs,gslyx->...slyx", scale, self.patterns)
+        E = np.swapaxes(scale, -1, -2)[..., None] * self.e_reg  # [..., species, region, level]
+        return allocate_to_grid(E, np.asarray(self.dom.allocation))
 
     def receptors(self, conc: np.ndarray) -> np.ndarray:
         """C[..., component, row, col] -> [..., receptor, component]."""
-        return np.einsum("...cyx,ryx->...rc", conc, self.receptor_w)
+        pw = region_kernel(conc, np.asarray(self.dom.region_fraction), np.asarray(self.dom.population), how="mean")
+        return np.swapaxes(pw, -1, -2)
 
     def run(self, scale: np.ndarray, progress: bool = True) -> np.ndarray:
         from ctm_interface._progress import tqdm

@@ -24,12 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+from ctm_interface._vocabulary import (
+    DEFAULT_OM_OC as OM_OC_RATIO,
+    ORGANIC_CARBON_NAMES as ORGANIC_CARBON_NAMES,
+    TOTALS as PM25_TOTAL_NAMES,  # PM2.5 totals: never outputs with their parts
+    pm25_weights,
+)
+
 ENVELOPE_POLICIES = ("warn", "raise", "ignore")
-OM_OC_RATIO = 1.4
-#: Component names that are organic carbon (weighted by the OM/OC ratio in PM2.5).
-ORGANIC_CARBON_NAMES = frozenset({"OC", "PM25_OC", "POC", "OCPI", "OCPO", "TotalOC", "APOCIJ", "AOCIJ"})
-#: Component names that are PM2.5 totals: they cannot be outputs together with their parts.
-PM25_TOTAL_NAMES = frozenset({"PM25_TOT", "PM25_TOTAL", "PM25", "PM2.5", "ATOTIJ", "ATOTIJK", "PMIJ", "TotalPM25"})
 
 
 class OutOfEnvelopeWarning(UserWarning):
@@ -102,7 +104,7 @@ class EmulatorLabels:
     def component_weights(self) -> np.ndarray:
         """PM2.5 weights of the components: 1.4 (OM/OC) for organic carbon (`OC`, CMAQ `PM25_OC`, GEOS-Chem
         `OCPI`/`OCPO`, ...), 1 otherwise (`OM`, organic matter, already includes the factor)."""
-        return np.array([OM_OC_RATIO if c in ORGANIC_CARBON_NAMES else 1.0 for c in self.components])
+        return pm25_weights(self.components, om_oc=OM_OC_RATIO)
 
     def to_json(self) -> dict:
         return {

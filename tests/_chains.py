@@ -9,11 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import surrogate
+from ctm_interface import CTM_COMPONENTS as COMPONENTS
 from diffmrio.chain import Chain, SourceMap
 from diffmrio.datasets import demo_world
 from diffmrio.health import GEMM, HealthInputs, HealthModel
-
-COMPONENTS = ("SO4", "NO3", "NH4", "BC", "OC", "PM_other")
 
 
 def small_chain(kind: str = "linear", ny: int = 6, nx: int = 8, seed: int = 0, causes=("IHD", "STROKE", "COPD", "LC", "LRI")):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _random_mrio import random_system  # noqa: E402
+from diffmrio.datasets import random_mrio
+
+
+def random_system(R, N, p, K, seed=0):
+    """`(Z, Y, F, F_Y)` of `random_mrio(R, N, K, p, seed=seed)` (structure "blocks") as arrays."""
+    return random_mrio(R, N, K, p, seed=seed, labelled=False)
 
 
 def labels(R, N, K, p):
@@ -19,10 +20,7 @@ def labels(R, N, K, p):
 
 
 def make_mrio(R=3, N=4, K=2, p=2, seed=0):
-    import diffmrio
-
-    Z, Y, F, F_Y = random_system(R, N, p, K, seed=seed)
-    return diffmrio.MRIO.from_arrays(Z, Y, F, F_Y, **labels(R, N, K, p), units=["kg"] * p)
+    return random_mrio(R, N, K, p, seed=seed)
 
 
 def to_pymrio(Z, Y, F, F_Y, R, N, K, p):

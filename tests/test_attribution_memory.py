@@ -3,9 +3,6 @@ thousand sectors the compiled memory of zero-out and first-order attribution doe
 groups (XLA's memory analysis of the compiled functions), while the dense-mask form grows with it. The index
 form gives the same numbers as the masks."""
 
-import sys
-from pathlib import Path
-
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -14,16 +11,14 @@ import pytest
 import diffmrio
 import surrogate
 from diffmrio.chain import _attribution
+from diffmrio.datasets import random_mrio
 from diffmrio.health import GEMM, HealthInputs, HealthModel
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _random_mrio import random_system  # noqa: E402
 
 STRESSORS = ("SO2", "NOx", "NH3", "VOC", "PM2.5", "BC", "OC")
 
 
 def big_chain(R=6, N=500, K=2, ny=3, nx=4):
-    Z, Y, F, F_Y = random_system(R, N, len(STRESSORS), K, seed=3)
+    Z, Y, F, F_Y = random_mrio(R, N, K, len(STRESSORS), seed=3, labelled=False)
     sectors = [f"s{i}" for i in range(N)]
     m = diffmrio.MRIO.from_arrays(Z, Y, F, F_Y, regions=[f"r{r}" for r in range(R)], sectors=sectors,
                                   categories=["household", "export"][:K], stressors=list(STRESSORS), validate=False)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from diffmrio import MRIO
+from diffmrio import datasets
 from diffmrio.supply_chain._layers import (
     layer_flows,
     layer_flows_kernel,
@@ -14,18 +14,8 @@ from diffmrio.supply_chain._layers import (
 
 
 def random_mrio(seed, R=3, N=4, K=2, p=2, categories=None):
-    rng = np.random.default_rng(seed)
-    n = R * N
-    A = rng.uniform(0, 1, (n, n)) * (rng.random((n, n)) < 0.7)
-    A *= rng.uniform(0.3, 0.7, n) / A.sum(axis=0)
-    Y = rng.uniform(0.5, 2.0, (n, R * K)) * (rng.random((n, R * K)) < 0.8)
-    x = np.linalg.solve(np.eye(n) - A, Y.sum(axis=1))
-    F = rng.uniform(0, 3, (p, n)) * x * (rng.random((p, n)) < 0.8)
-    cats = categories or tuple(f"c{k}" for k in range(K))
-    return MRIO.from_arrays(
-        A * x, Y, F, regions=[f"r{r}" for r in range(R)], sectors=[f"s{i}" for i in range(N)],
-        categories=cats, stressors=[f"q{i}" for i in range(p)], units=["kt"] * p,
-    )
+    return datasets.random_mrio(R, N, K, p, seed=seed, structure="uniform", fd_density=0.8, stressor_density=0.8,
+                                categories=categories, units=["kt"] * p)  # fmt: skip
 
 
 def np_arrays(m):

@@ -7,7 +7,7 @@ import optax
 import pytest
 from scipy.optimize import linprog, minimize
 
-from diffmrio import MRIO
+from diffmrio import datasets
 from diffmrio.scenarios._scenarios import (
     convergence_kernel,
     footprint_gradients,
@@ -21,17 +21,14 @@ SECTORS = ("agriculture", "power", "metals", "nonmetal", "services")
 
 
 def random_mrio(seed, R=5, K=2):
-    rng = np.random.default_rng(seed)
-    N = len(SECTORS)
-    n = R * N
-    A = rng.uniform(0, 1, (n, n)) * (rng.random((n, n)) < 0.7)
-    A *= rng.uniform(0.3, 0.7, n) / A.sum(axis=0)
-    Y = rng.uniform(0.2, 2.0, (n, R * K))
-    x = np.linalg.solve(np.eye(n) - A, Y.sum(1))
-    F = rng.lognormal(0, 1, (2, n)) * x
-    m = MRIO.from_arrays(A * x, Y, F, regions=[f"P{r}" for r in range(R)], sectors=SECTORS,
-                         categories=["household", "export"][:K], stressors=["CO2", "deaths"], units=["Mt", "1"])
-    return m, A, F / x, Y, x
+    m = datasets.random_mrio(
+        R, len(SECTORS), K, 2, seed=seed, structure="uniform", fd_range=(0.2, 2.0), stressor_dist="lognormal",
+        regions=[f"P{r}" for r in range(R)], sectors=SECTORS, categories=["household", "export"][:K],
+        stressors=["CO2", "deaths"], units=["Mt", "1"],
+    )  # fmt: skip
+    Z, Y, F = (np.asarray(a) for a in (m.Z, m.Y, m.F))
+    x = Z.sum(axis=1) + Y.sum(axis=1)
+    return m, Z / x, F / x, Y, x
 
 
 def literal_convergence(E, w, level):

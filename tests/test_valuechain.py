@@ -5,20 +5,20 @@ import numpy as np
 import pytest
 
 from diffmrio import MRIO
+from diffmrio.datasets import random_mrio
 from diffmrio.supply_chain._valuechain import VALUE_CHAIN_PARTS, value_chain_decomposition, value_chain_kernel
 
 
 def random_system(seed, R=3, N=4, K=3, p=3):
     rng = np.random.default_rng(seed)
     n = R * N
-    A = rng.uniform(0, 1, (n, n)) * (rng.random((n, n)) < 0.7)
-    A *= rng.uniform(0.3, 0.7, n) / A.sum(axis=0)
-    Y = rng.uniform(0.0, 2.0, (n, R * K)) * (rng.random((n, R * K)) < 0.8)
-    x = np.linalg.solve(np.eye(n) - A, Y.sum(1))
-    F = rng.uniform(0, 2, (p, n)) * x
+    Z, Y, F, _ = random_mrio(R, N, K, p, seed=rng, structure="uniform", labelled=False, fd_range=(0.0, 2.0),
+                             fd_density=0.8, stressor_range=(0, 2))  # fmt: skip
+    x = Z.sum(axis=1) + Y.sum(axis=1)
+    A = Z / x
     F[2] = rng.uniform(0.2, 0.5, n) * x  # "value_added"-like row
     F_Y = rng.uniform(0, 1, (p, R * K))  # must NOT enter the identity
-    m = MRIO.from_arrays(A * x, Y, F, F_Y, regions=["east", "mid", "west"],
+    m = MRIO.from_arrays(Z, Y, F, F_Y, regions=["east", "mid", "west"],
                          sectors=[f"s{i}" for i in range(N)], categories=[f"c{k}" for k in range(K)],
                          stressors=["CO2", "SO2", "value_added"][:p], units=["Mt", "kt", "bn"][:p])
     return m, A, F / x, Y.reshape(n, R, K).sum(axis=2), x

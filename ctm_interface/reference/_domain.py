@@ -14,10 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-#: Demo regions, in the order used by every region axis.
-REGIONS: tuple[str, ...] = ("Capital", "Harbor", "Central", "Basin", "Northeast", "Steppe")
-#: Emission release heights.
-LEVELS: tuple[str, ...] = ("ground", "elevated")
+from .._regions import allocate_to_grid, region_kernel
+from .._vocabulary import (
+    DEMO_REGIONS as REGIONS,  # demo regions, in the order used by every region axis
+    EMISSION_LEVELS as LEVELS,  # emission release heights
+    EMISSION_SPECIES as SPECIES,  # emitted species, in the order of every species axis
+)
 
 #: Earth radius (m) of the sphere CMAQ/MCIP/WRF use for their projections.
 EARTH_RADIUS_M = 6370000.0
@@ -161,7 +163,7 @@ class DemoDomain(eqx.Module):
                 f"gridded_emissions: `E_reg` must have shape (species, {len(self.regions)}, {len(self.levels)}) "
                 f"(species, region, level), got {E_reg.shape}"
             )
-        return jnp.einsum("sgl,glyx->slyx", E_reg, self.allocation)
+        return allocate_to_grid(E_reg, self.allocation)
 
     def region_mean(
         self, field: Float[Array, "*batch row col"], weights: str = "population"
@@ -175,14 +177,11 @@ class DemoDomain(eqx.Module):
 
         **Returns**: `(..., region=6)`.
         """
-        if weights == "population":
-            w = self.region_fraction * self.population
-        elif weights == "area":
-            w = self.region_fraction
-        else:
+        if weights not in ("population", "area"):
             raise ValueError(f"region_mean: `weights` must be 'population' or 'area', got {weights!r}")
+        w = self.population if weights == "population" else None
         field = jnp.asarray(field, dtype=jnp.float64)
-        return jnp.einsum("...yx,ryx->...r", field, w) / jnp.sum(w, axis=(-2, -1))
+        return region_kernel(field, self.region_fraction, w, how="mean")
 
 
 # Region "seeds" in cell coordinates (col, row) and their size weights; cells go to the region with the
@@ -307,9 +306,6 @@ def demo_domain(seed: int = 0, grid: CTMGrid | None = None) -> DemoDomain:
         allocation=jnp.asarray(alloc),
     )
 
-
-#: Emitted species of the reference CTM, in the order of every species axis.
-SPECIES: tuple[str, ...] = ("SO2", "NOx", "NH3", "VOC", "BC", "OC", "PM_other")
 
 # Demo base emissions, kt/yr: (domain total, share elevated) per species, and the regional split.
 # The totals are roughly China's early-2010s emissions (MEIC/REAS order of magnitude: SO2 ~25, NOx ~27,

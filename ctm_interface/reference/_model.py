@@ -18,6 +18,7 @@ import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, Float
 
+from .._vocabulary import CTM_COMPONENTS, pm25_weights
 from ._chemistry import air_umol_per_ppb, nitrate_dissociation_ppb2, oxidant_factor, partition_inorganic
 from ._domain import LEVELS, SPECIES, CTMGrid
 from ._transport import advect_diffuse, exchange_layers, max_outgoing_fraction, streamfunction_winds
@@ -25,9 +26,9 @@ from ._transport import advect_diffuse, exchange_layers, max_outgoing_fraction, 
 #: The four simulated months (averaged to the annual mean, as the studies do).
 SEASONS: tuple[str, ...] = ("Jan", "Apr", "Jul", "Oct")
 #: PM2.5 components the model outputs (ug m-3), in the order of every component axis.
-COMPONENTS: tuple[str, ...] = ("SO4", "NO3", "NH4", "BC", "OC", "PM_other")
+COMPONENTS: tuple[str, ...] = CTM_COMPONENTS
 #: Weights of the components in PM2.5 = SO4 + NO3 + NH4 + BC + 1.4 OC + PM_other.
-PM25_WEIGHTS: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.4, 1.0)
+PM25_WEIGHTS: tuple[float, ...] = tuple(float(w) for w in pm25_weights(COMPONENTS))
 #: Transported tracers; SO2/SO4 are carried as kt S, NOx/TNO3/TNH3 as kt N, the others as kt of themselves.
 #: TNO3 = HNO3(g) + NO3-(p), TNH3 = NH3(g) + NH4+(p): the partitioning is diagnosed every step.
 TRACERS: tuple[str, ...] = ("SO2", "SO4", "NOx", "TNO3", "TNH3", "VOC", "BC", "OC", "PM_other")

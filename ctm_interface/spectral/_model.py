@@ -36,6 +36,8 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
+from .._regions import region_kernel, spread_to_grid
+
 REGIONS: tuple[str, ...] = ("Delta", "Plain", "Uplands", "Coast", "Valley", "Lakes", "Ridge", "Frontier")
 SPECIES: tuple[str, ...] = ("SO2", "NOx", "NH3", "VOC", "EC", "OM")
 COMPONENTS: tuple[str, ...] = ("SO4", "NO3", "NH4", "EC", "OM", "SOA")
@@ -261,7 +263,7 @@ class SpectralWorld:
         city = np.exp(-d2 / (2 * 2.0**2))
         alloc = mask * (0.2 + city)
         alloc /= alloc.sum(axis=(1, 2), keepdims=True)
-        population = np.einsum("g,gyx->yx", rng.uniform(2e6, 2e7, len(REGIONS)), alloc) + 1e3
+        population = spread_to_grid(rng.uniform(2e6, 2e7, len(REGIONS)), alloc) + 1e3
         w = mask * population[None]
         # kt/yr per region: SO2, NOx, NH3, VOC, EC, OM (an NH3-rich, agricultural profile)
         profile = np.array([300.0, 350.0, 320.0, 500.0, 25.0, 60.0])
@@ -276,7 +278,7 @@ class SpectralWorld:
     def receptor_means(self, scale) -> Float[Array, "component receptor"]:
         """y[component, receptor] for one scale[region, species] (differentiable)."""
         c = self.ctm.run(self.emissions(scale))
-        return jnp.einsum("cyx,ryx->cr", c, jnp.asarray(self.receptor_weights))
+        return region_kernel(c, jnp.asarray(self.receptor_weights))
 
     @functools.cached_property
     def _batched_run(self):
@@ -302,7 +304,7 @@ class SpectralWorld:
 
     def pwpm_weights(self) -> np.ndarray:
         """Cost weights of population-weighted PM2.5 over all receptors, `w[component, receptor]`."""
-        pop = np.einsum("yx,ryx->r", self.population, self.receptor_weights > 0)
+        pop = region_kernel(np.asarray(self.population), np.asarray(self.receptor_weights > 0, np.float64))
         return np.ones(len(COMPONENTS))[:, None] * (pop / pop.sum())[None]
 
     def run_set(self, scale: np.ndarray, y: np.ndarray | None = None, low=0.0, high=2.0) -> xr.Dataset:

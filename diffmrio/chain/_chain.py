@@ -19,13 +19,14 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from ctm_interface._regions import allocate_to_grid, spread_to_grid
+from ctm_interface._vocabulary import EMISSION_LEVELS as LEVELS
+
 from .._accounts import coefficients, final_demand_intensities, intensities
 from .._custom_types import Array, Float
 from .._leontief import leontief_solve
 from .._mrio import MRIO
 
-CTM_SPECIES = ("SO2", "NOx", "NH3", "VOC", "BC", "OC", "PM_other")
-LEVELS = ("ground", "elevated")
 DEFAULT_ELEVATED = ("power", "metals", "nonmetal", "chemicals")
 
 
@@ -134,7 +135,7 @@ class Downscaler(eqx.Module):
 
     def __call__(self, y: Float[Array, "component receptor"], y_base: Float[Array, "component receptor"]):
         ratio = jnp.where(y_base != 0, y / jnp.where(y_base != 0, y_base, 1.0), 1.0) - 1.0
-        return self.base_grid * (1.0 + jnp.einsum("ca,ayx->cyx", ratio, self.receptor_fraction))
+        return self.base_grid * (1.0 + spread_to_grid(ratio, self.receptor_fraction))
 
 
 class ChainInputs(eqx.Module):
@@ -248,7 +249,7 @@ class Chain(eqx.Module):
             raise ValueError(f"scaling-factor emulator with input dims {dims}: expected (source, species)")
         if self.allocation is None:
             raise ValueError("a gridded emulator needs `allocation[source, level, row, col]` in the Chain")
-        return jnp.einsum("kol,olyx->klyx", E, self.allocation)
+        return allocate_to_grid(E, self.allocation)
 
     def concentration(self, E, member_weights=None) -> Float[Array, "component row col"]:
         xin = self.emulator_input(E)

@@ -1,4 +1,5 @@
-"""Datasets: the synthetic demo world (a small MRIO table with geography and air-pollutant satellites)."""
+"""Datasets: the synthetic demo world (a small MRIO table with geography and air-pollutant satellites) and seeded
+random MRIO tables for tests and benchmarks (`random_mrio`)."""
 
 from .._deprecated import moved_names as _moved_names
 from ._demo import (
@@ -12,6 +13,7 @@ from ._demo import (
     DemoWorld as DemoWorld,
     demo_world as demo_world,
 )
+from ._random import random_mrio as random_mrio
 
 # the demo pipeline (CTM ensemble, emulator training, health inputs) moved to diffmrio.demo in 0.2
 __getattr__ = _moved_names("diffmrio.datasets", dict.fromkeys(

@@ -19,9 +19,10 @@ from __future__ import annotations
 import equinox as eqx
 import numpy as np
 
+from ctm_interface._vocabulary import DEMO_REGIONS as REGIONS
+
 from .._mrio import MRIO
 
-REGIONS = ("Capital", "Harbor", "Central", "Basin", "Northeast", "Steppe")
 SECTORS = (
     "agriculture", "mining", "power", "metals", "nonmetal", "chemicals",
     "light_mfg", "heavy_mfg", "construction", "transport", "trade", "services",

@@ -10,6 +10,8 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
+from ctm_interface._regions import allocate_to_grid
+
 from .._io import write_netcdf_atomic
 from ..chain._attribution import attribute, sensitivity
 from ..chain._uncertainty import UncertaintySpec, monte_carlo, truncated_lognormal_mean
@@ -115,7 +117,7 @@ def emulator_section(rep, dc, out, log) -> None:
     def cost_from_C(C):  # C[component, row, col] -> population-weighted PM2.5 over the domain
         return population_weighted_pm25(C, popj)
 
-    E_grid = jnp.einsum("kol,olyx->klyx", E_base, alloc)
+    E_grid = allocate_to_grid(E_base, alloc)
     _, dE = ctm.adjoint(cost_from_C, E_grid)
     ctm_grad = np.asarray(jnp.einsum("klyx,kol,olyx->ok", dE, E_base, alloc))
 

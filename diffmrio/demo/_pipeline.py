@@ -36,6 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from ctm_interface._regions import allocate_to_grid, region_kernel, spread_to_grid
+
 from .._io import load_netcdf, write_netcdf_atomic
 from ..chain._chain import Chain, Downscaler, SourceMap
 from ..datasets._demo import REGIONS, DemoWorld, demo_world
@@ -63,7 +65,7 @@ def demo_health_inputs(domain, *, causes=("IHD", "STROKE", "COPD", "LC", "LRI"),
     rates = np.array([[min(_RATE_25[c] * _GROWTH[c] ** ((x - 25) / 5), _LC_CAP if c == "LC" else np.inf)
                        for x in ages] for c in causes]) / 1e5
     frac = np.asarray(domain.region_fraction)
-    mult = np.einsum("r,ryx->yx", np.array([_REGION_RATE[r] for r in domain.regions]), frac)
+    mult = spread_to_grid(np.array([_REGION_RATE[r] for r in domain.regions]), frac)
     land = frac.sum(axis=0)
     mult = mult + (1.0 - land)  # sea cells: multiplier 1 (no population there anyway)
     rate = rates[:, :, None, None] * mult[None, None]
@@ -126,7 +128,7 @@ def ctm_runs(ctm, domain, E_base, scale: xr.DataArray, *, progress: bool = True,
 
     s = jnp.asarray(scale.transpose("run", "source", "species").values)  # (run, source, species)
     alloc = jnp.asarray(domain.allocation)  # (source, level, row, col)
-    E_runs = jnp.einsum("ros,sol,olyx->rslyx", s, jnp.asarray(E_base), alloc)
+    E_runs = allocate_to_grid(jnp.einsum("ros,sol->rsol", s, jnp.asarray(E_base)), alloc)
     kw = {} if batch_size is None else {"batch_size": batch_size}
     C = np.asarray(ctm.run_ensemble(E_runs, progress=progress, **kw))
     ny, nx = C.shape[-2:]
@@ -137,8 +139,8 @@ def ctm_runs(ctm, domain, E_base, scale: xr.DataArray, *, progress: bool = True,
     ds["conc"].attrs["units"] = "ug m-3"
     ds["scale"].attrs["units"] = "1"
     # population-weighted annual means per receptor region (what the source-level emulator learns)
-    w = np.asarray(domain.region_fraction) * np.asarray(domain.population)[None]
-    pw = np.einsum("ncyx,ryx->nrc", C, w) / w.sum(axis=(1, 2))[None, :, None]
+    pw = region_kernel(C, np.asarray(domain.region_fraction), np.asarray(domain.population), how="mean")
+    pw = np.swapaxes(pw, -1, -2)  # [run, component, receptor] -> [run, receptor, component]
     ds["pm25"] = xr.DataArray(pw, dims=("run", "receptor", "component"),
                               coords={"receptor": list(domain.regions)}, attrs={"units": "ug m-3"})
     return ds

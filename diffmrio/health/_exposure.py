@@ -17,6 +17,8 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float, Int
 
+from ctm_interface._regions import region_kernel
+
 from ._crf import AbstractCRF, _canonical_causes
 
 # Shape aliases as assignments (a two-name shape string in an annotation reads as an expression to linters).
@@ -114,8 +116,7 @@ def _region_sum(
             raise ValueError(
                 f"`region_fraction` has shape {rf.shape}; expected [region, *cell] with cell shape {cell}"
             )
-        xf = x.reshape(lead + (-1,))
-        return jnp.einsum("...g,rg->...r", xf, rf.reshape(rf.shape[0], -1))
+        return region_kernel(x, rf)
     idx = jnp.asarray(region_index)
     if idx.shape != cell:
         raise ValueError(f"`region_index` has shape {idx.shape}; expected the cell shape {cell}")
