@@ -18,6 +18,12 @@ from jaxtyping import Array, Float
 REGIONS: tuple[str, ...] = ("Capital", "Harbor", "Central", "Basin", "Northeast", "Steppe")
 #: Emission release heights.
 LEVELS: tuple[str, ...] = ("ground", "elevated")
+#: The four simulated months (averaged to the annual mean, as the studies do).
+SEASONS: tuple[str, ...] = ("Jan", "Apr", "Jul", "Oct")
+#: PM2.5 components the model outputs (ug m-3), in the order of every component axis.
+COMPONENTS: tuple[str, ...] = ("SO4", "NO3", "NH4", "BC", "OC", "PM_other")
+#: Weights of the components in PM2.5 = SO4 + NO3 + NH4 + BC + 1.4 OC + PM_other.
+PM25_WEIGHTS: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.4, 1.0)
 
 #: Earth radius (m) of the sphere CMAQ/MCIP/WRF use for their projections.
 EARTH_RADIUS_M = 6370000.0
