@@ -237,12 +237,17 @@ def test_every_adam_setting_that_changes_the_result_is_in_the_checkpoint_fingerp
 
 
 def _intra_package_imports(pkg: Path, name: str) -> dict[str, set[str]]:
-    """module -> modules of the same package it imports, at the top or inside functions (lazily)."""
+    """module -> modules of the same package it imports at run time, at the top or inside functions (lazily)."""
     graph = {}
     for path in pkg.glob("*.py"):
         mod = path.stem
         deps = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        type_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                     and getattr(node.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(node)}
+        for node in ast.walk(tree):
+            if id(node) in type_only:  # `if TYPE_CHECKING:` imports never run
+                continue
             if isinstance(node, ast.ImportFrom):
                 if node.level == 1 and node.module:
                     deps.add(node.module.split(".")[0])
