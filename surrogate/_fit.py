@@ -375,6 +375,12 @@ def _method_from_keywords(model, legacy: dict) -> tuple[AbstractFitMethod, int |
     every = legacy.get("checkpoint_every")
     if every is not None:
         every = _integer("checkpoint_every", every, 1)
+        warnings.warn(
+            "surrogate.fit's `checkpoint_every=` is deprecated and will be removed in 0.3: pass "
+            "checkpoint=surrogate.Checkpoint(path, every=...)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
     adam = Adam(**{k: legacy[k] for k in _ADAM_KEYWORDS if k in legacy})
     closed = ClosedForm(**{k: legacy[k] for k in _CLOSED_FORM_KEYWORDS if k in legacy})
     given = sorted(set(legacy) - {"checkpoint_every"})
