@@ -400,16 +400,16 @@ def main(argv=None) -> dict:
         )
         t = time.time()
         models[RECEPTOR_MODEL] = sg.fit(
-            ens, train_rec, key=jr.fold_in(key, 1), steps=steps, learning_rate=3e-3, validation_fraction=0.1,
-            patience=1500, sobolev_weight=args.sobolev, progress=progress,
+            ens, train_rec, sg.Adam(steps=steps, learning_rate=3e-3, validation_fraction=0.1, patience=1500,
+                              sobolev_weight=args.sobolev), key=jr.fold_in(key, 1), progress=progress,
         )  # fmt: skip
         fit_seconds[RECEPTOR_MODEL] = time.time() - t
     if not args.no_ablation:
         # ablation: the same ensemble trained on the forward runs only (no Sobolev term)
         t = time.time()
         models["neural, no Sobolev term"] = sg.fit(
-            ens, train, key=jr.fold_in(key, 1), steps=steps, learning_rate=3e-3, validation_fraction=0.1,
-            patience=1500, progress=progress,
+            ens, train, sg.Adam(steps=steps, learning_rate=3e-3, validation_fraction=0.1, patience=1500),
+            key=jr.fold_in(key, 1), progress=progress,
         )  # fmt: skip
         fit_seconds["neural, no Sobolev term"] = time.time() - t
 
@@ -440,9 +440,9 @@ def main(argv=None) -> dict:
     gmodel = sg.GriddedEmulator(glabels, x_ref=e0, base=c0, width=16, n_layers=2, modes=(10, 10), pad=12,
                                 key=jr.fold_in(key, 2))  # fmt: skip
     gsteps = 60 if args.quick else args.gridded_steps
-    gmodel = sg.fit(gmodel, g_train, key=jr.fold_in(key, 3), steps=gsteps, batch_size=8, learning_rate=3e-3,
-                    validation_fraction=0.1, eval_every=20, patience=None, sobolev_weight=args.gridded_sobolev,
-                    progress=progress)  # fmt: skip
+    gmethod = sg.Adam(steps=gsteps, batch_size=8, learning_rate=3e-3, validation_fraction=0.1, eval_every=20,
+                      patience=None, sobolev_weight=args.gridded_sobolev)
+    gmodel = sg.fit(gmodel, g_train, gmethod, key=jr.fold_in(key, 3), progress=progress)
     fit_seconds["gridded (FNO)"] = time.time() - t
     gscore = sg.evaluate(sg.with_envelope_policy(gmodel, "ignore"), g_test)
     g_adj = xr.Dataset(

@@ -155,8 +155,9 @@ def fit_family(family, train, key, args):
     if family in ("linear", "polynomial"):
         return sg.fit(model, train.drop_vars(["sensitivity", "cost_weights"], errors="ignore"))
     sob = args.sobolev if "sensitivity" in train else 0.0
-    return sg.fit(model, train, key=jr.fold_in(key, 1), steps=args.steps, learning_rate=3e-3,
-                  validation_fraction=args.val_fraction, patience=None, sobolev_weight=sob, progress=False)  # fmt: skip
+    method = sg.Adam(steps=args.steps, learning_rate=3e-3, validation_fraction=args.val_fraction, patience=None,
+                     sobolev_weight=sob)
+    return sg.fit(model, train, method, key=jr.fold_in(key, 1), progress=False)
 
 
 def score(model, test: xr.Dataset, adj: xr.Dataset) -> dict:

@@ -9,6 +9,7 @@ from ._abstract import AbstractEmulator as AbstractEmulator  # noqa: E402
 from ._abstract import EmulatorLabels as EmulatorLabels  # noqa: E402
 from ._abstract import Envelope as Envelope  # noqa: E402
 from ._abstract import OutOfEnvelopeWarning as OutOfEnvelopeWarning  # noqa: E402
+from ._abstract import default_envelope as default_envelope  # noqa: E402
 from ._abstract import envelope_from_design as envelope_from_design  # noqa: E402
 from ._abstract import with_envelope_policy as with_envelope_policy  # noqa: E402
 from ._design import propose as propose  # noqa: E402
@@ -24,6 +25,10 @@ from ._evaluate import predict as predict  # noqa: E402
 from ._evaluate import spurious_sensitivity as spurious_sensitivity  # noqa: E402
 from ._evaluate import top_mass_mask as top_mass_mask  # noqa: E402
 from ._fit import fit as fit  # noqa: E402
+from ._methods import AbstractFitMethod as AbstractFitMethod  # noqa: E402
+from ._methods import Adam as Adam  # noqa: E402
+from ._methods import Checkpoint as Checkpoint  # noqa: E402
+from ._methods import ClosedForm as ClosedForm  # noqa: E402
 from ._fit import ridge_loo as ridge_loo  # noqa: E402
 from ._fit import run_arrays as run_arrays  # noqa: E402
 from ._gridded import GriddedEmulator as GriddedEmulator  # noqa: E402

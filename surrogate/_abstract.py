@@ -11,8 +11,6 @@ PM2.5 is the weighted sum of the components, `PM2.5 = SO4 + NO3 + NH4 + BC + 1.4
 organic-matter/organic-carbon ratio used by the pf-ERSM studies; Xing et al. 2018, ACP 18, 7799).
 """
 
-from __future__ import annotations
-
 import abc
 import dataclasses
 import warnings
@@ -22,6 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from equinox import AbstractVar
 from jaxtyping import Array, Bool, Float
 
 from ctm_interface._vocabulary import (
@@ -30,6 +29,9 @@ from ctm_interface._vocabulary import (
     TOTALS as PM25_TOTAL_NAMES,  # PM2.5 totals: never outputs with their parts
     pm25_weights,
 )
+
+from ._methods import AbstractFitMethod, Adam, ClosedForm
+from ._runs import _io_names
 
 ENVELOPE_POLICIES = ("warn", "raise", "ignore")
 
@@ -118,7 +120,7 @@ class EmulatorLabels:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> EmulatorLabels:
+    def from_json(cls, d: dict) -> "EmulatorLabels":
         return cls(
             input_dims=tuple(d["input_dims"]),
             input_coords=tuple(tuple(c) for c in d["input_coords"]),
@@ -130,7 +132,7 @@ class EmulatorLabels:
         )
 
     @classmethod
-    def from_runs(cls, runs, inputs: str | None = None, outputs: str | None = None) -> EmulatorLabels:
+    def from_runs(cls, runs, inputs: str | None = None, outputs: str | None = None) -> "EmulatorLabels":
         """Labels of a run set (an `xarray.Dataset` with a `run` dimension).
 
         **Arguments**
@@ -143,8 +145,6 @@ class EmulatorLabels:
         **Returns** the `EmulatorLabels`; input and output dimension order follow the variables, except
         that `component` is moved to the front of the outputs.
         """
-        from ._fit import _io_names
-
         xname, yname = _io_names(runs, inputs, outputs)
         x, y = runs[xname], runs[yname]
         if "component" not in y.dims:
@@ -192,6 +192,10 @@ class Envelope(eqx.Module):
     def __check_init__(self):
         if self.policy not in ENVELOPE_POLICIES:
             raise ValueError(f"`on_out_of_envelope` must be one of {ENVELOPE_POLICIES}, got {self.policy!r}")
+
+    def with_policy(self, policy: Literal["warn", "raise", "ignore"]) -> "Envelope":
+        """The same box with another out-of-envelope policy (the one place a policy is replaced)."""
+        return Envelope(self.lower, self.upper, policy)
 
     def contains(self, x: Float[Array, "*shape"]) -> Bool[Array, ""]:
         """`True` when every element of `x` lies inside the box (one input, no batch dimension)."""
@@ -266,27 +270,40 @@ def envelope_from_design(x: np.ndarray, policy: str = "warn", margin: float | No
 
 
 class AbstractEmulator(eqx.Module):
-    """Emissions -> PM2.5 components. Abstract; the implementations are final.
+    """Emissions -> PM2.5 components. Abstract; the implementations are final (equinox's abstract/final
+    pattern: subclass `AbstractEmulator` directly, never a concrete emulator).
 
-    **Fields every implementation has**
+    **What an implementation must provide** (`eqx.AbstractVar`s, fields or properties, and one method; a
+    class missing one cannot be instantiated, and the error names it):
 
     - `base`: the base-case output `y[component, receptor...]` (the prediction at `x_ref`).
     - `x_ref`: the reference input (ones for scaling factors; the base-case emissions otherwise).
-    - `envelope`: the training `Envelope` (with the `on_out_of_envelope` policy).
+    - `envelope`: the training `Envelope` (with the `on_out_of_envelope` policy); a model without a training
+      design can use `default_envelope(labels)` (unbounded: nothing is flagged).
     - `labels`: `EmulatorLabels` (static): input/output dimension names, labels and units.
+    - `_predict(x) -> y[component, receptor...]`: the function itself, without the envelope check.
 
-    **Methods**
+    **What it gets by default** (override where the default does not fit)
 
     - `__call__(x) -> y[component, receptor...]`: one input, no batch dimension (use `jax.vmap` for many);
       the input is checked against the envelope first.
     - `pm25(x) -> [receptor...]`: $\\mathrm{PM_{2.5}} = \\sum_c w_c y_c$ with $w_{OC} = 1.4$, else 1.
     - `in_envelope(x) -> bool`: the envelope test on its own (a result flag, for use under `vmap`).
+    - `n_members` (1) and `member_predictions(x) -> [member, component, receptor...]` (`self(x)[None]`): an
+      ensemble overrides both; `diffmrio.chain.Chain` weights the members with `ChainInputs.member_weights`
+      when `n_members > 1`.
+    - `with_envelope_policy(policy)`: a copy with another out-of-envelope policy.
+    - `hyperparameters` (`{}`): settings that define the architecture (stored with saved models and in
+      training checkpoints).
+    - training hooks used by `surrogate.fit`: `default_fit_method()` (`Adam()`), `_fit_closed_form(x, y,
+      method)` (refused: no closed form), `_training_start(x, y, base) -> (model, train_base)` (the model as
+      is) and `_frozen()` (field selectors gradient training keeps fixed besides `x_ref` and `envelope`).
     """
 
-    base: eqx.AbstractVar[Float[Array, "component ..."]]
-    x_ref: eqx.AbstractVar[Float[Array, "*shape"]]
-    envelope: eqx.AbstractVar[Envelope]
-    labels: eqx.AbstractVar[EmulatorLabels]
+    base: AbstractVar[Float[Array, "component ..."]]
+    x_ref: AbstractVar[Float[Array, "*shape"]]
+    envelope: AbstractVar[Envelope]
+    labels: AbstractVar[EmulatorLabels]
 
     @abc.abstractmethod
     def _predict(self, x: Float[Array, "*shape"]) -> Float[Array, "component ..."]:
@@ -318,13 +335,55 @@ class AbstractEmulator(eqx.Module):
     def in_envelope(self, x: Float[Array, "*shape"]) -> Bool[Array, ""]:
         return self.envelope.contains(self._check_input(x))
 
+    # ----------------------------------------------------------------- members (one for a single model)
+    @property
+    def n_members(self) -> int:
+        """Number of ensemble members (1 for a single model)."""
+        return 1
+
+    def member_predictions(self, x: Float[Array, "*shape"]) -> Float[Array, "member component ..."]:
+        """Each member's prediction, `[member, component, receptor...]` (a single model: `self(x)[None]`)."""
+        return self(x)[None]
+
+    # ---------------------------------------------------------------------------------------- envelope
+    def with_envelope_policy(self, policy: Literal["warn", "raise", "ignore"]) -> "AbstractEmulator":
+        """A copy whose out-of-envelope policy is `policy` (`"warn" | "raise" | "ignore"`)."""
+        return eqx.tree_at(lambda m: m.envelope, self, self.envelope.with_policy(policy))
+
+    @property
+    def hyperparameters(self) -> dict:
+        return {}
+
+    # ------------------------------------------------------------------------------- training hooks
+    def default_fit_method(self) -> AbstractFitMethod:
+        """The method `surrogate.fit` uses when none is given."""
+        return Adam()
+
+    def _fit_closed_form(self, x: np.ndarray, y: np.ndarray, method: ClosedForm) -> "AbstractEmulator":
+        """The closed-form fit to inputs `x[run, ...]` and outputs `y[run, ...]` (float64 numpy)."""
+        raise TypeError(
+            f"{type(self).__name__} has no closed-form fit (its output is not linear in its parameters): "
+            "train it with method=surrogate.Adam(...) and key=..."
+        )
+
+    def _training_start(self, x: np.ndarray, y: np.ndarray, base) -> "tuple[AbstractEmulator, bool]":
+        """The model gradient training starts from, and whether training updates `base` (default: as is)."""
+        if base is not None:
+            raise ValueError(f"`base=` is used by the MLP emulator only; {type(self).__name__} does not take it")
+        return self, False
+
+    def _frozen(self) -> tuple:
+        """Selectors (`lambda m: m.field`) of the fields gradient training keeps fixed, besides `x_ref` and
+        `envelope` (default: none)."""
+        return ()
+
 
 def with_envelope_policy(
     model: AbstractEmulator, on_out_of_envelope: Literal["warn", "raise", "ignore"]
 ) -> AbstractEmulator:
-    """A copy of `model` whose out-of-envelope policy is `on_out_of_envelope` (`"warn"|"raise"|"ignore"`)."""
-    env = model.envelope
-    return eqx.tree_at(lambda m: m.envelope, model, Envelope(env.lower, env.upper, on_out_of_envelope))
+    """A copy of `model` whose out-of-envelope policy is `on_out_of_envelope` (`"warn"|"raise"|"ignore"`);
+    the same as `model.with_envelope_policy(on_out_of_envelope)`."""
+    return model.with_envelope_policy(on_out_of_envelope)
 
 
 def with_envelope(model: AbstractEmulator, envelope: Envelope) -> AbstractEmulator:

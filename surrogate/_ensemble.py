@@ -48,7 +48,6 @@ class Ensemble(AbstractEmulator):
     members: AbstractEmulator
     envelope: Envelope
     labels: EmulatorLabels = eqx.field(static=True)
-    n_members: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -75,9 +74,16 @@ class Ensemble(AbstractEmulator):
                 raise TypeError("ensembles of ensembles are not supported: pass the members")
             members, first = _stack(models), models[0]
         self.members = members
-        self.n_members = int(jax.tree.leaves(eqx.filter(members, eqx.is_array))[0].shape[0])
         self.labels = first.labels
         self.envelope = first.envelope
+
+    @property
+    def n_members(self) -> int:
+        """Number of members (the leading axis of the stacked members' arrays)."""
+        return int(jax.tree.leaves(eqx.filter(self.members, eqx.is_array))[0].shape[0])
+
+    def default_fit_method(self):
+        return _member(self.members, 0).default_fit_method()
 
     @property
     def base(self) -> Float[Array, "component ..."]:

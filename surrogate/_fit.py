@@ -1,6 +1,7 @@
-"""Fitting emulators to CTM runs: closed form for the linear and polynomial emulators, optax for the neural
-ones (learning-rate schedule, early stopping on a held-out split, resumable atomic checkpoints, an optional
-Sobolev term on adjoint sensitivities).
+"""Fitting emulators to CTM runs: `fit(model, runs, method)` with a method object (`_methods`):
+`ClosedForm` for the linear and polynomial emulators (their `_fit_closed_form`), `Adam` for the neural ones
+(optax; learning-rate schedule, early stopping on a held-out split, resumable atomic checkpoints, an optional
+Sobolev term on adjoint sensitivities), dispatched on the method's type.
 
 **Run sets** are `xarray.Dataset`s with a `run` dimension:
 
@@ -14,11 +15,13 @@ Sobolev term on adjoint sensitivities).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import equinox as eqx
@@ -31,198 +34,29 @@ import optax
 from ctm_interface._atomic import write_bytes_atomic
 from ctm_interface._progress import tqdm
 
-from ._abstract import AbstractEmulator, EmulatorLabels, Envelope, envelope_from_design, with_envelope
-from ._ensemble import Ensemble, _member
-from ._gridded import GriddedEmulator
-from ._linear import LinearEmulator
-from ._mlp import MLPEmulator
-from ._polynomial import PolynomialEmulator
-from ._structured import StructuredEmulator
-
-_INPUT_NAMES = ("scale", "emissions")
-_OUTPUT_NAMES = ("pm25", "conc")
-
-
-def _io_names(runs, inputs: str | None, outputs: str | None) -> tuple[str, str]:
-    if not hasattr(runs, "data_vars"):
-        raise TypeError(f"`runs` must be an xarray.Dataset of CTM runs, got {type(runs).__name__}")
-    if inputs is None:
-        inputs = next((n for n in _INPUT_NAMES if n in runs.data_vars), None)
-    if outputs is None:
-        outputs = next((n for n in _OUTPUT_NAMES if n in runs.data_vars), None)
-    for what, name, default in (("inputs", inputs, _INPUT_NAMES), ("outputs", outputs, _OUTPUT_NAMES)):
-        if name is None or name not in runs.data_vars:
-            raise ValueError(
-                f"the run set has no {what} variable (looked for {name or default}; it has "
-                f"{list(runs.data_vars)}): pass {what}='<variable name>'"
-            )
-        if "run" not in runs[name].dims:
-            raise ValueError(f"variable {name!r} has dims {runs[name].dims}: it needs a 'run' dimension")
-    return inputs, outputs
-
-
-def _check_coords(da, dims, coords, name):
-    for d, c in zip(dims, coords, strict=True):
-        have = tuple(str(v) for v in (da[d].values if d in da.coords else range(da.sizes[d])))
-        if have != tuple(c):
-            raise ValueError(
-                f"{name}: labels along {d!r} are {have[:8]}{'...' if len(have) > 8 else ''} but the emulator "
-                f"expects {tuple(c)[:8]}{'...' if len(c) > 8 else ''}: the run set and the emulator must "
-                "describe the same inputs/outputs"
-            )
-
-
-def run_arrays(runs, labels: EmulatorLabels, inputs: str | None = None, outputs: str | None = None) -> dict:
-    """Arrays of a run set in the emulator's layout.
-
-    **Returns** a dict with `x[run, *input_shape]`, `y[run, *output_shape]`, and, when the run set has
-    adjoint sensitivities, `g[run, *input_shape]` (NaN where a run has none) and `w[*output_shape]`.
-    """
-    xname, yname = _io_names(runs, inputs, outputs)
-    x, y = runs[xname], runs[yname]
-    for da, dims, name in ((x, labels.input_dims, xname), (y, labels.output_dims, yname)):
-        missing = set(dims) - set(da.dims)
-        if missing or set(da.dims) - {"run"} != set(dims):
-            raise ValueError(
-                f"variable {name!r} has dims {da.dims} but the emulator expects ('run', *{dims}); "
-                "rename or transpose the run set"
-            )
-    _check_coords(x, labels.input_dims, labels.input_coords, xname)
-    _check_coords(y, labels.output_dims, labels.output_coords, yname)
-    out = {
-        "x": np.asarray(x.transpose("run", *labels.input_dims).values, dtype=np.float64),
-        "y": np.asarray(y.transpose("run", *labels.output_dims).values, dtype=np.float64),
-    }
-    if "sensitivity" in runs.data_vars:
-        if "cost_weights" not in runs.data_vars:
-            raise ValueError(
-                "the run set has `sensitivity` but no `cost_weights`: add the weights w[component, receptor...] "
-                "of the linear cost J = sum(w * y) the adjoint was run for"
-            )
-        out["g"] = np.asarray(
-            runs["sensitivity"].transpose("run", *labels.input_dims).values, dtype=np.float64
-        )
-        cw = runs["cost_weights"]
-        if set(cw.dims) - {"run"} != set(labels.output_dims):
-            raise ValueError(
-                f"`cost_weights` has dims {cw.dims}; expected the output dims {labels.output_dims}, optionally "
-                "with 'run' first when runs' adjoints are of different costs"
-            )
-        w = np.asarray(cw.transpose(*(("run",) if "run" in cw.dims else ()), *labels.output_dims).values,
-                       dtype=np.float64)
-        out["w"] = np.broadcast_to(w, (out["g"].shape[0], *labels.output_shape))
-    if not np.all(np.isfinite(out["x"])) or not np.all(np.isfinite(out["y"])):
-        raise ValueError(
-            f"the run set has non-finite values in {xname!r} or {yname!r}: drop or repair those runs"
-        )
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------
-# closed form
-
-
-def ridge_loo(
-    phi: np.ndarray, y: np.ndarray, alphas=None, n_unpenalised: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Ridge regression $y = b + \Phi c$ on standardised features, penalty chosen per output by exact
-    leave-one-out (LOO) cross-validation; the first `n_unpenalised` features (and the intercept) are not
-    penalised.
-
-    The unpenalised block $A = [1, \Phi_{:k}]$ is partialled out (Frisch-Waugh-Lovell): with
-    $M = I - A A^+$, $Z = M\Phi_{k:}$ (standardised) $= U S V^T$ and $y_c = M y$, the penalised coefficients
-    are $c = V \mathrm{diag}(s/(s^2+\alpha)) U^T y_c$ and the hat matrix is
-    $H = A A^+ + U \mathrm{diag}(s^2/(s^2+\alpha)) U^T$, so the LOO residuals are $e_i/(1 - H_{ii})$
-    (Hastie, Tibshirani & Friedman, *Elements of Statistical Learning*, eq. 7.52).
-
-    **Arguments**: `phi[n, p]`, `y[n, q]`, `alphas` (relative to $s_{max}^2$; default
-    `logspace(-10, 1, 45)`), `n_unpenalised`.
-
-    **Returns** `(coef[q, p], intercept[q], alpha[q])` on the original feature scale.
-    """
-    n = phi.shape[0]
-    k = int(n_unpenalised)
-    a = np.concatenate([np.ones((n, 1)), phi[:, :k]], axis=1)
-    a_pinv = np.linalg.pinv(a)
-    h_a = np.einsum("ij,ji->i", a, a_pinv)
-
-    def resid(v):
-        return v - a @ (a_pinv @ v)
-
-    q = phi[:, k:]
-    sd = np.where(q.std(0) > 0, q.std(0), 1.0)
-    z = resid(q / sd)
-    yc = resid(y)
-    u, s, vt = np.linalg.svd(z, full_matrices=False)
-    keep = s > 1e-10 * (s[0] if s.size else 1.0)
-    u, s, vt = u[:, keep], s[keep], vt[keep]
-    uty = u.T @ yc
-    smax2 = s[0] ** 2 if s.size else 1.0
-    alphas = np.logspace(-10, 1, 45) if alphas is None else np.asarray(alphas, dtype=np.float64)
-    best_err = np.full(y.shape[1], np.inf)
-    best_alpha = np.zeros(y.shape[1])
-    for alpha in alphas * smax2:
-        f = s**2 / (s**2 + alpha)
-        fitted = u @ (f[:, None] * uty)
-        h = np.einsum("ik,k,ik->i", u, f, u) + h_a
-        loo = (yc - fitted) / np.maximum(1.0 - h, 1e-12)[:, None]
-        err = np.mean(loo**2, axis=0)
-        better = err < best_err
-        best_err = np.where(better, err, best_err)
-        best_alpha = np.where(better, alpha, best_alpha)
-    cq = np.zeros((y.shape[1], q.shape[1]))
-    for alpha in np.unique(best_alpha):
-        cols = best_alpha == alpha
-        cq[cols] = ((vt.T @ ((s / (s**2 + alpha))[:, None] * uty[:, cols])) / sd[:, None]).T
-    # unpenalised block: least squares of what the penalised terms leave
-    ca = a_pinv @ (y - q @ cq.T)
-    coef = np.concatenate([ca[1:].T, cq], axis=1)
-    return coef, ca[0], best_alpha / smax2
-
-
-def _fit_linear(model: LinearEmulator, data: dict, ridge: float) -> LinearEmulator:
-    n = data["x"].shape[0]
-    d = (data["x"] - np.asarray(model.x_ref)).reshape(n, -1)
-    y = data["y"].reshape(n, -1)
-    a = np.concatenate([np.ones((n, 1)), d], axis=1)
-    if ridge > 0:
-        reg = ridge * np.eye(a.shape[1])
-        reg[0, 0] = 0.0
-        sol = np.linalg.solve(a.T @ a + reg, a.T @ y)
-    else:
-        sol = np.linalg.lstsq(a, y, rcond=None)[0]  # minimum-norm when under-determined
-    model = eqx.tree_at(lambda m: m.jacobian, model, jnp.asarray(sol[1:].T))
-    return eqx.tree_at(lambda m: m.base, model, jnp.asarray(sol[0].reshape(model.base.shape)))
-
-
-def _fit_polynomial(model: PolynomialEmulator, data: dict, alphas) -> PolynomialEmulator:
-    n = data["x"].shape[0]
-    phi = np.asarray(jax.vmap(model.features)(jnp.asarray(data["x"])))
-    # linear terms unpenalised (the source-receptor matrix), interactions ridge-penalised
-    n_linear = int(np.prod(model.labels.input_shape))
-    coef, intercept, _ = ridge_loo(phi, data["y"].reshape(n, -1), alphas, n_unpenalised=n_linear)
-    model = eqx.tree_at(lambda m: m.coef, model, jnp.asarray(coef))
-    return eqx.tree_at(lambda m: m.base, model, jnp.asarray(intercept.reshape(model.base.shape)))
-
+from ._abstract import AbstractEmulator, Envelope, envelope_from_design, with_envelope
+from ._ensemble import Ensemble
+from ._methods import AbstractFitMethod, Adam, Checkpoint, ClosedForm, _integer
+from ._ridge import ridge_loo as ridge_loo
+from ._runs import (
+    _INPUT_NAMES as _INPUT_NAMES,
+    _OUTPUT_NAMES as _OUTPUT_NAMES,
+    _check_coords as _check_coords,
+    _io_names as _io_names,
+    run_arrays as run_arrays,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # gradient training
 
 
-def _trainable(model) -> object:
+def _trainable(model, train_base: bool) -> object:
+    """The filter spec of the arrays gradient training updates: every inexact array except `x_ref`, the
+    envelope, the fields the family keeps fixed (`model._frozen()`) and, unless `train_base`, a `base` field."""
     spec = jax.tree.map(eqx.is_inexact_array, model)
-    frozen = [lambda m: m.x_ref, lambda m: m.envelope]
-    if isinstance(model, MLPEmulator):
-        frozen += [lambda m: m.input_scale]
-    if isinstance(model, GriddedEmulator):
-        frozen += [
-            lambda m: m.base,
-            lambda m: m.static_channels,
-            lambda m: m.input_scale,
-            lambda m: m.output_scale,
-        ]
-    if isinstance(model, StructuredEmulator):
-        frozen += list(model.frozen)
+    frozen = [lambda m: m.x_ref, lambda m: m.envelope, *model._frozen()]
+    if not train_base and "base" in {f.name for f in dataclasses.fields(model)}:
+        frozen.append(lambda m: m.base)
     for where in frozen:
         spec = eqx.tree_at(where, spec, replace_fn=lambda node: jax.tree.map(lambda _: False, node))
     return spec
@@ -235,35 +69,6 @@ def _error_scale(base: np.ndarray) -> np.ndarray:
     floor = 0.05 * a.reshape(a.shape[0], -1).mean(axis=1)
     floor = np.maximum(floor, 1e-12).reshape((-1,) + (1,) * (a.ndim - 1))
     return np.maximum(a, floor)
-
-
-def _init_mlp(model: MLPEmulator, data: dict, base) -> MLPEmulator:
-    """Base case, input scale and the linear part of the MLP emulator from closed-form fits."""
-    x, y = data["x"], data["y"]
-    n = x.shape[0]
-    x_ref = np.asarray(model.x_ref)
-    if base is None:
-        at_ref = np.all(np.isclose(x, x_ref[None], rtol=1e-9, atol=1e-12).reshape(n, -1), axis=1)
-        if at_ref.any():
-            base = y[at_ref].mean(axis=0)
-        else:  # intercept of a fit with linear and squared terms (curvature-aware)
-            d = (x - x_ref).reshape(n, -1)
-            a = np.concatenate([np.ones((n, 1)), d, d**2], axis=1)
-            base = np.linalg.lstsq(a, y.reshape(n, -1), rcond=None)[0][0].reshape(y.shape[1:])
-    base = np.asarray(base, dtype=np.float64)
-    if base.shape != y.shape[1:]:
-        raise ValueError(f"`base` has shape {base.shape}; expected the output shape {y.shape[1:]}")
-    if np.any(base <= 0):
-        raise ValueError(
-            "the MLP emulator predicts relative to the base case: every base-case output must be > 0"
-        )
-    scale = np.maximum(np.abs(x - x_ref).max(axis=0), 1e-12)
-    d = ((x - x_ref) / scale).reshape(n, -1)
-    rel = (y / base - 1.0).reshape(n, -1)
-    lin = np.linalg.lstsq(d, rel, rcond=None)[0].T
-    model = eqx.tree_at(lambda m: m.base, model, jnp.asarray(base))
-    model = eqx.tree_at(lambda m: m.input_scale, model, jnp.asarray(scale))
-    return eqx.tree_at(lambda m: m.linear, model, jnp.asarray(lin))
 
 
 CHECKPOINT_MAGIC = b"DIFFMRIO-CHECKPOINT 2\n"
@@ -408,22 +213,17 @@ def _diverged(step: int, learning_rate: float) -> FloatingPointError:
 def _train(
     model,
     data: dict,
+    method: Adam,
     *,
     key,
-    steps: int,
-    max_steps: int | None,
-    learning_rate: float,
-    weight_decay: float,
-    batch_size: int | None,
-    validation_fraction: float,
-    eval_every: int,
-    patience: int | None,
-    sobolev_weight: float,
-    checkpoint,
-    checkpoint_every: int,
+    checkpoint: Checkpoint | None,
     progress: bool,
     train_base: bool,
 ):
+    steps, max_steps, learning_rate = method.steps, method.max_steps, method.learning_rate
+    weight_decay, batch_size, eval_every = method.weight_decay, method.batch_size, method.eval_every
+    validation_fraction, patience, sobolev_weight = method.validation_fraction, method.patience, method.sobolev_weight
+    checkpoint_every = 200 if checkpoint is None else checkpoint.every
     x_all, y_all = data["x"], data["y"]
     n = x_all.shape[0]
     split_key, train_key = jr.split(key)
@@ -446,9 +246,7 @@ def _train(
         ws = jnp.asarray(data["w"])  # per-run cost weights [run, *output]
         finite = np.isfinite(g_all).reshape(n, -1).all(axis=1)
         g_norm = float(np.mean(g_all[finite] ** 2)) if finite.any() else 1.0
-    spec = _trainable(model)
-    if not train_base and isinstance(model, MLPEmulator):
-        spec = eqx.tree_at(lambda m: m.base, spec, False)
+    spec = _trainable(model, train_base)
     params, static = eqx.partition(model, spec)
 
     warmup = max(1, min(100, steps // 10))
@@ -493,22 +291,18 @@ def _train(
         "step": jnp.asarray(0),
         "bad": jnp.asarray(0),
     }
-    cfg = {
-        "steps": steps,
-        "learning_rate": learning_rate,
-        "weight_decay": weight_decay,
+    # every setting of the method that changes the result (all but `max_steps`), the batch size as used,
+    # whether the base case is trained, and the key
+    cfg = {k: v for k, v in method.settings().items() if k not in Adam.NOT_IN_FINGERPRINT}
+    cfg.update({
         "batch_size": bs,
-        "validation_fraction": validation_fraction,
-        "eval_every": eval_every,
-        "sobolev_weight": sobolev_weight,
-        "patience": patience,
         "train_base": bool(train_base),
         "key": np.asarray(
             jr.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
         ).tolist(),
-    }
+    })  # fmt: skip
     fingerprint = _fingerprint(model, data, cfg, has_g)
-    ckpt = Path(checkpoint) if checkpoint is not None else None
+    ckpt = Path(checkpoint.path) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
         if not ckpt.is_file():
             raise ValueError(f"checkpoint {ckpt} is not a file: pass a file path as `checkpoint=`")
@@ -566,133 +360,45 @@ def _train(
     return eqx.combine(best, static), history
 
 
-def _check_training_args(*, steps, max_steps, learning_rate, weight_decay, batch_size, validation_fraction,
-                         eval_every, patience, sobolev_weight, ridge, checkpoint_every) -> None:
-    """Refuse settings that would fail obscurely (a division by zero) or silently (a NaN model)."""
-
-    def number(name, v, *, low=None, low_ok=True, high=None, high_ok=False):
-        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
-            raise TypeError(f"`{name}` must be a number, got {v!r}")
-        ok = math.isfinite(v)
-        if ok and low is not None:
-            ok = v >= low if low_ok else v > low
-        if ok and high is not None:
-            ok = v <= high if high_ok else v < high
-        if not ok:
-            rng = (f"{'>=' if low_ok else '>'} {low}" if low is not None else "") + (
-                f"{' and ' if low is not None else ''}{'<=' if high_ok else '<'} {high}" if high is not None else ""
-            )
-            raise ValueError(f"`{name}` must be a finite number {rng}, got {v!r}")
-
-    def integer(name, v, low, optional=False):
-        if optional and v is None:
-            return
-        whole = isinstance(v, int | np.integer) or (isinstance(v, float | np.floating) and float(v).is_integer())
-        if isinstance(v, bool) or not whole or v < low:
-            raise ValueError(f"`{name}` must be an integer >= {low}{' or None' if optional else ''}, got {v!r}")
-
-    integer("steps", steps, 1)
-    integer("max_steps", max_steps, 0, optional=True)
-    integer("batch_size", batch_size, 1, optional=True)
-    integer("eval_every", eval_every, 1)
-    integer("checkpoint_every", checkpoint_every, 1)
-    integer("patience", patience, 0, optional=True)
-    number("learning_rate", learning_rate, low=0, low_ok=False)
-    number("weight_decay", weight_decay, low=0)
-    number("validation_fraction", validation_fraction, low=0, high=1)
-    number("sobolev_weight", sobolev_weight, low=0)
-    number("ridge", ridge, low=0)
+#: the keyword arguments `fit` took before the method objects, and where each now lives
+_ADAM_KEYWORDS = ("steps", "max_steps", "learning_rate", "weight_decay", "batch_size", "validation_fraction",
+                  "eval_every", "patience", "sobolev_weight")
+_CLOSED_FORM_KEYWORDS = ("ridge", "ridge_alphas")
 
 
-def fit(
-    model: AbstractEmulator,
-    runs,
-    *,
-    key=None,
-    inputs: str | None = None,
-    outputs: str | None = None,
-    base=None,
-    envelope: tuple | Envelope | None = None,
-    on_out_of_envelope: str | None = None,
-    steps: int = 3000,
-    max_steps: int | None = None,
-    learning_rate: float = 3e-3,
-    weight_decay: float = 1e-6,
-    batch_size: int | None = None,
-    validation_fraction: float = 0.15,
-    eval_every: int = 25,
-    patience: int | None = 1000,
-    sobolev_weight: float = 0.0,
-    ridge: float = 0.0,
-    ridge_alphas=None,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_every: int = 200,
-    progress: bool = True,
-    return_history: bool = False,
-):
-    """Fit an emulator to CTM runs.
+def _method_from_keywords(model, legacy: dict) -> tuple[AbstractFitMethod, int | None]:
+    """The method the pre-0.2 keyword form of `fit` asked for: every keyword is checked as before, and the
+    model's default kind of method is built from those that apply to it (the others were ignored then too)."""
+    unknown = sorted(set(legacy) - set(_ADAM_KEYWORDS) - set(_CLOSED_FORM_KEYWORDS) - {"checkpoint_every"})
+    if unknown:
+        raise TypeError(f"fit() got unexpected keyword argument(s) {unknown}")
+    every = legacy.get("checkpoint_every")
+    if every is not None:
+        every = _integer("checkpoint_every", every, 1)
+        warnings.warn(
+            "surrogate.fit's `checkpoint_every=` is deprecated and will be removed in 0.3: pass "
+            "checkpoint=surrogate.Checkpoint(path, every=...)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    adam = Adam(**{k: legacy[k] for k in _ADAM_KEYWORDS if k in legacy})
+    closed = ClosedForm(**{k: legacy[k] for k in _CLOSED_FORM_KEYWORDS if k in legacy})
+    given = sorted(set(legacy) - {"checkpoint_every"})
+    if given:
+        kind = "ClosedForm" if isinstance(model.default_fit_method(), ClosedForm) else "Adam"
+        warnings.warn(
+            f"surrogate.fit's training keywords {given} are deprecated and will be removed in 0.3: pass "
+            f"method=surrogate.{kind}(...) with the same settings (surrogate.ClosedForm(ridge=, ridge_alphas=) "
+            "or surrogate.Adam(steps=, learning_rate=, ...))",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    method = closed if isinstance(model.default_fit_method(), ClosedForm) else adam
+    return method, every
 
-    - `LinearEmulator`: least squares $\\min \\sum_r \\|y_r - y_0 - J(x_r - x_0)\\|^2$ (closed form;
-      minimum-norm when under-determined; optional `ridge`).
-    - `PolynomialEmulator`: ridge regression with per-output leave-one-out penalty (closed form, `ridge_loo`).
-    - `MLPEmulator`, `GriddedEmulator`: optax AdamW with warmup-cosine learning-rate schedule and gradient
-      clipping, on the relative squared error $\\frac1N\\sum ((\\hat y - y)/s)^2$ ($s$ = |base case|, floored);
-      early stopping on a held-out split (the parameters with the best validation loss are returned); with
-      `sobolev_weight` $\\lambda > 0$ the loss adds
-      $\\lambda\\, \\overline{\\|\\nabla_x (w\\cdot\\hat y) - g\\|^2} / \\overline{g^2}$ over runs that carry adjoint
-      sensitivities $g$ (Czarnecki et al. 2017, "Sobolev training for neural networks"); $w$ is one cost for all
-      runs, or one per run (`cost_weights` with a `run` dim) when adjoints of several costs are available.
-    - `Ensemble`: each member fitted in turn with `jr.fold_in(key, member)` (its checkpoint gets the suffix
-      `.member<i>`).
 
-    The training envelope is `envelope` (`(lower, upper)` arrays or an `Envelope`) if given; else the design
-    box when the inputs carry `low`/`high` coordinates (as `ctm_interface.latin_hypercube_design` writes);
-    else the box around the training inputs widened by one Latin-hypercube stratum (`envelope_from_design`).
-
-    **Arguments**
-
-    - `model`: the emulator to fit (its labels must match the run set).
-    - `runs`: `xarray.Dataset` of runs (see the module docstring); `inputs`/`outputs` name its variables.
-    - `key`: keyword-only PRNG key (required for neural emulators: validation split, mini-batches).
-    - `base`: base-case outputs for the MLP emulator (default: the run at `x_ref` if the set has one, else a
-      fitted intercept, then refined in training).
-    - `steps`: planned optimisation steps (the schedule's length); `max_steps`: stop after this many steps
-      in total (an interruption: with `checkpoint`, a later call resumes and reproduces the uninterrupted
-      result exactly).
-    - `learning_rate`, `weight_decay`, `batch_size` (default full batch), `validation_fraction`,
-      `eval_every`, `patience` (steps without validation improvement before stopping; `None` = never).
-    - `checkpoint`: path of a resumable checkpoint (written atomically every `checkpoint_every` steps and at
-      the end); `progress`: tqdm bar.
-
-    **Returns** the fitted emulator (and a history dict with `return_history=True`).
-    """
-    _check_training_args(
-        steps=steps, max_steps=max_steps, learning_rate=learning_rate, weight_decay=weight_decay,
-        batch_size=batch_size, validation_fraction=validation_fraction, eval_every=eval_every, patience=patience,
-        sobolev_weight=sobolev_weight, ridge=ridge, checkpoint_every=checkpoint_every,
-    )  # fmt: skip
-    if isinstance(model, Ensemble):
-        if key is None and not isinstance(_member(model.members, 0), LinearEmulator | PolynomialEmulator):
-            raise ValueError("fitting a neural ensemble needs `key=` (keyword-only PRNG key)")
-        fitted, hist = [], []
-        for i in range(model.n_members):
-            mk = None if key is None else jr.fold_in(key, i)
-            ck = None if checkpoint is None else f"{os.fspath(checkpoint)}.member{i}"
-            m, h = fit(
-                model.member(i), runs, key=mk, inputs=inputs, outputs=outputs, base=base, envelope=envelope,
-                on_out_of_envelope=on_out_of_envelope, steps=steps, max_steps=max_steps,
-                learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
-                validation_fraction=validation_fraction, eval_every=eval_every, patience=patience,
-                sobolev_weight=sobolev_weight, ridge=ridge, ridge_alphas=ridge_alphas, checkpoint=ck,
-                checkpoint_every=checkpoint_every, progress=progress, return_history=True,
-            )  # fmt: skip
-            fitted.append(m)
-            hist.append(h)
-        out = Ensemble(fitted)
-        return (out, {"members": hist}) if return_history else out
-    if not isinstance(model, AbstractEmulator):
-        raise TypeError(f"`model` must be a surrogate emulator, got {type(model).__name__}")
-    data = run_arrays(runs, model.labels, inputs, outputs)
+def _resolve_envelope(model, runs, data, inputs, outputs, envelope, on_out_of_envelope) -> Envelope:
+    """The training envelope (see `fit`), with the policy `on_out_of_envelope` or the model's."""
     policy = on_out_of_envelope or model.envelope.policy
     xvar = runs[_io_names(runs, inputs, outputs)[0]]
     if envelope is None and {"low", "high"} <= set(xvar.coords):
@@ -702,44 +408,129 @@ def fit(
             np.asarray(xvar["high"].transpose(*model.labels.input_dims).values, np.float64),
         )
     if envelope is None:
-        env = envelope_from_design(data["x"], policy)
-    elif isinstance(envelope, Envelope):
-        env = Envelope(envelope.lower, envelope.upper, policy)
-    else:
-        lo, hi = envelope
-        shape = model.labels.input_shape
-        env = Envelope(
-            jnp.broadcast_to(jnp.asarray(lo, dtype=jnp.float64), shape),
-            jnp.broadcast_to(jnp.asarray(hi, dtype=jnp.float64), shape),
-            policy,
+        return envelope_from_design(data["x"], policy)
+    if isinstance(envelope, Envelope):
+        return envelope.with_policy(policy)
+    lo, hi = envelope
+    shape = model.labels.input_shape
+    return Envelope(
+        jnp.broadcast_to(jnp.asarray(lo, dtype=jnp.float64), shape),
+        jnp.broadcast_to(jnp.asarray(hi, dtype=jnp.float64), shape),
+        policy,
+    )
+
+
+def _run_closed_form(model, data, method: ClosedForm, *, key, base, checkpoint, progress):
+    if base is not None:
+        raise ValueError(f"`base=` is used by the MLP emulator only; {type(model).__name__} does not take it")
+    return model._fit_closed_form(data["x"], data["y"], method), {}
+
+
+def _run_adam(model, data, method: Adam, *, key, base, checkpoint, progress):
+    if key is None:
+        raise ValueError(f"fitting a {type(model).__name__} needs `key=` (keyword-only PRNG key)")
+    model, train_base = model._training_start(data["x"], data["y"], base)
+    return _train(model, data, method, key=key, checkpoint=checkpoint, progress=progress, train_base=train_base)
+
+
+#: how each kind of method is run (`fit` dispatches on the method's type)
+_RUNNERS = {ClosedForm: _run_closed_form, Adam: _run_adam}
+
+
+def fit(
+    model: AbstractEmulator,
+    runs,
+    method: AbstractFitMethod | None = None,
+    *,
+    key=None,
+    inputs: str | None = None,
+    outputs: str | None = None,
+    base=None,
+    envelope: tuple | Envelope | None = None,
+    on_out_of_envelope: str | None = None,
+    checkpoint: Checkpoint | str | os.PathLike | None = None,
+    progress: bool = True,
+    return_history: bool = False,
+    **deprecated,
+):
+    """Fit an emulator to CTM runs, with a training method object.
+
+    ```python
+    model = surrogate.fit(surrogate.PolynomialEmulator(labels), runs)  # ClosedForm()
+    model = surrogate.fit(mlp, runs, surrogate.Adam(steps=2000, learning_rate=3e-3), key=key,
+                          checkpoint=surrogate.Checkpoint("mlp.ckpt", every=200))
+    ```
+
+    - `surrogate.ClosedForm(ridge=, ridge_alphas=)`: `LinearEmulator` (least squares
+      $\\min \\sum_r \\|y_r - y_0 - J(x_r - x_0)\\|^2$, minimum-norm when under-determined, optional `ridge`) and
+      `PolynomialEmulator` (ridge regression with per-output leave-one-out penalty, `ridge_loo`); their default.
+    - `surrogate.Adam(steps=, learning_rate=, ...)`: `MLPEmulator`, `GriddedEmulator`, `StructuredEmulator` and
+      user-defined emulators (optax AdamW, warmup-cosine schedule, early stopping on a held-out split, an
+      optional Sobolev term on adjoint sensitivities; see `surrogate.Adam`); their default.
+    - `Ensemble`: each member fitted in turn with `jr.fold_in(key, member)` (its checkpoint gets the suffix
+      `.member<i>`).
+
+    A method the model cannot be trained with is refused (a `TypeError` naming the method to use).
+
+    The training envelope is `envelope` (`(lower, upper)` arrays or an `Envelope`) if given; else the design
+    box when the inputs carry `low`/`high` coordinates (as `ctm_interface.latin_hypercube_design` writes);
+    else the box around the training inputs widened by one Latin-hypercube stratum (`envelope_from_design`).
+
+    **Arguments**
+
+    - `model`: the emulator to fit (its labels must match the run set).
+    - `runs`: `xarray.Dataset` of runs (see the module docstring); `inputs`/`outputs` name its variables.
+    - `method`: a `ClosedForm` or `Adam` (default: `model.default_fit_method()`).
+    - `key`: keyword-only PRNG key (required for `Adam`: validation split, mini-batches).
+    - `base`: base-case outputs for the MLP emulator (default: the run at `x_ref` if the set has one, else a
+      fitted intercept, then refined in training).
+    - `envelope`, `on_out_of_envelope` (`"warn" | "raise" | "ignore"`; default the model's policy).
+    - `checkpoint`: a `Checkpoint(path, every=200)` (or a path) for resumable gradient training;
+      `progress`: tqdm bar.
+    - The pre-0.2 training keywords (`steps=`, `learning_rate=`, ..., `ridge=`, `ridge_alphas=`,
+      `checkpoint_every=`) still work for one release, with a `DeprecationWarning`.
+
+    **Returns** the fitted emulator (and a history dict with `return_history=True`).
+    """
+    if method is not None and not isinstance(method, AbstractFitMethod):
+        raise TypeError(
+            f"`method` must be a training method such as surrogate.ClosedForm(...) or surrogate.Adam(...), got "
+            f"{type(method).__name__}"
         )
-    history: dict = {}
-    if isinstance(model, LinearEmulator):
-        model = _fit_linear(model, data, ridge)
-    elif isinstance(model, PolynomialEmulator):
-        model = _fit_polynomial(model, data, ridge_alphas)
-    elif isinstance(model, MLPEmulator | GriddedEmulator | StructuredEmulator):
-        if key is None:
-            raise ValueError(f"fitting a {type(model).__name__} needs `key=` (keyword-only PRNG key)")
-        train_base = False
-        if isinstance(model, StructuredEmulator):  # closed-form start (the primary components are final)
-            model = model.initialise(data["x"], data["y"])
-        if isinstance(model, MLPEmulator):
-            had_base_run = base is not None
-            model = _init_mlp(model, data, base)
-            train_base = not had_base_run and not np.any(
-                np.all(
-                    np.isclose(data["x"], np.asarray(model.x_ref)[None]).reshape(len(data["x"]), -1), axis=1
-                )
+    if not isinstance(model, AbstractEmulator):
+        raise TypeError(f"`model` must be a surrogate emulator, got {type(model).__name__}")
+    legacy_every = None
+    if deprecated:
+        if method is not None and set(deprecated) - {"checkpoint_every"}:
+            raise TypeError(
+                f"pass the training settings either as `method=` or as the deprecated keywords "
+                f"{sorted(deprecated)}, not both"
             )
-        model, history = _train(
-            model, data, key=key, steps=int(steps), max_steps=max_steps, learning_rate=float(learning_rate),
-            weight_decay=float(weight_decay), batch_size=batch_size,
-            validation_fraction=float(validation_fraction), eval_every=int(eval_every), patience=patience,
-            sobolev_weight=float(sobolev_weight), checkpoint=checkpoint, checkpoint_every=int(checkpoint_every),
-            progress=progress, train_base=train_base,
-        )  # fmt: skip
-    else:
-        raise TypeError(f"no fitting procedure for {type(model).__name__}")
+        legacy_method, legacy_every = _method_from_keywords(model, deprecated)
+        method = legacy_method if method is None else method
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        checkpoint = Checkpoint(checkpoint) if legacy_every is None else Checkpoint(checkpoint, legacy_every)
+    method = model.default_fit_method() if method is None else method
+    runner = _RUNNERS.get(type(method))
+    if runner is None:
+        raise TypeError(f"no training procedure for {type(method).__name__}: use one of "
+                        f"{[c.__name__ for c in _RUNNERS]}")
+    if isinstance(model, Ensemble):  # the composite: its members are fitted one by one
+        fitted, hist = [], []
+        for i in range(model.n_members):
+            mk = None if key is None else jr.fold_in(key, i)
+            ck = None if checkpoint is None else Checkpoint(f"{checkpoint.path}.member{i}", checkpoint.every)
+            m, h = fit(
+                model.member(i), runs, method, key=mk, inputs=inputs, outputs=outputs, base=base,
+                envelope=envelope, on_out_of_envelope=on_out_of_envelope, checkpoint=ck, progress=progress,
+                return_history=True,
+            )  # fmt: skip
+            fitted.append(m)
+            hist.append(h)
+        out = Ensemble(fitted)
+        return (out, {"members": hist}) if return_history else out
+    data = run_arrays(runs, model.labels, inputs, outputs)
+    env = _resolve_envelope(model, runs, data, inputs, outputs, envelope, on_out_of_envelope)
+    model, history = runner(model, data, method, key=key, base=base, checkpoint=checkpoint, progress=progress)
     model = with_envelope(model, env)
     return (model, history) if return_history else model

@@ -51,6 +51,11 @@ class GriddedEmulator(AbstractEmulator):
     - `sharpness`, `on_out_of_envelope`; `key` (keyword-only).
     """
 
+    # the fields every emulator has come first (the leaf order of files saved by earlier versions)
+    base: Float[Array, "component row col"]
+    x_ref: Float[Array, "species level row col"]
+    envelope: Envelope
+    labels: EmulatorLabels = eqx.field(static=True)
     lift: Float[Array, "width c_in"]
     lift_bias: Float[Array, " width"]
     spec_r: tuple
@@ -66,10 +71,6 @@ class GriddedEmulator(AbstractEmulator):
     static_channels: Float[Array, "n_static row col"]
     input_scale: Float[Array, "species level"]
     output_scale: Float[Array, " component"]
-    base: Float[Array, "component row col"]
-    x_ref: Float[Array, "species level row col"]
-    envelope: Envelope
-    labels: EmulatorLabels = eqx.field(static=True)
     width: int = eqx.field(static=True)
     n_layers: int = eqx.field(static=True)
     modes: tuple[int, int] = eqx.field(static=True)
@@ -195,3 +196,11 @@ class GriddedEmulator(AbstractEmulator):
         z = self.base / c + self.change(x)
         k = self.sharpness
         return c * jnp.logaddexp(0.0, k * z) / k
+
+    def _frozen(self) -> tuple:
+        return (
+            lambda m: m.base,
+            lambda m: m.static_channels,
+            lambda m: m.input_scale,
+            lambda m: m.output_scale,
+        )

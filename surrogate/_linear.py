@@ -13,6 +13,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._abstract import AbstractEmulator, EmulatorLabels, Envelope, default_envelope
+from ._methods import ClosedForm
 
 
 def _reference_input(labels: EmulatorLabels, x_ref) -> Array:
@@ -43,11 +44,12 @@ class LinearEmulator(AbstractEmulator):
     `envelope`, `labels`. Parameters are zero until `surrogate.fit` is called.
     """
 
-    jacobian: Float[Array, "n_out n_in"]
+    # the fields every emulator has come first (the leaf order of files saved by earlier versions)
     base: Float[Array, "component ..."]
     x_ref: Float[Array, "*shape"]
     envelope: Envelope
     labels: EmulatorLabels = eqx.field(static=True)
+    jacobian: Float[Array, "n_out n_in"]
 
     def __init__(self, labels: EmulatorLabels, *, x_ref=None, on_out_of_envelope: str = "warn"):
         self.labels = labels
@@ -65,3 +67,32 @@ class LinearEmulator(AbstractEmulator):
     def _predict(self, x):
         d = (x - self.x_ref).reshape(-1)
         return self.base + (self.jacobian @ d).reshape(self.base.shape)
+
+    def default_fit_method(self) -> ClosedForm:
+        return ClosedForm()
+
+    def _fit_closed_form(self, x: np.ndarray, y: np.ndarray, method: ClosedForm) -> LinearEmulator:
+        """Least squares of `[1, x - x_ref]` on the outputs (minimum-norm when under-determined; with
+        `method.ridge` > 0, ridge-penalised except the intercept)."""
+        n = x.shape[0]
+        d = (x - np.asarray(self.x_ref)).reshape(n, -1)
+        a = np.concatenate([np.ones((n, 1)), d], axis=1)
+        yf = y.reshape(n, -1)
+        if method.ridge > 0:
+            reg = method.ridge * np.eye(a.shape[1])
+            reg[0, 0] = 0.0
+            sol = np.linalg.solve(a.T @ a + reg, a.T @ yf)
+        else:
+            sol = np.linalg.lstsq(a, yf, rcond=None)[0]  # minimum-norm when under-determined
+        model = eqx.tree_at(lambda m: m.jacobian, self, jnp.asarray(sol[1:].T))
+        return eqx.tree_at(lambda m: m.base, model, jnp.asarray(sol[0].reshape(self.base.shape)))
+
+    def _training_start(self, x, y, base):
+        raise TypeError(_closed_form_only(self))
+
+
+def _closed_form_only(model) -> str:
+    return (
+        f"{type(model).__name__} is fitted in closed form (its output is linear in its parameters): pass "
+        "method=surrogate.ClosedForm(...) (or no method)"
+    )

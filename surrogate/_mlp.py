@@ -54,15 +54,16 @@ class MLPEmulator(AbstractEmulator):
     `embed_size`, `sharpness`.
     """
 
+    # the fields every emulator has come first (the leaf order of files saved by earlier versions)
+    base: Float[Array, "component ..."]
+    x_ref: Float[Array, "*shape"]
+    envelope: Envelope
+    labels: EmulatorLabels = eqx.field(static=True)
     linear: Float[Array, "n_out n_in"]
     footprint: Float[Array, "receptor species source"]
     embedding: Float[Array, "receptor e"]
     mlp: eqx.nn.MLP
     input_scale: Float[Array, "*shape"]
-    base: Float[Array, "component ..."]
-    x_ref: Float[Array, "*shape"]
-    envelope: Envelope
-    labels: EmulatorLabels = eqx.field(static=True)
     width: int = eqx.field(static=True)
     depth: int = eqx.field(static=True)
     embed_size: int = eqx.field(static=True)
@@ -132,3 +133,36 @@ class MLPEmulator(AbstractEmulator):
         k = self.sharpness
         ratio = _sharp_softplus(r, k) / _sharp_softplus(1.0, k)
         return self.base * ratio.reshape(self.base.shape)
+
+    def _frozen(self) -> tuple:
+        return (lambda m: m.input_scale,)
+
+    def _training_start(self, x: np.ndarray, y: np.ndarray, base) -> tuple[MLPEmulator, bool]:
+        """Base case, input scale and the linear part from closed-form fits. The base case is `base` if
+        given, else the mean output of the runs at `x_ref`, else the intercept of a fit with linear and squared
+        terms, which training then refines (`train_base`)."""
+        n = x.shape[0]
+        x_ref = np.asarray(self.x_ref)
+        at_ref = np.all(np.isclose(x, x_ref[None], rtol=1e-9, atol=1e-12).reshape(n, -1), axis=1)
+        train_base = base is None and not np.any(np.all(np.isclose(x, x_ref[None]).reshape(n, -1), axis=1))
+        if base is None:
+            if at_ref.any():
+                base = y[at_ref].mean(axis=0)
+            else:  # intercept of a fit with linear and squared terms (curvature-aware)
+                d = (x - x_ref).reshape(n, -1)
+                a = np.concatenate([np.ones((n, 1)), d, d**2], axis=1)
+                base = np.linalg.lstsq(a, y.reshape(n, -1), rcond=None)[0][0].reshape(y.shape[1:])
+        base = np.asarray(base, dtype=np.float64)
+        if base.shape != y.shape[1:]:
+            raise ValueError(f"`base` has shape {base.shape}; expected the output shape {y.shape[1:]}")
+        if np.any(base <= 0):
+            raise ValueError(
+                "the MLP emulator predicts relative to the base case: every base-case output must be > 0"
+            )
+        scale = np.maximum(np.abs(x - x_ref).max(axis=0), 1e-12)
+        d = ((x - x_ref) / scale).reshape(n, -1)
+        rel = (y / base - 1.0).reshape(n, -1)
+        lin = np.linalg.lstsq(d, rel, rcond=None)[0].T
+        model = eqx.tree_at(lambda m: m.base, self, jnp.asarray(base))
+        model = eqx.tree_at(lambda m: m.input_scale, model, jnp.asarray(scale))
+        return eqx.tree_at(lambda m: m.linear, model, jnp.asarray(lin)), train_base

@@ -24,12 +24,15 @@ from __future__ import annotations
 import itertools
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
 from ._abstract import AbstractEmulator, EmulatorLabels, Envelope, default_envelope
-from ._linear import _reference_input
+from ._linear import _closed_form_only, _reference_input
+from ._methods import ClosedForm
+from ._ridge import ridge_loo
 
 
 def _monomials(k: int, degrees) -> tuple[tuple[int, ...], ...]:
@@ -56,12 +59,13 @@ class PolynomialEmulator(AbstractEmulator):
     static `degree`, `total_terms`.
     """
 
-    coef: Float[Array, "n_out n_feat"]
-    source_weights: Float[Array, "source k"]
+    # the fields every emulator has come first (the leaf order of files saved by earlier versions)
     base: Float[Array, "component ..."]
     x_ref: Float[Array, "*shape"]
     envelope: Envelope
     labels: EmulatorLabels = eqx.field(static=True)
+    coef: Float[Array, "n_out n_feat"]
+    source_weights: Float[Array, "source k"]
     degree: int = eqx.field(static=True)
     total_terms: bool = eqx.field(static=True)
 
@@ -135,3 +139,19 @@ class PolynomialEmulator(AbstractEmulator):
 
     def _predict(self, x):
         return self.base + (self.coef @ self.features(x)).reshape(self.base.shape)
+
+    def default_fit_method(self) -> ClosedForm:
+        return ClosedForm()
+
+    def _fit_closed_form(self, x: np.ndarray, y: np.ndarray, method: ClosedForm) -> PolynomialEmulator:
+        """Ridge regression on the features, penalty per output by leave-one-out over `method.ridge_alphas`:
+        the linear terms (the source-receptor matrix) unpenalised, the interactions penalised."""
+        n = x.shape[0]
+        phi = np.asarray(jax.vmap(self.features)(jnp.asarray(x)))
+        n_linear = int(np.prod(self.labels.input_shape))
+        coef, intercept, _ = ridge_loo(phi, y.reshape(n, -1), method.ridge_alphas, n_unpenalised=n_linear)
+        model = eqx.tree_at(lambda m: m.coef, self, jnp.asarray(coef))
+        return eqx.tree_at(lambda m: m.base, model, jnp.asarray(intercept.reshape(self.base.shape)))
+
+    def _training_start(self, x, y, base):
+        raise TypeError(_closed_form_only(self))

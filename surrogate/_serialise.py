@@ -236,7 +236,11 @@ def load(path, like: AbstractEmulator | None = None) -> AbstractEmulator:
     else:
         template = _skeleton(meta)
         if _leaf_shapes(template) != meta["leaf_shapes"]:
-            raise ValueError(f"{path}: parameter shapes in the metadata do not match the rebuilt {meta['class']}")
+            raise ValueError(
+                f"{path}: parameter shapes in the metadata do not match the rebuilt {meta['class']} (an Ensemble or "
+                "StructuredEmulator saved before surrogate 0.2 also stored its computed `base`/`x_ref`, which are no "
+                "longer leaves): re-fit and save it with this version"
+            )
     buf = io.BytesIO(weights)
     try:
         model = eqx.tree_deserialise_leaves(buf, template)

@@ -247,6 +247,15 @@ class StructuredEmulator(AbstractEmulator):
         """Fields `surrogate.fit` keeps at their closed-form values (the primary components)."""
         return (lambda m: m.primary_bg, lambda m: m.primary_fp)
 
+    def _frozen(self) -> tuple:  # the training hook of AbstractEmulator
+        return self.frozen
+
+    def _training_start(self, x, y, base) -> tuple[StructuredEmulator, bool]:
+        """Gradient training starts from the closed-form `initialise` (the primary components are final)."""
+        if base is not None:
+            raise ValueError("`base=` is used by the MLP emulator only; StructuredEmulator does not take it")
+        return self.initialise(x, y), False
+
     # ------------------------------------------------------------------ the model
     def _normalised(self, x):
         return x / jnp.where(self.x_ref > 0, self.x_ref, 1.0)

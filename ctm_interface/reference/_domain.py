@@ -16,10 +16,19 @@ from jaxtyping import Array, Float
 
 from .._regions import allocate_to_grid, region_kernel
 from .._vocabulary import (
+    CTM_COMPONENTS,
     DEMO_REGIONS as REGIONS,  # demo regions, in the order used by every region axis
     EMISSION_LEVELS as LEVELS,  # emission release heights
     EMISSION_SPECIES as SPECIES,  # emitted species, in the order of every species axis
+    pm25_weights,
 )
+
+#: The four simulated months (averaged to the annual mean, as the studies do).
+SEASONS: tuple[str, ...] = ("Jan", "Apr", "Jul", "Oct")
+#: PM2.5 components the model outputs (ug m-3), in the order of every component axis.
+COMPONENTS: tuple[str, ...] = CTM_COMPONENTS
+#: Weights of the components in PM2.5 = SO4 + NO3 + NH4 + BC + 1.4 OC + PM_other.
+PM25_WEIGHTS: tuple[float, ...] = tuple(float(w) for w in pm25_weights(COMPONENTS))
 
 #: Earth radius (m) of the sphere CMAQ/MCIP/WRF use for their projections.
 EARTH_RADIUS_M = 6370000.0

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ._domain import LEVELS, SPECIES, CTMGrid
-from ._model import COMPONENTS, PM25_WEIGHTS, SEASONS
+from ._domain import COMPONENTS, LEVELS, PM25_WEIGHTS, SEASONS, SPECIES, CTMGrid
 
 #: I/O API variable names of the CONC-like file, per component (plus `PM25_TOT`).
 CONC_VARIABLES: dict[str, str] = {

@@ -18,17 +18,11 @@ import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, Float
 
-from .._vocabulary import CTM_COMPONENTS, pm25_weights
 from ._chemistry import air_umol_per_ppb, nitrate_dissociation_ppb2, oxidant_factor, partition_inorganic
-from ._domain import LEVELS, SPECIES, CTMGrid
+from ._domain import COMPONENTS, LEVELS, PM25_WEIGHTS, SEASONS, SPECIES, CTMGrid
+from ._io import write_adjoint, write_conc
 from ._transport import advect_diffuse, exchange_layers, max_outgoing_fraction, streamfunction_winds
 
-#: The four simulated months (averaged to the annual mean, as the studies do).
-SEASONS: tuple[str, ...] = ("Jan", "Apr", "Jul", "Oct")
-#: PM2.5 components the model outputs (ug m-3), in the order of every component axis.
-COMPONENTS: tuple[str, ...] = CTM_COMPONENTS
-#: Weights of the components in PM2.5 = SO4 + NO3 + NH4 + BC + 1.4 OC + PM_other.
-PM25_WEIGHTS: tuple[float, ...] = tuple(float(w) for w in pm25_weights(COMPONENTS))
 #: Transported tracers; SO2/SO4 are carried as kt S, NOx/TNO3/TNH3 as kt N, the others as kt of themselves.
 #: TNO3 = HNO3(g) + NO3-(p), TNH3 = NH3(g) + NH4+(p): the partitioning is diagnosed every step.
 TRACERS: tuple[str, ...] = ("SO2", "SO4", "NOx", "TNO3", "TNH3", "VOC", "BC", "OC", "PM_other")
@@ -786,8 +780,6 @@ class ReferenceCTM(eqx.Module):
 
         **Returns**: the `pathlib.Path` written. Variables and attributes: see `conc_dataset`.
         """
-        from ._io import write_conc
-
         return write_conc(C, self.grid, path, year=year, dtype=dtype)
 
     def write_adjoint(self, path, dcost_dE, *, cost_units: str = "1", year: int = 2017, dtype="float32"):
@@ -798,8 +790,6 @@ class ReferenceCTM(eqx.Module):
 
         **Returns**: the `pathlib.Path` written. Variables and attributes: see `adjoint_dataset`.
         """
-        from ._io import write_adjoint
-
         return write_adjoint(dcost_dE, self.grid, path, cost_units=cost_units, year=year, dtype=dtype)
 
     def pm25(self, C: Float[Array, "*batch component row col"]) -> Float[Array, "*batch row col"]:

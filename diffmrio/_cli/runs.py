@@ -190,13 +190,13 @@ def _fit(args) -> int:
         model = sg.PolynomialEmulator(labels, degree=2)
     elif args.family == "mlp":
         model = sg.MLPEmulator(labels, key=key)
-        kw.update(key=key, steps=args.steps, sobolev_weight=0.1 if has_g else 0.0)
+        kw.update(key=key, method=sg.Adam(steps=args.steps, sobolev_weight=0.1 if has_g else 0.0))
     elif args.family == "structured":
         model = sg.StructuredEmulator(labels, key=key)
-        kw.update(key=key, steps=args.steps, sobolev_weight=0.1 if has_g else 0.0)
+        kw.update(key=key, method=sg.Adam(steps=args.steps, sobolev_weight=0.1 if has_g else 0.0))
     else:
         model = sg.Ensemble(lambda k: sg.MLPEmulator(labels, key=k), 3, key=key)
-        kw.update(key=key, steps=args.steps, sobolev_weight=0.1 if has_g else 0.0)
+        kw.update(key=key, method=sg.Adam(steps=args.steps, sobolev_weight=0.1 if has_g else 0.0))
     model = sg.fit(model, train, **kw)
     provenance = {
         "runs_toml": str(Path(args.runs_toml).resolve()),

@@ -14,6 +14,7 @@ Monte Carlo draws at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -26,6 +27,11 @@ from .._accounts import coefficients, final_demand_intensities, intensities
 from .._custom_types import Array, Float
 from .._leontief import leontief_solve
 from .._mrio import MRIO
+from ..health._crf import AbstractCRF
+from ..health._exposure import HealthModel
+
+if TYPE_CHECKING:
+    from surrogate import AbstractEmulator
 
 DEFAULT_ELEVATED = ("power", "metals", "nonmetal", "chemicals")
 
@@ -156,7 +162,7 @@ class ChainInputs(eqx.Module):
     A: Float[Array, "n n"]
     species_factor: Float[Array, " species"]
     baseline_factor: Float[Array, " cause"]
-    crf: eqx.Module
+    crf: AbstractCRF
     member_weights: Float[Array, " member"] | None = None
 
 
@@ -176,23 +182,50 @@ class Chain(eqx.Module):
 
     - `mrio`: the base table (labels, and base `Y`, `S`, `S_Y`, `A` for [`Chain.base_inputs`][diffmrio.chain.Chain.base_inputs]).
     - `source_map`: a [`SourceMap`][diffmrio.chain.SourceMap].
-    - `emulator`: a `surrogate` emulator (or any Module with `labels`, `x_ref`, `base` and `__call__`);
+    - `emulator`: a `surrogate` emulator, a subclass of `surrogate.AbstractEmulator` (a model of your own
+      subclasses it too: docs/emulators.md, "Your own emulator"); `None` for an economy-to-emissions chain;
       inputs either scaling factors `[source, species]` relative to `emissions_ref` or gridded emissions
       `[species, level, row, col]` (then `allocation` is needed).
     - `emissions_ref[species, source, level]`: the emissions the emulator's scaling factors refer to.
     - `allocation[source, level, row, col]`: spatial allocation of source emissions (gridded emulators).
     - `downscaler`: maps receptor-region outputs to the grid (source-level emulators); `None` if the
       emulator already predicts on the grid.
-    - `health`: a `diffmrio.health.HealthModel` (its CRF is replaced by `ChainInputs.crf`).
+    - `health`: a `diffmrio.health.HealthModel` (its CRF is replaced by `ChainInputs.crf`); `None` for a chain
+      that stops at emissions or concentrations.
     """
 
     mrio: MRIO
     source_map: SourceMap
-    emulator: eqx.Module
+    emulator: AbstractEmulator | None
     emissions_ref: Float[Array, "species source level"]
-    health: eqx.Module
+    health: HealthModel | None
     allocation: Float[Array, "source level row col"] | None = None
     downscaler: Downscaler | None = None
+
+    def __check_init__(self):
+        if self.emulator is not None:
+            from surrogate import AbstractEmulator  # the user built one, so surrogate is already imported
+
+            if not isinstance(self.emulator, AbstractEmulator):
+                raise TypeError(
+                    f"Chain.emulator must be a surrogate emulator (a subclass of surrogate.AbstractEmulator, e.g. "
+                    f"surrogate.LinearEmulator, a fitted MLPEmulator or an Ensemble), got {type(self.emulator).__name__}; "
+                    "wrap a model of your own in a subclass of surrogate.AbstractEmulator (docs/emulators.md), or "
+                    "pass None for a chain that stops at emissions"
+                )
+        if self.health is not None and not isinstance(self.health, HealthModel):
+            raise TypeError(
+                f"Chain.health must be a diffmrio.health.HealthModel (inputs and a CRF), got "
+                f"{type(self.health).__name__}; build one with diffmrio.health.HealthModel(inputs, crf), or pass "
+                "None for a chain that stops at concentrations"
+            )
+
+    def with_envelope_policy(self, policy: str) -> Chain:
+        """A copy whose emulator flags inputs outside its training envelope by `policy` (`"warn"`, `"raise"`
+        or `"ignore"`; see `surrogate.Envelope`); the chain itself when it has no emulator."""
+        if self.emulator is None:
+            return self
+        return eqx.tree_at(lambda c: c.emulator, self, self.emulator.with_envelope_policy(policy))
 
     # ------------------------------------------------------------------ inputs
     def base_inputs(self, crf=None) -> ChainInputs:
@@ -207,7 +240,7 @@ class Chain(eqx.Module):
         if crf is None and self.health is not None:
             crf = self.health.crf
         mw = None
-        if hasattr(self.emulator, "n_members"):
+        if self.emulator is not None and self.emulator.n_members > 1:
             k = int(self.emulator.n_members)
             mw = jnp.full((k,), 1.0 / k)
         return ChainInputs(
@@ -253,7 +286,7 @@ class Chain(eqx.Module):
 
     def concentration(self, E, member_weights=None) -> Float[Array, "component row col"]:
         xin = self.emulator_input(E)
-        if member_weights is not None and hasattr(self.emulator, "member_predictions"):
+        if member_weights is not None:
             y = jnp.tensordot(member_weights, self.emulator.member_predictions(xin), axes=1)
         else:
             y = self.emulator(xin)

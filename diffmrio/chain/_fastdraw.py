@@ -318,7 +318,7 @@ class PM25Map(eqx.Module):
     def __call__(self, chain: Chain, E, member_weights) -> jax.Array:
         xin = chain.emulator_input(E)
         emu = chain.emulator
-        if member_weights is not None and hasattr(emu, "member_predictions"):
+        if member_weights is not None:
             y = jnp.tensordot(member_weights, emu.member_predictions(xin), axes=1)
         else:
             y = emu(xin)
@@ -403,7 +403,7 @@ def _draw(d: ChainDraw, key) -> dict:
     pm = jax.vmap(lambda e: d.pm(ch, e, inp.member_weights))(E)  # [scenario, cell]
     deaths = d.health.deaths(pm[0], inp.crf, inp.baseline_factor)
     res = {"deaths": deaths, "pwpm": d.health.pwpm(pm[0])}
-    if hasattr(ch.emulator, "in_envelope"):
+    if ch.emulator is not None:
         res["in_envelope"] = ch.emulator.in_envelope(ch.emulator_input(E[0]))
     if d.n_groups:
         without = jax.vmap(lambda p: d.health.total(p, inp.crf, inp.baseline_factor))(pm[1:])

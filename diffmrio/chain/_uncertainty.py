@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from ..health._crf import AbstractCRF
 from ._chain import Chain, ChainInputs
 from ._fastdraw import ChainDraw, group_index
 from ._montecarlo import lognormal_factor, run_draws, summarise
@@ -73,8 +74,9 @@ class UncertaintySpec(eqx.Module):
         crf = chain.health.crf
         sampler = None
         if sample_crf:
-            if not hasattr(crf, "sample"):
-                raise ValueError(f"{type(crf).__name__} has no `sample`; pass sample_crf=False or a crf_sampler")
+            if not crf.has_sample:
+                raise ValueError(f"{type(crf).__name__} has no parameter distribution to `sample` from; pass "
+                                 "sample_crf=False or a crf_sampler")
             sampler = _CRFSampler(crf)
         bounds = jnp.asarray(envelope_species_bounds(chain)) if within_envelope else None
         return cls(jnp.asarray([cv[s] for s in chain.source_map.species]), float(baseline_cv), float(mrio_cv),
@@ -92,8 +94,8 @@ def envelope_species_bounds(chain: Chain) -> np.ndarray:
     **Raises** `ValueError` if the emulator has no envelope or the base case itself lies outside it.
     """
     emu = chain.emulator
-    if not hasattr(emu, "envelope"):
-        raise ValueError(f"{type(emu).__name__} has no training envelope: within_envelope needs a surrogate emulator")
+    if emu is None:
+        raise ValueError("the chain has no emulator (Chain.emulator is None): within_envelope needs one")
     lo = np.asarray(emu.envelope.lower, dtype=np.float64)
     hi = np.asarray(emu.envelope.upper, dtype=np.float64)
     E0 = chain.emissions(chain.base_inputs())
@@ -153,7 +155,7 @@ def truncated_lognormal_mean(cv, lower, upper) -> np.ndarray:
 
 
 class _CRFSampler(eqx.Module):
-    source: eqx.Module
+    source: AbstractCRF
 
     def __call__(self, key):
         return self.source.sample(key=key)
@@ -221,12 +223,8 @@ def monte_carlo(
     (`*_summary` with a `statistic` dimension: mean, p2.5, p97.5).
     """
     spec = UncertaintySpec.default(chain) if spec is None else spec
-    emu = chain.emulator
-    if hasattr(emu, "envelope"):
-        # draws are flagged per draw (`in_envelope`) instead of warning once per draw inside the loop
-        from surrogate import with_envelope_policy
-
-        chain = eqx.tree_at(lambda c: c.emulator, chain, with_envelope_policy(emu, "ignore"))
+    # draws are flagged per draw (`in_envelope`) instead of warning once per draw inside the loop
+    chain = chain.with_envelope_policy("ignore")
     groups = None if attribution_by is None else group_index(chain, attribution_by)
     draw = ChainDraw.build(chain, spec, groups)
     # what a checkpoint folder must match to be resumed (the draw Module is fingerprinted too)

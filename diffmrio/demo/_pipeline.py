@@ -194,7 +194,8 @@ def demo_chain(
         t0 = time.perf_counter()
         labels = surrogate.EmulatorLabels.from_runs(runs, inputs="scale", outputs="pm25")
         model = _template(surrogate, emulator, labels, seed)
-        emu = surrogate.fit(model, runs, key=jax.random.key(seed), inputs="scale", outputs="pm25", steps=steps,
+        method = surrogate.Adam(steps=steps) if emulator == "mlp" else None  # the others: closed form
+        emu = surrogate.fit(model, runs, method, key=jax.random.key(seed), inputs="scale", outputs="pm25",
                             progress=progress)
         timings["training"] = time.perf_counter() - t0
         if folder is not None:

@@ -9,8 +9,6 @@ The threshold `z = max(0, C - cf)` and the power `z^delta` (IER, delta < 1) are 
 pattern, so `jax.grad` is finite (zero) at and below the counterfactual instead of `0 * inf = nan`.
 """
 
-from __future__ import annotations
-
 import abc
 from collections.abc import Mapping, Sequence
 
@@ -18,6 +16,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from equinox import AbstractVar
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._params import GEMM_AGE_LABELS, GEMM_BURNETT2018, GEMM_CF, IER_CENTRAL
@@ -108,19 +107,42 @@ def _safe_pow(z: Array, pos: Array, delta: Array) -> Array:
 
 
 class AbstractCRF(eqx.Module):
-    """A concentration-response function over `(cause, age)` pairs.
+    """A concentration-response function over `(cause, age)` pairs. Abstract; the implementations (GEMM, IER,
+    LogLinear) are final (equinox's abstract/final pattern: subclass `AbstractCRF` directly).
 
-    Subclasses (GEMM, IER, LogLinear) implement `_log_rr(C)`; the mask `applies` and the public methods live
-    here.
+    **What an implementation must provide** (a class missing one cannot be instantiated, and the error names it):
+
+    - `causes: tuple[str, ...]`, `ages: tuple[int, ...]` and `applies: tuple[tuple[bool, ...], ...]`
+      (`[cause][age]`: where the function applies; elsewhere RR is exactly 1), usually static fields;
+    - `_log_rr(C) -> log RR[cause, age, *cell]` before the `applies` mask.
+
+    **What it gets by default:** `log_relative_risk`, `relative_risk`, `attributable_fraction`; and `sample(*,
+    key, n=None)`, which refuses (a CRF without a parameter distribution) unless the implementation overrides it
+    (GEMM draws `theta`); `has_sample` says whether it does (`UncertaintySpec.default` checks it).
     """
 
-    # Every subclass has the static fields `causes: tuple[str, ...]`, `ages: tuple[int, ...]` and
-    # `applies: tuple[tuple[bool, ...], ...]` (declared there rather than as AbstractVars here, so that the
-    # subclasses' array fields can come first in their constructors).
+    # AbstractVars are not fields here, so the implementations' array fields still come first in their
+    # constructors (the field order is the concrete class's).
+    causes: AbstractVar[tuple[str, ...]]
+    ages: AbstractVar[tuple[int, ...]]
+    applies: AbstractVar[tuple[tuple[bool, ...], ...]]
 
     @abc.abstractmethod
     def _log_rr(self, C: Array) -> Array:
         raise NotImplementedError
+
+    def sample(self, *, key: PRNGKeyArray, n: int | None = None) -> "AbstractCRF":
+        """A draw of the CRF's parameters (with `n`: `n` draws stacked along a leading axis of every array
+        field, for `eqx.filter_vmap`). The default refuses: this CRF has no parameter distribution."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no parameter distribution to sample from: keep its parameters fixed "
+            "(UncertaintySpec.default(..., sample_crf=False)) or give a crf_sampler (e.g. IERDraws.sample)"
+        )
+
+    @property
+    def has_sample(self) -> bool:
+        """Whether `sample` draws parameters (the class overrides the refusing default)."""
+        return type(self).sample is not AbstractCRF.sample
 
     def log_relative_risk(self, C: Float[Array, "*cell"]) -> Float[Array, "cause age *cell"]:
         """`log RR(C)` per cause and age group; 0 where the CRF does not apply.
@@ -200,7 +222,7 @@ class GEMM(AbstractCRF):
         with_china: bool = True,
         age_specific: bool = True,
         age_ranges: Mapping[str, tuple[int, int | None]] | None = None,
-    ) -> GEMM:
+    ) -> "GEMM":
         """The published GEMM fits (Burnett et al. 2018), as cited constants.
 
         **Arguments:**
@@ -240,7 +262,7 @@ class GEMM(AbstractCRF):
         theta, alpha, mu, nu = (_expand(p, n) for p in (self.theta, self.alpha, self.mu, self.nu))
         return theta * jnp.log1p(z / alpha) * jax.nn.sigmoid((z - mu) / nu)
 
-    def sample(self, *, key: PRNGKeyArray, n: int | None = None) -> GEMM:
+    def sample(self, *, key: PRNGKeyArray, n: int | None = None) -> "GEMM":
         r"""Draw `theta ~ Normal(theta, SE)`, one standard normal per cause shared across age groups.
 
         docs/science.md, section 6: SE/theta is constant within a cause, so one normal per cause keeps the age
@@ -284,7 +306,7 @@ class IER(AbstractCRF):
         source: str = "burnett2014",
         ages: Sequence[int] = GBD_AGES,
         age_ranges: Mapping[str, tuple[int, int | None]] | None = None,
-    ) -> IER:
+    ) -> "IER":
         """Published IER central fits (all-age), as cited constants.
 
         **Arguments:**
@@ -410,7 +432,7 @@ class LogLinear(AbstractCRF):
         ages: Sequence[int] = (0,),
         cf: float = 0.0,
         age_ranges: Mapping[str, tuple[int, int | None]] | None = None,
-    ) -> LogLinear:
+    ) -> "LogLinear":
         """Build from relative risks per 10 ug m-3, `{endpoint: RR10}`; `beta = ln(RR10)/10`.
 
         **Arguments:** `rr_per_10` (each > 0), `ages` (default one all-age group `(0,)`), `cf` threshold
