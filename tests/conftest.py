@@ -103,6 +103,7 @@ ONE_WORKER = ("slurm_cluster",)
 MAX_WORKERS = 4  # `-n auto`: one worker per core, at most this many (each worker holds its own JAX state)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown under `-p no:xdist`
 def pytest_xdist_auto_num_workers(config):
     env = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
     if env:
