@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/diffmrio demo --out $(OUT)
 
 test: install-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 	$(BIN)/python -m mkdocs build --strict --site-dir $(VENV)/site
 
 docs: install-test

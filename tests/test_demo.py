@@ -47,10 +47,15 @@ def test_demo_command_writes_report(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_quick_full_demo_runs_the_whole_chain(tmp_path):
-    """The whole chain on a coarse grid: CTM ensemble, emulator, health, gradients, attribution, Monte Carlo."""
+def test_quick_full_demo_runs_the_whole_chain(tmp_path, demo_chain_cache):
+    """The whole chain on a coarse grid: CTM ensemble, emulator, health, gradients, attribution, Monte Carlo.
+    The CTM ensemble and the emulator come from the session's cache of the same quick demo chain (`--cache`;
+    `quick_demo_chain` builds it with the same `demo_chain(**demo_config(quick=True))`), not a second build."""
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--quiet", "--quick", "--draws", "64"]) == 0
+    n_cached = len(list(demo_chain_cache.rglob("*")))
+    args = ["demo", "--out", str(out), "--quiet", "--quick", "--draws", "64", "--cache", str(demo_chain_cache)]
+    assert main(args) == 0
+    assert len(list(demo_chain_cache.rglob("*"))) == n_cached, "the demo rebuilt the cached chain"
     text = (out / "report.md").read_text()
     for section in ("CTM ensemble and emulator", "Health impacts", "Gradient query", "attribution to consumers"):
         assert section in text, section
