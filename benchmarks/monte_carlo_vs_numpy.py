@@ -59,10 +59,10 @@ def main() -> None:
     spec = diffmrio.chain.UncertaintySpec.default(ch, sample_member=False)
     key = jax.random.key(11)
     t0 = time.perf_counter()
-    mc = diffmrio.chain.monte_carlo(ch, spec, a.draws, key=key, attribution_by=None, progress=False)
+    mc = diffmrio.chain.monte_carlo(ch, spec, a.draws, key=key, by=None, progress=False)
     t_first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    diffmrio.chain.monte_carlo(ch, spec, a.draws, key=key, attribution_by=None, progress=False)
+    diffmrio.chain.monte_carlo(ch, spec, a.draws, key=key, by=None, progress=False)
     t_second = time.perf_counter() - t0
     sf, theta, bf = per_draw_inputs(ch, spec, key, a.draws)
     k = min(a.numpy_draws, a.draws)
@@ -85,7 +85,7 @@ def main() -> None:
         "fraction_outside_envelope": mc.attrs.get("fraction_outside_envelope"),
     }
     spec_t = diffmrio.chain.UncertaintySpec.default(ch, sample_member=False, within_envelope=True)
-    mc_t = diffmrio.chain.monte_carlo(ch, spec_t, a.draws, key=key, attribution_by=None, progress=False)
+    mc_t = diffmrio.chain.monte_carlo(ch, spec_t, a.draws, key=key, by=None, progress=False)
     res["fraction_outside_envelope_truncated_sampling"] = mc_t.attrs.get("fraction_outside_envelope")
     res["species_factor_bounds"] = mc_t.attrs.get("species_factor_bounds")
     if not a.no_roofline:
