@@ -28,9 +28,10 @@ def per(a: str, b: str) -> str:
 
 
 def account_units(mrio) -> dict[str, str]:
-    """`units` of each variable of [`accounts`][diffmrio.accounts] for this table."""
+    """`units` of each variable of [`accounts`][diffmrio.accounts] and [`MRIO.to_xarray`][diffmrio.MRIO.to_xarray]
+    for this table."""
     u, m = common_unit(mrio.units), MONEY
-    out = {"x": m, "A": "1", "B": "1", "G": "1", "L": "1", "S": per(u, m), "M": per(u, m), "M_down": per(u, m),
+    out = {"Z": m, "Y": m, "F": u, "F_Y": u, "x": m, "A": "1", "B": "1", "G": "1", "L": "1", "S": per(u, m), "M": per(u, m), "M_down": per(u, m),
            "S_Y": per(u, m), "burden": u, "final_producer": u}
     for k in ("D_cba", "D_pba", "D_imp", "D_exp"):
         out[k] = out[f"{k}_reg"] = u
@@ -38,7 +39,7 @@ def account_units(mrio) -> dict[str, str]:
 
 
 def add_account_units(ds: xr.Dataset, mrio) -> xr.Dataset:
-    """Set `units` on every variable of an accounts Dataset that has none (and say what `<unit>` means)."""
+    """Set `units` on every variable of an accounts or table Dataset that has none (and say what `<unit>` means)."""
     table = account_units(mrio)
     for name, da in ds.data_vars.items():
         if "units" in da.attrs or name not in table:
