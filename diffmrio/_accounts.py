@@ -17,7 +17,6 @@ import xarray as xr
 
 from ._custom_types import Array, Float
 from ._extensions import add_per_capita
-from ._units import add_account_units
 from ._host_solve import host_leontief_solves
 from ._leontief import (
     leontief_inverse,
@@ -27,6 +26,7 @@ from ._leontief import (
     leontief_solves_checked,
 )
 from ._mrio import MRIO
+from ._units import add_account_units
 from ._validate import check_conditioning
 
 

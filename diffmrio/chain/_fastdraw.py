@@ -366,7 +366,7 @@ def _draw(d: ChainDraw, key) -> dict:
         def J(p):
             return d.target.of_kernel(d.health, p, inp.crf, inp.baseline_factor)
 
-        res["target"] = J(pm[0])
+        res["target"] = d.target.of_kernel(d.health, pm[0], inp.crf, inp.baseline_factor, deaths)
         if d.n_groups:
             res["attribution"] = res["target"] - jax.vmap(J)(pm[1:])
     elif d.n_groups:

@@ -67,12 +67,13 @@ class Target(eqx.Module):
         ok = pop > 0
         return self.fn(deaths, jnp.where(ok, pwpm_num / jnp.where(ok, pop, 1.0), jnp.nan))
 
-    def of_kernel(self, kernel, pm, crf, baseline_factor):
-        """The target from PM2.5 at the kept cells of a `HealthKernel` (the Monte Carlo fast path); total deaths
-        skip the per-region sum."""
+    def of_kernel(self, kernel, pm, crf, baseline_factor, deaths=None):
+        """The target from PM2.5 at the kept cells of a `HealthKernel` (the Monte Carlo fast path), reusing
+        `deaths[cause, region]` when they are already known; total deaths skip the per-region sum."""
         if self.kind == "total_deaths":
-            return kernel.total(pm, crf, baseline_factor)
-        deaths = None if self.kind == "pwpm" else kernel.deaths(pm, crf, baseline_factor)
+            return kernel.total(pm, crf, baseline_factor) if deaths is None else jnp.sum(deaths)
+        if deaths is None and self.kind != "pwpm":
+            deaths = kernel.deaths(pm, crf, baseline_factor)
         return self.of_arrays(deaths, pm @ kernel.pop_region, kernel.pop_total)
 
     def of_outputs(self, chain, out):
