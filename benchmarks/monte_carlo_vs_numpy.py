@@ -70,7 +70,7 @@ def main() -> None:
     key = jax.random.key(11)
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    mc = diffmrio.chain.monte_carlo(ch, spec, a.draws, key=key, attribution_by=None, progress=False)
+    mc = diffmrio.chain.monte_carlo(ch, spec, a.draws, key=key, by=None, progress=False)
     t_first = time.perf_counter() - t0
     sf, theta, bf = per_draw_inputs(ch, spec, key, a.draws)
     k = min(a.numpy_draws, a.draws)
@@ -79,7 +79,7 @@ def main() -> None:
     pairs = []
     for _ in range(max(1, a.repeat)):
         t0, c0 = time.perf_counter(), time.process_time()
-        diffmrio.chain.monte_carlo(ch, spec, a.draws, key=key, attribution_by=None, progress=False)
+        diffmrio.chain.monte_carlo(ch, spec, a.draws, key=key, by=None, progress=False)
         t_jax, c_jax = time.perf_counter() - t0, time.process_time() - c0
         t0, c0 = time.perf_counter(), time.process_time()
         numpy_monte_carlo(ch, sf[:k], theta[:k], bf[:k])
@@ -107,7 +107,7 @@ def main() -> None:
         "fraction_outside_envelope": mc.attrs.get("fraction_outside_envelope"),
     }
     spec_t = diffmrio.chain.UncertaintySpec.default(ch, sample_member=False, within_envelope=True)
-    mc_t = diffmrio.chain.monte_carlo(ch, spec_t, a.draws, key=key, attribution_by=None, progress=False)
+    mc_t = diffmrio.chain.monte_carlo(ch, spec_t, a.draws, key=key, by=None, progress=False)
     res["fraction_outside_envelope_truncated_sampling"] = mc_t.attrs.get("fraction_outside_envelope")
     res["species_factor_bounds"] = mc_t.attrs.get("species_factor_bounds")
     if not a.no_roofline:

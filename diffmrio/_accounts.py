@@ -26,6 +26,7 @@ from ._leontief import (
     leontief_solves_checked,
 )
 from ._mrio import MRIO
+from ._units import add_account_units
 from ._validate import check_conditioning
 
 
@@ -284,7 +285,8 @@ def accounts(
     tables from pymrio, their `extension` as coordinates (one extension:
     [`select_extension`][diffmrio.select_extension]); with a population (`MRIO.population`) the Dataset also
     has `population(region)` and pymrio's per-capita accounts `D_cba_cap, D_pba_cap, D_imp_cap, D_exp_cap
-    (stressor, region)` (`D_*_reg / population`).
+    (stressor, region)` (`D_*_reg / population`). Every variable has a `units` attribute (`<unit>` stands for the
+    stressor's `unit` coordinate when the stressors' units differ; see `diffmrio._units`).
 
     Same meaning as pymrio's `calc_all()`: `D_cba[:, (s, j)]` is what region s's final demand for
     product j causes anywhere; `D_imp` the part emitted outside s; `D_exp[:, (r, i)]` what sector
@@ -348,7 +350,7 @@ def accounts(
     ds["final_producer"].attrs["description"] = "E[r, t] = S_r L_rt sum_s y_ts: emitted in r for final sales of t"
     if getattr(m, "validation", ()):  # problems the table was accepted with (validate="warn")
         ds.attrs["validation"] = "; ".join(m.validation)
-    return add_per_capita(ds, m)
+    return add_account_units(add_per_capita(ds, m), m)
 
 
 @eqx.filter_jit

@@ -449,7 +449,9 @@ class MRIO(eqx.Module):
         )
         if self.population is not None:
             ds["population"] = ("region", np.asarray(self.population), {"units": self.population_unit})
-        return ds
+        from ._units import add_account_units
+
+        return add_account_units(ds, self)
 
     def to_dataframes(self) -> dict[str, pd.DataFrame]:
         """`Z`, `Y`, `F`, `F_Y`, `unit` as pandas frames with pymrio's index layout, plus `extension` (one

@@ -148,7 +148,7 @@ def run(
     specs = one_at_a_time_specs(chain)
 
     t_mc = time.perf_counter()
-    mc = diffmrio.chain.monte_carlo(chain, specs["all"], N, key=key_main, attribution_by="consumer", chunk_size=chunk_size,
+    mc = diffmrio.chain.monte_carlo(chain, specs["all"], N, key=key_main, by="consumer", chunk_size=chunk_size,
                               progress=progress)
     t_mc = time.perf_counter() - t_mc
     tot = mc.total_deaths.values
@@ -164,7 +164,7 @@ def run(
     t_one = {}
     for k, name in enumerate(INPUTS + ("all",)):
         t1 = time.perf_counter()
-        r = diffmrio.chain.monte_carlo(chain, specs[name], n_one, key=jax.random.fold_in(key_one, k), attribution_by=None,
+        r = diffmrio.chain.monte_carlo(chain, specs[name], n_one, key=jax.random.fold_in(key_one, k), by=None,
                                  chunk_size=chunk_size, progress=progress)
         t_one[name] = time.perf_counter() - t1
         one[name] = r.total_deaths.values

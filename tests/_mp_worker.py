@@ -39,12 +39,12 @@ def main(pid: int, n: int, port: int, out: Path, checkpoint_dir: Path) -> None:
            diffmrio.chain.run_draws(simple_draw, 37, key=jax.random.key(3), chunk_size=8, progress=False).items()}
     chain = small_chain("linear", ny=4, nx=6, causes=("IHD", "LC"))
     ds = diffmrio.chain.monte_carlo(chain, None, 8, key=jax.random.key(7), chunk_size=4, progress=False,
-                              attribution_by=None, checkpoint_dir=checkpoint_dir)
+                              by=None, checkpoint_dir=checkpoint_dir)
     got.update({f"mc_{v}": ds[v].values for v in ("deaths", "pwpm", "in_envelope")})
     # refusals reach every process (no process is left waiting in a collective)
     try:
         diffmrio.chain.monte_carlo(chain, diffmrio.chain.UncertaintySpec.default(chain, baseline_cv=0.5), 8, key=jax.random.key(7),
-                             chunk_size=4, progress=False, attribution_by=None, checkpoint_dir=checkpoint_dir)
+                             chunk_size=4, progress=False, by=None, checkpoint_dir=checkpoint_dir)
     except ValueError as e:
         got["refused_spec"] = np.array(str(e))
     try:  # each process with its own key: not one computation

@@ -56,12 +56,12 @@ def test_bounds_follow_the_envelope_and_draws_stay_inside():
     expect[2] = 1.6
     np.testing.assert_allclose(b[:, 1], expect, rtol=1e-12)
     spec = diffmrio.chain.UncertaintySpec.default(ch, within_envelope=True)
-    mc = diffmrio.chain.monte_carlo(ch, spec, 64, key=jax.random.key(3), attribution_by=None, progress=False)
+    mc = diffmrio.chain.monte_carlo(ch, spec, 64, key=jax.random.key(3), by=None, progress=False)
     assert mc.attrs["fraction_outside_envelope"] == 0.0
     assert "truncated" in mc.attrs["species_sampling"]
     # without truncation the same spec leaves the envelope (CVs of ~1 reach past 2x)
     free = diffmrio.chain.monte_carlo(ch, diffmrio.chain.UncertaintySpec.default(ch), 64, key=jax.random.key(3),
-                                attribution_by=None, progress=False)
+                                by=None, progress=False)
     assert free.attrs["fraction_outside_envelope"] > 0.1
     # the sampled factors lie in the bounds
     base = ch.base_inputs()

@@ -53,11 +53,17 @@ def test_lognormal_factor_is_mean_one_with_given_cv():
 
 def test_summaries_against_numpy():
     rng = np.random.default_rng(0)
-    da = xr.DataArray(rng.normal(size=(1000, 3)), dims=("draw", "region"))
+    da = xr.DataArray(rng.normal(size=(1000, 3)), dims=("draw", "region"), name="deaths", attrs={"units": "deaths yr-1"})
     s = diffmrio.chain.summarise(da)
-    np.testing.assert_allclose(s.sel(statistic="mean"), da.values.mean(0))
-    np.testing.assert_allclose(s.sel(statistic="p2.5"), np.percentile(da.values, 2.5, axis=0))
-    np.testing.assert_allclose(s.sel(statistic="p97.5"), np.percentile(da.values, 97.5, axis=0))
+    np.testing.assert_allclose(s.deaths_mean, da.values.mean(0))
+    np.testing.assert_allclose(s.deaths_std, da.values.std(0, ddof=1))
+    for q in (0.025, 0.05, 0.5, 0.975):
+        np.testing.assert_allclose(s.sel(quantile=q).deaths_quantile, np.percentile(da.values, 100 * q, axis=0))
+    assert all(v.attrs["units"] == "deaths yr-1" for v in s.data_vars.values())
+    s2 = diffmrio.chain.summarise(da.to_dataset(), q=[0.1, 0.9])
+    np.testing.assert_allclose(s2.deaths_quantile.sel(quantile=0.9), np.percentile(da.values, 90, axis=0))
+    with pytest.raises(ValueError, match="give 0.05, not 5"):
+        diffmrio.chain.summarise(da, q=[5])
 
 
 def test_chain_monte_carlo_equals_loop_over_draws():
@@ -76,5 +82,5 @@ def test_chain_monte_carlo_equals_loop_over_draws():
         without = ch.target(eqx.tree_at(lambda i: i.Y, inp, inp.Y * (1 - masks[2])), "deaths")
         np.testing.assert_allclose(ds.attribution.isel(draw=i, group=2), float(out.deaths.sum() - without), rtol=1e-9)
     # draws differ and the interval brackets the mean
-    s = ds.total_deaths_summary
-    assert float(s.sel(statistic="p2.5")) < float(s.sel(statistic="mean")) < float(s.sel(statistic="p97.5"))
+    s = ds.total_deaths_quantile
+    assert float(s.sel(quantile=0.025)) < float(ds.total_deaths_mean) < float(s.sel(quantile=0.975))

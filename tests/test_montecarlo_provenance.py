@@ -24,7 +24,7 @@ def chain():
 
 
 def _mc(chain, folder, spec=None, by="consumer", key=0, n=8):
-    return diffmrio.chain.monte_carlo(chain, spec, n, key=jax.random.key(key), attribution_by=by, chunk_size=4,
+    return diffmrio.chain.monte_carlo(chain, spec, n, key=jax.random.key(key), by=by, chunk_size=4,
                                 checkpoint_dir=folder, progress=False)
 
 
@@ -72,11 +72,11 @@ def test_new_uncertainty_spec_is_refused(chain, folder):
     with pytest.raises(ValueError, match=r"(?s)different computation.*spec differs.*delete the folder") as e:
         _mc(chain, folder, spec)
     assert str(folder) in str(e.value)
-    assert "chain differs" not in str(e.value) and "attribution_by" not in str(e.value)
+    assert "chain differs" not in str(e.value) and "grouping" not in str(e.value)
 
 
 def test_other_attribution_grouping_is_refused(chain, folder):
-    with pytest.raises(ValueError, match=r"attribution_by differs \('consumer' -> 'final_producer'\)"):
+    with pytest.raises(ValueError, match=r"grouping differs \('consumer' -> 'final_producer'\)"):
         _mc(chain, folder, by="final_producer")
 
 
@@ -182,10 +182,10 @@ def test_damaged_or_old_manifest_is_refused(tmp_path, text):
 
 def test_manifest_records_what_the_draws_depend_on(chain, finished):
     m = json.loads((finished[0] / "manifest.json").read_text())
-    assert m["provenance"]["attribution_by"] == "consumer"
+    assert m["provenance"]["grouping"] == "consumer"
     assert m["provenance"]["chain"] == "sha256:" + fingerprint(chain)
     assert m["n_draws"] == 8 and m["chunk_size"] == 4
-    assert set(m["outputs"]) == {"deaths", "pwpm", "attribution", "in_envelope"}
+    assert set(m["outputs"]) == {"deaths", "pwpm", "target", "attribution", "in_envelope"}
 
 
 def test_fingerprint_sees_values_dtypes_static_fields_and_code():

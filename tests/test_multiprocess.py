@@ -67,7 +67,7 @@ def test_two_processes_return_the_single_process_result(tmp_path):
 
     def mc(folder):
         return diffmrio.chain.monte_carlo(chain, None, 8, key=jax.random.key(7), chunk_size=4, progress=False,
-                                    attribution_by=None, checkpoint_dir=folder)
+                                    by=None, checkpoint_dir=folder)
 
     # single process (the 4 CPU devices of conftest), leaving a half-finished checkpoint for two processes
     ref_draws = diffmrio.chain.run_draws(simple_draw, 37, key=jax.random.key(3), chunk_size=8, progress=False)

@@ -20,7 +20,7 @@ def test_numpy_loop_equals_jax_engine(quick_demo_chain):
     ch = quick_demo_chain.chain
     spec = diffmrio.chain.UncertaintySpec.default(ch, sample_member=False)
     key = jax.random.key(5)
-    mc = diffmrio.chain.monte_carlo(ch, spec, 6, key=key, attribution_by=None, chunk_size=4, progress=False)
+    mc = diffmrio.chain.monte_carlo(ch, spec, 6, key=key, by=None, chunk_size=4, progress=False)
     base = ch.base_inputs()
     keys = jax.random.split(key, 6)
     inp = eqx.filter_vmap(lambda k: diffmrio.chain.sample_inputs(ch, spec, base, k))(keys)

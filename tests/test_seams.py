@@ -122,8 +122,8 @@ def test_a_user_defined_emulator_works_in_the_chain():
     np.testing.assert_allclose(built.target(inp), chain.target(inp), rtol=1e-12)
     assert built.with_envelope_policy("ignore").emulator.envelope.policy == "ignore"
     spec = UncertaintySpec.default(built, baseline_cv=0.2)  # GEMM: theta drawn
-    mc_ours = monte_carlo(built, spec, 6, key=jr.key(3), attribution_by=None, progress=False)
-    mc_ref = monte_carlo(chain, spec, 6, key=jr.key(3), attribution_by=None, progress=False)
+    mc_ours = monte_carlo(built, spec, 6, key=jr.key(3), by=None, progress=False)
+    mc_ref = monte_carlo(chain, spec, 6, key=jr.key(3), by=None, progress=False)
     np.testing.assert_allclose(mc_ours.total_deaths, mc_ref.total_deaths, rtol=1e-12)
     assert mc_ours.total_deaths.std() > 0 and bool(mc_ours.in_envelope.all())
 

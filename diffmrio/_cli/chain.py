@@ -344,7 +344,7 @@ def analyse(cfg: ChainConfig, chain, *, progress: bool = False):
                          n_intervals=a["n_intervals"]) for m in METHODS}
     spec = UncertaintySpec.default(chain, baseline_cv=a["baseline_cv"], mrio_cv=a["mrio_cv"],
                                    species_cv=a["species_cv"], within_envelope=a["within_envelope"])
-    mc = monte_carlo(chain, spec, a["n_draws"], key=jax.random.key(a["seed"]), attribution_by=a["attribution_by"],
+    mc = monte_carlo(chain, spec, a["n_draws"], key=jax.random.key(a["seed"]), by=a["attribution_by"],
                      progress=progress)
     return _to_dataset(cfg, chain, out, sens, attr, mc)
 

@@ -10,6 +10,8 @@ from ._chain import (
 )
 from ._attribution import attribute as attribute, group_masks as group_masks, sensitivity as sensitivity
 from ._fastdraw import ChainDraw as ChainDraw, GroupIndex as GroupIndex, group_index as group_index
+from ._groups import custom_group_index as custom_group_index
+from ._targets import Target as Target, resolve_target as resolve_target
 from ._uncertainty import (
     DEFAULT_SPECIES_CV as DEFAULT_SPECIES_CV,
     UncertaintySpec as UncertaintySpec,
@@ -17,5 +19,5 @@ from ._uncertainty import (
     monte_carlo as monte_carlo,
     sample_inputs as sample_inputs,
 )
-from ._montecarlo import run_draws as run_draws, summarise as summarise
+from ._montecarlo import QUANTILES as QUANTILES, run_draws as run_draws, summarise as summarise
 from ._satellite import deaths_satellite as deaths_satellite, with_deaths_row as with_deaths_row

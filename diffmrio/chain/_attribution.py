@@ -33,12 +33,24 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from .._units import MONEY, common_unit, per
 from ._chain import Chain, ChainInputs
 from ._fastdraw import (
     GROUPINGS as GROUPINGS,  # noqa: F401  (re-exported)
-    GroupIndex,
     group_index,
 )
+from ._targets import DEATHS_UNITS, PM_UNITS
+
+METHOD_LONG = {"zero_out": "zero-out", "first_order": "first-order (adjoint-weighted)",
+               "path": "path-integrated (Aumann-Shapley)"}
+
+
+def _target_units(target: str) -> str:
+    if target == "deaths":
+        return DEATHS_UNITS
+    if target == "pwpm":
+        return PM_UNITS
+    raise ValueError(f"target must be 'deaths' or 'pwpm', got {target!r}")
 
 
 def group_masks(chain: Chain, by: str, foreign_categories=("export",)) -> tuple[np.ndarray, list[str]]:
@@ -156,26 +168,28 @@ def attribute(
     **Arguments:**
 
     - `chain`, `inputs` (default `chain.base_inputs()`).
-    - `by`: `"consumer"`, `"final_producer"`, `"sector"` or `"foreign"` (groups as index arrays: memory
-      O(n fd) whatever the number of groups), or a [`GroupIndex`][diffmrio.chain.GroupIndex]; or give dense
-      `masks[group, n, fd]` and `labels` for any other partition (O(groups x n x fd) memory).
+    - `by`: `"consumer"`, `"final_producer"`, `"sector"`, `"region_sector"` or `"foreign"`, or a user's own
+      grouping of the rows or columns of `Y` (a labelled DataArray, a mapping, a sequence of labels or a
+      [`GroupIndex`][diffmrio.chain.GroupIndex]; see [`custom_group_index`][diffmrio.chain.custom_group_index]):
+      groups as index arrays, memory O(n fd) whatever their number; or give dense `masks[group, n, fd]` and
+      `labels` (O(groups x n x fd) memory).
     - `method`: `"zero_out"`, `"first_order"` or `"path"` (Aumann-Shapley, `n_nodes` Gauss-Legendre nodes).
     - `target`: `"deaths"` or `"pwpm"`.
 
-    **Returns:** `DataArray(group, receptor)`. For `"path"`, `attrs["total_change"]` holds $J(Y) - J(0)$
+    **Returns:** `DataArray(group, receptor)` with `units` (deaths yr-1, or ug m-3 for `"pwpm"`). For `"path"`, `attrs["total_change"]` holds $J(Y) - J(0)$
     summed over receptors and `attrs["quadrature_gap"]` the relative difference between it and the sum of
     the contributions.
     """
     inp = chain.base_inputs() if inputs is None else inputs
     groups = None
     if masks is None:
-        groups = by if isinstance(by, GroupIndex) else group_index(chain, by)
+        groups = group_index(chain, by)
         labels = list(groups.labels)
-        by = "custom" if isinstance(by, GroupIndex) else by
     else:
         masks = jnp.asarray(masks)
     regions = list(chain.health.inputs.regions)
-    attrs = {"method": method, "target": target, "grouping": by if isinstance(by, str) else "custom"}
+    attrs = {"method": method, "target": target, "grouping": by if isinstance(by, str) else "custom",
+             "units": _target_units(target), "long_name": f"{METHOD_LONG.get(method, method)} attribution of {target}"}
     if method == "zero_out":
         contrib = _zero_out(chain, inp, target, groups) if groups is not None else _zero_out_masks(chain, inp, target, masks)
     elif method == "first_order":
@@ -230,10 +244,14 @@ def sensitivity(
     - `target`: `"deaths"` (summed over causes and ages) or `"pwpm"`; `receptor`: a health region, or
       `None` for the whole domain.
 
-    **Returns:** an `xarray.DataArray` of the gradient (units: target per unit of the input).
+    **Returns:** an `xarray.DataArray` of the gradient with `units` (target per unit of the input: the table's
+    monetary unit for final demand, the stressors' unit for emissions).
     """
     inp = chain.base_inputs() if inputs is None else inputs
     m = chain.mrio
+    tu = _target_units(target)
+    rows = list(chain.source_map.stressor_rows)
+    eu = common_unit([m.units[i] for i in rows])
     R, N, K = m.n_regions, m.n_sectors, m.n_categories
     if wrt == "final_demand":
         g = _grad_wrt(chain, inp, wrt, target, receptor)
@@ -241,15 +259,16 @@ def sensitivity(
             np.asarray(g).reshape(R, N, R, K), dims=("region", "sector", "fd_region", "category"),
             coords={"region": list(m.regions), "sector": list(m.sectors), "fd_region": list(m.regions),
                     "category": list(m.categories)},
-            name=f"d{target}_dY", attrs={"receptor": receptor or "all"},
+            name=f"d{target}_dY", attrs={"receptor": receptor or "all", "units": per(tu, MONEY)},
         )  # fmt: skip
     if wrt == "intensity":
         g = np.asarray(_grad_wrt(chain, inp, wrt, target, receptor))
-        rows = list(chain.source_map.stressor_rows)
+        su = per(eu, MONEY)
         return xr.DataArray(
             g[rows].reshape(len(rows), R, N), dims=("stressor", "region", "sector"),
-            coords={"stressor": [m.stressors[i] for i in rows], "region": list(m.regions), "sector": list(m.sectors)},
-            name=f"d{target}_dS", attrs={"receptor": receptor or "all"},
+            coords={"stressor": [m.stressors[i] for i in rows], "region": list(m.regions), "sector": list(m.sectors),
+                    "unit": ("stressor", [m.units[i] for i in rows])},
+            name=f"d{target}_dS", attrs={"receptor": receptor or "all", "units": per(tu, f"({su})")},
         )  # fmt: skip
     if wrt == "emissions":
         g = _grad_wrt(chain, inp, wrt, target, receptor)
@@ -257,6 +276,6 @@ def sensitivity(
         return xr.DataArray(
             np.asarray(g), dims=("species", "source", "level"),
             coords={"species": list(sm.species), "source": list(sm.sources), "level": list(sm.levels)},
-            name=f"d{target}_dE", attrs={"receptor": receptor or "all", "units": "per kt/yr"},
+            name=f"d{target}_dE", attrs={"receptor": receptor or "all", "units": per(tu, eu)},
         )  # fmt: skip
     raise ValueError(f"wrt must be 'final_demand', 'intensity' or 'emissions', got {wrt!r}")

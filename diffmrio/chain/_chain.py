@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 
 from ctm_interface._regions import allocate_to_grid, spread_to_grid
 from ctm_interface._vocabulary import EMISSION_LEVELS as LEVELS
@@ -314,6 +315,56 @@ class Chain(eqx.Module):
         pw = self.health.population_weighted_concentration(pm)
         return ChainOutputs(x=x, emissions=E, concentration=C, pm25=pm, deaths=d, pwpm=pw)
 
+    # ------------------------------------------------------------ labelled edge
+    def evaluate(self, inputs: ChainInputs | None = None) -> xr.Dataset:
+        """The chain's outputs for `inputs` (default [`Chain.base_inputs`][diffmrio.chain.Chain.base_inputs]) as a
+        labelled `xarray.Dataset`, every variable with `units`: `x(region, sector)` (gross output),
+        `emissions(species, source, level)`, `concentration(component, <grid>)`, `pm25(<grid>)`,
+        `deaths(cause, age, receptor)`, `total_deaths`, `pwpm(receptor)` (population-weighted PM2.5) and
+        `population(receptor)`, with `region` the MRIO's regions and `receptor` the health regions (as in
+        [`attribute`][diffmrio.chain.attribute]).
+
+        The computation is the jitted array function `chain(inputs)` (use that, or the stages, inside `jit`,
+        `grad` or `vmap`); this method only labels its result ([`Chain.label`][diffmrio.chain.Chain.label])."""
+        inp = self.base_inputs() if inputs is None else inputs
+        return self.label(_call(self, inp))
+
+    def label(self, out: ChainOutputs) -> xr.Dataset:
+        """Label the arrays of one [`ChainOutputs`][diffmrio.chain.ChainOutputs] (see
+        [`Chain.evaluate`][diffmrio.chain.Chain.evaluate])."""
+        from .._units import MONEY, common_unit
+        from ..health._exposure import health_dataset
+
+        m, sm, lab = self.mrio, self.source_map, self.emulator.labels
+        C = np.asarray(out.concentration)
+        if self.downscaler is None and len(lab.output_dims) == C.ndim:
+            grid = tuple(lab.output_dims[1:])
+            gcoords = {d: list(c) for d, c in zip(lab.output_dims[1:], lab.output_coords[1:])}
+        else:
+            grid = ("row", "col")
+            gcoords = {"row": np.arange(C.shape[1]), "col": np.arange(C.shape[2])}
+        eu = common_unit([m.units[i] for i in sm.stressor_rows])
+        cu = lab.output_units
+        ds = xr.Dataset(
+            {
+                "x": (("region", "sector"), np.asarray(out.x).reshape(m.n_regions, m.n_sectors),
+                      {"units": MONEY, "long_name": "gross output"}),
+                "emissions": (("species", "source", "level"), np.asarray(out.emissions),
+                              {"units": eu, "long_name": "emissions of the CTM's sources"}),
+                "concentration": (("component",) + grid, C, {"units": cu, "long_name": "PM2.5 components"}),
+                "pm25": (grid, np.asarray(out.pm25), {"units": cu, "long_name": "PM2.5"}),
+            },
+            coords={"region": list(m.regions), "sector": list(m.sectors), "species": list(sm.species),
+                    "source": list(sm.sources), "level": list(sm.levels), "component": list(lab.components),
+                    **gcoords},
+        )  # fmt: skip
+        if eu == "<unit>":
+            ds["emissions"].attrs["units_note"] = "<unit>: the units of the MRIO stressors the source map combines"
+        hi = self.health.inputs
+        pop = np.asarray(hi.to_regions(hi.population))
+        h = health_dataset(hi, np.asarray(out.deaths), np.asarray(out.pwpm), pop).rename(region="receptor")
+        return xr.merge([ds, h], combine_attrs="override")
+
     # ---------------------------------------------------------------- targets
     def target(self, inp: ChainInputs, name: str = "deaths", receptor: str | None = None):
         """Scalar (or per-region vector with `receptor="all"`) target: `"deaths"` or `"pwpm"`
@@ -343,3 +394,8 @@ class Chain(eqx.Module):
         if receptor not in regions:
             raise ValueError(f"receptor {receptor!r} is not a health region; available: {list(regions)}")
         return v[regions.index(receptor)]
+
+
+@eqx.filter_jit
+def _call(chain: Chain, inp: ChainInputs) -> ChainOutputs:
+    return chain(inp)

@@ -41,7 +41,7 @@ import numpy as np
 from ..health import GEMM
 from ._chain import Chain, ChainInputs
 
-GROUPINGS = ("consumer", "final_producer", "sector", "foreign")
+GROUPINGS = ("consumer", "final_producer", "sector", "region_sector", "foreign")
 
 
 class GroupIndex(eqx.Module):
@@ -106,8 +106,14 @@ def group_index(chain: Chain, by: str, foreign_categories=("export",)) -> GroupI
     - `consumer`: the columns of each consuming region (all categories);
     - `final_producer`: the rows of each producing region (final products sold by the region);
     - `sector`: the rows of each sector, all regions;
-    - `foreign`: foreign demand (`foreign_categories`, e.g. exports) vs domestic demand.
+    - `region_sector`: the rows of each (region, sector), labelled `"region/sector"`;
+    - `foreign`: foreign demand (`foreign_categories`, e.g. exports) vs domestic demand;
+    - a user's own grouping of the rows or columns: see [`custom_group_index`][diffmrio.chain.custom_group_index].
     """
+    if not isinstance(by, str):
+        from ._groups import custom_group_index
+
+        return custom_group_index(chain, by)
     m = chain.mrio
     R, N, K = m.n_regions, m.n_sectors, m.n_categories
     if by == "consumer":
@@ -116,6 +122,9 @@ def group_index(chain: Chain, by: str, foreign_categories=("export",)) -> GroupI
         return GroupIndex(jnp.asarray(np.repeat(np.arange(R), N), jnp.int32), "row", tuple(m.regions))
     if by == "sector":
         return GroupIndex(jnp.asarray(np.tile(np.arange(N), R), jnp.int32), "row", tuple(m.sectors))
+    if by == "region_sector":
+        labels = tuple(f"{r}/{s}" for r in m.regions for s in m.sectors)
+        return GroupIndex(jnp.arange(R * N, dtype=jnp.int32), "row", labels)
     if by == "foreign":
         missing = [c for c in foreign_categories if c not in m.categories]
         if missing:
@@ -362,9 +371,10 @@ class ChainDraw(eqx.Module):
     y_s: jax.Array | None  # [scenario, n] row totals of final demand (economy perturbed)
     c_s: jax.Array | None  # [scenario, fd] column totals
     n_groups: int = eqx.field(static=True)
+    target: eqx.Module | None = None  # a `Target` (`None`: total deaths); `attribution` is its zero-out
 
     @classmethod
-    def build(cls, chain: Chain, spec, groups: GroupIndex | None = None) -> ChainDraw:
+    def build(cls, chain: Chain, spec, groups: GroupIndex | None = None, target=None) -> ChainDraw:
         base = chain.base_inputs()
         kernel = HealthKernel.build(chain.health, crf_structure(spec, base.crf))
         pm = PM25Map.build(chain, kernel)
@@ -378,11 +388,11 @@ class ChainDraw(eqx.Module):
             y_s, c_s = y[None], c[None]
         G = 0 if groups is None else groups.n_groups
         if float(spec.mrio_cv) > 0:
-            return cls(chain, spec, base, kernel, pm, None, y_s, c_s, G)
+            return cls(chain, spec, base, kernel, pm, None, y_s, c_s, G, target)
         ones = eqx.tree_at(lambda i: i.species_factor, base, jnp.ones_like(base.species_factor))
         X = jsl.lu_solve(jsl.lu_factor(jnp.eye(y.shape[0], dtype=y.dtype) - base.A), y_s.T)  # one LU, all scenarios
         E0 = jax.vmap(lambda x, cc: chain.emissions_from_totals(ones, x, cc))(X.T, c_s)
-        return cls(chain, spec, base, kernel, pm, E0, None, None, G)
+        return cls(chain, spec, base, kernel, pm, E0, None, None, G, target)
 
     def __call__(self, key) -> dict:
         return _draw(self, key)
@@ -405,7 +415,14 @@ def _draw(d: ChainDraw, key) -> dict:
     res = {"deaths": deaths, "pwpm": d.health.pwpm(pm[0])}
     if ch.emulator is not None:
         res["in_envelope"] = ch.emulator.in_envelope(ch.emulator_input(E[0]))
-    if d.n_groups:
+    if d.target is not None:
+        def J(p):
+            return d.target.of_kernel(d.health, p, inp.crf, inp.baseline_factor)
+
+        res["target"] = d.target.of_kernel(d.health, pm[0], inp.crf, inp.baseline_factor, deaths)
+        if d.n_groups:
+            res["attribution"] = res["target"] - jax.vmap(J)(pm[1:])
+    elif d.n_groups:
         without = jax.vmap(lambda p: d.health.total(p, inp.crf, inp.baseline_factor))(pm[1:])
         res["attribution"] = deaths.sum() - without
     return res

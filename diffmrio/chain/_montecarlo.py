@@ -1,6 +1,6 @@
 r"""Monte Carlo engine: one draw is a pure function of a PRNG key; draws are `vmap`ped, processed in
 chunks sized to device memory, sharded over all local devices, saved per chunk (atomically) so an
-interrupted run resumes, and summarised as mean and 2.5/97.5 percentiles.
+interrupted run resumes, and summarised as mean, standard deviation and quantiles.
 
 Determinism: draw `i` always uses `jax.random.split(key, n_draws)[i]`, so results do not depend on the
 chunk size, the number of devices or on resuming (tested).
@@ -370,12 +370,35 @@ def _share_loaded(loaded, error, ck: Path, record: dict, starts: list[int], n_dr
     return out
 
 
-def summarise(draws: xr.DataArray | xr.Dataset, dim: str = "draw", q: tuple[float, float] = (0.025, 0.975)):
-    """Mean and the central 95% interval (2.5/97.5 percentiles) over `dim`, as in the COBENEFIT study."""
-    lo = draws.quantile(q[0], dim=dim).drop_vars("quantile")
-    hi = draws.quantile(q[1], dim=dim).drop_vars("quantile")
-    mean = draws.mean(dim)
-    return xr.concat([mean, lo, hi], dim=xr.DataArray(["mean", "p2.5", "p97.5"], dims="statistic", name="statistic"))
+#: Quantiles [`summarise`][diffmrio.chain.summarise] reports by default: the central 50%, 90% and 95% intervals and the median.
+QUANTILES = (0.025, 0.05, 0.25, 0.5, 0.75, 0.95, 0.975)
+
+
+def summarise(draws: xr.DataArray | xr.Dataset, dim: str = "draw", q=QUANTILES) -> xr.Dataset:
+    """Mean, standard deviation and quantiles over `dim` (the draws) of every variable, as a Dataset.
+
+    For each variable `v` of `draws` (a DataArray is treated as a Dataset of one variable named after it, or
+    `value` when it has no name): `v_mean` and `v_std` (over `dim`, sample standard deviation with `ddof=1`) and
+    `v_quantile` on xarray's `quantile` dimension (`q`, default 2.5, 5, 25, 50, 75, 95 and 97.5%, xarray's
+    linear interpolation, as `numpy.percentile`). Each keeps the variable's attributes (its `units`), so
+    `summarise(mc).sel(quantile=0.05)` is the 5th percentile of everything. Variables without `dim` and boolean
+    flags are left out."""
+    ds = draws.to_dataset(name=draws.name if draws.name is not None else "value") if isinstance(draws, xr.DataArray) else draws
+    q = [float(v) for v in np.atleast_1d(q)]
+    bad = [v for v in q if not 0.0 <= v <= 1.0]
+    if bad:
+        raise ValueError(f"quantiles must lie in [0, 1], got {bad} (give 0.05, not 5, for the 5th percentile)")
+    out = {}
+    for name, da in ds.data_vars.items():
+        if dim not in da.dims or da.dtype == bool:
+            continue
+        attrs = dict(da.attrs)
+        out[f"{name}_mean"] = da.mean(dim).assign_attrs(attrs, statistic=f"mean over {dim}")
+        out[f"{name}_std"] = da.std(dim, ddof=1).assign_attrs(attrs, statistic=f"standard deviation over {dim}")
+        out[f"{name}_quantile"] = da.quantile(q, dim=dim).assign_attrs(attrs, statistic=f"quantiles over {dim}")
+    if not out:
+        raise ValueError(f"no variable of `draws` has the dimension {dim!r} to summarise over (dims: {dict(ds.sizes)})")
+    return xr.Dataset(out)
 
 
 def lognormal_factor(key, cv, shape=()):

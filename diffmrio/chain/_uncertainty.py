@@ -31,6 +31,9 @@ from ..health._crf import AbstractCRF
 from ._chain import Chain, ChainInputs
 from ._fastdraw import ChainDraw, group_index
 from ._montecarlo import lognormal_factor, run_draws, summarise
+from ._targets import DEATHS_UNITS, PM_UNITS, resolve_target
+
+_UNSET = object()
 
 #: Coefficients of variation of emission inventories per CTM species. SO2, NOx, VOC and primary PM2.5
 #: (applied to BC, OC and other primary PM) are the MEIC figures quoted by the EXPORT study; NH3 has no
@@ -190,13 +193,16 @@ def monte_carlo(
     n_draws: int = 1000,
     *,
     key,
-    attribution_by: str | None = "consumer",
+    by="consumer",
+    target="deaths",
     chunk_size: int | str = "auto",
     checkpoint_dir: str | Path | None = None,
     devices=None,
     progress: bool = True,
+    attribution_by=_UNSET,
 ) -> xr.Dataset:
-    """Monte Carlo uncertainty of deaths (and their zero-out attribution) through the chain.
+    """Monte Carlo uncertainty of deaths, population-weighted PM2.5 and a target (with its zero-out attribution)
+    through the chain.
 
     **Arguments:**
 
@@ -204,9 +210,18 @@ def monte_carlo(
       (default `UncertaintySpec.default(chain)`).
     - `n_draws`, `key` (keyword-only PRNG key): draw i uses `jax.random.split(key, n_draws)[i]`, so the result
       is the same for any chunking, device count or resumption.
-    - `attribution_by`: also attribute deaths per draw by zero-out to `"consumer"`, `"final_producer"`,
-      `"sector"` or `"foreign"` groups (`None`: skip).
-    - `chunk_size`, `checkpoint_dir`, `devices`, `progress`: see `diffmrio.chain._montecarlo.run_draws`.
+    - `by`: also attribute the target per draw by zero-out, $J(Y) - J(Y - Y_g)$, to groups of final demand:
+      `"consumer"`, `"final_producer"`, `"sector"`, `"region_sector"`, `"foreign"`, or a user's own grouping of
+      the rows or columns of `Y` (an `xarray.DataArray` of labels over `(region, sector)` or `(fd_region,
+      category)`, a mapping, a sequence of labels or a [`GroupIndex`][diffmrio.chain.GroupIndex]: see
+      [`custom_group_index`][diffmrio.chain.custom_group_index]); `None` skips the attribution.
+      (`attribution_by` is the old name of `by`.)
+    - `target`: what is attributed and reported as `target[draw]`: `"deaths"` (total), `"pwpm"` (population-weighted
+      PM2.5 over the domain), a selection such as `("deaths", {"region": "Capital"})`,
+      `("deaths", {"cause": "IHD", "region": ["A", "B"]})` or `("pwpm", {"region": "Capital"})`, or a
+      [`Target`][diffmrio.chain.Target] (e.g. `Target.custom(fn, units=...)` for any function of the deaths per
+      cause and region and the population-weighted PM2.5 per region).
+    - `chunk_size`, `checkpoint_dir`, `devices`, `progress`: see [`run_draws`][diffmrio.chain.run_draws].
 
     Emulator inputs outside the training envelope are not extrapolated silently: each draw carries an
     `in_envelope` flag and `attrs["fraction_outside_envelope"]` reports their share (zero with
@@ -218,31 +233,43 @@ def monte_carlo(
     relative-risk curve is evaluated once per populated cell. The compiled batch is reused by later calls
     with the same shapes.
 
-    **Returns:** an `xarray.Dataset` with the draws (`deaths[draw, cause, region]`,
-    `total_deaths[draw]`, `pwpm[draw, region]`, `attribution[draw, group]`) and their summaries
-    (`*_summary` with a `statistic` dimension: mean, p2.5, p97.5).
+    **Returns:** an `xarray.Dataset` with the draws (`deaths[draw, cause, region]`, `total_deaths[draw]`,
+    `pwpm[draw, region]`, `target[draw]`, `attribution[draw, group]`, `in_envelope[draw]`), every variable with
+    `units`, and their summaries by [`summarise`][diffmrio.chain.summarise]: `<name>_mean`, `<name>_std` and
+    `<name>_quantile` on xarray's `quantile` dimension, so `ds.attribution_quantile.sel(quantile=0.05)` is the
+    5th percentile of each group's share.
     """
+    if attribution_by is not _UNSET:
+        if by != "consumer":
+            raise TypeError("give `by` (the grouping) or its old name `attribution_by`, not both")
+        by = attribution_by
     spec = UncertaintySpec.default(chain) if spec is None else spec
     # draws are flagged per draw (`in_envelope`) instead of warning once per draw inside the loop
     chain = chain.with_envelope_policy("ignore")
-    groups = None if attribution_by is None else group_index(chain, attribution_by)
-    draw = ChainDraw.build(chain, spec, groups)
+    groups = None if by is None else group_index(chain, by)
+    tgt = resolve_target(chain, target)
+    draw = ChainDraw.build(chain, spec, groups, tgt)
     # what a checkpoint folder must match to be resumed (the draw Module is fingerprinted too)
-    provenance = {"chain": chain, "spec": spec, "attribution_by": attribution_by, "groups": groups}
+    by_name = by if by is None or isinstance(by, str) else "custom"
+    provenance = {"chain": chain, "spec": spec, "grouping": by_name, "groups": groups, "target": tgt.name}
     arrays = run_draws(draw, n_draws, key=key, chunk_size=chunk_size, devices=devices,
                        checkpoint_dir=checkpoint_dir, progress=progress, name="monte carlo", provenance=provenance)
     hi = chain.health.inputs
+    deaths_attrs = {"units": DEATHS_UNITS, "long_name": "PM2.5-attributable deaths"}
     ds = xr.Dataset(
         {
-            "deaths": (("draw", "cause", "region"), arrays["deaths"]),
-            "pwpm": (("draw", "region"), arrays["pwpm"]),
+            "deaths": (("draw", "cause", "region"), arrays["deaths"], deaths_attrs),
+            "pwpm": (("draw", "region"), arrays["pwpm"], {"units": PM_UNITS, "long_name": "population-weighted PM2.5"}),
+            "target": ("draw", arrays["target"], {"units": tgt.units, "long_name": tgt.name}),
         },
         coords={"draw": np.arange(n_draws), "cause": list(hi.causes), "region": list(hi.regions)},
-        attrs={"n_draws": n_draws, "units_deaths": "deaths per year", "units_pwpm": "ug m-3"},
+        attrs={"n_draws": n_draws, "target": tgt.name},
     )
-    ds["total_deaths"] = ds.deaths.sum(("cause", "region"))
+    ds["total_deaths"] = ds.deaths.sum(("cause", "region")).assign_attrs(
+        units=DEATHS_UNITS, long_name="PM2.5-attributable deaths, all causes and regions")
     if "in_envelope" in arrays:
-        ds["in_envelope"] = ("draw", arrays["in_envelope"].astype(bool))
+        ds["in_envelope"] = ("draw", arrays["in_envelope"].astype(bool),
+                             {"units": "1", "long_name": "emulator input inside the training envelope"})
         ds.attrs["fraction_outside_envelope"] = float(1.0 - arrays["in_envelope"].mean())
     if spec.species_bounds is not None:
         b = np.asarray(spec.species_bounds)
@@ -250,10 +277,9 @@ def monte_carlo(
             f"{name} [{lo_:.3g}, {hi_:.3g}]" for name, (lo_, hi_) in zip(chain.source_map.species, b))
         ds.attrs["species_sampling"] = "lognormal truncated to the emulator's training envelope"
     if groups is not None:
-        ds["attribution"] = (("draw", "group"), arrays["attribution"])
+        ds["attribution"] = (("draw", "group"), arrays["attribution"],
+                             {"units": tgt.units, "long_name": f"zero-out attribution of {tgt.name}",
+                              "description": "J(Y) - J(Y - Y_g): the target minus its value without group g"})
         ds = ds.assign_coords(group=list(groups.labels))
-        ds.attrs["attribution"] = f"zero-out by {attribution_by}"
-    for v in list(ds.data_vars):
-        if v != "in_envelope":
-            ds[f"{v}_summary"] = summarise(ds[v])
-    return ds
+        ds.attrs["attribution"] = f"zero-out of {tgt.name} by {by_name}"
+    return xr.merge([ds, summarise(ds)], combine_attrs="override")

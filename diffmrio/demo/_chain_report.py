@@ -208,14 +208,15 @@ def attribution_and_mc_section(rep, dc, out, log, n_draws: int, quiet: bool) -> 
     # inventory factors truncated to the emulator's training envelope, so that no draw extrapolates the emulator
     spec = UncertaintySpec.default(ch, within_envelope=True)
     t0 = time.perf_counter()
-    mc = monte_carlo(ch, spec, n_draws, key=jax.random.key(2026), attribution_by="consumer", progress=not quiet)
+    mc = monte_carlo(ch, spec, n_draws, key=jax.random.key(2026), by="consumer", progress=not quiet)
     t_mc = time.perf_counter() - t0
     log(f"Monte Carlo: {n_draws} draws in {t_mc:.1f} s")
-    write_netcdf_atomic(mc.drop_vars([v for v in mc.data_vars if not v.endswith("_summary")]), out / "results" / "monte_carlo_summary.nc")
-    s = mc.attribution_summary
+    summary = mc[[v for v in mc.data_vars if v.endswith(("_mean", "_std", "_quantile"))]]
+    write_netcdf_atomic(summary, out / "results" / "monte_carlo_summary.nc")
+    s = mc.attribution_quantile
     df = pd.DataFrame({m: methods[m].sum("receptor").to_series() for m in methods})
-    df["zero-out MC mean"] = s.sel(statistic="mean").to_series()
-    df["95% interval"] = [f"{lo:,.0f} - {hi:,.0f}" for lo, hi in zip(s.sel(statistic="p2.5").values, s.sel(statistic="p97.5").values)]
+    df["zero-out MC mean"] = mc.attribution_mean.to_series()
+    df["95% interval"] = [f"{lo:,.0f} - {hi:,.0f}" for lo, hi in zip(s.sel(quantile=0.025).values, s.sel(quantile=0.975).values)]
     df.index.name = "consumer region"
     rep.add("## 6. Who causes the deaths: attribution to consumers\n\nDeaths attributed to each region's final demand "
             "(all categories, incl. its exports) by zero-out, first-order adjoint-weighted and path-integrated "
@@ -224,7 +225,7 @@ def attribution_and_mc_section(rep, dc, out, log, n_draws: int, quiet: bool) -> 
     rep.table(df, f"Deaths per year attributed to consumer regions; interval from {n_draws:,} Monte Carlo draws (synthetic)",
               floatfmt="{:,.0f}")
     central = float(ch.target(ch.base_inputs()))
-    mc_mean = float(mc.total_deaths_summary.sel(statistic="mean"))
+    mc_mean = float(mc.total_deaths_mean)
     if spec.species_bounds is not None:
         fm = truncated_lognormal_mean(np.asarray(spec.species_cv), *np.asarray(spec.species_bounds).T)
         means = ", ".join(f"{sp} {m:.3f}" for sp, m in zip(ch.source_map.species, fm))
@@ -246,8 +247,8 @@ def attribution_and_mc_section(rep, dc, out, log, n_draws: int, quiet: bool) -> 
     xs = np.arange(len(regions))
     for k, m in enumerate(methods):
         axes[0].bar(xs + (k - 1) * 0.27, df[m].values, 0.27, label=METHOD_NAMES.get(m, m))
-    lo, hi = s.sel(statistic="p2.5").values, s.sel(statistic="p97.5").values
-    mid = s.sel(statistic="mean").values
+    lo, hi = s.sel(quantile=0.025).values, s.sel(quantile=0.975).values
+    mid = mc.attribution_mean.values
     axes[0].errorbar(xs - 0.27, mid, yerr=[np.maximum(mid - lo, 0), np.maximum(hi - mid, 0)],
                      fmt="o", color="k", ms=3, capsize=3)
     axes[0].set_xticks(xs, regions, rotation=30)
@@ -262,9 +263,9 @@ def attribution_and_mc_section(rep, dc, out, log, n_draws: int, quiet: bool) -> 
     axes[1].xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1e3:,.0f}"))
     axes[1].set_title(f"Monte Carlo, {n_draws:,} draws ({t_mc:.1f} s)")
     rep.figure(fig, "attribution_mc", "Attribution by consumer region with 95% intervals, and the Monte Carlo distribution of total deaths (synthetic).")
-    ts = mc.total_deaths_summary
-    rep.add(f"Total deaths: mean {float(ts.sel(statistic='mean')):,.0f}, 95% interval "
-            f"{float(ts.sel(statistic='p2.5')):,.0f} - {float(ts.sel(statistic='p97.5')):,.0f} per year. Sampled: "
+    ts = mc.total_deaths_quantile
+    rep.add(f"Total deaths: mean {float(mc.total_deaths_mean):,.0f}, 95% interval "
+            f"{float(ts.sel(quantile=0.025)):,.0f} - {float(ts.sel(quantile=0.975)):,.0f} per year. Sampled: "
             "emission inventories per species (MEIC CVs), GEMM theta, baseline mortality (10%), emulator as is. "
             "The inventory factors are lognormal truncated to the emulator's training envelope (the 0-2x design "
             f"box: {mc.attrs.get('species_factor_bounds', 'not truncated')}), so the emulator is not "

@@ -252,7 +252,7 @@ def _run(out: Path, *, quiet: bool, quick: bool, n_draws: int | None, cache: Pat
     supply_chain_section(rep, world, log)
     timings = {}
     if not economy_only:
-        from ..datasets import demo_chain, demo_config
+        from ._pipeline import demo_chain, demo_config
 
         t0 = time.perf_counter()
         cfg = demo_config(quick)

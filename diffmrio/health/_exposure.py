@@ -21,6 +21,9 @@ from ctm_interface._regions import region_kernel
 
 from ._crf import AbstractCRF, _canonical_causes
 
+DEATHS_UNITS = "deaths yr-1"
+PM_UNITS = "ug m-3"
+
 # Shape aliases as assignments (a two-name shape string in an annotation reads as an expression to linters).
 AgeCellArray = Float[Array, "age *cell"]
 RegionCellArray = Float[Array, "region *cell"]
@@ -33,6 +36,7 @@ __all__ = [
     "HealthInputs",
     "HealthModel",
     "attributable_deaths_xr",
+    "health_dataset",
 ]
 
 
@@ -299,6 +303,15 @@ class HealthModel(eqx.Module):
         """Attributable deaths per year, `[cause, age, region]`."""
         return self.inputs.to_regions(self.deaths_per_cell(C))
 
+    def evaluate(self, C) -> xr.Dataset:
+        """The labelled edge of `model(C)`: `deaths(cause, age, region)`, `total_deaths`, `pwpm(region)` and
+        `population(region)` as an `xarray.Dataset`, every variable with `units`. `C`: PM2.5 (ug m-3) as an array
+        on the inputs' grid or a DataArray with those dims. The computation is the jitted array kernel (use
+        `model(C)` inside `jit`/`grad`/`vmap`)."""
+        C = jnp.asarray(C.values if isinstance(C, xr.DataArray) else C, dtype=jnp.float64)
+        d, pw, pop = _deaths_and_pwpm(self, C)
+        return health_dataset(self.inputs, np.asarray(d), np.asarray(pw), np.asarray(pop))
+
     def population_weighted_concentration(self, C: Float[Array, "row col"]) -> Float[Array, " region"]:
         """Population-weighted PM2.5 per region (ug m-3)."""
         i = self.inputs
@@ -306,6 +319,27 @@ class HealthModel(eqx.Module):
             i.cells(C), i.population, region_fraction=i.region_fraction, region_index=i.region_index,
             n_regions=len(i.regions),
         )
+
+
+def health_dataset(inputs: HealthInputs, deaths, pwpm, population) -> xr.Dataset:
+    """Label deaths `[cause, age, region]`, population-weighted PM2.5 `[region]` and population `[region]` (numpy
+    arrays) with the inputs' causes, ages and regions; every variable has `units`."""
+    return xr.Dataset(
+        {
+            "deaths": (("cause", "age", "region"), np.asarray(deaths),
+                       {"units": DEATHS_UNITS, "long_name": "PM2.5-attributable deaths"}),
+            "total_deaths": ((), float(np.sum(deaths)),
+                             {"units": DEATHS_UNITS, "long_name": "PM2.5-attributable deaths, all causes, ages and regions"}),
+            "pwpm": (("region",), np.asarray(pwpm), {"units": PM_UNITS, "long_name": "population-weighted PM2.5"}),
+            "population": (("region",), np.asarray(population), {"units": "persons"}),
+        },
+        coords={"cause": list(inputs.causes), "age": list(inputs.ages), "region": list(inputs.regions)},
+    )  # fmt: skip
+
+
+@eqx.filter_jit
+def _deaths_and_pwpm(model: HealthModel, C):
+    return model(C), model.population_weighted_concentration(C), model.inputs.to_regions(model.inputs.population)
 
 
 def attributable_deaths_xr(
@@ -368,4 +402,4 @@ def attributable_deaths_xr(
         dims = ("cause", "age", *spatial)
         coords.update({d: C[d].values for d in spatial if d in C.coords})
     return xr.DataArray(np.asarray(out), dims=dims, coords=coords, name="deaths",
-                        attrs={"units": "deaths yr-1", "long_name": "PM2.5-attributable deaths"})
+                        attrs={"units": DEATHS_UNITS, "long_name": "PM2.5-attributable deaths"})
