@@ -39,20 +39,25 @@ def _linear_cost(C, weights):
     return jnp.einsum("cyx,c,yx->", C, jnp.asarray(PM25_WEIGHTS, C.dtype), weights)
 
 
-def _lhs(n: int, seed: int, low: float, high: float) -> np.ndarray:
+def _lhs(n: int, seed: int, low: float, high: float, regions: Sequence[str] = REGIONS,
+         species: Sequence[str] = SPECIES) -> np.ndarray:
+    """A Latin hypercube of `n` runs over `low..high` for every (region, species) factor (shared by the
+    reference and the spectral CTM's folder writers)."""
     from scipy.stats import qmc
 
     if n == 0:
-        return np.zeros((0, len(REGIONS), len(SPECIES)))
-    u = qmc.LatinHypercube(d=len(REGIONS) * len(SPECIES), seed=np.random.default_rng(seed)).random(n)
-    return (low + u * (high - low)).reshape(n, len(REGIONS), len(SPECIES))
+        return np.zeros((0, len(regions), len(species)))
+    u = qmc.LatinHypercube(d=len(regions) * len(species), seed=np.random.default_rng(seed)).random(n)
+    return (low + u * (high - low)).reshape(n, len(regions), len(species))
 
 
-def _design_csv(labels: Sequence, values: np.ndarray, split: Sequence[str] | None) -> str:
+def _design_csv(labels: Sequence, values: np.ndarray, split: Sequence[str] | None, regions: Sequence[str] = REGIONS,
+                species: Sequence[str] = SPECIES) -> str:
+    """The long design table (`run, region, species, factor[, split]`) of `values[run, region, species]`."""
     lines = ["run,region,species,factor" + (",split" if split is not None else "")]
     for i, r in enumerate(labels):
-        for g, region in enumerate(REGIONS):
-            for k, sp in enumerate(SPECIES):
+        for g, region in enumerate(regions):
+            for k, sp in enumerate(species):
                 row = f"{r},{region},{sp},{float(values[i, g, k])!r}"
                 lines.append(row + (f",{split[i]}" if split is not None else ""))
     return "\n".join(lines) + "\n"

@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from .._atomic import atomic_path, write_text_atomic
-from ..reference._folder import _toml_value
+from ..reference._folder import _design_csv as _reference_design_csv, _lhs as _reference_lhs, _toml_value
 from ._model import COMPONENTS, REGIONS, SPECIES, SpectralCTM, SpectralWorld
 
 _OUT_PATTERN = "runs/SPECTRAL_run{run:03d}.nc"
@@ -33,22 +33,11 @@ _ADJ_PATTERN = "adjoint/ADJ_LGRID_EM_SF_state{run:03d}.nc"
 
 
 def _lhs(n: int, seed: int, low: float, high: float) -> np.ndarray:
-    from scipy.stats import qmc
-
-    if n == 0:
-        return np.zeros((0, len(REGIONS), len(SPECIES)))
-    u = qmc.LatinHypercube(d=len(REGIONS) * len(SPECIES), seed=np.random.default_rng(seed)).random(n)
-    return (low + u * (high - low)).reshape(n, len(REGIONS), len(SPECIES))
+    return _reference_lhs(n, seed, low, high, REGIONS, SPECIES)
 
 
 def _design_csv(labels: Sequence, values: np.ndarray, split: Sequence[str] | None) -> str:
-    lines = ["run,region,species,factor" + (",split" if split is not None else "")]
-    for i, r in enumerate(labels):
-        for g, region in enumerate(REGIONS):
-            for k, sp in enumerate(SPECIES):
-                row = f"{r},{region},{sp},{float(values[i, g, k])!r}"
-                lines.append(row + (f",{split[i]}" if split is not None else ""))
-    return "\n".join(lines) + "\n"
+    return _reference_design_csv(labels, values, split, REGIONS, SPECIES)
 
 
 def _latlon(shape: tuple[int, int]) -> dict:
