@@ -578,7 +578,6 @@ class _Problems:
     ids of the others, instead of once per run."""
 
     SHOW_SAME: ClassVar[int] = 3
-    general: list[str] = dataclasses.field(default_factory=list)
     per_run: dict[str, list[tuple[Any, Path]]] = dataclasses.field(default_factory=dict)
     order: list[tuple[str, str | None]] = dataclasses.field(default_factory=list)
 
@@ -590,7 +589,6 @@ class _Problems:
 
     def note(self, msg: str) -> None:
         """A problem that belongs to no run (e.g. a file no run id claims)."""
-        self.general.append(msg)
         self.order.append(("general", msg))
 
     @property
