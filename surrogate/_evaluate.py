@@ -22,6 +22,7 @@ import xarray as xr
 from ._abstract import AbstractEmulator, with_envelope_policy
 from ._fit import run_arrays
 from ._roles import structural_zeros
+from ._runs import align
 
 #: Species carrying at least this share of the adjoint's sum of squares are "major" (their per-species
 #: gradient R^2 is what the targets are stated for).
@@ -234,9 +235,18 @@ def gradient_agreement(
     if xname is None:
         raise ValueError("`adjoint` has no input variable (`scale` or `emissions`): pass inputs='<name>'")
     labels = model.labels
-    x = np.asarray(adjoint[xname].transpose("run", *labels.input_dims).values, np.float64)
-    a = np.asarray(adjoint["sensitivity"].transpose("run", *labels.input_dims).values, np.float64)
-    w = np.asarray(adjoint["cost_weights"].transpose(*labels.output_dims).values, np.float64)
+    for name, dims, want in ((xname, adjoint[xname].dims, ("run", *labels.input_dims)),
+                             ("sensitivity", adjoint["sensitivity"].dims, ("run", *labels.input_dims)),
+                             ("cost_weights", adjoint["cost_weights"].dims, labels.output_dims)):  # fmt: skip
+        if set(dims) != set(want):
+            raise ValueError(f"`adjoint[{name!r}]` has dims {dims}; expected {want}")
+    # by label, not by position: an adjoint set whose labels come in another order is read right
+    x_da = align(adjoint[xname], labels.input_dims, labels.input_coords, xname)
+    a_da = align(adjoint["sensitivity"], labels.input_dims, labels.input_coords, "sensitivity")
+    w_da = align(adjoint["cost_weights"], labels.output_dims, labels.output_coords, "cost_weights")
+    x = np.asarray(x_da.transpose("run", *labels.input_dims).values, np.float64)
+    a = np.asarray(a_da.transpose("run", *labels.input_dims).values, np.float64)
+    w = np.asarray(w_da.transpose(*labels.output_dims).values, np.float64)
     e = emulator_gradients(model, x, w)
     n = x.shape[0]
     levels = {}

@@ -41,7 +41,6 @@ from ._ridge import ridge_loo as ridge_loo
 from ._runs import (
     _INPUT_NAMES as _INPUT_NAMES,
     _OUTPUT_NAMES as _OUTPUT_NAMES,
-    _check_coords as _check_coords,
     _io_names as _io_names,
     run_arrays as run_arrays,
 )

@@ -35,15 +35,36 @@ def _io_names(runs, inputs: str | None, outputs: str | None) -> tuple[str, str]:
     return inputs, outputs
 
 
-def _check_coords(da, dims, coords, name):
+def align(da, dims, coords, name):
+    """`da` with its labels along `dims` in the order of `coords` (the emulator's), whatever their order in
+    the run set: selected by label, so a run set whose labels come in another order is read right, never
+    silently misaligned. A dim without a coordinate is taken by position (its length must match). Labels that
+    differ (missing or extra) raise an error naming them."""
     for d, c in zip(dims, coords, strict=True):
-        have = tuple(str(v) for v in (da[d].values if d in da.coords else range(da.sizes[d])))
-        if have != tuple(c):
+        c = tuple(str(v) for v in c)
+        if d not in da.coords:
+            if da.sizes[d] != len(c):
+                raise ValueError(
+                    f"{name}: {da.sizes[d]} entries along {d!r} (no labels) but the emulator expects {len(c)}: "
+                    f"{c[:8]}{'...' if len(c) > 8 else ''}"
+                )
+            continue
+        have = [str(v) for v in da[d].values]
+        if tuple(have) == c:
+            continue
+        missing = [v for v in c if v not in have]
+        extra = [v for v in have if v not in c]
+        if missing or extra or len(set(have)) != len(have):
+            dup = sorted({v for v in have if have.count(v) > 1})
             raise ValueError(
-                f"{name}: labels along {d!r} are {have[:8]}{'...' if len(have) > 8 else ''} but the emulator "
-                f"expects {tuple(c)[:8]}{'...' if len(c) > 8 else ''}: the run set and the emulator must "
-                "describe the same inputs/outputs"
+                f"{name}: labels along {d!r} do not match the emulator's: missing {missing[:8]}, unexpected "
+                f"{extra[:8]}{f', repeated {dup[:8]}' if dup else ''} (the emulator expects "
+                f"{c[:8]}{'...' if len(c) > 8 else ''}): the run set and the emulator must describe the same "
+                "inputs/outputs"
             )
+        pos = {v: i for i, v in enumerate(have)}
+        da = da.isel({d: [pos[v] for v in c]})
+    return da
 
 
 def run_arrays(runs, labels: EmulatorLabels, inputs: str | None = None, outputs: str | None = None) -> dict:
@@ -61,8 +82,8 @@ def run_arrays(runs, labels: EmulatorLabels, inputs: str | None = None, outputs:
                 f"variable {name!r} has dims {da.dims} but the emulator expects ('run', *{dims}); "
                 "rename or transpose the run set"
             )
-    _check_coords(x, labels.input_dims, labels.input_coords, xname)
-    _check_coords(y, labels.output_dims, labels.output_coords, yname)
+    x = align(x, labels.input_dims, labels.input_coords, xname)
+    y = align(y, labels.output_dims, labels.output_coords, yname)
     out = {
         "x": np.asarray(x.transpose("run", *labels.input_dims).values, dtype=np.float64),
         "y": np.asarray(y.transpose("run", *labels.output_dims).values, dtype=np.float64),
@@ -73,15 +94,20 @@ def run_arrays(runs, labels: EmulatorLabels, inputs: str | None = None, outputs:
                 "the run set has `sensitivity` but no `cost_weights`: add the weights w[component, receptor...] "
                 "of the linear cost J = sum(w * y) the adjoint was run for"
             )
-        out["g"] = np.asarray(
-            runs["sensitivity"].transpose("run", *labels.input_dims).values, dtype=np.float64
-        )
+        g = runs["sensitivity"]
+        if set(g.dims) - {"run"} != set(labels.input_dims):
+            raise ValueError(
+                f"`sensitivity` has dims {g.dims}; expected the input dims ('run', *{labels.input_dims})"
+            )
+        g = align(g, labels.input_dims, labels.input_coords, "sensitivity")
+        out["g"] = np.asarray(g.transpose("run", *labels.input_dims).values, dtype=np.float64)
         cw = runs["cost_weights"]
         if set(cw.dims) - {"run"} != set(labels.output_dims):
             raise ValueError(
                 f"`cost_weights` has dims {cw.dims}; expected the output dims {labels.output_dims}, optionally "
                 "with 'run' first when runs' adjoints are of different costs"
             )
+        cw = align(cw, labels.output_dims, labels.output_coords, "cost_weights")
         w = np.asarray(cw.transpose(*(("run",) if "run" in cw.dims else ()), *labels.output_dims).values,
                        dtype=np.float64)
         out["w"] = np.broadcast_to(w, (out["g"].shape[0], *labels.output_shape))

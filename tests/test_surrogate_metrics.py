@@ -152,3 +152,65 @@ def test_per_species_and_per_region_gradient_agreement_against_numpy():
     )
     assert float(ga["source_species_r2_min_major"]) < 0.9  # the per-species view exposes the failure
     assert "spurious_max" in ga
+
+
+def _held_out(m, rng, n=6):
+    """Held-out runs and adjoint states of `m` with labelled coordinates (emulator order)."""
+    x = rng.uniform(0.2, 1.8, (n, len(SOURCES), len(SPECIES)))
+    y = np.stack([np.asarray(m(xi)) for xi in x]) * rng.uniform(0.9, 1.1, (n, len(COMPONENTS), len(RECEPTORS)))
+    w = rng.uniform(0, 1, (len(COMPONENTS), len(RECEPTORS)))
+    adj = rng.normal(size=x.shape)
+    coords = {"run": np.arange(n), "source": list(SOURCES), "species": list(SPECIES),
+              "receptor": list(RECEPTORS), "component": list(COMPONENTS)}  # fmt: skip
+    runs = xr.Dataset(
+        {"scale": (("run", "source", "species"), x), "pm25": (("run", "component", "receptor"), y)}, coords=coords
+    )
+    adjoint = xr.Dataset(
+        {"scale": (("run", "source", "species"), x), "sensitivity": (("run", "source", "species"), adj),
+         "cost_weights": (("component", "receptor"), w)}, coords={k: v for k, v in coords.items() if k != "run"},
+    )  # fmt: skip
+    return runs, adjoint
+
+
+def test_held_out_runs_are_aligned_by_label_not_position():
+    rng = np.random.default_rng(3)
+    m = _linear(rng.normal(size=(len(COMPONENTS), len(RECEPTORS), len(SOURCES), len(SPECIES))))
+    runs, adjoint = _held_out(m, rng)
+    order = {"species": list(SPECIES[::-1]), "source": ["c", "a", "b"], "component": list(COMPONENTS[2:] + COMPONENTS[:2]),
+             "receptor": ["q", "p"]}  # fmt: skip
+    shuffled = runs.reindex(order).transpose("run", "species", "receptor", "source", "component")
+    assert list(shuffled["species"].values) != list(SPECIES)  # really another order
+    ev, ev2 = sg.evaluate(m, runs), sg.evaluate(m, shuffled)
+    for k in ("NMB", "NME", "R", "MaxNE"):
+        np.testing.assert_array_equal(ev[k].values, ev2[k].values)
+    # the same against numpy, in the emulator's order
+    pred = np.stack([np.asarray(m(xi)) for xi in runs["scale"].values])
+    obs = runs["pm25"].values
+    np.testing.assert_allclose(ev["NME"].sel(component=list(COMPONENTS)).values,
+                               np.abs(pred - obs).sum(0) / obs.sum(0), rtol=1e-12)  # fmt: skip
+    ga = sg.gradient_agreement(m, adjoint)
+    ga2 = sg.gradient_agreement(m, adjoint.reindex(order))
+    for k in ("source_species_r2", "source_species_slope", "source_region_r2", "source_r2_pooled"):
+        np.testing.assert_array_equal(ga[k].values, ga2[k].values)
+    np.testing.assert_array_equal(ga["adjoint"].values, adjoint["sensitivity"].values)
+    # fitting reads the run set by label too: the same closed-form emulator either way
+    f1 = sg.fit(sg.LinearEmulator(_labels()), runs)
+    f2 = sg.fit(sg.LinearEmulator(_labels()), shuffled)
+    np.testing.assert_allclose(np.asarray(f1.jacobian), np.asarray(f2.jacobian), rtol=1e-10, atol=1e-12)
+
+
+def test_held_out_runs_with_other_labels_are_refused_by_name():
+    rng = np.random.default_rng(4)
+    m = _linear(rng.normal(size=(len(COMPONENTS), len(RECEPTORS), len(SOURCES), len(SPECIES))))
+    runs, adjoint = _held_out(m, rng)
+    bad = runs.assign_coords(species=["SO2", "NOx", "NH3", "VOC", "EC", "OC", "PM_other"])
+    with pytest.raises(ValueError, match=r"labels along 'species'.*missing \['BC'\], unexpected \['EC'\]"):
+        sg.evaluate(m, bad)
+    bad = adjoint.assign_coords(receptor=["p", "z"])
+    with pytest.raises(ValueError, match=r"cost_weights: labels along 'receptor'.*missing \['q'\], unexpected \['z'\]"):
+        sg.gradient_agreement(m, bad)
+    bad = runs.assign_coords(source=["a", "a", "b"])
+    with pytest.raises(ValueError, match=r"missing \['c'\].*repeated \['a'\]"):
+        sg.evaluate(m, bad)
+    with pytest.raises(ValueError, match="expected"):
+        sg.gradient_agreement(m, adjoint.assign(cost_weights=adjoint["cost_weights"].isel(receptor=0)))
