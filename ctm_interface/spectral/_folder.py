@@ -179,11 +179,12 @@ def _compute(toml_path: Path, world: SpectralWorld, batch: int) -> None:
 
     def batched(f, *arrays):
         n = len(arrays[0])
+        size = max(1, min(batch, n))  # a small folder is not padded up to a full batch (one shape, one compile)
         out = []
-        for i in range(0, n, batch):
-            chunk = [a[i : i + batch] for a in arrays]
+        for i in range(0, n, size):
+            chunk = [a[i : i + size] for a in arrays]
             m = len(chunk[0])
-            pad = [np.concatenate([c, np.repeat(c[-1:], batch - m, axis=0)]) if m < batch else c for c in chunk]
+            pad = [np.concatenate([c, np.repeat(c[-1:], size - m, axis=0)]) if m < size else c for c in chunk]
             out.append(np.asarray(f(*(jnp.asarray(p) for p in pad)))[:m])
         return np.concatenate(out)
 
