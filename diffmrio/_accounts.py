@@ -112,11 +112,11 @@ def account_arrays(
     own `info.result` code and condition number.
     """
     eco = Economy.from_arrays(Z, Y, F)
-    arr, info = _economy_account_arrays(eco, Y, F_Y, n_regions, fd_weights)
+    arr, info = _economy_accounts(eco, Y, F_Y, n_regions, fd_weights)
     return (arr, info) if return_info else arr
 
 
-def _economy_account_arrays(eco: Economy, Y, F_Y, n_regions: int, fd_weights=None):
+def _economy_accounts(eco: Economy, Y, F_Y, n_regions: int, fd_weights=None):
     """`(AccountArrays, LeontiefInfo)` of a prepared economy: the solves reuse its factors."""
     infos = []
 
@@ -125,10 +125,10 @@ def _economy_account_arrays(eco: Economy, Y, F_Y, n_regions: int, fd_weights=Non
         infos.append(info)
         return X, W
 
-    return _account_core(jnp, eco.x, eco.S, Y, F_Y, n_regions, fd_weights, solves), infos[0]
+    return _accounts_kernel(jnp, eco.x, eco.S, Y, F_Y, n_regions, fd_weights, solves), infos[0]
 
 
-def _account_core(xp, x, S, Y, F_Y, R: int, fd_weights, solves) -> AccountArrays:
+def _accounts_kernel(xp, x, S, Y, F_Y, R: int, fd_weights, solves) -> AccountArrays:
     """The accounts from `x`, `S` and a `solves(B, C) -> (L B, C L)` closure; `xp` is `jax.numpy` (the
     differentiable path) or `numpy` (the host path of [`accounts`][diffmrio.accounts])."""
     n = x.shape[0]
@@ -202,11 +202,11 @@ def account_arrays_host(
         return X, W
 
     w = None if fd_weights is None else np.asarray(fd_weights)
-    arr = _account_core(np, x, S, Y, F_Y, n_regions, w, solves)
+    arr = _accounts_kernel(np, x, S, Y, F_Y, n_regions, w, solves)
     return (arr, report[0]) if return_report else arr
 
 
-_economy_account_arrays_jit = eqx.filter_jit(_economy_account_arrays)
+_economy_accounts_jit = eqx.filter_jit(_economy_accounts)
 _HOST_MIN_N = 2000
 
 
@@ -214,11 +214,11 @@ def ghosh_arrays(Z, Y, F) -> dict[str, Array]:
     r"""Ghosh supply-side quantities: $B = \mathrm{diag}(x)^{-1} Z$, $G = (I - B)^{-1}$ and downstream
     multipliers $M_{down} = S (G^T - I)$ (pymrio's code convention). $G^T$ is never formed for
     `M_down`: $S G^T = (L F^T)^T \mathrm{diag}(x)^{-1}$ is one forward solve with `p` right-hand sides."""
-    return _economy_ghosh(Economy.from_arrays(Z, Y, F), Z, F)
+    return _ghosh_kernel(Economy.from_arrays(Z, Y, F), Z, F)
 
 
 @eqx.filter_jit
-def _economy_ghosh(eco: Economy, Z, F) -> dict[str, Array]:
+def _ghosh_kernel(eco: Economy, Z, F) -> dict[str, Array]:
     """[`ghosh_arrays`][diffmrio.ghosh_arrays] of a prepared economy (its factors serve `M_down`)."""
     B = _safe_div(Z, eco.x[:, None])
     G = leontief_inverse(B)
@@ -302,7 +302,7 @@ def accounts(
                                           return_report=True)
         solver, cond, residual = f"host: {report}", report.cond, report.residual
     elif backend == "jax":
-        arr, info = _economy_account_arrays_jit(eco, m.Y, m.F_Y, m.n_regions, w)
+        arr, info = _economy_accounts_jit(eco, m.Y, m.F_Y, m.n_regions, w)
         solver = f"jax ({jax.default_backend()}): float64 LU of I - A"
         cond, residual = float(info.cond), float(info.residual)
     else:
@@ -324,7 +324,7 @@ def accounts(
     data["burden"] = (("stressor", "region", "consumer"), np.asarray(arr.burden))
     data["final_producer"] = (("stressor", "region", "producer"), np.asarray(arr.final_producer))
     if ghosh:
-        g = _economy_ghosh(Economy.from_mrio(m) if eco is None else eco, m.Z, m.F)
+        g = _ghosh_kernel(Economy.from_mrio(m) if eco is None else eco, m.Z, m.F)
         data["B"] = (rs + ("to_region", "to_sector"), np.asarray(g["B"]).reshape(R, N, R, N))
         data["G"] = (rs + ("to_region", "to_sector"), np.asarray(g["G"]).reshape(R, N, R, N))
         data["M_down"] = (prs, np.asarray(g["M_down"]).reshape(p, R, N))
