@@ -24,6 +24,7 @@ from ._accounts import (  # noqa: E402
     multipliers as multipliers,
     output as output,
 )
+from ._economy import Economy as Economy  # noqa: E402
 from ._extensions import select_extension as select_extension
 from ._host_solve import SolveReport as SolveReport, host_leontief_solves as host_leontief_solves
 from ._leontief import (

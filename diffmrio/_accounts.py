@@ -16,36 +16,13 @@ import numpy as np
 import xarray as xr
 
 from ._custom_types import Array, Float
+from ._economy import Economy, _safe_div, coefficients, intensities, prepared
 from ._extensions import add_per_capita
 from ._host_solve import host_leontief_solves
-from ._leontief import (
-    leontief_inverse,
-    leontief_solve,
-    leontief_solve_left,
-    leontief_solves,
-    leontief_solves_checked,
-)
+from ._leontief import leontief_inverse, leontief_solve, leontief_solve_left
 from ._mrio import MRIO
 from ._units import add_account_units
 from ._validate import check_conditioning
-
-
-def _safe_div(num, den, xp=jnp):
-    """`num / den`, with 0 where `den == 0` (and no NaN in gradients); `xp` is `jax.numpy` or `numpy`."""
-    ok = den != 0
-    return xp.where(ok, num / xp.where(ok, den, 1.0), 0.0)
-
-
-def coefficients(Z: Float[Array, "n n"], Y: Float[Array, "n fd"]) -> tuple[Float[Array, " n"], Float[Array, "n n"]]:
-    r"""Gross output $x = Z 1 + Y 1$ and technical coefficients $A = Z\,\mathrm{diag}(x)^{-1}$
-    (columns with $x = 0$ get zero coefficients, as in pymrio)."""
-    x = Z.sum(axis=1) + Y.sum(axis=1)
-    return x, _safe_div(Z, x[None, :])
-
-
-def intensities(F: Float[Array, "p n"], x: Float[Array, " n"]) -> Float[Array, "p n"]:
-    r"""Direct intensities $S = F\,\mathrm{diag}(x)^{-1}$ (zero where $x = 0$)."""
-    return _safe_div(F, x[None, :])
 
 
 def final_demand_intensities(F_Y: Float[Array, "p fd"], Y: Float[Array, "n fd"], xp=jnp) -> Float[Array, "p fd"]:
@@ -134,21 +111,24 @@ def account_arrays(
     solves ([`leontief_solves_checked`][diffmrio.leontief_solves_checked]): under `vmap` every draw carries its
     own `info.result` code and condition number.
     """
-    x, A = coefficients(Z, Y)
-    S = intensities(F, x)
-    if not return_info:
-        return _account_core(jnp, x, S, Y, F_Y, n_regions, fd_weights, lambda B, C: leontief_solves(A, B, C))
+    eco = Economy.from_arrays(Z, Y, F)
+    arr, info = _economy_accounts(eco, Y, F_Y, n_regions, fd_weights)
+    return (arr, info) if return_info else arr
+
+
+def _economy_accounts(eco: Economy, Y, F_Y, n_regions: int, fd_weights=None):
+    """`(AccountArrays, LeontiefInfo)` of a prepared economy: the solves reuse its factors."""
     infos = []
 
     def solves(B, C):
-        X, W, info = leontief_solves_checked(A, B, C)
+        X, W, info = eco.solves_checked(B, C)
         infos.append(info)
         return X, W
 
-    return _account_core(jnp, x, S, Y, F_Y, n_regions, fd_weights, solves), infos[0]
+    return _accounts_kernel(jnp, eco.x, eco.S, Y, F_Y, n_regions, fd_weights, solves), infos[0]
 
 
-def _account_core(xp, x, S, Y, F_Y, R: int, fd_weights, solves) -> AccountArrays:
+def _accounts_kernel(xp, x, S, Y, F_Y, R: int, fd_weights, solves) -> AccountArrays:
     """The accounts from `x`, `S` and a `solves(B, C) -> (L B, C L)` closure; `xp` is `jax.numpy` (the
     differentiable path) or `numpy` (the host path of [`accounts`][diffmrio.accounts])."""
     n = x.shape[0]
@@ -222,11 +202,11 @@ def account_arrays_host(
         return X, W
 
     w = None if fd_weights is None else np.asarray(fd_weights)
-    arr = _account_core(np, x, S, Y, F_Y, n_regions, w, solves)
+    arr = _accounts_kernel(np, x, S, Y, F_Y, n_regions, w, solves)
     return (arr, report[0]) if return_report else arr
 
 
-_account_arrays_jit = eqx.filter_jit(account_arrays)
+_economy_accounts_jit = eqx.filter_jit(_economy_accounts)
 _HOST_MIN_N = 2000
 
 
@@ -234,16 +214,20 @@ def ghosh_arrays(Z, Y, F) -> dict[str, Array]:
     r"""Ghosh supply-side quantities: $B = \mathrm{diag}(x)^{-1} Z$, $G = (I - B)^{-1}$ and downstream
     multipliers $M_{down} = S (G^T - I)$ (pymrio's code convention). $G^T$ is never formed for
     `M_down`: $S G^T = (L F^T)^T \mathrm{diag}(x)^{-1}$ is one forward solve with `p` right-hand sides."""
-    x, A = coefficients(Z, Y)
-    S = intensities(F, x)
-    B = _safe_div(Z, x[:, None])
+    return _ghosh_kernel(Economy.from_arrays(Z, Y, F), Z, F)
+
+
+@eqx.filter_jit
+def _ghosh_kernel(eco: Economy, Z, F) -> dict[str, Array]:
+    """[`ghosh_arrays`][diffmrio.ghosh_arrays] of a prepared economy (its factors serve `M_down`)."""
+    B = _safe_div(Z, eco.x[:, None])
     G = leontief_inverse(B)
-    M_down = _safe_div(leontief_solve(A, F.T).T, x[None, :]) - S
+    M_down = _safe_div(eco.solve(F.T).T, eco.x[None, :]) - eco.S
     return {"B": B, "G": G, "M_down": M_down}
 
 
 def accounts(
-    mrio: MRIO,
+    mrio: MRIO | Economy,
     *,
     ghosh: bool = False,
     leontief: bool = False,
@@ -255,7 +239,8 @@ def accounts(
 
     **Arguments:**
 
-    - `mrio`: the table.
+    - `mrio`: the table, or an [`Economy`][diffmrio.Economy] prepared from it (then its LU factors are reused
+      and the JAX backend is used).
     - `ghosh`: also return Ghosh `B`, `G` and downstream multipliers `M_down`.
     - `leontief`: also return the Leontief inverse `L` (formed explicitly; accounts never need it).
     - `categories`: restrict final demand (and `F_Y`) to these categories, e.g. everything but
@@ -300,18 +285,24 @@ def accounts(
         acc["D_cba_reg"].sel(stressor="SO2")
         ```
     """
-    m = mrio
+    eco = mrio if isinstance(mrio, Economy) else None
+    m = prepared(mrio, "accounts")[0] if eco is not None else mrio
     w = None if categories is None else jnp.asarray(category_mask(m, categories))
     if precision not in ("mixed", "double"):
         raise ValueError(f"precision must be 'mixed' or 'double', got {precision!r}")
     if backend == "auto":
-        backend = "host" if jax.default_backend() == "cpu" and m.n >= _HOST_MIN_N else "jax"
+        backend = "host" if eco is None and jax.default_backend() == "cpu" and m.n >= _HOST_MIN_N else "jax"
+    if backend == "host" and eco is not None:
+        raise ValueError("accounts(economy, backend='host'): a prepared `Economy` holds JAX factors, which the host "
+                         "backend cannot use; pass the MRIO for the host backend, or use backend='jax' or 'auto'.")
+    if backend == "jax" and eco is None:
+        eco = Economy.from_mrio(m)
     if backend == "host":
         arr, report = account_arrays_host(m.Z, m.Y, m.F, m.F_Y, m.n_regions, w, precision=precision,
                                           return_report=True)
         solver, cond, residual = f"host: {report}", report.cond, report.residual
     elif backend == "jax":
-        arr, info = _account_arrays_jit(m.Z, m.Y, m.F, m.F_Y, m.n_regions, w, return_info=True)
+        arr, info = _economy_accounts_jit(eco, m.Y, m.F_Y, m.n_regions, w)
         solver = f"jax ({jax.default_backend()}): float64 LU of I - A"
         cond, residual = float(info.cond), float(info.residual)
     else:
@@ -333,12 +324,12 @@ def accounts(
     data["burden"] = (("stressor", "region", "consumer"), np.asarray(arr.burden))
     data["final_producer"] = (("stressor", "region", "producer"), np.asarray(arr.final_producer))
     if ghosh:
-        g = eqx.filter_jit(ghosh_arrays)(m.Z, m.Y, m.F)
+        g = _ghosh_kernel(Economy.from_mrio(m) if eco is None else eco, m.Z, m.F)
         data["B"] = (rs + ("to_region", "to_sector"), np.asarray(g["B"]).reshape(R, N, R, N))
         data["G"] = (rs + ("to_region", "to_sector"), np.asarray(g["G"]).reshape(R, N, R, N))
         data["M_down"] = (prs, np.asarray(g["M_down"]).reshape(p, R, N))
     if leontief:
-        L = _leontief_of_table(m.Z, m.Y)
+        L = _leontief_of_table(m.Z, m.Y) if eco is None else _leontief_of_economy(eco)
         data["L"] = (rs + ("to_region", "to_sector"), np.asarray(L).reshape(R, N, R, N))
     coords = m.coords()
     coords["consumer"] = list(m.regions)
@@ -357,6 +348,12 @@ def accounts(
 def _leontief_of_table(Z, Y):
     """`L = (I - A)^{-1}` of a table (module-level, so repeated `accounts(..., leontief=True)` calls reuse it)."""
     return leontief_inverse(coefficients(Z, Y)[1])
+
+
+@eqx.filter_jit
+def _leontief_of_economy(eco: Economy):
+    """`L = (I - A)^{-1}` from a prepared economy's factors."""
+    return eco.solve(jnp.eye(eco.n, dtype=eco.A.dtype))
 
 
 def _coefficient_array(Z, x):

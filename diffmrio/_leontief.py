@@ -18,13 +18,17 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+from jaxtyping import Int
 
 from ._custom_types import Array, Float
 
 
-def _factor(A):
+def factor(A: Float[Array, "n n"]) -> tuple[Float[Array, "n n"], Int[Array, " n"]]:
+    r"""The LU factors `(lu, piv)` of $I - A$ (`jax.scipy.linalg.lu_factor`), the one factorisation every solve
+    reuses. Not differentiated itself: the solves' VJP differentiates through `A` (module docstring), so no
+    derivative of the factorisation is ever formed."""
     n = A.shape[-1]
-    return jsl.lu_factor(jnp.eye(n, dtype=A.dtype) - A)
+    return jsl.lu_factor(jax.lax.stop_gradient(jnp.eye(n, dtype=A.dtype) - A))
 
 
 def _solve(lu_piv, B, trans: int):
@@ -34,8 +38,31 @@ def _solve(lu_piv, B, trans: int):
 
 
 @jax.custom_vjp
+def _factored_solves(A, lu, piv, B, C):
+    """`((I - A)^{-1} B, C (I - A)^{-1})` from the factors `(lu, piv)` of `I - A`; the VJP goes to `A`, `B`, `C`."""
+    return _solve((lu, piv), B, 0), _solve((lu, piv), C.T, 1).T
+
+
+def _fwd(A, lu, piv, B, C):
+    X, W = _factored_solves(A, lu, piv, B, C)
+    return (X, W), (lu, piv, X, W)
+
+
+def _bwd(res, cts):
+    lu, piv, X, W = res
+    Xbar, Wbar = cts
+    Bbar = _solve((lu, piv), Xbar, 1)  # (I-A)^{-T} Xbar
+    Cbar = _solve((lu, piv), Wbar.T, 0).T  # Wbar (I-A)^{-T}
+    Abar = Bbar @ X.T + W.T @ Cbar
+    return Abar, None, None, Bbar, Cbar
+
+
+_factored_solves.defvjp(_fwd, _bwd)
+
+
 def leontief_solves(
-    A: Float[Array, "n n"], B: Float[Array, "n k"], C: Float[Array, "m n"]
+    A: Float[Array, "n n"], B: Float[Array, "n k"], C: Float[Array, "m n"],
+    factors: tuple[Float[Array, "n n"], Int[Array, " n"]] | None = None,
 ) -> tuple[Float[Array, "n k"], Float[Array, "m n"]]:
     r"""Both Leontief solves from one factorisation.
 
@@ -44,46 +71,35 @@ def leontief_solves(
     - `A`: technical coefficients, shape `(n, n)`.
     - `B`: right-hand sides, shape `(n, k)` (e.g. final demand columns).
     - `C`: left-hand sides, shape `(m, n)` (e.g. intensities `S`).
+    - `factors`: the LU factors `(lu, piv)` of $I - A$ (e.g. an
+      [`Economy`][diffmrio.Economy]'s), to reuse them instead of factoring again.
 
     **Returns:** `(X, W)` with $X = (I - A)^{-1} B$ of shape `(n, k)` and
     $W = C (I - A)^{-1}$ of shape `(m, n)`.
     """
-    lu_piv = _factor(A)
-    return _solve(lu_piv, B, 0), _solve(lu_piv, C.T, 1).T
+    lu, piv = factor(A) if factors is None else factors
+    return _factored_solves(A, lu, piv, B, C)
 
 
-def _fwd(A, B, C):
-    lu_piv = _factor(A)
-    X = _solve(lu_piv, B, 0)
-    W = _solve(lu_piv, C.T, 1).T
-    return (X, W), (lu_piv, X, W)
-
-
-def _bwd(res, cts):
-    lu_piv, X, W = res
-    Xbar, Wbar = cts
-    Bbar = _solve(lu_piv, Xbar, 1)  # (I-A)^{-T} Xbar
-    Cbar = _solve(lu_piv, Wbar.T, 0).T  # Wbar (I-A)^{-T}
-    Abar = Bbar @ X.T + W.T @ Cbar
-    return Abar, Bbar, Cbar
-
-
-leontief_solves.defvjp(_fwd, _bwd)
-
-
-def leontief_solve(A: Float[Array, "n n"], B: Float[Array, "n ..."]) -> Float[Array, "n ..."]:
-    r"""$X = (I - A)^{-1} B$ without forming the Leontief inverse. `B` may be a vector or a matrix."""
+def leontief_solve(
+    A: Float[Array, "n n"], B: Float[Array, "n ..."], factors: tuple[Array, Array] | None = None
+) -> Float[Array, "n ..."]:
+    r"""$X = (I - A)^{-1} B$ without forming the Leontief inverse. `B` may be a vector or a matrix; `factors`
+    as in [`leontief_solves`][diffmrio.leontief_solves]."""
     vec = B.ndim == 1
     B2 = B[:, None] if vec else B
-    X, _ = leontief_solves(A, B2, jnp.zeros((0, A.shape[0]), A.dtype))
+    X, _ = leontief_solves(A, B2, jnp.zeros((0, A.shape[0]), A.dtype), factors)
     return X[:, 0] if vec else X
 
 
-def leontief_solve_left(A: Float[Array, "n n"], C: Float[Array, "... n"]) -> Float[Array, "... n"]:
-    r"""$W = C (I - A)^{-1}$ (a transposed solve), e.g. multipliers $M = S L$."""
+def leontief_solve_left(
+    A: Float[Array, "n n"], C: Float[Array, "... n"], factors: tuple[Array, Array] | None = None
+) -> Float[Array, "... n"]:
+    r"""$W = C (I - A)^{-1}$ (a transposed solve), e.g. multipliers $M = S L$; `factors` as in
+    [`leontief_solves`][diffmrio.leontief_solves]."""
     vec = C.ndim == 1
     C2 = C[None, :] if vec else C
-    _, W = leontief_solves(A, jnp.zeros((A.shape[0], 0), A.dtype), C2)
+    _, W = leontief_solves(A, jnp.zeros((A.shape[0], 0), A.dtype), C2, factors)
     return W[0] if vec else W
 
 
@@ -138,7 +154,8 @@ class LeontiefInfo(eqx.Module):
 
 
 def leontief_solves_checked(
-    A: Float[Array, "n n"], B: Float[Array, "n k"], C: Float[Array, "m n"]
+    A: Float[Array, "n n"], B: Float[Array, "n k"], C: Float[Array, "m n"],
+    factors: tuple[Array, Array] | None = None,
 ) -> tuple[Float[Array, "n k"], Float[Array, "m n"], LeontiefInfo]:
     r"""[`leontief_solves`][diffmrio.leontief_solves] that also says whether the solves can be trusted, inside
     `jit` and per draw under `vmap`: `(X, W, info)` with a [`LeontiefInfo`][diffmrio.LeontiefInfo].
@@ -148,11 +165,11 @@ def leontief_solves_checked(
     $\|(I - A)^{-1}\|_1$, and a negative one proves $\rho(A) \ge 1$. Gradients are those of `leontief_solves`
     (the diagnostics are not differentiated). Raise on a bad result outside `vmap` with
     `eqx.error_if(X, info.result != RESULTS.successful, ...)`, or count bad draws with
-    `info.result == RESULTS.successful`.
+    `info.result == RESULTS.successful`. `factors` as in [`leontief_solves`][diffmrio.leontief_solves].
     """
     n = A.shape[-1]
     ones = jnp.ones((1, n), A.dtype)
-    X, Wx = leontief_solves(A, B, jnp.concatenate([C, ones], axis=0))
+    X, Wx = leontief_solves(A, B, jnp.concatenate([C, ones], axis=0), factors)
     W = Wx[:-1]
     A0, X0, W0, B0, colsum_l = jax.lax.stop_gradient((A, X, W, B, Wx[-1]))  # diagnostics are not differentiated
     abs_ia = jnp.abs(jnp.eye(n, dtype=A.dtype) - A0)

@@ -24,8 +24,9 @@ import xarray as xr
 from ctm_interface._regions import allocate_to_grid, spread_to_grid
 from ctm_interface._vocabulary import EMISSION_LEVELS as LEVELS
 
-from .._accounts import coefficients, final_demand_intensities, intensities
+from .._accounts import final_demand_intensities
 from .._custom_types import Array, Float
+from .._economy import economy_kernel
 from .._leontief import leontief_solve
 from .._mrio import MRIO
 from ..health._crf import AbstractCRF
@@ -234,8 +235,7 @@ class Chain(eqx.Module):
         (or `crf`), and equal weights over ensemble members. Without a health model (an economy-to-emissions
         chain) the baseline factor is a single 1 and the CRF is `crf`."""
         m = self.mrio
-        x, A = coefficients(m.Z, m.Y)
-        S = intensities(m.F, x)
+        _, A, S = economy_kernel(m.Z, m.Y, m.F)
         S_Y = final_demand_intensities(m.F_Y, m.Y)
         n_causes = 1 if self.health is None else len(self.health.inputs.causes)
         if crf is None and self.health is not None:

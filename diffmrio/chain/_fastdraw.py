@@ -35,9 +35,9 @@ import itertools
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import numpy as np
 
+from .._leontief import leontief_solve
 from ..health import GEMM
 from ._chain import Chain, ChainInputs
 
@@ -390,7 +390,7 @@ class ChainDraw(eqx.Module):
         if float(spec.mrio_cv) > 0:
             return cls(chain, spec, base, kernel, pm, None, y_s, c_s, G, target)
         ones = eqx.tree_at(lambda i: i.species_factor, base, jnp.ones_like(base.species_factor))
-        X = jsl.lu_solve(jsl.lu_factor(jnp.eye(y.shape[0], dtype=y.dtype) - base.A), y_s.T)  # one LU, all scenarios
+        X = leontief_solve(base.A, y_s.T)  # one LU, all scenarios
         E0 = jax.vmap(lambda x, cc: chain.emissions_from_totals(ones, x, cc))(X.T, c_s)
         return cls(chain, spec, base, kernel, pm, E0, None, None, G, target)
 
@@ -407,8 +407,7 @@ def _draw(d: ChainDraw, key) -> dict:
     if d.E0 is not None:
         E = d.E0 * inp.species_factor[None, :, None, None]
     else:  # one factorisation of the sampled I - A, reused for every scenario
-        n = inp.A.shape[0]
-        X = jsl.lu_solve(jsl.lu_factor(jnp.eye(n, dtype=inp.A.dtype) - inp.A), d.y_s.T)
+        X = leontief_solve(inp.A, d.y_s.T)
         E = jax.vmap(lambda x, c: ch.emissions_from_totals(inp, x, c))(X.T, d.c_s)
     pm = jax.vmap(lambda e: d.pm(ch, e, inp.member_weights))(E)  # [scenario, cell]
     deaths = d.health.deaths(pm[0], inp.crf, inp.baseline_factor)

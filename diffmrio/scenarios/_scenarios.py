@@ -35,16 +35,10 @@ import optax
 import xarray as xr
 from jaxtyping import Array, Float
 
-from ..supply_chain._layers import (
-    _check_mrio,
-    _fd_mask,
-    _final_demand,
-    _mrio_arrays,
-    _region_aggregator,
-    _stressor_indices,
-    _units,
-    leontief_solve,
-)
+from .._economy import Economy, prepared
+from .._labels import unlabel
+from .._leontief import leontief_solve
+from ..supply_chain._layers import _fd_mask, _final_demand, _region_aggregator, _stressor_indices, _units
 
 __all__ = [
     "intensity_convergence",
@@ -100,19 +94,17 @@ def convergence_kernel(
     return imp * frac, w_new
 
 
-def _final_producer_impact(mrio: Any, q: int) -> tuple[np.ndarray, Array, Array]:
+def _final_producer_impact(mrio: Any, eco: Economy, q: int) -> np.ndarray:
     """`E[r, i, s] = S_q,(r,i) (L y^{fp}_s)_(r,i)`: emitted in (r, i) for the final products of region s."""
-    x, A, S = _mrio_arrays(mrio)
     R, N = len(mrio.regions), len(mrio.sectors)
     y = jnp.asarray(mrio.Y).sum(axis=1)
     Yfp = jnp.asarray(_region_aggregator(R, N)).T * y[:, None]  # [n, R]: final products of region s
-    X = leontief_solve(A, Yfp)
-    E = (S[q][:, None] * X).reshape(R, N, R)
-    return np.asarray(E), S, x
+    X = eco.solve(Yfp)
+    return np.asarray((eco.S[q][:, None] * X).reshape(R, N, R))
 
 
 def intensity_convergence(
-    mrio: Any,
+    mrio: Any | Economy,
     stressor: str = "CO2",
     *,
     sectors: Sequence[str] = DEFAULT_SECTORS,
@@ -129,12 +121,12 @@ def intensity_convergence(
 
     **Arguments**
 
-    - `mrio`: a `diffmrio.MRIO`.
+    - `mrio`: a `diffmrio.MRIO` (or a `diffmrio.Economy` prepared from one).
     - `stressor`: satellite row used for the default `impact` and `intensity`.
     - `sectors`: converging sectors (default nonmetal, metals, power).
     - `levels`: convergence levels (1.0 = full, 0.75 and 0.5 use the q25 and q50 benchmarks).
     - `intensity`: `(region, sector)` intensities that converge (the study uses energy per unit output);
-      default the stressor's direct intensity `S`.
+      default the stressor's direct intensity `S`. A DataArray is aligned to the table by label.
     - `impact`: `(supplier, sector, buyer)` impact matrix (e.g. deaths caused by each supplier-sector's emissions
       for each buyer's final products); default the stressor in the final-producer view,
       `E[r, i, s] = S_{(r,i)} (L y^{fp}_s)_{(r,i)}`.
@@ -145,7 +137,7 @@ def intensity_convergence(
     sector)`, `trade_total` (`sum_{r != s}` of the impact over all sectors in `impact`) and
     `relative(level)` (total reduction over `trade_total`).
     """
-    _check_mrio(mrio, "intensity_convergence")
+    mrio, eco = prepared(mrio, "intensity_convergence")
     regions, all_sectors = list(mrio.regions), list(mrio.sectors)
     R, N = len(regions), len(all_sectors)
     bad = [m for m in sectors if m not in all_sectors]
@@ -156,19 +148,19 @@ def intensity_convergence(
         raise ValueError(f"`levels` must lie in (0, 1] (1 = full convergence); got {list(levels)}.")
     sidx = [all_sectors.index(m) for m in sectors]
     (q,), _ = _stressor_indices(mrio, stressor, "intensity_convergence")
+    fn = "intensity_convergence"
     if impact is None:
-        E, S, _ = _final_producer_impact(mrio, q)
+        E = _final_producer_impact(mrio, eco, q)
         impact_units = _units(mrio, [q])[0]
     else:
-        E = _labelled(impact, ("supplier", "sector", "buyer"), (R, N, R), "impact", regions, all_sectors)
-        S = None
+        E = unlabel(impact, ("supplier", "sector", "buyer"),
+                    {"supplier": regions, "sector": all_sectors, "buyer": regions}, name="impact", fn=fn)
         impact_units = str(getattr(impact, "attrs", {}).get("units", ""))
     if intensity is None:
-        if S is None:
-            _, _, S = _mrio_arrays(mrio)
-        W = np.asarray(S[q]).reshape(R, N)
+        W = np.asarray(eco.S[q]).reshape(R, N)
     else:
-        W = _labelled(intensity, ("region", "sector"), (R, N), "intensity", regions, all_sectors)
+        W = unlabel(intensity, ("region", "sector"), {"region": regions, "sector": all_sectors}, name="intensity",
+                    fn=fn)
     red, w_new = convergence_kernel(jnp.asarray(E[:, sidx, :]), jnp.asarray(W[:, sidx]), jnp.asarray(lv))
     red, w_new = np.asarray(red), np.asarray(w_new)
     off = 1.0 - np.eye(R)
@@ -187,37 +179,23 @@ def intensity_convergence(
     )
 
 
-def _labelled(arr, dims, shape, name, regions, sectors) -> np.ndarray:
-    if isinstance(arr, xr.DataArray):
-        missing = [d for d in dims if d not in arr.dims]
-        if missing:
-            raise ValueError(f"`{name}` must have dims {dims}; it has {arr.dims}.")
-        sel = {d: (regions if d in ("supplier", "buyer", "region") else sectors) for d in dims}
-        try:
-            arr = arr.sel(sel).transpose(*dims).values
-        except KeyError as err:
-            raise ValueError(f"`{name}` lacks some of the MRIO's labels: {err}") from None
-    out = np.asarray(arr, dtype=np.float64)
-    if out.shape != shape:
-        raise ValueError(f"`{name}` must have shape {shape} ({', '.join(dims)}); got {out.shape}.")
-    return out
-
-
 # ----------------------------------------------------------------------------------------------------------
 # gradients of a footprint
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _footprint(S_row: Array, Y: Array, A: Array, mask: Array) -> Array:
+def _footprint_kernel(S_row: Array, Y: Array, A: Array, mask: Array, factors: tuple[Array, Array]) -> Array:
     """`s L (Y mask)`: the footprint of the selected final-demand columns (one scalar)."""
-    return S_row @ leontief_solve(A, Y @ mask)
+    return S_row @ leontief_solve(A, Y @ mask, factors)
 
 
-_footprint_grads = eqx.filter_jit(eqx.debug.assert_max_traces(jax.grad(_footprint, argnums=(0, 1)), max_traces=None))
+_footprint_grads = eqx.filter_jit(
+    eqx.debug.assert_max_traces(jax.grad(_footprint_kernel, argnums=(0, 1)), max_traces=None)
+)
 
 
 def footprint_gradients(
-    mrio: Any,
+    mrio: Any | Economy,
     stressor: str = "CO2",
     *,
     consumers: str | Sequence[str] | None = None,
@@ -231,7 +209,7 @@ def footprint_gradients(
 
     **Arguments**
 
-    - `mrio`: a `diffmrio.MRIO`; `stressor`: one name.
+    - `mrio`: a `diffmrio.MRIO` (or a `diffmrio.Economy` prepared from one); `stressor`: one name.
     - `consumers`, `categories`: the footprint's final-demand columns (default all: the world total).
 
     **Returns**
@@ -239,16 +217,16 @@ def footprint_gradients(
     `xr.Dataset` with `value` (the footprint), `d_intensity(region, sector)` and
     `d_final_demand(region, sector, consumer, category)`.
     """
-    _check_mrio(mrio, "footprint_gradients")
+    mrio, eco = prepared(mrio, "footprint_gradients")
     (q,), _ = _stressor_indices(mrio, stressor, "footprint_gradients")
-    _, A, S = _mrio_arrays(mrio)
+    A, S = eco.A, eco.S
     regions, sectors, cats = list(mrio.regions), list(mrio.sectors), list(mrio.categories)
     R, N, K = len(regions), len(sectors), len(cats)
     n = R * N
     mask = jnp.asarray(_fd_mask(mrio, consumers, categories, "footprint_gradients"))
     Y = jnp.asarray(mrio.Y)
-    value = _footprint(S[q], Y, A, mask)
-    gS, gY = _footprint_grads(S[q], Y, A, mask)
+    value = _footprint_kernel(S[q], Y, A, mask, eco.factors)
+    gS, gY = _footprint_grads(S[q], Y, A, mask, eco.factors)
     return xr.Dataset(
         {
             "value": ((), float(value)),
@@ -388,7 +366,7 @@ def _dot(xy, s):
 
 
 def optimal_intensity_cuts(
-    mrio: Any,
+    mrio: Any | Economy,
     stressor: str,
     budget: float,
     *,
@@ -405,8 +383,9 @@ def optimal_intensity_cuts(
 
     **Arguments**
 
-    - `mrio`: a `diffmrio.MRIO`; `stressor`: one name; `budget`: the most that may be spent.
-    - `cost`: `(region, sector)` cost of a 100% cut; default the gross output `x` (a cut costs in proportion
+    - `mrio`: a `diffmrio.MRIO` (or a `diffmrio.Economy` prepared from one); `stressor`: one name; `budget`:
+      the most that may be spent.
+    - `cost`: `(region, sector)` cost of a 100% cut (a DataArray is aligned by label); default the gross output `x` (a cut costs in proportion
       to the activity it touches).
     - `consumers`, `categories`: the footprint's final demand (default all); `u_max`, `steps`: see
       [`optimise_intensity_cuts`][diffmrio.scenarios.optimise_intensity_cuts].
@@ -416,15 +395,17 @@ def optimal_intensity_cuts(
     `xr.Dataset` with `cut(region, sector)`, scalars `baseline`, `optimised`, `uniform` (footprints) and
     `uniform_cut`, and `history(step)`.
     """
-    _check_mrio(mrio, "optimal_intensity_cuts")
+    mrio, eco = prepared(mrio, "optimal_intensity_cuts")
     (q,), _ = _stressor_indices(mrio, stressor, "optimal_intensity_cuts")
-    x, A, S = _mrio_arrays(mrio)
+    S = eco.S
     regions, sectors = list(mrio.regions), list(mrio.sectors)
     R, N = len(regions), len(sectors)
-    c = np.asarray(x) if cost is None else _labelled(cost, ("region", "sector"), (R, N), "cost", regions, sectors)
+    c = np.asarray(eco.x) if cost is None else unlabel(cost, ("region", "sector"), {"region": regions,
+                                                                                     "sector": sectors},
+                                                         name="cost", fn="optimal_intensity_cuts")
     c = jnp.asarray(c.reshape(-1))
     y = _final_demand(mrio, consumers, categories, "optimal_intensity_cuts")
-    xy = leontief_solve(A, y)
+    xy = eco.solve(y)
     # a Partial (its array is a traced leaf, its function a module-level one): repeated calls reuse the compiled
     # optimisation instead of recompiling for a new closure
     objective = jax.tree_util.Partial(_dot, xy)

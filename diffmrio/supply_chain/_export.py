@@ -23,14 +23,16 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
-from ._layers import _check_mrio, _mrio_arrays, _region_aggregator, _stressor_indices, _units, leontief_solve
+from .._economy import Economy, prepared
+from ._layers import _region_aggregator, _stressor_indices, _units, leontief_solve
 
 __all__ = ["export_emissions", "export_emissions_kernel"]
 
 
 @eqx.filter_jit
 def export_emissions_kernel(
-    A: Float[Array, "n n"], S: Float[Array, "p n"], Ye: Float[Array, "n e"], G: Float[Array, "R n"]
+    A: Float[Array, "n n"], S: Float[Array, "p n"], Ye: Float[Array, "n e"], G: Float[Array, "R n"],
+    factors: tuple[Array, Array] | None = None,
 ) -> Float[Array, "p R R e"]:
     """Export-related emissions by emitting region, exporting region and foreign consumer.
 
@@ -42,7 +44,8 @@ def export_emissions_kernel(
     **Arguments**
 
     - `A` `[n, n]`, `S` `[p, n]`; `Ye` `[n, e]` foreign final-demand columns; `G` `[R, n]` region aggregator
-      (`G[r, i] = 1` when row `i` belongs to region `r`).
+      (`G[r, i] = 1` when row `i` belongs to region `r`); `factors`: the LU factors of `I - A` to reuse (an
+      [`Economy`][diffmrio.Economy]'s `factors`).
 
     **Returns**
 
@@ -51,13 +54,13 @@ def export_emissions_kernel(
     n, E = Ye.shape
     R = G.shape[0]
     rhs = (G.T[:, :, None] * Ye[:, None, :]).reshape(n, R * E)  # exports of region u to e, per (u, e)
-    X = leontief_solve(A, rhs)  # [n, R*E]
+    X = leontief_solve(A, rhs, factors)  # [n, R*E]
     out = jnp.einsum("rn,pn,nc->prc", G, S, X)
     return out.reshape(S.shape[0], R, R, E)
 
 
 def export_emissions(
-    mrio: Any,
+    mrio: Any | Economy,
     stressor: str | Sequence[str] | None = None,
     *,
     export_category: str | None = "export",
@@ -81,7 +84,7 @@ def export_emissions(
 
     **Arguments**
 
-    - `mrio`: a `diffmrio.MRIO`; `stressor`: name(s) (default all).
+    - `mrio`: a `diffmrio.MRIO` (or a `diffmrio.Economy` prepared from one); `stressor`: name(s) (default all).
     - `export_category`, `foreign`: the layout above (`foreign`, when given, takes precedence).
 
     **Returns**
@@ -90,12 +93,12 @@ def export_emissions(
     `indirect(stressor, region)`, `total(stressor, region)` `= direct + indirect`, and
     `indirect_share(stressor)` (national indirect over national total).
     """
-    _check_mrio(mrio, "export_emissions")
+    mrio, eco = prepared(mrio, "export_emissions")
     if foreign is None and export_category is None:
         raise ValueError("Give `export_category` (an export column per region) or `foreign` "
                          "(regions treated as foreign consumers).")
     idx, names = _stressor_indices(mrio, stressor, "export_emissions")
-    _, A, S = _mrio_arrays(mrio)
+    A, S = eco.A, eco.S
     regions, cats = list(mrio.regions), list(mrio.categories)
     R, N, K = len(regions), len(mrio.sectors), len(cats)
     Y = np.asarray(mrio.Y).reshape(R * N, R, K)
@@ -120,7 +123,7 @@ def export_emissions(
         Ye = Y[:, [regions.index(f) for f in foreign], :].sum(axis=2)
     Sq = S[jnp.asarray(idx)]
     if foreign is None:
-        out = export_emissions_kernel(A, Sq, jnp.asarray(Ye), jnp.asarray(_region_aggregator(R, N)))
+        out = export_emissions_kernel(A, Sq, jnp.asarray(Ye), jnp.asarray(_region_aggregator(R, N)), eco.factors)
     else:
         # Border-crossing attribution: with D/F the domestic/foreign rows and x = L Y^e the global solution,
         # (I - A_DD) x_D = Y^e_D + A_DF x_F exactly, so the domestic output is L_DD times the exports that cross
@@ -128,7 +131,7 @@ def export_emissions(
         rows = np.arange(R * N).reshape(R, N)
         D = jnp.asarray(rows[dom_idx].ravel())
         Fr = jnp.asarray(np.setdiff1d(rows.ravel(), rows[dom_idx].ravel()))
-        x = leontief_solve(A, jnp.asarray(Ye))
+        x = eco.solve(jnp.asarray(Ye))
         ex = jnp.asarray(Ye)[D] + A[D][:, Fr] @ x[Fr]
         G = jnp.asarray(_region_aggregator(len(dom_idx), N))
         out = export_emissions_kernel(A[D][:, D], Sq[:, D], ex, G)

@@ -12,8 +12,8 @@ footprint to rounding error. Flows between adjacent layers use the total intensi
 `j` at layer `t` is `m_k A_{kj} (A^t y)_j`. Their aggregates by producing and consuming region are the EXPORT
 study's maps of which provinces' demand drives which provinces' emissions, layer by layer.
 
-This module also holds the small private helpers the supply-chain modules share (the MRIO accessors and the
-Leontief solves).
+This module also holds the small private helpers the supply-chain modules share (stressor and final-demand
+selection); the table's `x`, `A`, `S` and factorisation come from one [`Economy`][diffmrio.Economy].
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
-from .._accounts import coefficients, intensities
+from .._economy import Economy, prepared
+from .._labels import label, unlabel
 from .._leontief import leontief_solve, leontief_solve_left
 
 __all__ = ["production_layers", "production_layers_kernel", "layer_flows", "layer_flows_kernel"]
@@ -37,22 +38,6 @@ __all__ = ["production_layers", "production_layers_kernel", "layer_flows", "laye
 # ----------------------------------------------------------------------------------------------------------
 # shared private helpers (used by _spa, _export, _valuechain, _scenarios)
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _check_mrio(mrio: Any, fn: str) -> None:
-    for field in ("Z", "Y", "F", "regions", "sectors", "categories", "stressors"):
-        if not hasattr(mrio, field):
-            raise TypeError(
-                f"`{fn}` expects a `diffmrio.MRIO` (with Z, Y, F and labels); got {type(mrio).__name__}, "
-                f"which has no `{field}`. Build one with `diffmrio.MRIO(...)` or its constructors."
-            )
-
-
-def _mrio_arrays(mrio: Any) -> tuple[Array, Array, Array]:
-    """`(x, A, S)` of an MRIO (float64 JAX arrays)."""
-    x, A = coefficients(jnp.asarray(mrio.Z), jnp.asarray(mrio.Y))
-    S = intensities(jnp.asarray(mrio.F), x)
-    return x, A, S
 
 
 def _stressor_indices(mrio: Any, stressor: str | Sequence[str] | None, fn: str) -> tuple[list[int], list[str]]:
@@ -133,7 +118,8 @@ def _powers_applied(A: Array, y: Array, T: int) -> Array:
 
 @eqx.filter_jit
 def production_layers_kernel(
-    A: Float[Array, "n n"], S: Float[Array, "p n"], y: Float[Array, " n"], T: int
+    A: Float[Array, "n n"], S: Float[Array, "p n"], y: Float[Array, " n"], T: int,
+    factors: tuple[Array, Array] | None = None,
 ) -> tuple[Float[Array, "layer p n"], Float[Array, "p n"]]:
     """Stressors emitted at production layers `0..T` and the exact remainder, per emitting region-sector.
 
@@ -148,18 +134,19 @@ def production_layers_kernel(
     - `S`: intensities `[p, n]`.
     - `y`: final demand `[n]`.
     - `T`: last layer (static).
+    - `factors`: the LU factors of `I - A` to reuse (an [`Economy`][diffmrio.Economy]'s `factors`).
 
     **Returns**
 
     `(layers[T+1, p, n], remainder[p, n])`.
     """
     vs = _powers_applied(A, y, T)  # [T+1, n]
-    rest = leontief_solve(A, A @ vs[-1])
+    rest = leontief_solve(A, A @ vs[-1], factors)
     return S[None, :, :] * vs[:, None, :], S * rest[None, :]
 
 
 def production_layers(
-    mrio: Any,
+    mrio: Any | Economy,
     T: int = 4,
     *,
     stressor: str | Sequence[str] | None = None,
@@ -173,12 +160,13 @@ def production_layers(
 
     **Arguments**
 
-    - `mrio`: a `diffmrio.MRIO`.
+    - `mrio`: a `diffmrio.MRIO`, or a `diffmrio.Economy` prepared from one (its factorisation is reused).
     - `T`: last explicit layer (layers `0..T`; the rest is the exact remainder).
     - `stressor`: one name or a list (default: all stressors).
     - `consumers`, `categories`: which final-demand columns to sum into `y` (default: all). E.g.
       `categories="export"` gives the export-driven layers of the EXPORT study.
-    - `y`: an explicit final-demand vector `[n]` (overrides `consumers`/`categories`).
+    - `y`: an explicit final demand (overrides `consumers`/`categories`): an `xarray.DataArray` over
+      `(region, sector)`, aligned by label, or an array `[n]` in the table's region-major order.
 
     **Returns**
 
@@ -192,13 +180,12 @@ def production_layers(
         ds.layers.sum(("region", "sector"))  # CO2 per layer
         ```
     """
-    _check_mrio(mrio, "production_layers")
+    mrio, eco = prepared(mrio, "production_layers")
     if not isinstance(T, int | np.integer) or T < 0:
         raise ValueError(f"`T` must be a non-negative integer (the last explicit layer); got {T!r}.")
     idx, names = _stressor_indices(mrio, stressor, "production_layers")
-    _, A, S = _mrio_arrays(mrio)
     yv = _demand_vector(mrio, y, consumers, categories, "production_layers")
-    layers, rem = production_layers_kernel(A, S[jnp.asarray(idx)], yv, int(T))
+    layers, rem = production_layers_kernel(eco.A, eco.S[jnp.asarray(idx)], yv, int(T), eco.factors)
     R, N = len(mrio.regions), len(mrio.sectors)
     p = len(idx)
     layers = np.asarray(layers).reshape(T + 1, p, R, N)
@@ -219,13 +206,13 @@ def production_layers(
 
 
 def _demand_vector(mrio, y, consumers, categories, fn) -> Array:
-    n = len(mrio.regions) * len(mrio.sectors)
+    """Final demand `[n]`: the chosen columns of `Y`, or the explicit `y` aligned to the table by label."""
     if y is None:
         return _final_demand(mrio, consumers, categories, fn)
-    yv = jnp.asarray(np.asarray(y.values if isinstance(y, xr.DataArray) else y, dtype=np.float64)).reshape(-1)
-    if yv.shape != (n,):
-        raise ValueError(f"`{fn}`: `y` must have n = regions x sectors = {n} entries (region-major); got {yv.shape}.")
-    return yv
+    regions, sectors = list(mrio.regions), list(mrio.sectors)
+    yv = unlabel(y, ("region", "sector"), {"region": regions, "sector": sectors}, name="y", fn=fn,
+                 shape=(len(regions) * len(sectors),))
+    return jnp.asarray(yv.reshape(-1))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -241,6 +228,7 @@ def layer_flows_kernel(
     G_from: Float[Array, "g n"],
     G_to: Float[Array, "h n"],
     T: int,
+    factors: tuple[Array, Array] | None = None,
 ) -> Float[Array, "layer p g h c"]:
     """Flows between adjacent production layers, aggregated by producer and buyer groups.
 
@@ -257,19 +245,20 @@ def layer_flows_kernel(
     - `A` `[n, n]`, `S` `[p, n]`; `Yd` `[n, c]`: one column per driving final demand (e.g. per region's exports).
     - `G_from` `[g, n]`, `G_to` `[h, n]`: aggregation of the producing (upstream) and buying side.
     - `T`: last layer `t` (flows from layer `t+1` into layer `t`, `t = 0..T`).
+    - `factors`: the LU factors of `I - A` to reuse (an [`Economy`][diffmrio.Economy]'s `factors`).
 
     **Returns**
 
     `[T+1, p, g, h, c]`.
     """
-    M = leontief_solve_left(A, S)  # [p, n], one transposed solve
+    M = leontief_solve_left(A, S, factors)  # [p, n], one transposed solve
     W = jnp.einsum("an,pn,nj->paj", G_from, M, A)  # [p, g, n]: m_k A_kj summed over k in group a
     V = _powers_applied(A, Yd, T)  # [T+1, n, c]
     return jnp.einsum("paj,bj,tjc->tpabc", W, G_to, V)
 
 
 def layer_flows(
-    mrio: Any,
+    mrio: Any | Economy,
     T: int = 3,
     *,
     stressor: str | Sequence[str] | None = None,
@@ -286,7 +275,7 @@ def layer_flows(
 
     **Arguments**
 
-    - `mrio`: a `diffmrio.MRIO`; `T`: last layer (flows `t+1 -> t` for `t = 0..T`).
+    - `mrio`: a `diffmrio.MRIO` (or a `diffmrio.Economy` prepared from one); `T`: last layer (flows `t+1 -> t` for `t = 0..T`).
     - `stressor`: name(s) (default all). `categories`: final-demand categories to include (default all;
       `"export"` for the EXPORT study's export-driven flows).
     - `by`: how the driving demand is split: `"consumer"` (one column per consuming region's final demand,
@@ -298,13 +287,12 @@ def layer_flows(
     `xr.DataArray` `(layer, stressor, from_region, to_region, driver)`; `layer = t` labels the flow from layer
     `t+1` to layer `t`.
     """
-    _check_mrio(mrio, "layer_flows")
+    mrio, eco = prepared(mrio, "layer_flows")
     if by not in ("consumer", "producer"):
         raise ValueError(f"`by` must be 'consumer' or 'producer'; got {by!r}.")
     if not isinstance(T, int | np.integer) or T < 0:
         raise ValueError(f"`T` must be a non-negative integer; got {T!r}.")
     idx, names = _stressor_indices(mrio, stressor, "layer_flows")
-    _, A, S = _mrio_arrays(mrio)
     regions = list(mrio.regions)
     R, N = len(regions), len(mrio.sectors)
     G = jnp.asarray(_region_aggregator(R, N))
@@ -313,12 +301,12 @@ def layer_flows(
     else:
         y = _final_demand(mrio, None, categories, "layer_flows")
         Yd = G.T * y[:, None]
-    out = layer_flows_kernel(A, S[jnp.asarray(idx)], Yd, G, G, int(T))
-    return xr.DataArray(
-        np.asarray(out),
-        dims=("layer", "stressor", "from_region", "to_region", "driver"),
-        coords={"layer": np.arange(T + 1), "stressor": names, "from_region": regions, "to_region": regions,
-                "driver": regions},
+    out = layer_flows_kernel(eco.A, eco.S[jnp.asarray(idx)], Yd, G, G, int(T), eco.factors)
+    return label(
+        out,
+        ("layer", "stressor", "from_region", "to_region", "driver"),
+        {"layer": np.arange(T + 1), "stressor": names, "from_region": regions, "to_region": regions,
+         "driver": regions},
         name="layer_flows",
         attrs={"description": "m_k A_kj (A^t y)_j aggregated by producing (layer t+1) and buying (layer t) "
                               f"region, driven by final demand per {by} region",

@@ -38,7 +38,8 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
-from ._layers import _check_mrio, _demand_vector, _mrio_arrays, _stressor_indices, _units, leontief_solve_left
+from .._economy import Economy, prepared
+from ._layers import _demand_vector, _stressor_indices, _units, leontief_solve_left
 
 __all__ = ["structural_path_analysis", "structural_paths", "SPAResult"]
 
@@ -299,7 +300,7 @@ def _surviving_counts(ptr, bfac, nodes, pabs, thr) -> np.ndarray:
 
 
 def structural_path_analysis(
-    mrio: Any,
+    mrio: Any | Economy,
     stressor: str,
     *,
     k: int | None = 100,
@@ -316,9 +317,11 @@ def structural_path_analysis(
 
     **Arguments**
 
-    - `mrio`: a `diffmrio.MRIO`; `stressor`: one stressor name.
+    - `mrio`: a `diffmrio.MRIO` (or a `diffmrio.Economy` prepared from one: its factors give the multipliers);
+      `stressor`: one stressor name.
     - `k`, `tol`, `max_depth`: see [`structural_paths`][diffmrio.supply_chain.structural_paths].
-    - `consumers`, `categories`: which final-demand columns make `y` (default all); or an explicit `y` `[n]`.
+    - `consumers`, `categories`: which final-demand columns make `y` (default all); or an explicit `y`: a
+      `(region, sector)` DataArray aligned by label, or an array `[n]` in the table's order.
 
     **Returns**
 
@@ -328,13 +331,14 @@ def structural_path_analysis(
     `"Capital/construction <- Basin/nonmetal"`); attrs `total`, `coverage` (sum of the returned values over
     the total), `threshold`, `nodes_per_depth`.
     """
-    _check_mrio(mrio, "structural_path_analysis")
+    mrio, eco = prepared(mrio, "structural_path_analysis")
     if not isinstance(stressor, str):
         raise TypeError("`stressor` must be one stressor name (SPA decomposes one footprint at a time).")
     idx, _ = _stressor_indices(mrio, stressor, "structural_path_analysis")
-    _, A, S = _mrio_arrays(mrio)
     yv = np.asarray(_demand_vector(mrio, y, consumers, categories, "structural_path_analysis"))
-    res = structural_paths(np.asarray(A), np.asarray(S[idx[0]]), yv, k=k, tol=tol, max_depth=max_depth)
+    s = eco.S[idx[0]]
+    M = np.asarray(eco.solve_left(jnp.stack([s, jnp.abs(s)])))  # (s L, |s| L) from the economy's factors
+    res = structural_paths(np.asarray(eco.A), np.asarray(s), yv, k=k, tol=tol, max_depth=max_depth, M=(M[0], M[1]))
     regions, sectors = np.asarray(mrio.regions, dtype=object), np.asarray(mrio.sectors, dtype=object)
     N = len(sectors)
     valid = res.paths >= 0

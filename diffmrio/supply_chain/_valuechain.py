@@ -38,8 +38,9 @@ import xarray as xr
 from jaxtyping import Array, Float
 
 from .._accounts import region_sum_fd
+from .._economy import Economy, prepared
 from .._leontief import leontief_solves
-from ._layers import _check_mrio, _mrio_arrays, _stressor_indices, _units
+from ._layers import _stressor_indices, _units
 
 __all__ = ["value_chain_decomposition", "value_chain_kernel", "VALUE_CHAIN_PARTS"]
 
@@ -48,14 +49,16 @@ VALUE_CHAIN_PARTS = ("intra_regional", "returning_imports", "final_exports", "in
 
 @eqx.filter_jit
 def value_chain_kernel(
-    A: Float[Array, "n n"], S: Float[Array, "p n"], Yreg: Float[Array, "n R"]
+    A: Float[Array, "n n"], S: Float[Array, "p n"], Yreg: Float[Array, "n R"],
+    factors: tuple[Array, Array] | None = None,
 ) -> tuple[Float[Array, "p R 4"], Float[Array, "p R R N"], Float[Array, "p R R N"]]:
     """The four-part decomposition and the bilateral local/upstream flows (VALUECHAIN study, eqs. 3-7).
 
     **Arguments**
 
     - `A` `[n, n]` technical coefficients, `S` `[p, n]` intensities (any satellite rows),
-    - `Yreg` `[n, R]`: final demand summed over categories per consuming region (`Yreg[(t,i), s] = y_ts`).
+    - `Yreg` `[n, R]`: final demand summed over categories per consuming region (`Yreg[(t,i), s] = y_ts`),
+    - `factors`: the LU factors of `I - A` to reuse (an [`Economy`][diffmrio.Economy]'s `factors`).
 
     **Returns**
 
@@ -69,7 +72,7 @@ def value_chain_kernel(
     eye = jnp.eye(R, dtype=A.dtype)
     # region-masked intensities S^{(s)}: S on s's columns, zero elsewhere -> W[s] = S^{(s)} L
     Smask = (eye[:, None, :, None] * S.reshape(1, p, R, N)).reshape(R * p, n)
-    X, W = leontief_solves(A, Yreg, Smask)  # X = L Yreg [n, R]; W [R*p, n]
+    X, W = leontief_solves(A, Yreg, Smask, factors)  # X = L Yreg [n, R]; W [R*p, n]
     W = W.reshape(R, p, R, N)
     M = W.sum(axis=0)  # [p, R, N] = S L
     FB = jnp.einsum("spsj->psj", W)  # F_s B_ss  [p, R(s), N]
@@ -111,7 +114,7 @@ def value_chain_kernel(
     return parts, EX, FE
 
 
-def value_chain_decomposition(mrio: Any, stressor: str | Sequence[str] | None = None) -> xr.Dataset:
+def value_chain_decomposition(mrio: Any | Economy, stressor: str | Sequence[str] | None = None) -> xr.Dataset:
     """Value-chain decomposition of every region's production-based account (VALUECHAIN study, eqs. 3-7).
 
     $$ F_s x_s = F_s L_{ss} y_{ss} + F_s L_{ss} \\sum_{r \\ne s} A_{sr} \\sum_t B_{rt} y_{ts}
@@ -122,7 +125,7 @@ def value_chain_decomposition(mrio: Any, stressor: str | Sequence[str] | None = 
 
     **Arguments**
 
-    - `mrio`: a `diffmrio.MRIO`; `stressor`: name(s) (default all).
+    - `mrio`: a `diffmrio.MRIO` (or a `diffmrio.Economy` prepared from one); `stressor`: name(s) (default all).
 
     **Returns**
 
@@ -131,14 +134,14 @@ def value_chain_decomposition(mrio: Any, stressor: str | Sequence[str] | None = 
     `EX(stressor, exporter, importer, sector)` (local impacts in the exporter of its flows to the importer) and
     `FE(stressor, exporter, importer, sector)` (impacts upstream of the exporter, in other regions).
     """
-    _check_mrio(mrio, "value_chain_decomposition")
+    mrio, eco = prepared(mrio, "value_chain_decomposition")
     idx, names = _stressor_indices(mrio, stressor, "value_chain_decomposition")
-    x, A, S = _mrio_arrays(mrio)
+    x, A, S = eco.x, eco.A, eco.S
     regions, sectors = list(mrio.regions), list(mrio.sectors)
     R, N = len(regions), len(sectors)
     Yreg = region_sum_fd(jnp.asarray(mrio.Y), R)
     Sq = S[jnp.asarray(idx)]
-    parts, EX, FE = value_chain_kernel(A, Sq, Yreg)
+    parts, EX, FE = value_chain_kernel(A, Sq, Yreg, eco.factors)
     total = np.asarray((Sq * x[None, :]).reshape(len(idx), R, N).sum(axis=2))
     return xr.Dataset(
         {
