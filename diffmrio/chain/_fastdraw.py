@@ -38,6 +38,7 @@ triangular solves read them in place too; both solves are differentiable in the 
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import equinox as eqx
 import jax
@@ -156,7 +157,7 @@ def aligned_empty(shape, align: int = 64) -> np.ndarray:
 
 
 class LeontiefFactor(eqx.Module):
-    """The LU factors of $I - A$ in one $n \times n$ float64 buffer (see the module notes).
+    r"""The LU factors of $I - A$ in one $n \times n$ float64 buffer (see the module notes).
 
     Build with [`from_flows`][diffmrio.chain._fastdraw.LeontiefFactor.from_flows] ($A = Z\,\mathrm{diag}(x)^{-1}$)
     or [`from_coefficients`][diffmrio.chain._fastdraw.LeontiefFactor.from_coefficients]; `overwrite=True`
@@ -181,7 +182,7 @@ class LeontiefFactor(eqx.Module):
 
     @classmethod
     def from_flows(cls, Z, x, *, overwrite: bool = False) -> LeontiefFactor:
-        """Factors of $I - A$ with $A = Z\,\mathrm{diag}(x)^{-1}$ (zero columns where the gross output `x` is
+        r"""Factors of $I - A$ with $A = Z\,\mathrm{diag}(x)^{-1}$ (zero columns where the gross output `x` is
         zero, as `diffmrio.coefficients`), formed in the same buffer."""
         M = _work_buffer(Z, overwrite, "Z")
         x = np.asarray(x, dtype=np.float64)
@@ -198,7 +199,9 @@ class LeontiefFactor(eqx.Module):
         if not np.all(np.isfinite(M.diagonal())):
             raise ValueError("I - A has non-finite entries on its diagonal: check Z, x or A for NaN / inf")
         # M is C-ordered, so M.T is Fortran-ordered: LAPACK factors (I - A)^T where it lies
-        lu, piv = sl.lu_factor(M.T, overwrite_a=True, check_finite=False)
+        with warnings.catch_warnings():  # a singular factor is refused below, with its own message
+            warnings.simplefilter("ignore", sl.LinAlgWarning)
+            lu, piv = sl.lu_factor(M.T, overwrite_a=True, check_finite=False)
         if not np.shares_memory(lu, M):  # pragma: no cover - SciPy copies only non-Fortran input
             raise RuntimeError("the in-place LU of I - A made a copy")
         d = np.abs(lu.diagonal())
@@ -240,7 +243,7 @@ def _work_buffer(M, overwrite: bool, name: str) -> np.ndarray:
 @eqx.filter_jit
 def factored_gradient(chain: Chain, inp: ChainInputs, factor: LeontiefFactor, target: str = "deaths",
                       receptor: str | None = None) -> jax.Array:
-    """$\partial J / \partial Y$ over all entries of final demand, as `diffmrio.chain.sensitivity(...,
+    r"""$\partial J / \partial Y$ over all entries of final demand, as `diffmrio.chain.sensitivity(...,
     wrt="final_demand")` computes it, but with the economy's factors given (`inp.A` is not read, so it may be a
     placeholder): one forward solve and one transposed solve with `factor`, no $n \times n$ temporary."""
 
@@ -508,7 +511,10 @@ class ChainDraw(eqx.Module):
         if float(spec.mrio_cv) > 0:
             return cls(chain, spec, base, kernel, pm, None, y_s, c_s, G, target)
         ones = eqx.tree_at(lambda i: i.species_factor, base, jnp.ones_like(base.species_factor))
-        X = LeontiefFactor.from_coefficients(base.A).solve(y_s.T)  # one LU (in place on a copy), all scenarios
+        if isinstance(base.A, jax.core.Tracer):  # built inside a transformation: XLA's LU
+            X = jsl.lu_solve(jsl.lu_factor(jnp.eye(y.shape[0], dtype=y.dtype) - base.A), y_s.T)
+        else:  # one LU, in place on one copy of A, for all scenarios
+            X = LeontiefFactor.from_coefficients(base.A).solve(y_s.T)
         E0 = jax.vmap(lambda x, cc: chain.emissions_from_totals(ones, x, cc))(X.T, c_s)
         return cls(chain, spec, base, kernel, pm, E0, None, None, G, target)
 
