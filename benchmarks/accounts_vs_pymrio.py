@@ -152,6 +152,8 @@ def main() -> None:
             td = float(child("diffmrio")["elapsed"])
             pairs.append((tp, td))
             pair_load.append(round(os.getloadavg()[0], 1))
+            print(f"pair {len(pairs)}: pymrio {tp:.2f} s, diffmrio {td:.2f} s, ratio {td / tp:.3f}, load average "
+                  f"(1 min) {pair_load[-1]}", flush=True)  # partial results of a long run
         worst = {}
         for lib in LIBS[1:]:
             worst[lib] = 0.0
