@@ -3,7 +3,7 @@ categories; random but well-posed, `_random_mrio.random_system`) chained to the 
 regions (each table region is allocated to one source) and the demo's GEMM health model.
 
     python benchmarks/chain_exiobase_scale.py [--regions 49 --sectors 200] [--draws 10000] [--quick]
-                                              [--batch 250] [--budget 0.5] [--cache DIR] [--scaling-regions 24]
+                                              [--batch 250] [--budget 0.25] [--cache DIR] [--scaling-regions 24]
 
 Reports, in a child process of its own (so that its peak memory is its own):
 
@@ -259,7 +259,7 @@ def main() -> None:
     ap.add_argument("--categories", type=int, default=7)
     ap.add_argument("--draws", type=int, default=10_000)
     ap.add_argument("--batch", type=int, default=250, help="the most draws per chunk")
-    ap.add_argument("--budget", type=float, default=0.5,
+    ap.add_argument("--budget", type=float, default=0.25,
                     help="a chunk's working set at most this fraction of the table's own arrays (sets the chunk size)")
     ap.add_argument("--scaling-regions", type=int, default=24, help="a second, smaller table for the per-draw scaling")
     ap.add_argument("--quick", action="store_true", help="the quick demo chain's emulator and health grid")
