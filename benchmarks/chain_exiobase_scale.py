@@ -73,7 +73,12 @@ def _load_aligned(path: Path) -> np.ndarray:
         if fortran or dtype != np.float64:
             raise ValueError(f"{path}: expected a C-ordered float64 array")
         out = aligned_empty(shape)
-        fh.readinto(memoryview(out.reshape(-1)).cast("B"))
+        view, done = memoryview(out.reshape(-1)).cast("B"), 0
+        while done < out.nbytes:  # readinto may return fewer bytes than asked for
+            got = fh.readinto(view[done:])
+            if not got:
+                raise ValueError(f"{path}: the file ends after {done} of {out.nbytes} bytes")
+            done += got
     return out
 
 
