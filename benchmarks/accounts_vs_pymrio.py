@@ -146,10 +146,14 @@ def main() -> None:
         for lib in LIBS:
             res[lib] = child(lib)
         pairs = [(float(res["pymrio"]["elapsed"]), float(res["diffmrio"]["elapsed"]))]
+        pair_load = [round(os.getloadavg()[0], 1)]
         for _ in range(max(a.repeat, 1) - 1):
             tp = float(child("pymrio")["elapsed"])
             td = float(child("diffmrio")["elapsed"])
             pairs.append((tp, td))
+            pair_load.append(round(os.getloadavg()[0], 1))
+            print(f"pair {len(pairs)}: pymrio {tp:.2f} s, diffmrio {td:.2f} s, ratio {td / tp:.3f}, load average "
+                  f"(1 min) {pair_load[-1]}", flush=True)  # partial results of a long run
         worst = {}
         for lib in LIBS[1:]:
             worst[lib] = 0.0
@@ -180,7 +184,9 @@ def main() -> None:
         "repeated_pairs": len(pairs),
         "pymrio_s_all": [round(tp, 2) for tp, _ in pairs],
         "diffmrio_s_all": [round(td, 2) for _, td in pairs],
+        "time_ratio_all": [round(float(r), 3) for r in ratios],
         "time_ratio_min_median_max": [round(float(f(ratios)), 3) for f in (np.min, np.median, np.max)],
+        "load_average_1_min_after_each_pair": pair_load,
         "load_average_1_5_15_min_at_start": [round(v, 2) for v in load0],
         "load_average_1_5_15_min_at_end": [round(v, 2) for v in os.getloadavg()],
         "solver": str(res["diffmrio"]["solver"]),

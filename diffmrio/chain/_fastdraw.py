@@ -26,16 +26,26 @@ of 27 curves, two transcendental evaluations each) and each curve adds one `expm
 across calls). When the economy is not perturbed (`mrio_cv = 0`), the emissions of the base case and of every
 zero-out scenario are computed once and each draw only scales them by its inventory factors; otherwise each
 draw factors $I - A$ once and solves for the base case and every zero-out scenario with those factors.
+
+**One n x n buffer.** [`LeontiefFactor`][diffmrio.chain._fastdraw.LeontiefFactor] factors $I - A$ on the host, in
+place (LAPACK `dgetrf` through SciPy with `overwrite_a`), into one $n \times n$ float64 buffer that JAX then
+reads without a copy. XLA's own LU (`jax.scipy.linalg.lu_factor` inside `jit`) holds its operand, a transposed
+copy and the factors: three buffers at once even with a donated operand. The factors are stored transposed (the
+factorisation is of $(I - A)^T$, which in row-major memory is $I - A$ in LAPACK's column-major order), so the
+triangular solves read them in place too; both solves are differentiable in the right-hand side.
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg as jsl
 import numpy as np
+import scipy.linalg as sl
 
 from .._leontief import leontief_solve
 from ..health import GEMM
@@ -132,6 +142,118 @@ def group_index(chain: Chain, by: str, foreign_categories=("export",)) -> GroupI
         is_f = np.tile(np.isin(m.categories, foreign_categories), R)
         return GroupIndex(jnp.asarray(np.where(is_f, 0, 1), jnp.int32), "col", ("foreign", "domestic"))
     raise ValueError(f"`by` must be one of {GROUPINGS}, got {by!r}")
+
+
+# ------------------------------------------------------------------------------------------ the economy
+
+
+def aligned_empty(shape, align: int = 64) -> np.ndarray:
+    """An uninitialised, writable, C-contiguous float64 array whose data start on an `align`-byte boundary: JAX
+    on a CPU then wraps it without a copy (`jnp.asarray`), which it does not for numpy's usual 16-byte
+    alignment."""
+    size = int(np.prod(shape)) * 8
+    raw = np.empty(size + align, dtype=np.uint8)
+    off = (-raw.ctypes.data) % align
+    return raw[off : off + size].view(np.float64).reshape(shape)
+
+
+class LeontiefFactor(eqx.Module):
+    r"""The LU factors of $I - A$ in one $n \times n$ float64 buffer (see the module notes).
+
+    Build with [`from_flows`][diffmrio.chain._fastdraw.LeontiefFactor.from_flows] ($A = Z\,\mathrm{diag}(x)^{-1}$)
+    or [`from_coefficients`][diffmrio.chain._fastdraw.LeontiefFactor.from_coefficients]; `overwrite=True`
+    factors the given writable float64 array in place (it then holds the factors: do not use it as `Z` or `A`
+    again), otherwise a copy is factored. `solve(B)` is $(I - A)^{-1} B$ and `solve_left(C)` is
+    $C (I - A)^{-1}$; both are differentiable in `B` / `C` (the gradient is the other solve, with the same
+    factors).
+
+    **Fields:** `lu_t[n, n]`: the factors of $(I - A)^T$, transposed; `piv[n]`: LAPACK's pivots (0-based).
+    """
+
+    lu_t: jax.Array
+    piv: jax.Array
+
+    @classmethod
+    def from_coefficients(cls, A, *, overwrite: bool = False) -> LeontiefFactor:
+        """Factors of $I - A$ for technical coefficients `A[n, n]`."""
+        M = _work_buffer(A, overwrite, "A")
+        np.negative(M, out=M)
+        M.flat[:: M.shape[0] + 1] += 1.0
+        return cls._factor(M)
+
+    @classmethod
+    def from_flows(cls, Z, x, *, overwrite: bool = False) -> LeontiefFactor:
+        r"""Factors of $I - A$ with $A = Z\,\mathrm{diag}(x)^{-1}$ (zero columns where the gross output `x` is
+        zero, as `diffmrio.coefficients`), formed in the same buffer."""
+        M = _work_buffer(Z, overwrite, "Z")
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (M.shape[0],):
+            raise ValueError(f"gross output `x` must have shape ({M.shape[0]},) to match Z, got {x.shape}")
+        neg_inv = np.divide(-1.0, x, out=np.zeros_like(x), where=x != 0)
+        for s in range(0, M.shape[0], 1024):  # row blocks: no n x n temporary
+            M[s : s + 1024] *= neg_inv[None, :]
+        M.flat[:: M.shape[0] + 1] += 1.0
+        return cls._factor(M)
+
+    @classmethod
+    def _factor(cls, M: np.ndarray) -> LeontiefFactor:
+        if not np.all(np.isfinite(M.diagonal())):
+            raise ValueError("I - A has non-finite entries on its diagonal: check Z, x or A for NaN / inf")
+        # M is C-ordered, so M.T is Fortran-ordered: LAPACK factors (I - A)^T where it lies
+        with warnings.catch_warnings():  # a singular factor is refused below, with its own message
+            warnings.simplefilter("ignore", sl.LinAlgWarning)
+            lu, piv = sl.lu_factor(M.T, overwrite_a=True, check_finite=False)
+        if not np.shares_memory(lu, M):  # pragma: no cover - SciPy copies only non-Fortran input
+            raise RuntimeError("the in-place LU of I - A made a copy")
+        d = np.abs(lu.diagonal())
+        if not np.all(np.isfinite(d)) or np.any(d == 0):
+            raise ValueError("I - A is singular or not finite (a zero or non-finite pivot in its LU): the table is "
+                             "not productive, or Z / A holds NaN or inf; check it with diffmrio.MRIO.from_arrays("
+                             "..., validate=True)")
+        # device_put wraps a 64-byte-aligned host buffer without a copy on a CPU (jnp.asarray would copy it)
+        return cls(jax.device_put(lu.T), jnp.asarray(piv, dtype=jnp.int32))
+
+    @property
+    def n(self) -> int:
+        return self.lu_t.shape[0]
+
+    def solve(self, B) -> jax.Array:
+        """$(I - A)^{-1} B$ for `B[n]` or `B[n, k]`."""
+        return jsl.lu_solve((self.lu_t.T, self.piv), B, trans=1)
+
+    def solve_left(self, C) -> jax.Array:
+        """$C (I - A)^{-1}$ for `C[n]` or `C[m, n]`."""
+        return jsl.lu_solve((self.lu_t.T, self.piv), C.T, trans=0).T
+
+
+def _work_buffer(M, overwrite: bool, name: str) -> np.ndarray:
+    if overwrite:
+        if not (isinstance(M, np.ndarray) and M.dtype == np.float64 and M.flags.c_contiguous and M.flags.writeable):
+            raise ValueError(f"overwrite=True needs `{name}` as a writable C-contiguous float64 numpy array (it is "
+                             "factored in place); pass overwrite=False to factor a copy")
+        out = M
+    else:
+        src = np.asarray(M, dtype=np.float64)
+        out = aligned_empty(src.shape)
+        out[...] = src
+    if out.ndim != 2 or out.shape[0] != out.shape[1]:
+        raise ValueError(f"`{name}` must be a square n x n matrix, got shape {out.shape}")
+    return out
+
+
+@eqx.filter_jit
+def factored_gradient(chain: Chain, inp: ChainInputs, factor: LeontiefFactor, target: str = "deaths",
+                      receptor: str | None = None) -> jax.Array:
+    r"""$\partial J / \partial Y$ over all entries of final demand, as `diffmrio.chain.sensitivity(...,
+    wrt="final_demand")` computes it, but with the economy's factors given (`inp.A` is not read, so it may be a
+    placeholder): one forward solve and one transposed solve with `factor`, no $n \times n$ temporary."""
+
+    def J(Y):
+        x = factor.solve(Y.sum(axis=1))
+        E = chain.emissions_from_totals(inp, x, Y.sum(axis=0))
+        return chain.target_from_pm25(chain.pm25(chain.concentration(E, inp.member_weights)), inp, target, receptor)
+
+    return jax.grad(J)(inp.Y)
 
 
 # ------------------------------------------------------------------------------------------------ health
@@ -390,7 +512,10 @@ class ChainDraw(eqx.Module):
         if float(spec.mrio_cv) > 0:
             return cls(chain, spec, base, kernel, pm, None, y_s, c_s, G, target)
         ones = eqx.tree_at(lambda i: i.species_factor, base, jnp.ones_like(base.species_factor))
-        X = leontief_solve(base.A, y_s.T)  # one LU, all scenarios
+        if isinstance(base.A, jax.core.Tracer):  # built inside a transformation: XLA's LU
+            X = leontief_solve(base.A, y_s.T)
+        else:  # one LU, in place on one copy of A, for all scenarios
+            X = LeontiefFactor.from_coefficients(base.A).solve(y_s.T)
         E0 = jax.vmap(lambda x, cc: chain.emissions_from_totals(ones, x, cc))(X.T, c_s)
         return cls(chain, spec, base, kernel, pm, E0, None, None, G, target)
 
