@@ -8,8 +8,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-# Must be set before JAX initialises its backends.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+# Must be set before JAX initialises its backends. Backend optimisation level 0: the tests' arrays are small,
+# so XLA's compile time, not the run time, is most of the suite's time; without LLVM's optimisation passes a
+# compile takes about half the CPU time (tests/test_reference_ctm.py: 53 -> 37 CPU-s for three adjoint and
+# ensemble tests on a 2-core box) with the same results to rounding. Subprocesses that the tests start inherit it.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0")
 
 # One persistent XLA compilation cache for the whole test session, shared with the subprocesses the tests
 # start (CLI commands, kill -9 and Ctrl-C fault injection, multi-process Monte Carlo, SLURM array tasks) and,
@@ -137,3 +140,21 @@ def pytest_collection_modifyitems(config, items):
 
     slow = {group(item) for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: group(item) not in slow)  # stable: otherwise the collection order
+    if config.getvalue("loadgroup"):
+        for item in items:
+            if item.get_closest_marker("xdist_group") is not None:
+                _group_suffix(item, group(item))
+
+
+def _group_suffix(item, name: str) -> None:
+    """Append `@name` to the test's id, which is how `--dist loadgroup` finds a test's group. pytest-xdist
+    (3.8) does this by setting `item._nodeid`, which pytest 9 no longer reads (a node's id is the `NodeId` in
+    `item._id`): without this, every test was its own group, so a module's tests were spread over the
+    workers and each worker computed that module's fixtures again. If xdist's own suffix takes effect again,
+    the id ends `@name@name` and still names the group `name` (xdist splits at the last `@`)."""
+    new = f"{item.nodeid}@{name}"
+    node_id = getattr(item, "_id", None)
+    if node_id is not None and hasattr(type(node_id), "parse"):
+        item._id = type(node_id).parse(new)
+    else:  # pytest before 9: the id is a string
+        item._nodeid = new

@@ -32,7 +32,10 @@ def _free_port() -> int:
 
 def _launch(n_proc: int, devices_each: int, out: Path, checkpoint_dir: Path) -> list[subprocess.Popen]:
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_each}")
+    # the session's other XLA flags (conftest) too: the processes must compile as the reference here does
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=" ".join([f"--xla_force_host_platform_device_count={devices_each}", *flags]))
     port = _free_port()
     procs = []
     for i in range(n_proc):
