@@ -247,6 +247,7 @@ def _train(
         g_norm = float(np.mean(g_all[finite] ** 2)) if finite.any() else 1.0
     spec = _trainable(model, train_base)
     params, static = eqx.partition(model, spec)
+    frozen, static = eqx.partition(static, eqx.is_array)  # arrays not trained (base case, closed-form parts)
 
     warmup = max(1, min(100, steps // 10))
     schedule = optax.warmup_cosine_decay_schedule(
@@ -259,21 +260,29 @@ def _train(
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=weight_decay))
     opt_state = opt.init(params)
 
-    def loss_fn(p, idx):
-        m = eqx.combine(p, static)
-        x, y = xs[idx], ys[idx]
+    # The training data and the scalars computed from it are arguments of the compiled step, not constants
+    # baked into it: the step's XLA program is then the same for every fit of the same model structure and
+    # settings (the members of an ensemble, a refit, another run set of the same shape), so the persistent
+    # compilation cache serves it instead of compiling again.
+    arrays = {"x": xs, "y": ys, "err_scale": err_scale, "frozen": frozen}
+    if has_g:
+        arrays.update(g=gs, w=ws, g_mask=g_mask, g_norm=jnp.asarray(g_norm), sobolev=jnp.asarray(sobolev_weight))
+
+    def loss_fn(p, idx, d):
+        m = eqx.combine(p, d["frozen"], static)
+        x, y = d["x"][idx], d["y"][idx]
         pred = jax.vmap(m._predict)(x)
-        loss = jnp.mean(((pred - y) / err_scale) ** 2)
+        loss = jnp.mean(((pred - y) / d["err_scale"]) ** 2)
         if has_g:
-            gp = jax.vmap(jax.grad(lambda xi, wi: jnp.sum(wi * m._predict(xi))))(x, ws[idx])
-            mask = g_mask[idx].astype(gp.dtype)
-            per_run = jnp.mean(((gp - gs[idx]) ** 2).reshape(idx.shape[0], -1), axis=1) / g_norm
-            loss = loss + sobolev_weight * jnp.sum(mask * per_run) / jnp.maximum(jnp.sum(mask), 1.0)
+            gp = jax.vmap(jax.grad(lambda xi, wi: jnp.sum(wi * m._predict(xi))))(x, d["w"][idx])
+            mask = d["g_mask"][idx].astype(gp.dtype)
+            per_run = jnp.mean(((gp - d["g"][idx]) ** 2).reshape(idx.shape[0], -1), axis=1) / d["g_norm"]
+            loss = loss + d["sobolev"] * jnp.sum(mask * per_run) / jnp.maximum(jnp.sum(mask), 1.0)
         return loss
 
     @eqx.filter_jit
-    def step_fn(p, o, idx):
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(p, idx)
+    def step_fn(p, o, idx, d):
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(p, idx, d)
         updates, o = opt.update(grads, o, eqx.filter(p, eqx.is_array))
         return eqx.apply_updates(p, updates), o, loss
 
@@ -331,10 +340,10 @@ def _train(
             idx = tr_idx_j[sel]
         else:
             idx = tr_idx_j
-        p, o, loss = step_fn(p, o, idx)
+        p, o, loss = step_fn(p, o, idx, arrays)
         state["params"], state["opt_state"], state["step"] = p, o, jnp.asarray(step + 1)
         if (step + 1) % eval_every == 0 or step + 1 == steps:
-            val = eval_fn(p, val_idx_j)
+            val = eval_fn(p, val_idx_j, arrays)
             history["step"].append(step + 1)
             history["train_loss"].append(float(loss))
             history["val_loss"].append(float(val))
@@ -356,7 +365,7 @@ def _train(
     history["best_val_loss"] = float(state["best_val"])
     history["stopped_early"] = stopped
     history["steps_done"] = int(state["step"])
-    return eqx.combine(best, static), history
+    return eqx.combine(best, frozen, static), history
 
 
 #: the keyword arguments `fit` took before the method objects, and where each now lives
