@@ -48,6 +48,7 @@ from ..supply_chain._layers import (
 
 __all__ = [
     "intensity_convergence",
+    "final_producer_output",
     "convergence_kernel",
     "footprint_gradients",
     "optimise_intensity_cuts",
@@ -100,13 +101,28 @@ def convergence_kernel(
     return imp * frac, w_new
 
 
-def _final_producer_impact(mrio: Any, q: int) -> tuple[np.ndarray, Array, Array]:
-    """`E[r, i, s] = S_q,(r,i) (L y^{fp}_s)_(r,i)`: emitted in (r, i) for the final products of region s."""
+def final_producer_output(mrio: Any) -> np.ndarray:
+    """`X[n, R]`: output of every region-sector for the final products sold by region t, `X[:, t] = L y^fp_t`
+    (`y^fp_t`: the final sales of region t's sectors, zero elsewhere). Rows sum to the output `x`.
+
+    **Returns:** a float64 `numpy` array, rows in the table's (region, sector) order, columns its regions.
+    """
+    _check_mrio(mrio, "final_producer_output")
+    return np.asarray(_final_producer_output(mrio)[0])
+
+
+def _final_producer_output(mrio: Any) -> tuple[Array, Array, Array]:
     x, A, S = _mrio_arrays(mrio)
     R, N = len(mrio.regions), len(mrio.sectors)
     y = jnp.asarray(mrio.Y).sum(axis=1)
     Yfp = jnp.asarray(_region_aggregator(R, N)).T * y[:, None]  # [n, R]: final products of region s
-    X = leontief_solve(A, Yfp)
+    return leontief_solve(A, Yfp), S, x
+
+
+def _final_producer_impact(mrio: Any, q: int) -> tuple[np.ndarray, Array, Array]:
+    """`E[r, i, s] = S_q,(r,i) (L y^{fp}_s)_(r,i)`: emitted in (r, i) for the final products of region s."""
+    X, S, x = _final_producer_output(mrio)
+    R, N = len(mrio.regions), len(mrio.sectors)
     E = (S[q][:, None] * X).reshape(R, N, R)
     return np.asarray(E), S, x
 
