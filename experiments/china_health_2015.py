@@ -13,9 +13,9 @@ under five, the COBENEFIT convention). Relative risks per 0.1-degree cell, never
 
 `load_inputs(shared)` reads the files, `compute(inputs) -> xr.Dataset` holds every number (with `units`),
 `report(ds, out)` writes the files; `run(out, shared)` does all three.
-Run: `python -m experiments.china_health_2015 --out DIR [--shared PATH]`. Without the shared data it prints why
-and exits with status 0. Writes `report.md`, `figures/deaths_by_province.png`, `results/deaths_by_province.nc` and
-`results/deaths_by_province.csv` atomically and prints the report path.
+Run: `python -m experiments.china_health_2015 --out DIR [--shared PATH]`. Without the shared data it says which
+folder it looked for and exits with a usage error (status 2). Writes `report.md`, `figures/deaths_by_province.png`,
+`results/deaths_by_province.nc` and `results/deaths_by_province.csv` atomically and prints the report path.
 """
 
 from __future__ import annotations
