@@ -11,9 +11,11 @@ Models: GEMM 5-COD (Burnett et al. 2018, fits with the Chinese cohort, age-speci
 GEMM NCD+LRI, and IER (Burnett et al. 2014 central fits; IHD, stroke, COPD, LC for adults 25+ and LRI for children
 under five, the COBENEFIT convention). Relative risks per 0.1-degree cell, never on provincial means.
 
-Run: `python -m experiments.china_health_2015 --out DIR [--shared PATH]`. Without the shared data it prints why
-and exits with status 0. Writes `report.md`, `figures/deaths_by_province.png`, `results/deaths_by_province.nc` and
-`results/deaths_by_province.csv` atomically and prints the report path.
+`load_inputs(shared)` reads the files, `compute(inputs) -> xr.Dataset` holds every number (with `units`),
+`report(ds, out)` writes the files; `run(out, shared)` does all three.
+Run: `python -m experiments.china_health_2015 --out DIR [--shared PATH]`. Without the shared data it says which
+folder it looked for and exits with a usage error (status 2). Writes `report.md`, `figures/deaths_by_province.png`,
+`results/deaths_by_province.nc` and `results/deaths_by_province.csv` atomically and prints the report path.
 """
 
 from __future__ import annotations
@@ -21,23 +23,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import matplotlib
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
 
-matplotlib.use("Agg")
-import equinox as eqx  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
+import diffmrio  # noqa: F401  (enables float64)
+from diffmrio import health as H
+from diffmrio._io import write_netcdf_atomic, write_text_atomic
+from diffmrio.demo._report import Report, subplots
 
-import diffmrio  # noqa: E402,F401  (enables float64)
-from diffmrio import health as H  # noqa: E402
-from diffmrio._io import write_netcdf_atomic, write_text_atomic  # noqa: E402
-from diffmrio.demo._report import Report  # noqa: E402
-
-from ._common import experiment_parser, footer, parse, shared_folder  # noqa: E402
-from .global_health_2015 import PUBLISHED  # noqa: E402
+from ._common import experiment_parser, footer, parse, shared_folder
+from .global_health_2015 import PUBLISHED
 
 NAME = "china_health_2015"
 YEAR = 2015
@@ -98,9 +96,14 @@ def _totals(model, C):
     return model(C).sum(axis=1), model.population_weighted_concentration(C)
 
 
-def compute(inputs: dict) -> xr.Dataset:
+def compute(inputs: dict, *, source: str | None = None) -> xr.Dataset:
     """Deaths `[model, cause, province]` and population-weighted PM2.5 per province for GEMM 5-COD, GEMM
-    NCD+LRI and IER (see the module docstring)."""
+    NCD+LRI and IER (see the module docstring), from [`load_inputs`][experiments.china_health_2015.load_inputs].
+
+    **Returns:** an `xarray.Dataset` with `deaths[model, cause, province]` (NaN where a model has no such cause),
+    `population`, `pm25_popweighted`, `abbr[province]` and `unmapped_population[unmapped]` (people in cells
+    labelled outside the 31 provinces); `source` is recorded in the attributes for the report.
+    """
     five = H.build_health_inputs(inputs["province"], inputs["population"], inputs["age_fraction"],
                                  inputs["mortality"], causes=H.FIVE_CAUSES)
     ncd = H.build_health_inputs(inputs["province"], inputs["population"], inputs["age_fraction"],
@@ -122,19 +125,38 @@ def compute(inputs: dict) -> xr.Dataset:
             out[k, causes.index(c)] = np.asarray(D[ci])
         pw = np.asarray(p)
     pop = np.asarray(five.to_regions(five.population))
+    abbr = dict(zip(inputs["provinces"]["name"], inputs["provinces"]["abbr"]))
+    unmapped = inputs.get("unmapped", {})
     return xr.Dataset(
         {
             "deaths": (("model", "cause", "province"), out, {"units": "deaths yr-1"}),
             "population": (("province",), pop, {"units": "persons"}),
             "pm25_popweighted": (("province",), pw, {"units": "ug m-3"}),
+            "abbr": (("province",), np.array([str(abbr.get(p, "")) for p in regions], dtype=str), {"units": ""}),
+            "unmapped_population": (("unmapped",), np.array(list(unmapped.values()), dtype=np.float64),
+                                    {"units": "persons", "long_name": "people in cells outside the 31 provinces"}),
         },
-        coords={"model": list(models), "cause": causes, "province": regions},
-        attrs={"title": f"PM2.5-attributable deaths by Chinese province, {YEAR}", "year": YEAR},
+        coords={"model": list(models), "cause": causes, "province": regions,
+                "unmapped": np.array(list(unmapped), dtype=str)},
+        attrs={"title": f"PM2.5-attributable deaths by Chinese province, {YEAR}", "year": YEAR,
+               "source": source or "the shared 0.1-degree China data"},
     )
 
 
+def headline(ds: xr.Dataset) -> dict:
+    """National totals per model (`national`), population-weighted PM2.5, population and deaths per province
+    (`by_province[model][province]`) of [`compute`][experiments.china_health_2015.compute]'s dataset."""
+    totals = ds.deaths.sum("cause", skipna=True)  # (model, province)
+    pop_all = float(ds.population.sum())
+    return {"national": {str(m): float(totals.sel(model=m).sum()) for m in ds.model.values},
+            "pm25_popweighted": float((ds.pm25_popweighted * ds.population).sum() / pop_all), "population": pop_all,
+            "by_province": {str(m): dict(zip(map(str, ds.province.values), totals.sel(model=m).values.tolist()))
+                            for m in ds.model.values},
+            "unmapped": dict(zip(map(str, ds.unmapped.values), ds.unmapped_population.values.tolist()))}
+
+
 def _figure(table: pd.DataFrame):
-    fig, ax = plt.subplots(figsize=(13, 4.6))
+    fig, ax = subplots(figsize=(13, 4.6))
     xs = np.arange(len(table))
     for k, (col, c) in enumerate((("GEMM NCD+LRI", "#7b3294"), ("GEMM 5-COD", "#c2a5cf"), ("IER (Burnett 2014)", "#008837"))):
         ax.bar(xs + (k - 1) * 0.28, table[col] / 1e3, 0.28, label=col, color=c)
@@ -148,29 +170,18 @@ def _figure(table: pd.DataFrame):
     return fig
 
 
-def run(out: str | Path, shared: str | Path) -> dict:
-    """Run the experiment; writes `out/report.md`, the figure and the results. **Returns:** headline numbers
-    (national totals per model, `report`)."""
+def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None) -> Path:
+    """Write `out/report.md`, `out/figures/deaths_by_province.png` and `out/results/deaths_by_province.{nc,csv}`
+    from [`compute`][experiments.china_health_2015.compute]'s dataset. **Returns** the report path."""
     t0 = time.perf_counter()
     out = Path(out)
-    shared = Path(shared)
-    missing = [str(p) for p in required_files(shared) if not p.exists()]
-    if missing:
-        raise FileNotFoundError(f"shared data missing: {missing}; pass --shared PATH to the shared data folder")
-    inputs = load_inputs(shared)
-    t_load = time.perf_counter() - t0
-    ds = compute(inputs)
-    t_compute = time.perf_counter() - t0 - t_load
-    totals = ds.deaths.sum("cause", skipna=True)  # (model, province)
-    table = totals.to_pandas().T
+    h = headline(ds)
+    nat, pop_all, pw_nat = h["national"], h["population"], h["pm25_popweighted"]
+    table = ds.deaths.sum("cause", skipna=True).to_pandas().T
     table["population (M)"] = ds.population.values / 1e6
     table["PM2.5 pw"] = ds.pm25_popweighted.values
-    abbr = dict(zip(inputs["provinces"]["name"], inputs["provinces"]["abbr"]))
     table = table.sort_values("GEMM 5-COD", ascending=False)
     table.index.name = "province"
-    nat = {m: float(totals.sel(model=m).sum()) for m in ds.model.values}
-    pop_all = float(ds.population.sum())
-    pw_nat = float((ds.pm25_popweighted * ds.population).sum() / pop_all)
     results = out / "results"
     results.mkdir(parents=True, exist_ok=True)
     write_netcdf_atomic(ds, results / "deaths_by_province.nc")
@@ -178,14 +189,14 @@ def run(out: str | Path, shared: str | Path) -> dict:
     gbd = PUBLISHED["gbd2015"]["China"]
     rep = Report(out, f"PM2.5-attributable deaths by Chinese province, {YEAR} (real data)")
     rep.add(
-        f"Data (real): annual PM2.5 and population on the 0.1-degree grid of `{shared / DATA}` ({YEAR} columns), "
+        f"Data (real): annual PM2.5 and population on the 0.1-degree grid of `{ds.attrs['source']}` ({YEAR} columns), "
         "province of every cell joined to `reference/china_provinces.csv`, GBD national baseline mortality and age "
         f"structure for {YEAR} (the same national rates applied in every province: the folder has no provincial "
         f"rates). {ds.sizes['province']} provinces, {pop_all / 1e9:.3f} billion people, population-weighted PM2.5 "
         f"{pw_nat:.1f} ug m-3."
         + (" Cells labelled outside the 31 mainland provinces are left out: "
-           + ", ".join(f"{k} ({v / 1e6:.1f} M people)" for k, v in inputs["unmapped"].items()) + "."
-           if inputs["unmapped"] else "")
+           + ", ".join(f"{k} ({v / 1e6:.1f} M people)" for k, v in h["unmapped"].items()) + "."
+           if h["unmapped"] else "")
     )
     rep.add(
         "## National totals vs published estimates\n\n"
@@ -203,15 +214,29 @@ def run(out: str | Path, shared: str | Path) -> dict:
         "IER version (2014 central fits vs GBD 2015 draws) and LRI (under-fives here, all ages in GBD 2015)."
     )
     t = table.copy()
-    t.insert(0, "abbr", [abbr.get(p, "") for p in t.index])
+    t.insert(0, "abbr", ds.abbr.to_pandas().reindex(t.index).values)
     rep.table(t[["abbr", "population (M)", "PM2.5 pw", "GEMM NCD+LRI", "GEMM 5-COD", "IER (Burnett 2014)"]],
               f"Deaths yr-1 by province, {YEAR}, sorted by GEMM 5-COD", floatfmt="{:,.1f}")
     rep.figure(_figure(table), "deaths_by_province", f"PM2.5-attributable deaths by province, {YEAR}: GEMM vs IER.")
-    rep.add(f"Load {t_load:.1f} s, compute {t_compute:.1f} s.\n\n" + footer(NAME, time.perf_counter() - t0))
-    return {"national": nat, "pm25_popweighted": pw_nat, "population": pop_all,
-            "by_province": {m: dict(zip(ds.province.values.tolist(), totals.sel(model=m).values.tolist()))
-                            for m in ds.model.values},
-            "unmapped": inputs["unmapped"], "report": rep.write()}
+    timing = (f"Load {ds.attrs['load_seconds']:.1f} s, compute {ds.attrs['compute_seconds']:.1f} s.\n\n"
+              if "load_seconds" in ds.attrs else "")
+    rep.add(timing + footer(NAME, (seconds or 0.0) + time.perf_counter() - t0))
+    return rep.write()
+
+
+def run(out: str | Path, shared: str | Path) -> dict:
+    """[`load_inputs`][experiments.china_health_2015.load_inputs], `compute` and `report`. **Returns:** the
+    [headline][experiments.china_health_2015.headline] numbers, `dataset` and `report`."""
+    t0 = time.perf_counter()
+    shared = Path(shared)
+    missing = [str(p) for p in required_files(shared) if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"shared data missing: {missing}; pass --shared PATH to the shared data folder")
+    inputs = load_inputs(shared)
+    t_load = time.perf_counter() - t0
+    ds = compute(inputs, source=str(shared / DATA))
+    ds.attrs.update(load_seconds=t_load, compute_seconds=time.perf_counter() - t0 - t_load)
+    return headline(ds) | {"dataset": ds, "report": report(ds, out, seconds=time.perf_counter() - t0)}
 
 
 def main(argv=None) -> dict | None:

@@ -5,6 +5,8 @@ Inputs (real data, read from the shared folder; never copied into the project):
 - `data/health_2015/`: gridded population, grid-cell countries, GBD 2015 baseline mortality and age structure;
 - `reference/ier2015_draws.csv`: 1,000 joint GBD 2015 IER parameter draws (Monte Carlo).
 
+`load_inputs(shared)` reads the files, `compute(inputs) -> xr.Dataset` holds every number (with `units`, and the
+per-draw Monte Carlo totals), `report(ds, out)` writes the files; `run(out, shared)` does all three.
 Run: `python -m experiments.global_health_2015 --out DIR [--shared PATH] [--draws N]`. Writes `report.md`,
 `top15_gemm_vs_ier.png`, `deaths_by_country.nc` and `deaths_by_country.csv` into DIR, each atomically.
 """
@@ -25,6 +27,7 @@ import xarray as xr
 import diffmrio  # noqa: F401  (enables float64)
 from diffmrio import health as H
 from diffmrio._io import atomic_path, save_figure_atomic, write_netcdf_atomic, write_text_atomic
+from diffmrio.demo._report import subplots
 
 from ._common import experiment_parser, parse, seed_or, shared_folder
 
@@ -66,30 +69,51 @@ def _mc_totals(model: H.HealthModel, draws, C):
     return jax.lax.map(lambda a: one(eqx.combine(a, static)), arrays)
 
 
-def run(out: Path, shared: Path, n_draws: int = 100, seed: int = 0, mc_gemm5: bool = False) -> dict:
-    t0 = time.perf_counter()
+def load_inputs(shared: str | Path) -> dict:
+    """The real inputs from the shared folder: PM2.5 (`fixtures/geoschem/Annual_pm25_base2015.nc`, NaN cells
+    filled from the nearest valid cell), gridded population, grid-cell countries, GBD 2015 baseline mortality
+    and age structure (`data/health_2015/`), and the IER draw table path. **Returns:** a dict (`pm25`,
+    `population`, `regions`, `mortality`, `ages`, `ier_draws` path, `pop_in_filled`, `n_filled_populated`,
+    `pm_path`, `data`)."""
+    shared = Path(shared)
     d = shared / "data" / "health_2015"
     pm_path = shared / "fixtures" / "geoschem" / "Annual_pm25_base2015.nc"
     pm = H.load_pm25_netcdf(pm_path, fill_nan="nearest")
     pop = H.load_gridded_population(d / "population_0p5deg.csv.gz", "base2015", like=pm)
-    regions = H.load_grid_regions(d / "grid_info_0p5deg.csv.gz", "Country", like=pm)
-    mort = H.load_gbd_baseline_mortality(d / "gbd_baseline_mortality_per100k.csv.gz", "base2015")
-    ages = H.load_gbd_age_structure(d / "gbd_age_structure.csv.gz", "base2015")
     with xr.open_dataset(pm_path) as raw:
         raw_pm = raw["PM2.5"].isel(time=0).values
-    pop_in_filled = float(pop.values[~np.isfinite(raw_pm)].sum())
-    n_filled_populated = int(((pop.values > 0) & ~np.isfinite(raw_pm)).sum())
+    return {
+        "pm25": pm, "population": pop, "regions": H.load_grid_regions(d / "grid_info_0p5deg.csv.gz", "Country", like=pm),
+        "mortality": H.load_gbd_baseline_mortality(d / "gbd_baseline_mortality_per100k.csv.gz", "base2015"),
+        "ages": H.load_gbd_age_structure(d / "gbd_age_structure.csv.gz", "base2015"),
+        "ier_draws": shared / "reference" / "ier2015_draws.csv",
+        "pop_in_filled": float(pop.values[~np.isfinite(raw_pm)].sum()),
+        "n_filled_populated": int(((pop.values > 0) & ~np.isfinite(raw_pm)).sum()),
+        "pm_path": pm_path, "data": d,
+    }  # fmt: skip
 
+
+def compute(inputs: dict, *, n_draws: int = 100, seed: int = 0, mc_gemm5: bool = False) -> xr.Dataset:
+    """Deaths per country for GEMM 5-COD (with and without the Chinese cohort), GEMM NCD+LRI, IER (2014 central)
+    and the mean over GBD 2015 IER draws, with Monte Carlo totals over CRF draws.
+
+    **Arguments:** `inputs` from [`load_inputs`][experiments.global_health_2015.load_inputs]; `n_draws` CRF draws
+    per Monte Carlo model (IER GBD 2015 draws, GEMM NCD+LRI, and with `mc_gemm5` GEMM 5-COD); `seed`.
+
+    **Returns:** an `xarray.Dataset`: `deaths[model, cause, country]` (NaN where a model has no such cause),
+    `population`, `pm25_popweighted[country]`, `mc_total[mc, draw, country]` (deaths summed over causes per
+    draw) and per Monte Carlo model `total_{lo,hi,mean}_<model>[country]` (2.5th/97.5th percentile and mean
+    over draws); the data provenance in the attributes.
+    """
+    pm, pop, regions = inputs["pm25"], inputs["population"], inputs["regions"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        in5 = H.build_health_inputs(regions, pop, ages, mort, causes=H.FIVE_CAUSES, on_missing="drop")
-        inN = H.build_health_inputs(regions, pop, ages, mort, causes=("NCD+LRI",), on_missing="drop")
-    dropped_msg = str(caught[0].message) if caught else "none"
-    known = set(in5.regions)
+        in5 = H.build_health_inputs(regions, pop, inputs["ages"], inputs["mortality"], causes=H.FIVE_CAUSES,
+                                    on_missing="drop")
+        inN = H.build_health_inputs(regions, pop, inputs["ages"], inputs["mortality"], causes=("NCD+LRI",),
+                                    on_missing="drop")
     lab = regions.values
-    dropped_pop = float(pop.values[(lab != "") & ~np.isin(lab, list(known))].sum())
-    t_load = time.perf_counter() - t0
-
+    dropped_pop = float(pop.values[(lab != "") & ~np.isin(lab, list(in5.regions))].sum())
     C = jnp.asarray(pm.values)
     ages_ = in5.ages
     models = {
@@ -111,76 +135,93 @@ def run(out: Path, shared: Path, n_draws: int = 100, seed: int = 0, mc_gemm5: bo
     # Monte Carlo: GBD 2015 IER whole draws (age-specific IHD/stroke) and GEMM theta ~ N(theta, SE).
     key_ier, key_g5, key_gn = jax.random.split(jax.random.key(seed), 3)
     # GBD 2015 applied LRI at every age and the other causes to adults 25+ (Cohen et al. 2017).
-    ier_draws = H.load_ier_draws(shared / "reference" / "ier2015_draws.csv", H.FIVE_CAUSES, ages=ages_,
-                                 age_ranges={"LRI": (0, None)})
+    ier_draws = H.load_ier_draws(inputs["ier_draws"], H.FIVE_CAUSES, ages=ages_, age_ranges={"LRI": (0, None)})
     mc = {
         "IER (GBD 2015 draws)": (in5, ier_draws.sample(key=key_ier, n=n_draws)),
         "GEMM NCD+LRI": (inN, models["GEMM NCD+LRI"][1].sample(key=key_gn, n=n_draws)),
     }
     if mc_gemm5:
         mc["GEMM 5-COD"] = (in5, models["GEMM 5-COD"][1].sample(key=key_g5, n=n_draws))
-    mc_tot, mc_ier = {}, None
+    mc_tot = []
     for name, (inp, draws) in mc.items():
         template = H.HealthModel(inp, jax.tree.map(lambda x: x[0] if eqx.is_array(x) else x, draws))
         by_cause = np.asarray(_mc_totals(template, draws, C))  # [draw, cause, country]
-        mc_tot[name] = by_cause.sum(axis=1)
+        mc_tot.append(by_cause.sum(axis=1))
         if name.startswith("IER"):
-            mc_ier = by_cause
-    central[-1, : len(H.FIVE_CAUSES)] = mc_ier.mean(axis=0)
-    t_compute = time.perf_counter() - t0 - t_load
+            central[-1, : len(H.FIVE_CAUSES)] = by_cause.mean(axis=0)
 
-    model_names = list(models) + ["IER (GBD 2015 draws, mean)"]
-    country_pop = np.asarray(in5.to_regions(in5.population))
+    d = "deaths yr-1"
     ds = xr.Dataset(
         {
             "deaths": (("model", "cause", "country"), central,
-                       {"units": "deaths yr-1", "long_name": "PM2.5-attributable deaths, 2015"}),
-            "population": (("country",), country_pop, {"units": "persons"}),
+                       {"units": d, "long_name": "PM2.5-attributable deaths, 2015"}),
+            "population": (("country",), np.asarray(in5.to_regions(in5.population)), {"units": "persons"}),
             "pm25_popweighted": (("country",), pwc, {"units": "ug m-3"}),
+            "mc_total": (("mc", "draw", "country"), np.stack(mc_tot),
+                         {"units": d, "long_name": "deaths summed over causes, per CRF draw"}),
         },
-        coords={"model": model_names, "cause": all_causes, "country": countries},
+        coords={"model": list(models) + ["IER (GBD 2015 draws, mean)"], "cause": all_causes, "country": countries,
+                "mc": list(mc), "draw": np.arange(n_draws)},
         attrs={"title": "PM2.5-attributable deaths by country, 2015 (diffmrio experiment global_health_2015)",
-               "pm25": str(pm_path), "health_data": str(d), "mc_draws": n_draws},
-    )
-    for name, tot in mc_tot.items():
+               "pm25": str(inputs["pm_path"]), "health_data": str(inputs["data"]), "mc_draws": n_draws,
+               "n_filled": int(pm.attrs["n_filled"]), "n_filled_populated": inputs["n_filled_populated"],
+               "pop_in_filled": inputs["pop_in_filled"], "total_pop": float(pop.sum()), "dropped_pop": dropped_pop,
+               "dropped": str(caught[0].message) if caught else "none"},
+    )  # fmt: skip
+    for name, tot in zip(mc, mc_tot):
         tag = name.split(" (")[0].replace(" ", "_").replace("+", "").replace("-", "")
         lo, hi = np.percentile(tot, [2.5, 97.5], axis=0)
-        ds[f"total_lo_{tag}"] = (("country",), lo, {"long_name": f"{name}: 2.5th percentile over draws"})
-        ds[f"total_hi_{tag}"] = (("country",), hi, {"long_name": f"{name}: 97.5th percentile over draws"})
-        ds[f"total_mean_{tag}"] = (("country",), tot.mean(axis=0), {"long_name": f"{name}: mean over draws"})
+        ds[f"total_lo_{tag}"] = (("country",), lo, {"units": d, "long_name": f"{name}: 2.5th percentile over draws"})
+        ds[f"total_hi_{tag}"] = (("country",), hi, {"units": d, "long_name": f"{name}: 97.5th percentile over draws"})
+        ds[f"total_mean_{tag}"] = (("country",), tot.mean(axis=0), {"units": d, "long_name": f"{name}: mean over draws"})
+    return ds
 
-    totals = ds["deaths"].sum("cause", skipna=True)  # [model, country]
-    table = totals.to_pandas().T  # country x model
-    table.insert(0, "population", country_pop)
-    table.insert(1, "pm25_popweighted", pwc)
-    for name, tot in mc_tot.items():
-        lo, hi = np.percentile(tot, [2.5, 97.5], axis=0)
+
+def country_table(ds: xr.Dataset) -> pd.DataFrame:
+    """Totals per country (rows, sorted by GEMM 5-COD) and model, with population, PM2.5 and the 95% Monte
+    Carlo interval per Monte Carlo model (the CSV written by the report)."""
+    table = ds["deaths"].sum("cause", skipna=True).to_pandas().T  # country x model
+    table.insert(0, "population", ds.population.values)
+    table.insert(1, "pm25_popweighted", ds.pm25_popweighted.values)
+    for name in ds.mc.values:
+        lo, hi = np.percentile(ds.mc_total.sel(mc=name).values, [2.5, 97.5], axis=0)
         table[f"{name} MC 2.5%"] = lo
         table[f"{name} MC 97.5%"] = hi
-    table = table.sort_values("GEMM 5-COD", ascending=False)
+    return table.sort_values("GEMM 5-COD", ascending=False)
 
+
+def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None) -> dict:
+    """Write `out/report.md`, `out/top15_gemm_vs_ier.png`, `out/deaths_by_country.{nc,csv}` from
+    [`compute`][experiments.global_health_2015.compute]'s dataset. **Returns:** the national and global totals
+    per model (`China`, `India`, `Global`)."""
+    t0 = time.perf_counter()
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    table = country_table(ds)
+    mc_tot = {str(m): ds.mc_total.sel(mc=m).values for m in ds.mc.values}
+    countries = list(ds.country.values)
     write_netcdf_atomic(ds, out / "deaths_by_country.nc")
     with atomic_path(out / "deaths_by_country.csv") as tmp:
         table.to_csv(tmp, float_format="%.6g", index_label="country")
     _figure(table, mc_tot, countries, out / "top15_gemm_vs_ier.png")
-    runtime = time.perf_counter() - t0
-    summary = _report(out / "report.md", ds, table, mc_tot, countries, dict(
-        t_load=t_load, t_compute=t_compute, runtime=runtime, n_draws=n_draws, dropped=dropped_msg,
-        dropped_pop=dropped_pop, pop_in_filled=pop_in_filled, n_filled_populated=n_filled_populated, n_filled=pm.attrs["n_filled"],
-        total_pop=float(pop.sum()), pm_path=pm_path, data=d))
-    return summary
+    info = dict(ds.attrs) | {"runtime": (seconds or 0.0) + time.perf_counter() - t0}
+    return _report(out / "report.md", ds, table, mc_tot, countries, info)
+
+
+def run(out: Path, shared: Path, n_draws: int = 100, seed: int = 0, mc_gemm5: bool = False) -> dict:
+    """`load_inputs`, `compute` and `report`. **Returns** the report's summary (national and global totals)."""
+    t0 = time.perf_counter()
+    inputs = load_inputs(shared)
+    t_load = time.perf_counter() - t0
+    ds = compute(inputs, n_draws=n_draws, seed=seed, mc_gemm5=mc_gemm5)
+    ds.attrs.update(t_load=t_load, t_compute=time.perf_counter() - t0 - t_load)
+    return report(ds, out, seconds=time.perf_counter() - t0)
 
 
 # ------------------------------------------------------------------------------------------------ outputs
 
 
 def _figure(table: pd.DataFrame, mc_tot, countries, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     top = table.head(15)
     idx = [countries.index(c) for c in top.index]
     cols = [("GEMM NCD+LRI", "#7b3294"), ("GEMM 5-COD", "#c2a5cf"), ("IER (Burnett 2014 central)", "#a6dba0"),
@@ -188,7 +229,7 @@ def _figure(table: pd.DataFrame, mc_tot, countries, path: Path) -> None:
     mc_for = {"GEMM NCD+LRI": "GEMM NCD+LRI", "GEMM 5-COD": "GEMM 5-COD", "IER (GBD 2015 draws, mean)":
               "IER (GBD 2015 draws)"}
     mc_for = {k: v for k, v in mc_for.items() if v in mc_tot}
-    fig, ax = plt.subplots(figsize=(12, 5.5))
+    fig, ax = subplots(figsize=(12, 5.5))
     w = 0.2
     x = np.arange(len(top))
     for k, (name, colour) in enumerate(cols):
@@ -206,7 +247,6 @@ def _figure(table: pd.DataFrame, mc_tot, countries, path: Path) -> None:
     ax.grid(axis="y", alpha=0.3, which="both")
     fig.tight_layout()
     save_figure_atomic(fig, path, dpi=130, format="png")
-    plt.close(fig)
 
 
 def _fmt(v: float) -> str:
@@ -233,7 +273,7 @@ def _report(path: Path, ds, table, mc_tot, countries, info) -> dict:
         "  NCD+LRI = the non-communicable-disease + LRI model with its age-specific fits, adults 25+.",
         "- **IER** central = Burnett et al. (2014) all-age fits; IHD, stroke, COPD, LC for adults 25+ and LRI",
         "  for children under five (the COBENEFIT convention). **IER GBD 2015 draws** = mean over",
-        f"  {info['n_draws']} whole draws (alpha, gamma, delta, zcf together; age-specific IHD/stroke) of the GBD",
+        f"  {info['mc_draws']} whole draws (alpha, gamma, delta, zcf together; age-specific IHD/stroke) of the GBD",
         "  2015 draw table, with LRI at all ages as in GBD 2015 (the like-for-like comparison with Cohen et al.).",
         "  GEMM intervals: theta ~ Normal(theta, SE), one normal per cause shared across ages.",
         "- Baseline rates and age structure: GBD 2015 per country (`base2015`).",
@@ -297,18 +337,18 @@ def _report(path: Path, ds, table, mc_tot, countries, info) -> dict:
         "",
         "## Data and caveats",
         "",
-        f"- PM2.5: `{info['pm_path']}` (annual mean 2015, 0.5 deg). {info['n_filled']} cells are NaN in the file",
+        f"- PM2.5: `{info['pm25']}` (annual mean 2015, 0.5 deg). {info['n_filled']} cells are NaN in the file",
         f"  (ocean and mostly-ocean coastal cells), {info['n_filled_populated']} of them populated; they take the"
         f" value of the nearest valid cell. {info['pop_in_filled'] / 1e6:.0f} million people live in such cells",
         "  (Mumbai, Chennai, Jakarta, ...), so leaving them out would bias totals low.",
-        f"- Population, countries, GBD rates: `{info['data']}`; world population {info['total_pop'] / 1e9:.2f} billion.",
+        f"- Population, countries, GBD rates: `{info['health_data']}`; world population {info['total_pop'] / 1e9:.2f} billion.",
         f"- Grid territories without GBD rates are left out ({info['dropped_pop'] / 1e6:.1f} million people): "
         f"{info['dropped']}",
         "- Results: `deaths_by_country.nc` (deaths[model, cause, country], population, population-weighted PM2.5,",
         "  Monte Carlo intervals) and `deaths_by_country.csv` (totals per country).",
         "",
-        f"Runtime: {info['runtime']:.1f} s (loading {info['t_load']:.1f} s, deaths and Monte Carlo "
-        f"{info['t_compute']:.1f} s) on the machine that ran it.",
+        f"Runtime: {info['runtime']:.1f} s (loading {info.get('t_load', float('nan')):.1f} s, deaths and Monte "
+        f"Carlo {info.get('t_compute', float('nan')):.1f} s) on the machine that ran it.",
         "",
     ]
     write_text_atomic(path, "\n".join(lines))

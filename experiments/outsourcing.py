@@ -8,6 +8,8 @@ r"""OUTSOURCE study (Feng et al. 2013, PNAS 110:11654, "Outsourcing CO2 within C
    turned into an MRIO by the proportional-sourcing assumption; its consumption-based CO2 is compared with the
    true table's, region by region.
 
+`compute(mrio) -> Outsourcing` holds every number (labelled datasets with `units`, and the rebuilt table),
+`report(result, out)` writes the files; `run(out, ...)` does both.
 Run: `python -m experiments.outsourcing --out DIR [--mrio NC | --ceads XLSX --emissions CSV] [--hubs A,B]
 [--distances CSV] [--beta 1.0] [--quick]`. Writes `DIR/report.md`, `DIR/figures/*.png` and `DIR/results/*.nc`
 (all atomically) and prints the report path. On the default demo world every number is **synthetic**.
@@ -17,23 +19,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
+import diffmrio
+from diffmrio import MRIO
+from diffmrio._io import write_netcdf_atomic
+from diffmrio.datasets import _demo
+from diffmrio.demo._report import Report, subplots
 
-import diffmrio  # noqa: E402
-from diffmrio import MRIO  # noqa: E402
-from diffmrio._io import write_netcdf_atomic  # noqa: E402
-from diffmrio.datasets import _demo  # noqa: E402
-from diffmrio.demo._report import Report  # noqa: E402
-
-from ._common import cli_main, footer, make_parser, tag  # noqa: E402
+from ._common import cli_main, footer, make_parser, tag
 
 NAME = "outsourcing"
 DEMO_HUBS = ("Capital", "Harbor")
@@ -234,11 +233,204 @@ def _reconstruction_errors(true: dict, rebuilt: dict) -> dict[str, np.ndarray]:
     return {"cba": cba_err, "imp": imp_err, "misallocated": misallocated}
 
 
+# ------------------------------------------------------------------------------------------ compute
+
+
+@dataclass(frozen=True)
+class Outsourcing:
+    """What [`compute`][experiments.outsourcing.compute] returns: `accounts` (sections 1-2), `reconstruction`
+    (section 3; `None` without distances) and `rebuilt` (the gravity + RAS table at `beta`, or `None`)."""
+
+    accounts: xr.Dataset
+    reconstruction: xr.Dataset | None = None
+    rebuilt: MRIO | None = None
+
+
+def _accounts(mrio, stressor, hubs, top_k) -> xr.Dataset:
+    """Sections 1 and 2: PBA/CBA, burden and net transfers, split by final-demand category, hub shares."""
+    regions = list(mrio.regions)
+    R = len(regions)
+    is_demo_regions = tuple(regions) == _demo.REGIONS
+    unit = mrio.units[mrio.stressor_index(stressor)]
+    groups = category_groups(mrio.categories)
+    domestic = tuple(c for g, cs in groups.items() if g != "export" for c in cs)
+    tot = _stressor_accounts(mrio, stressor)
+    by_group = {g: _stressor_accounts(mrio, stressor, cs) for g, cs in groups.items()}
+    pba, cba, E = tot["D_pba_reg"], tot["D_cba_reg"], tot["burden"]
+    net = E - E.T
+    hubs_auto = hubs is None and not is_demo_regions
+    if hubs is None:
+        hubs = DEMO_HUBS if is_demo_regions else tuple(
+            regions[k] for k in np.argsort(-cba / np.maximum(pba, 1e-300))[: max(1, int(np.ceil(R / 4)))])
+    bad = [h for h in hubs if h not in regions]
+    if bad:
+        raise ValueError(f"hubs {bad} are not regions of the table; regions: {regions}")
+    H = np.array([regions.index(h) for h in hubs])
+    notH = np.setdiff1d(np.arange(R), H)
+    base = _stressor_accounts(mrio, stressor, domestic) if domestic else tot
+    Ed = base["burden"]
+    FY_dom = float(base["D_cba_reg"].sum() - Ed.sum())  # direct emissions of domestic final demand
+    order = np.dstack(np.unravel_index(np.argsort(-net, axis=None), net.shape))[0]
+    top = [(int(r), int(s)) for r, s in order if net[r, s] > 0][:top_k]
+    net_by_group = [a["burden"].sum(0) - a["burden"].sum(1) for a in by_group.values()]  # EEI - EEE
+    return xr.Dataset(
+        {
+            "pba": ("region", pba, {"units": unit}), "cba": ("region", cba, {"units": unit}),
+            "imports": ("region", tot["D_imp_reg"], {"units": unit}),
+            "exports": ("region", tot["D_exp_reg"], {"units": unit}),
+            "burden": (("region", "consumer"), E, {"units": unit}),
+            "net_transfer": (("region", "consumer"), net, {"units": unit}),
+            "cba_by_category": (("category_group", "region"), np.array([a["D_cba_reg"] for a in by_group.values()]),
+                                {"units": unit}),
+            "burden_by_category": (("category_group", "region", "consumer"),
+                                   np.array([a["burden"] for a in by_group.values()]), {"units": unit}),
+            "net_import_by_category": (("category_group", "region"), np.array(net_by_group), {"units": unit}),
+            "hub_share_emitted_elsewhere": ((), float(Ed[np.ix_(notH, H)].sum() / base["D_cba_reg"][H].sum()),
+                                            {"units": "1", "long_name": "of the hubs' domestic CBA"}),
+            "hub_share_emitted_outside": (("hub",), base["D_imp_reg"][H] / base["D_cba_reg"][H], {"units": "1"}),
+            "share_consumed_outside_producing_region": ((), float(1.0 - (np.trace(Ed) + FY_dom) / pba.sum()),
+                                                        {"units": "1"}),
+            "top_emitter": (("top",), np.array([regions[r] for r, _ in top], dtype=str), {"units": ""}),
+            "top_consumer": (("top",), np.array([regions[s] for _, s in top], dtype=str), {"units": ""}),
+            "top_value": (("top",), np.array([net[r, s] for r, s in top]), {"units": unit}),
+        },
+        coords={"region": regions, "consumer": regions, "category_group": list(by_group),
+                "hub": np.array(hubs, dtype=str), "top": np.arange(len(top))},
+        attrs={"stressor": stressor, "unit": unit, "hubs_auto": int(hubs_auto), "domestic": ",".join(domestic),
+               "description": "burden[r, s]: emitted in r for final demand of s; net_transfer = burden - burden^T"},
+    )  # fmt: skip
+
+
+def _reconstruction(mrio, stressor, distances, beta, sweep_betas) -> tuple[xr.Dataset, MRIO]:
+    """Section 3: gravity + RAS rebuilds (two variants, a beta sweep) against the true table."""
+    regions = list(mrio.regions)
+    unit = mrio.units[mrio.stressor_index(stressor)]
+    tot = _stressor_accounts(mrio, stressor)
+    variants = {"outflows/inflows known": True, "totals only": False}
+    errs, sweep, burden_reb = {}, {v: [] for v in variants}, {}
+    rebuilt_main = info_main = None
+    for lab, known in variants.items():
+        for b in sweep_betas:
+            reb, info = gravity_ras_rebuild(mrio, distances, beta=b, known_flows=known)
+            acc_r = _stressor_accounts(reb, stressor)
+            e = _reconstruction_errors(tot, acc_r)
+            sweep[lab].append(float(np.abs(e["cba"]).max()))
+            if b == beta:
+                errs[lab], burden_reb[lab] = e, acc_r["burden"]
+                if known:
+                    rebuilt_main, info_main = reb, info
+    x_true = np.asarray(diffmrio.accounts(mrio)["x"].values).ravel()
+    x_reb = np.asarray(rebuilt_main.Z).sum(1) + np.asarray(rebuilt_main.Y).sum(1)
+    v = list(variants)
+    rec = xr.Dataset(
+        {
+            "cba_true": ("region", tot["D_cba_reg"], {"units": unit}),
+            "cba_rebuilt": (("variant", "region"), np.array([tot["D_cba_reg"] * (1 + errs[k]["cba"]) for k in v]),
+                            {"units": unit}),
+            "cba_rel_error": (("variant", "region"), np.array([errs[k]["cba"] for k in v]), {"units": "1"}),
+            "imports_rel_error": (("variant", "region"), np.array([errs[k]["imp"] for k in v]), {"units": "1"}),
+            "misallocated_share": (("variant",), np.array([errs[k]["misallocated"] for k in v]), {"units": "1"}),
+            "max_abs_cba_error": (("variant", "beta"), np.array([sweep[k] for k in v]), {"units": "1"}),
+            "burden_true": (("region", "to_region"), tot["burden"], {"units": unit}),
+            "burden_rebuilt": (("variant", "region", "to_region"), np.array([burden_reb[k] for k in v]),
+                               {"units": unit}),
+            "trade_true": (("sector", "region", "to_region"), info_main["T_true"], {"units": "table's money unit"}),
+            "trade_rebuilt": (("sector", "region", "to_region"), info_main["T"], {"units": "table's money unit"}),
+            "distance": (("region", "to_region"), distances, {"units": "of the positions or CSV"}),
+            "output_max_rel_gap": ((), float(np.max(np.abs(x_reb - x_true) / x_true)), {"units": "1"}),
+        },
+        coords={"variant": v, "region": regions, "to_region": regions, "beta": list(sweep_betas),
+                "sector": list(mrio.sectors)},
+        attrs={"stressor": stressor, "unit": unit, "gravity_beta": beta,
+               "description": "gravity prior O_r I_s / d^beta balanced by RAS per product; proportional sourcing"},
+    )  # fmt: skip
+    return rec, rebuilt_main
+
+
+def compute(
+    mrio: MRIO,
+    *,
+    stressor: str = "CO2",
+    hubs: Sequence[str] | None = None,
+    positions: dict[str, Sequence[float]] | None = None,
+    distances: np.ndarray | None = None,
+    beta: float = 1.0,
+    betas: Sequence[float] | None = DEFAULT_BETAS,
+    top_k: int = 8,
+    synthetic: bool = False,
+    source: str | None = None,
+) -> Outsourcing:
+    """Every number of the OUTSOURCE experiment, no figures.
+
+    **Arguments:** `mrio` (needs a `stressor` row and two regions or more); `hubs` (default: Capital, Harbor on
+    the demo world, else the quarter of regions with the highest CBA/PBA ratio); `positions` (x, y per region) or
+    `distances` `(R, R)` for the gravity model (default: the demo map when the regions are the demo's; without
+    either the reconstruction is left out); `beta`: distance exponent; `betas`: the sensitivity sweep (`None` or
+    empty: `beta` only); `top_k`: the largest net transfers kept; `synthetic`, `source`: recorded for the report.
+
+    **Returns:** an [`Outsourcing`][experiments.outsourcing.Outsourcing]; every variable has `units`.
+    """
+    if stressor not in mrio.stressors:
+        raise ValueError(f"stressor {stressor!r} is not in the table ({list(mrio.stressors)}); add it with "
+                         "--emissions or pass stressor=...")
+    regions = list(mrio.regions)
+    if len(regions) < 2:
+        raise ValueError(f"the table has {len(regions)} region: outsourcing between regions needs at least two")
+    demo_map = positions is None and distances is None and tuple(regions) == _demo.REGIONS
+    if demo_map:
+        positions = demo_positions()
+    if distances is None and positions is not None:
+        distances = distance_matrix(positions, regions)
+    acc = _accounts(mrio, stressor, hubs, top_k)
+    if positions is not None:
+        acc["position"] = (("region", "axis"), np.array([positions[r] for r in regions], dtype=np.float64),
+                           {"units": "of the map"})
+    attrs = {"synthetic": int(bool(synthetic)), "source": source or f"table `{mrio.name}`",
+             "distances_from": "the demo map" if demo_map else "the given positions/distances"}
+    acc.attrs.update(attrs)
+    if distances is None:
+        return Outsourcing(acc)
+    sweep = tuple(sorted(set(betas or ()) | {beta}))
+    rec, rebuilt = _reconstruction(mrio, stressor, np.asarray(distances, dtype=np.float64), beta, sweep)
+    return Outsourcing(acc, rec.assign_attrs(attrs), rebuilt)
+
+
+def headline(res: Outsourcing) -> dict:
+    """The headline numbers of [`compute`][experiments.outsourcing.compute]'s result as a plain dict (fractions
+    as fractions, flows in the stressor's unit)."""
+    acc, rec = res.accounts, res.reconstruction
+    regions = [str(r) for r in acc.region.values]
+    out = {
+        "stressor": acc.attrs["stressor"], "unit": acc.attrs["unit"], "synthetic": bool(acc.attrs["synthetic"]),
+        "hubs": tuple(map(str, acc.hub.values)),
+        "hub_share_emitted_elsewhere": float(acc.hub_share_emitted_elsewhere),
+        "hub_share_emitted_outside_each_hub": dict(zip(map(str, acc.hub.values),
+                                                       acc.hub_share_emitted_outside.values.tolist())),
+        "share_consumed_outside_producing_region": float(acc.share_consumed_outside_producing_region),
+        "largest_net_transfer": {"from_consumer": str(acc.top_consumer[0].values),
+                                 "to_emitter": str(acc.top_emitter[0].values), "value": float(acc.top_value[0])},
+        "pba": dict(zip(regions, acc.pba.values.tolist())), "cba": dict(zip(regions, acc.cba.values.tolist())),
+    }  # fmt: skip
+    if rec is not None:
+        known, only = "outflows/inflows known", "totals only"
+        e = rec.cba_rel_error.sel(variant=known).values
+        out.update({
+            "reconstruction_error": float(np.abs(e).max()),
+            "reconstruction_error_by_region": dict(zip(regions, e.tolist())),
+            "reconstruction_error_totals_only": float(np.abs(rec.cba_rel_error.sel(variant=only)).max()),
+            "imports_error_by_region": dict(zip(regions, rec.imports_rel_error.sel(variant=known).values.tolist())),
+            "misallocated_share": float(rec.misallocated_share.sel(variant=known)),
+            "beta": float(rec.attrs["gravity_beta"]),
+            "beta_sweep": dict(zip(rec.beta.values.tolist(), rec.max_abs_cba_error.sel(variant=known).values.tolist())),
+        })  # fmt: skip
+    return out
+
+
 # ------------------------------------------------------------------------------------------ figures
 
 
 def _fig_pba_cba(regions, pba, cba_by_group, unit, stressor, synthetic):
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = subplots(figsize=(9, 4))
     xs = np.arange(len(regions))
     ax.bar(xs - 0.2, pba, 0.4, color="#4c72b0", label="production-based")
     bottom = np.zeros(len(regions))
@@ -264,7 +456,7 @@ def _layout(regions, positions):
 
 def _fig_map(regions, positions, pba, cba, net, top, unit, stressor, synthetic):
     P = _layout(regions, positions)
-    fig, ax = plt.subplots(figsize=(8.5, 5.8))
+    fig, ax = subplots(figsize=(8.5, 5.8))
     vmax = max(v for *_, v in top) if top else 1.0
     rad = -0.25  # arcs bend to the left of the direction of travel
     for r, s, v in top:  # embodied flow from emitter r to consumer s
@@ -297,7 +489,7 @@ def _fig_map(regions, positions, pba, cba, net, top, unit, stressor, synthetic):
 
 
 def _fig_net(regions, net, net_by_group, unit, stressor, synthetic):
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"wspace": 0.35, "width_ratios": [1, 1.1]})
+    fig, axes = subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"wspace": 0.35, "width_ratios": [1, 1.1]})
     ax = axes[0]
     lim = np.abs(net).max()
     im = ax.imshow(net, cmap="RdBu_r", vmin=-lim, vmax=lim)
@@ -332,7 +524,7 @@ def _fig_net(regions, net, net_by_group, unit, stressor, synthetic):
 
 
 def _fig_reconstruction(regions, errs, sweep, betas, beta, Et, Er, stressor, synthetic):
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), gridspec_kw={"wspace": 0.3})
+    fig, axes = subplots(1, 3, figsize=(15, 4.3), gridspec_kw={"wspace": 0.3})
     xs = np.arange(len(regions))
     ax = axes[0]
     for k, (lab, e) in enumerate(errs.items()):
@@ -362,6 +554,135 @@ def _fig_reconstruction(regions, errs, sweep, betas, beta, Et, Er, stressor, syn
     return fig
 
 
+def report(res: Outsourcing, out: str | Path, *, seconds: float | None = None) -> Path:
+    """Write `out/report.md`, `out/figures/*.png` and `out/results/{accounts,reconstruction,rebuilt_mrio}.nc` from
+    [`compute`][experiments.outsourcing.compute]'s result. **Returns** the report path."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    acc, rec = res.accounts, res.reconstruction
+    h = headline(res)
+    synthetic, stressor, unit = h["synthetic"], h["stressor"], h["unit"]
+    regions = [str(r) for r in acc.region.values]
+    results = out / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    write_netcdf_atomic(acc, results / "accounts.nc")
+    pba, cba, E, net = acc.pba.values, acc.cba.values, acc.burden.values, acc.net_transfer.values
+    groups = [str(g) for g in acc.category_group.values]
+    cba_by_group = dict(zip(groups, acc.cba_by_category.values))
+    net_by_group = dict(zip(groups, acc.net_import_by_category.values))
+    positions = (dict(zip(regions, map(tuple, acc.position.values))) if "position" in acc else None)
+    demo_map = acc.attrs["distances_from"] == "the demo map"
+    top = [(regions.index(str(r)), regions.index(str(s)), float(v))
+           for r, s, v in zip(acc.top_emitter.values, acc.top_consumer.values, acc.top_value.values)]
+    r0, s0, v0 = top[0]
+
+    rep = Report(out, f"OUTSOURCE study reproduction: outsourcing {stressor} between regions" + tag(synthetic))
+    rep.add(
+        f"Data: {acc.attrs['source']}."
+        + (" **All numbers and figures are synthetic**: the demo world illustrates the method and is not data about"
+           " any real place." if synthetic else "")
+        + "\n\nFeng et al. (2013, *PNAS* 110:11654) tracked CO2 embodied in trade among China's 30 provinces with "
+        "the 2007 interprovincial MRIO (built from provincial tables with a gravity model and RAS) and found that "
+        "57% of China's emissions are related to goods consumed outside the province where they are produced, and "
+        "that up to 80% of the emissions related to goods consumed in the developed coastal provinces are emitted "
+        "in less developed central and western provinces. This report repeats the analysis on the table above."
+    )
+    rep.add(
+        "## 1. Production- vs consumption-based accounts\n\n"
+        "`D_pba_reg` is emitted in the region (incl. households' direct emissions); `D_cba_reg` is emitted anywhere "
+        "for the region's final demand, `S L y_s + F_Y[s]`. The export category of a region counts as that "
+        "region's final demand (pymrio convention); the hub shares below use domestic final demand only "
+        f"({', '.join(acc.attrs['domestic'].split(','))})."
+    )
+    df = pd.DataFrame({"PBA": pba, "CBA": cba, "embodied imports": acc.imports.values,
+                       "embodied exports": acc.exports.values, "CBA - PBA": cba - pba},
+                      index=pd.Index(regions, name="region"))
+    for g, v in cba_by_group.items():
+        df[f"CBA {g}"] = v
+    rep.table(df, f"{stressor} ({unit}) by region")
+    rep.figure(_fig_pba_cba(regions, pba, cba_by_group, unit, stressor, synthetic), "pba_vs_cba",
+               f"Production- vs consumption-based {stressor} per region, consumption split by final-demand "
+               f"category{tag(synthetic)}.")
+    hubs = h["hubs"]
+    rep.add(
+        "## 2. Net transfers\n\n"
+        "Burden matrix `E[r, s] = sum_t S_r L_rt y_ts` (emitted in r for final demand of s) and net transfers "
+        "`N[r, s] = E[r, s] - E[s, r]`: N[r, s] > 0 means s's demand causes more emissions in r than r's demand "
+        "causes in s (s outsources to r).\n\n"
+        + ("Hubs chosen automatically as the quarter of regions with the highest CBA/PBA ratio (pass `--hubs` "
+           "to choose them).\n\n" if acc.attrs["hubs_auto"] else "")
+        + f"- **Share of {stressor} consumed in the hubs ({', '.join(hubs)}) that is emitted outside the hubs: "
+        f"{100 * h['hub_share_emitted_elsewhere']:.1f}%** (domestic final demand).\n"
+        + "".join(f"- {k}: {100 * v:.1f}% of its consumption-based {stressor} is emitted in other regions.\n"
+                  for k, v in h["hub_share_emitted_outside_each_hub"].items())
+        + f"- Share of all {stressor} related to goods consumed outside the producing region (other regions or "
+        f"abroad): {100 * h['share_consumed_outside_producing_region']:.1f}% (study: 57% for China 2007).\n"
+        f"- **Largest net transfer: {v0:,.1f} {unit} emitted in {regions[r0]} for {regions[s0]}'s final demand, net** "
+        f"({regions[s0]}'s demand emits {E[r0, s0]:,.1f} in {regions[r0]}; {regions[r0]}'s demand emits "
+        f"{E[s0, r0]:,.1f} in {regions[s0]})."
+    )
+    rep.figure(_fig_map(regions, positions, pba, cba, net, top, unit, stressor, synthetic), "net_transfers_map",
+               f"The {len(top)} largest net transfers of embodied {stressor}, from emitting to consuming region"
+               f"{' (region positions of the demo map)' if positions is not None and demo_map else ''}"
+               f"{tag(synthetic)}.")
+    nt = pd.DataFrame(net_by_group, index=pd.Index(regions, name="region"))
+    nt["total"] = nt.sum(axis=1)
+    rep.table(nt, f"Net embodied imports (EEI - EEE, {unit}) by final-demand category")
+    rep.figure(_fig_net(regions, net, net_by_group, unit, stressor, synthetic), "net_transfers",
+               f"Net transfer matrix and net embodied imports by final-demand category{tag(synthetic)}.")
+
+    if rec is None:
+        rep.add("## 3. Gravity + RAS reconstruction\n\nSkipped: no region positions or distances (pass "
+                "`--distances CSV`).")
+    else:
+        write_netcdf_atomic(rec, results / "reconstruction.nc")
+        write_netcdf_atomic(res.rebuilt.to_xarray(), results / "rebuilt_mrio.nc")
+        beta = h["beta"]
+        known, only = "outflows/inflows known", "totals only"
+        e_cba, e_imp = rec.cba_rel_error.sel(variant=known).values, rec.imports_rel_error.sel(variant=known).values
+        sweep_betas = rec.beta.values.tolist()
+        rep.add(
+            "## 3. Building the interregional table: gravity model + RAS\n\n"
+            "The study's MRIO was compiled from single-region (provincial) tables. Here we pretend only those are "
+            "known: per region, intermediate use by product and sector `U_s`, domestic final use `Y_d,s`, output "
+            "`x_s`, foreign exports `e_s` and the domestic outflow `O_s` and inflow `I_s` per product. For each "
+            f"product i a gravity prior `T0[r, s] = O_r I_s / d_rs^beta` (r != s, beta = {beta:g}, distances from "
+            f"{rec.attrs['distances_from']}) "
+            "is balanced by RAS to the outflows (rows) and inflows (columns); each user in s then buys product i "
+            "from r in the proportion `T[r, s] / D_s` (Chenery-Moses). The variant *totals only* also estimates "
+            "the local flows (prior `(x_r - e_r) D_s / d_rs^beta` with internal distance half the nearest-"
+            "neighbour distance, RAS to supply and use).\n\n"
+            f"The rebuilt table reproduces every regional total: output matches to {float(rec.output_max_rel_gap):.1e} "
+            f"(relative), so production-based {stressor} is unchanged; only the interregional allocation differs."
+        )
+        dfr = pd.DataFrame({
+            "CBA true": rec.cba_true.values, "CBA rebuilt": rec.cba_rebuilt.sel(variant=known).values,
+            "CBA error %": 100 * e_cba, "embodied imports error %": 100 * e_imp,
+            "CBA error % (totals only)": 100 * rec.cba_rel_error.sel(variant=only).values,
+        }, index=pd.Index(regions, name="region"))  # fmt: skip
+        rep.table(dfr, f"Consumption-based {stressor} ({unit}): true table vs gravity + RAS rebuild")
+        sweep = {str(k): rec.max_abs_cba_error.sel(variant=k).values for k in rec.variant.values}
+        rep.add(
+            f"- **Largest regional CBA error: {100 * np.abs(e_cba).max():.1f}%** "
+            f"({regions[int(np.argmax(np.abs(e_cba)))]}); mean absolute error {100 * np.abs(e_cba).mean():.1f}%.\n"
+            f"- Embodied imports are distorted more: largest error {100 * np.abs(e_imp).max():.1f}%.\n"
+            f"- Share of interregional burden allocated to the wrong region pair: "
+            f"{100 * float(rec.misallocated_share.sel(variant=known)):.1f}% (outflows known) vs "
+            f"{100 * float(rec.misallocated_share.sel(variant=only)):.1f}% (totals only).\n"
+            + ("- Beta sweep (max |CBA error|, outflows known): "
+               + ", ".join(f"beta={b:g}: {100 * v:.1f}%" for b, v in zip(sweep_betas, sweep[known]))
+               + "." if len(sweep_betas) > 1 else "")
+        )
+        errs = {str(k): {"cba": rec.cba_rel_error.sel(variant=k).values} for k in rec.variant.values}
+        rep.figure(_fig_reconstruction(regions, errs, sweep, sweep_betas, beta, rec.burden_true.values,
+                                       rec.burden_rebuilt.sel(variant=known).values, stressor, synthetic),
+                   "reconstruction",
+                   f"Gravity + RAS reconstruction: regional CBA error, sensitivity to beta, and true vs rebuilt "
+                   f"interregional burden{tag(synthetic)}.")
+    rep.add(footer(NAME, (seconds or 0.0) + time.perf_counter() - t0))
+    return rep.write()
+
+
 # ------------------------------------------------------------------------------------------ run
 
 
@@ -380,257 +701,23 @@ def run(
     betas: Sequence[float] | None = None,
     top_k: int = 8,
 ) -> dict:
-    """Run the OUTSOURCE experiment and write `out/report.md`, `out/figures/*.png`, `out/results/*.nc`.
+    """`compute` + `report` on `mrio` (default: the synthetic demo world; `synthetic` default: when the table's
+    name says so). `quick`: no beta sweep and five arrows on the map. Other arguments go to
+    [`compute`][experiments.outsourcing.compute] (`betas` default `DEFAULT_BETAS`).
 
-    **Arguments:**
-
-    - `out`: output folder.
-    - `mrio`: the table (default: the synthetic demo world); it needs a `stressor` row.
-    - `quick`: reduced configuration (no beta sweep, fewer arrows), for smoke tests.
-    - `synthetic`, `source`: labelling (default: synthetic when the table's name says so).
-    - `stressor`: the stressor analysed (CO2 in the study).
-    - `hubs`: the consumer hubs (default: Capital, Harbor on the demo world; else the quarter of regions with
-      the highest CBA/PBA ratio).
-    - `positions` / `distances`: region positions (x, y) or an `(R, R)` distance matrix for the gravity
-      model (default: the demo world's map when the regions are the demo's; without either, the
-      reconstruction section is skipped).
-    - `beta`: distance exponent of the gravity model; `betas`: exponents of the sensitivity sweep.
-    - `top_k`: arrows on the net-transfer map.
-
-    **Returns:** a dict of headline quantities (fractions as fractions, flows in the stressor's unit) and
-    `report` (the report path).
+    **Returns:** the [headline][experiments.outsourcing.headline] numbers, `result` and `report`.
     """
     t0 = time.perf_counter()
-    out = Path(out)
     if mrio is None:
         mrio = diffmrio.datasets.demo_world(seed=0, geography=False).mrio
         synthetic = True if synthetic is None else synthetic
         source = source or "synthetic demo world (`diffmrio.datasets.demo_world(seed=0)`)"
     if synthetic is None:
         synthetic = "synthetic" in mrio.name.lower()
-    source = source or f"table `{mrio.name}`"
-    if stressor not in mrio.stressors:
-        raise ValueError(f"stressor {stressor!r} is not in the table ({list(mrio.stressors)}); add it with "
-                         "--emissions or pass stressor=...")
-    regions = list(mrio.regions)
-    R = len(regions)
-    if R < 2:
-        raise ValueError(f"the table has {R} region: outsourcing between regions needs at least two")
-    is_demo_regions = tuple(regions) == _demo.REGIONS
-    if positions is None and distances is None and is_demo_regions:
-        positions = demo_positions()
-    if distances is None and positions is not None:
-        distances = distance_matrix(positions, regions)
-    unit = mrio.units[mrio.stressor_index(stressor)]
-    groups = category_groups(mrio.categories)
-    domestic = tuple(c for g, cs in groups.items() if g != "export" for c in cs)
-    results = out / "results"
-    results.mkdir(parents=True, exist_ok=True)
-
-    # ---------------------------------------------------------------- accounts
-    tot = _stressor_accounts(mrio, stressor)
-    by_group = {g: _stressor_accounts(mrio, stressor, cs) for g, cs in groups.items()}
-    dom = _stressor_accounts(mrio, stressor, domestic) if domestic else None
-    pba, cba = tot["D_pba_reg"], tot["D_cba_reg"]
-    E = tot["burden"]
-    net = E - E.T
-    hubs_auto = hubs is None and not is_demo_regions
-    if hubs is None:
-        hubs = DEMO_HUBS if is_demo_regions else tuple(
-            regions[k] for k in np.argsort(-cba / np.maximum(pba, 1e-300))[: max(1, int(np.ceil(R / 4)))])
-    bad = [h for h in hubs if h not in regions]
-    if bad:
-        raise ValueError(f"hubs {bad} are not regions of the table; regions: {regions}")
-    H = np.array([regions.index(h) for h in hubs])
-    notH = np.setdiff1d(np.arange(R), H)
-    base = dom if dom is not None else tot
-    Ed = base["burden"]
-    hub_share = float(Ed[np.ix_(notH, H)].sum() / base["D_cba_reg"][H].sum())
-    hub_each = {regions[h]: float(base["D_imp_reg"][h] / base["D_cba_reg"][h]) for h in H}
-    FY_dom = float(base["D_cba_reg"].sum() - Ed.sum())  # direct emissions of domestic final demand
-    share_outside = float(1.0 - (np.trace(Ed) + FY_dom) / pba.sum())
-    order = np.dstack(np.unravel_index(np.argsort(-net, axis=None), net.shape))[0]
-    top = [(int(r), int(s), float(net[r, s])) for r, s in order if net[r, s] > 0][: (5 if quick else top_k)]
-    r0, s0, v0 = top[0]
-    net_by_group = {}
-    for g, a in by_group.items():
-        eei = a["burden"].sum(0) - np.diag(a["burden"])
-        eee = a["burden"].sum(1) - np.diag(a["burden"])
-        net_by_group[g] = eei - eee
-    cba_by_group = {g: a["D_cba_reg"] for g, a in by_group.items()}
-
-    acc_ds = xr.Dataset(
-        {
-            "pba": ("region", pba), "cba": ("region", cba), "imports": ("region", tot["D_imp_reg"]),
-            "exports": ("region", tot["D_exp_reg"]),
-            "burden": (("region", "consumer"), E), "net_transfer": (("region", "consumer"), net),
-            "cba_by_category": (("category_group", "region"), np.array(list(cba_by_group.values()))),
-            "burden_by_category": (("category_group", "region", "consumer"),
-                                   np.array([a["burden"] for a in by_group.values()])),
-            "net_import_by_category": (("category_group", "region"), np.array(list(net_by_group.values()))),
-        },
-        coords={"region": regions, "consumer": regions, "category_group": list(by_group)},
-        attrs={"stressor": stressor, "unit": unit, "source": source, "synthetic": int(synthetic),
-               "description": "burden[r, s]: emitted in r for final demand of s; net_transfer = burden - burden^T"},
-    )  # fmt: skip
-    write_netcdf_atomic(acc_ds, results / "accounts.nc")
-
-    # ---------------------------------------------------------------- report: accounts
-    title = f"OUTSOURCE study reproduction: outsourcing {stressor} between regions" + tag(synthetic)
-    rep = Report(out, title)
-    rep.add(
-        f"Data: {source}."
-        + (" **All numbers and figures are synthetic**: the demo world illustrates the method and is not data about"
-           " any real place." if synthetic else "")
-        + "\n\nFeng et al. (2013, *PNAS* 110:11654) tracked CO2 embodied in trade among China's 30 provinces with "
-        "the 2007 interprovincial MRIO (built from provincial tables with a gravity model and RAS) and found that "
-        "57% of China's emissions are related to goods consumed outside the province where they are produced, and "
-        "that up to 80% of the emissions related to goods consumed in the developed coastal provinces are emitted "
-        "in less developed central and western provinces. This report repeats the analysis on the table above."
-    )
-    rep.add(
-        "## 1. Production- vs consumption-based accounts\n\n"
-        "`D_pba_reg` is emitted in the region (incl. households' direct emissions); `D_cba_reg` is emitted anywhere "
-        "for the region's final demand, `S L y_s + F_Y[s]`. The export category of a region counts as that "
-        "region's final demand (pymrio convention); the hub shares below use domestic final demand only "
-        f"({', '.join(domestic)})."
-    )
-    df = pd.DataFrame({"PBA": pba, "CBA": cba, "embodied imports": tot["D_imp_reg"],
-                       "embodied exports": tot["D_exp_reg"], "CBA - PBA": cba - pba}, index=pd.Index(regions, name="region"))
-    for g, v in cba_by_group.items():
-        df[f"CBA {g}"] = v
-    rep.table(df, f"{stressor} ({unit}) by region")
-    rep.figure(_fig_pba_cba(regions, pba, cba_by_group, unit, stressor, synthetic), "pba_vs_cba",
-               f"Production- vs consumption-based {stressor} per region, consumption split by final-demand "
-               f"category{tag(synthetic)}.")
-    rep.add(
-        "## 2. Net transfers\n\n"
-        "Burden matrix `E[r, s] = sum_t S_r L_rt y_ts` (emitted in r for final demand of s) and net transfers "
-        "`N[r, s] = E[r, s] - E[s, r]`: N[r, s] > 0 means s's demand causes more emissions in r than r's demand "
-        "causes in s (s outsources to r).\n\n"
-        + ("Hubs chosen automatically as the quarter of regions with the highest CBA/PBA ratio (pass `--hubs` "
-           "to choose them).\n\n" if hubs_auto else "")
-        + f"- **Share of {stressor} consumed in the hubs ({', '.join(hubs)}) that is emitted outside the hubs: "
-        f"{100 * hub_share:.1f}%** (domestic final demand).\n"
-        + "".join(f"- {h}: {100 * v:.1f}% of its consumption-based {stressor} is emitted in other regions.\n"
-                  for h, v in hub_each.items())
-        + f"- Share of all {stressor} related to goods consumed outside the producing region (other regions or "
-        f"abroad): {100 * share_outside:.1f}% (study: 57% for China 2007).\n"
-        f"- **Largest net transfer: {v0:,.1f} {unit} emitted in {regions[r0]} for {regions[s0]}'s final demand, net** "
-        f"({regions[s0]}'s demand emits {E[r0, s0]:,.1f} in {regions[r0]}; {regions[r0]}'s demand emits "
-        f"{E[s0, r0]:,.1f} in {regions[s0]})."
-    )
-    rep.figure(_fig_map(regions, positions, pba, cba, net, top, unit, stressor, synthetic), "net_transfers_map",
-               f"The {len(top)} largest net transfers of embodied {stressor}, from emitting to consuming region"
-               f"{' (region positions of the demo map)' if positions is not None and is_demo_regions else ''}"
-               f"{tag(synthetic)}.")
-    nt = pd.DataFrame(net_by_group, index=pd.Index(regions, name="region"))
-    nt["total"] = nt.sum(axis=1)
-    rep.table(nt, f"Net embodied imports (EEI - EEE, {unit}) by final-demand category")
-    rep.figure(_fig_net(regions, net, net_by_group, unit, stressor, synthetic), "net_transfers",
-               f"Net transfer matrix and net embodied imports by final-demand category{tag(synthetic)}.")
-
-    headline = {
-        "stressor": stressor, "unit": unit, "synthetic": bool(synthetic), "hubs": tuple(hubs),
-        "hub_share_emitted_elsewhere": hub_share, "hub_share_emitted_outside_each_hub": hub_each,
-        "share_consumed_outside_producing_region": share_outside,
-        "largest_net_transfer": {"from_consumer": regions[s0], "to_emitter": regions[r0], "value": v0},
-        "pba": dict(zip(regions, pba.tolist())), "cba": dict(zip(regions, cba.tolist())),
-    }
-
-    # ---------------------------------------------------------------- reconstruction
-    if distances is None:
-        rep.add("## 3. Gravity + RAS reconstruction\n\nSkipped: no region positions or distances (pass "
-                "`--distances CSV`).")
-    else:
-        distances = np.asarray(distances, dtype=np.float64)
-        sweep_betas = (beta,) if quick else tuple(sorted(set(betas or DEFAULT_BETAS) | {beta}))
-        variants = {"outflows/inflows known": True, "totals only": False}
-        errs, sweep, rebuilt_main, info_main = {}, {v: [] for v in variants}, None, None
-        burden_reb = {}
-        for lab, known in variants.items():
-            for b in sweep_betas:
-                reb, info = gravity_ras_rebuild(mrio, distances, beta=b, known_flows=known)
-                acc_r = _stressor_accounts(reb, stressor)
-                e = _reconstruction_errors(tot, acc_r)
-                sweep[lab].append(float(np.abs(e["cba"]).max()))
-                if b == beta:
-                    errs[lab] = e
-                    burden_reb[lab] = acc_r["burden"]
-                    if known:
-                        rebuilt_main, info_main = reb, info
-                        cba_reb = acc_r["D_cba_reg"]
-        x_true = np.asarray(diffmrio.accounts(mrio)["x"].values).ravel()
-        x_reb = np.asarray(rebuilt_main.Z).sum(1) + np.asarray(rebuilt_main.Y).sum(1)
-        x_gap = float(np.max(np.abs(x_reb - x_true) / x_true))
-        e_main = errs["outflows/inflows known"]
-        rep.add(
-            "## 3. Building the interregional table: gravity model + RAS\n\n"
-            "The study's MRIO was compiled from single-region (provincial) tables. Here we pretend only those are "
-            "known: per region, intermediate use by product and sector `U_s`, domestic final use `Y_d,s`, output "
-            "`x_s`, foreign exports `e_s` and the domestic outflow `O_s` and inflow `I_s` per product. For each "
-            f"product i a gravity prior `T0[r, s] = O_r I_s / d_rs^beta` (r != s, beta = {beta:g}, distances from "
-            f"{'the demo map' if positions is not None and is_demo_regions else 'the given positions/distances'}) "
-            "is balanced by RAS to the outflows (rows) and inflows (columns); each user in s then buys product i "
-            "from r in the proportion `T[r, s] / D_s` (Chenery-Moses). The variant *totals only* also estimates "
-            "the local flows (prior `(x_r - e_r) D_s / d_rs^beta` with internal distance half the nearest-"
-            "neighbour distance, RAS to supply and use).\n\n"
-            f"The rebuilt table reproduces every regional total: output matches to {x_gap:.1e} (relative), so "
-            f"production-based {stressor} is unchanged; only the interregional allocation differs."
-        )
-        dfr = pd.DataFrame({
-            "CBA true": tot["D_cba_reg"], "CBA rebuilt": cba_reb,
-            "CBA error %": 100 * e_main["cba"], "embodied imports error %": 100 * e_main["imp"],
-            "CBA error % (totals only)": 100 * errs["totals only"]["cba"],
-        }, index=pd.Index(regions, name="region"))  # fmt: skip
-        rep.table(dfr, f"Consumption-based {stressor} ({unit}): true table vs gravity + RAS rebuild")
-        rep.add(
-            f"- **Largest regional CBA error: {100 * np.abs(e_main['cba']).max():.1f}%** "
-            f"({regions[int(np.argmax(np.abs(e_main['cba'])))]}); mean absolute error "
-            f"{100 * np.abs(e_main['cba']).mean():.1f}%.\n"
-            f"- Embodied imports are distorted more: largest error {100 * np.abs(e_main['imp']).max():.1f}%.\n"
-            f"- Share of interregional burden allocated to the wrong region pair: "
-            f"{100 * e_main['misallocated']:.1f}% (outflows known) vs "
-            f"{100 * errs['totals only']['misallocated']:.1f}% (totals only).\n"
-            + ("- Beta sweep (max |CBA error|, outflows known): "
-               + ", ".join(f"beta={b:g}: {100 * v:.1f}%" for b, v in zip(sweep_betas, sweep['outflows/inflows known']))
-               + "." if len(sweep_betas) > 1 else "")
-        )
-        rep.figure(_fig_reconstruction(regions, errs, sweep, sweep_betas, beta, tot["burden"],
-                                       burden_reb["outflows/inflows known"], stressor, synthetic),
-                   "reconstruction",
-                   f"Gravity + RAS reconstruction: regional CBA error, sensitivity to beta, and true vs rebuilt "
-                   f"interregional burden{tag(synthetic)}.")
-        rec = xr.Dataset(
-            {
-                "cba_true": ("region", tot["D_cba_reg"]),
-                "cba_rebuilt": (("variant", "region"), np.array([tot["D_cba_reg"] * (1 + errs[v]["cba"]) for v in variants])),
-                "cba_rel_error": (("variant", "region"), np.array([errs[v]["cba"] for v in variants])),
-                "imports_rel_error": (("variant", "region"), np.array([errs[v]["imp"] for v in variants])),
-                "max_abs_cba_error": (("variant", "beta"), np.array([sweep[v] for v in variants])),
-                "trade_true": (("sector", "region", "to_region"), info_main["T_true"]),
-                "trade_rebuilt": (("sector", "region", "to_region"), info_main["T"]),
-                "distance": (("region", "to_region"), distances),
-            },
-            coords={"variant": list(variants), "region": regions, "to_region": regions, "beta": list(sweep_betas),
-                    "sector": list(mrio.sectors)},
-            attrs={"stressor": stressor, "unit": unit, "gravity_beta": beta, "synthetic": int(synthetic),
-                   "description": "gravity prior O_r I_s / d^beta balanced by RAS per product; proportional sourcing"},
-        )  # fmt: skip
-        write_netcdf_atomic(rec, results / "reconstruction.nc")
-        write_netcdf_atomic(rebuilt_main.to_xarray(), results / "rebuilt_mrio.nc")
-        headline.update({
-            "reconstruction_error": float(np.abs(e_main["cba"]).max()),
-            "reconstruction_error_by_region": dict(zip(regions, e_main["cba"].tolist())),
-            "reconstruction_error_totals_only": float(np.abs(errs["totals only"]["cba"]).max()),
-            "imports_error_by_region": dict(zip(regions, e_main["imp"].tolist())),
-            "misallocated_share": float(e_main["misallocated"]),
-            "beta": beta, "beta_sweep": dict(zip(sweep_betas, sweep["outflows/inflows known"])),
-        })  # fmt: skip
-
-    rep.add(footer(NAME, time.perf_counter() - t0))
-    headline["report"] = rep.write()
-    return headline
+    res = compute(mrio, stressor=stressor, hubs=hubs, positions=positions, distances=distances, beta=beta,
+                  betas=() if quick else (betas or DEFAULT_BETAS), top_k=5 if quick else top_k,
+                  synthetic=synthetic, source=source)
+    return headline(res) | {"result": res, "report": report(res, out, seconds=time.perf_counter() - t0)}
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

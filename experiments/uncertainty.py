@@ -21,20 +21,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import jax
+import numpy as np
+import pandas as pd
+import xarray as xr
 
-matplotlib.use("Agg")
-import jax  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
+import diffmrio
+from diffmrio._io import write_netcdf_atomic
+from diffmrio.demo._report import Report, subplots
 
-import diffmrio  # noqa: E402
-from diffmrio._io import write_netcdf_atomic  # noqa: E402
-from diffmrio.demo._report import Report  # noqa: E402
-
-from ._common import demo_source, footer, load_demo, make_parser, parse, seed_or, show_progress, tag  # noqa: E402
+from ._common import demo_source, footer, load_demo, make_parser, parse, seed_or, show_progress, tag
 
 NAME = "uncertainty"
 FULL_SIZES = (100, 300, 1000, 3000, 10000)
@@ -73,7 +69,7 @@ def one_at_a_time_specs(chain, baseline_cv: float = 0.1) -> dict:
 
 
 def _fig_convergence(sizes, tot_stats, rel_attr, ref, se, synthetic):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.3})
+    fig, axes = subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.3})
     ax = axes[0]
     for k, (lab, c) in enumerate((("mean", "#4c72b0"), ("2.5th percentile", "#dd8452"), ("97.5th percentile", "#55a868"))):
         ax.plot(sizes, tot_stats[:, k], "o-", color=c, label=lab)
@@ -98,7 +94,7 @@ def _fig_convergence(sizes, tot_stats, rel_attr, ref, se, synthetic):
 
 
 def _fig_contrib(names, widths, shares, synthetic):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"wspace": 0.6})
+    fig, axes = subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"wspace": 0.6})
     axes[0].barh(names, widths, color="#8172b2")
     axes[0].set_xlabel("95% interval width / mean (%)")
     axes[0].set_title("Interval of total deaths, one input sampled at a time", fontsize=10)
@@ -109,93 +105,121 @@ def _fig_contrib(names, widths, shares, synthetic):
     return fig
 
 
-def run(
-    out: str | Path,
+def compute(
+    chain,
     *,
-    demo=None,
-    quick: bool = False,
-    cache_dir: str | Path | None = None,
-    sizes: Sequence[int] | None = None,
-    n_one: int | None = None,
+    sizes: Sequence[int] = FULL_SIZES,
+    n_one: int = 2000,
+    inputs: Sequence[str] = INPUTS,
     seed: int = 0,
     chunk_size: int | str = "auto",
     progress: bool = True,
-) -> dict:
-    """Run the uncertainty experiment; writes `out/report.md`, `out/figures/*.png`, `out/results/*.nc`.
+    synthetic: bool = True,
+    source: str | None = None,
+) -> xr.Dataset:
+    """Every number of the uncertainty experiment, no figures.
 
-    **Arguments:** `out` folder; `demo`: a built demo chain to reuse (default: build or load the demo chain);
-    `sizes`: draw counts compared (default 100...10,000, or 100, 300, 1,000 with `quick`); `n_one`: draws per
-    one-at-a-time run (default 2,000, or 300 with `quick`); `seed`; `chunk_size` of the vmapped draws.
+    **Arguments:** `chain`: a `diffmrio.chain.Chain`; `sizes`: draw counts compared (nested prefixes of one run
+    of `max(sizes)` draws); `n_one`: draws per one-at-a-time run; `inputs`: the inputs sampled one at a time
+    (some of `INPUTS`; each run compiles the chain once, so tests pass fewer); `seed`; `chunk_size` of the vmapped draws;
+    `synthetic`, `source`: recorded in the attributes for the report.
 
-    **Returns:** dict of headline quantities and `report`.
+    **Returns:** an `xarray.Dataset`: `total_deaths[draw]`, `attribution[draw, consumer]` (zero-out, per draw),
+    their prefix statistics `total_stats[size, statistic]`, `attribution_stats[size, statistic, consumer]`
+    (`statistic` = mean, p2.5, p97.5), `total_rel_change`, `attribution_max_rel_change[size, statistic]` (vs the
+    largest run), `mc_se_mean[size]`, `one_at_a_time[input, draw_one]` and per input `variance`,
+    `width_pct`, `variance_share_pct` (of the sum of the one-at-a-time variances), with timings in `mc_seconds`,
+    `one_seconds[input]`.
+
+    **Raises:** `ValueError` for fewer than two sizes, a size below 2, `n_one < 2` or unknown `inputs`.
     """
-    t0 = time.perf_counter()
-    out = Path(out)
-    if demo is None:
-        demo = load_demo(quick, cache_dir, progress)
-    sizes = sorted(int(s) for s in (sizes if sizes is not None else (QUICK_SIZES if quick else FULL_SIZES)))
+    sizes = sorted(int(s) for s in sizes)
     if len(sizes) < 2 or sizes[0] < 2:
         raise ValueError(f"sizes must hold at least two draw counts >= 2, got {sizes}")
-    n_one = int(n_one if n_one is not None else (300 if quick else 2000))
+    n_one = int(n_one)
     if n_one < 2:
         raise ValueError(f"n_one must be >= 2, got {n_one}")
-    chain = demo.chain
-    synthetic = True
+    inputs = list(inputs)
+    if not inputs or any(k not in INPUTS for k in inputs):
+        raise ValueError(f"inputs={inputs}: give some of {list(INPUTS)}")
     N = sizes[-1]
-    results = out / "results"
-    results.mkdir(parents=True, exist_ok=True)
     key_main, key_one = jax.random.split(jax.random.key(seed))
     specs = one_at_a_time_specs(chain)
 
     t_mc = time.perf_counter()
     mc = diffmrio.chain.monte_carlo(chain, specs["all"], N, key=key_main, by="consumer", chunk_size=chunk_size,
-                              progress=progress)
+                                    progress=progress)
     t_mc = time.perf_counter() - t_mc
     tot = mc.total_deaths.values
     attr = mc.attribution.values  # (draw, consumer)
     tot_stats = prefix_stats(tot, sizes)  # (size, stat)
     attr_stats = prefix_stats(attr, sizes)  # (size, stat, consumer)
     ref_tot, ref_attr = tot_stats[-1], attr_stats[-1]
-    rel_tot = (tot_stats - ref_tot) / ref_tot
-    rel_attr = np.abs((attr_stats - ref_attr) / ref_attr).max(axis=2)  # (size, stat)
-    se = tot.std(ddof=1) / np.sqrt(np.asarray(sizes, float))
-
-    one = {}
-    t_one = {}
-    for k, name in enumerate(INPUTS + ("all",)):
+    names = inputs + ["all"]
+    one, t_one = [], []
+    for name in names:
+        k = (list(INPUTS) + ["all"]).index(name)  # the same key per input whichever inputs are run
         t1 = time.perf_counter()
         r = diffmrio.chain.monte_carlo(chain, specs[name], n_one, key=jax.random.fold_in(key_one, k), by=None,
-                                 chunk_size=chunk_size, progress=progress)
-        t_one[name] = time.perf_counter() - t1
-        one[name] = r.total_deaths.values
-    var = {k: float(np.var(v, ddof=1)) for k, v in one.items()}
-    width = {k: float(100 * (np.percentile(v, 97.5) - np.percentile(v, 2.5)) / v.mean()) for k, v in one.items()}
-    vsum = sum(var[k] for k in INPUTS)
-    shares = {k: 100 * var[k] / vsum for k in INPUTS}
-    throughput = N / t_mc
-    throughput_plain = n_one / t_one["all"]
-
-    consumers = list(mc.group.values)
-    ds = xr.Dataset(
+                                        chunk_size=chunk_size, progress=progress)
+        t_one.append(time.perf_counter() - t1)
+        one.append(r.total_deaths.values)
+    one = np.stack(one)  # (input, draw_one)
+    var = one.var(axis=1, ddof=1)
+    width = 100 * (np.percentile(one, 97.5, axis=1) - np.percentile(one, 2.5, axis=1)) / one.mean(axis=1)
+    share = np.append(100 * var[:-1] / var[:-1].sum(), np.nan)
+    d = "deaths yr-1"
+    return xr.Dataset(
         {
-            "total_deaths": (("draw",), tot), "attribution": (("draw", "consumer"), attr),
-            "total_stats": (("size", "statistic"), tot_stats),
-            "attribution_stats": (("size", "statistic", "consumer"), attr_stats),
-            "total_rel_change": (("size", "statistic"), rel_tot),
-            "attribution_max_rel_change": (("size", "statistic"), rel_attr),
-            "one_at_a_time": (("input", "draw_one"), np.stack([one[k] for k in INPUTS + ("all",)])),
+            "total_deaths": (("draw",), tot, {"units": d}),
+            "attribution": (("draw", "consumer"), attr, {"units": d, "long_name": "zero-out attribution to consumers"}),
+            "total_stats": (("size", "statistic"), tot_stats, {"units": d}),
+            "attribution_stats": (("size", "statistic", "consumer"), attr_stats, {"units": d}),
+            "total_rel_change": (("size", "statistic"), (tot_stats - ref_tot) / ref_tot, {"units": "1"}),
+            "attribution_max_rel_change": (("size", "statistic"),
+                                           np.abs((attr_stats - ref_attr) / ref_attr).max(axis=2), {"units": "1"}),
+            "mc_se_mean": (("size",), tot.std(ddof=1) / np.sqrt(np.asarray(sizes, float)),
+                           {"units": d, "long_name": "Monte Carlo standard error of the mean, sd/sqrt(n)"}),
+            "one_at_a_time": (("input", "draw_one"), one, {"units": d}),
+            "variance": (("input",), var, {"units": "(deaths yr-1)2"}),
+            "width_pct": (("input",), width, {"units": "%", "long_name": "95% interval width / mean"}),
+            "variance_share_pct": (("input",), share, {"units": "%"}),
+            "one_seconds": (("input",), np.asarray(t_one), {"units": "s"}),
         },
-        coords={"draw": np.arange(N), "size": sizes, "statistic": ["mean", "p2.5", "p97.5"], "consumer": consumers,
-                "input": list(INPUTS) + ["all"], "draw_one": np.arange(n_one)},
-        attrs={"synthetic": int(synthetic), "source": demo_source(demo, quick), "seed": seed,
+        coords={"draw": np.arange(N), "size": sizes, "statistic": ["mean", "p2.5", "p97.5"],
+                "consumer": list(mc.group.values), "input": names, "draw_one": np.arange(n_one)},
+        attrs={"synthetic": int(bool(synthetic)), "source": source or "chain", "seed": seed,
                "fraction_outside_envelope": float(mc.attrs.get("fraction_outside_envelope", np.nan)),
-               "mc_seconds": t_mc, "note": "statistics at size n use the first n draws of the N-draw run"},
+               "mc_seconds": t_mc, "chunk_size": str(chunk_size),
+               "note": "statistics at size n use the first n draws of the N-draw run"},
     )  # fmt: skip
+
+
+def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None) -> Path:
+    """Write `out/report.md`, `out/figures/*.png` and `out/results/uncertainty.nc` from
+    [`compute`][experiments.uncertainty.compute]'s dataset. **Returns** the report path."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    synthetic = bool(ds.attrs["synthetic"])
+    results = out / "results"
+    results.mkdir(parents=True, exist_ok=True)
     write_netcdf_atomic(ds, results / "uncertainty.nc")
+    sizes = [int(s) for s in ds["size"].values]
+    N, n_one = sizes[-1], ds.sizes["draw_one"]
+    tot_stats, rel_tot = ds.total_stats.values, ds.total_rel_change.values
+    rel_attr, se = ds.attribution_max_rel_change.values, ds.mc_se_mean.values
+    ref_tot = tot_stats[-1]
+    consumers = list(ds.consumer.values)
+    names = list(ds.input.values)
+    var = dict(zip(names, ds.variance.values))
+    inputs = names[:-1]
+    shares = {k: float(ds.variance_share_pct.sel(input=k)) for k in inputs}
+    t_mc = float(ds.attrs["mc_seconds"])
+    t_all = float(ds.one_seconds.sel(input="all"))
 
     rep = Report(out, "Monte Carlo uncertainty: convergence, contributions and throughput" + tag(synthetic))
     rep.add(
-        f"Data: {demo_source(demo, quick)}. **All numbers and figures are synthetic.**\n\n"
+        f"Data: {ds.attrs['source']}." + (" **All numbers and figures are synthetic.**" if synthetic else "") + "\n\n"
         "Sampled per draw (`UncertaintySpec.default`): emission inventories (mean-one lognormal per CTM species; "
         "CV 12% SO2, 31% NOx, 68% VOC, 107% primary PM from the EXPORT study's MEIC figures, 50% NH3), GEMM theta "
         "~ Normal(theta, SE) with one standard normal per cause, and baseline mortality (10% per cause). The "
@@ -216,7 +240,8 @@ def run(
         "final demand, per draw."
     )
     rep.table(dft, "Total deaths (yr-1): mean and 95% interval vs n, and changes vs the largest run")
-    dfa = pd.DataFrame(ref_attr.T, index=pd.Index(consumers, name="consumer"), columns=["mean", "p2.5", "p97.5"])
+    dfa = pd.DataFrame(ds.attribution_stats.values[-1].T, index=pd.Index(consumers, name="consumer"),
+                       columns=["mean", "p2.5", "p97.5"])
     rep.table(dfa, f"Deaths attributed to each consumer (zero-out), {N:,} draws")
     stable_tot = [first_stable(sizes, rel_tot[:, k], 0.01) for k in range(3)]
     stable_att = [first_stable(sizes, rel_attr[:, k], 0.02) for k in range(3)]
@@ -238,12 +263,12 @@ def run(
     )
     rep.figure(_fig_convergence(np.asarray(sizes), tot_stats, rel_attr, ref_tot, se, synthetic), "convergence",
                f"Convergence of the Monte Carlo mean and 95% interval with the number of draws{tag(synthetic)}.")
-    names = list(INPUTS) + ["all"]
-    dfo = pd.DataFrame({"mean": [one[k].mean() for k in names], "sd": [np.sqrt(var[k]) for k in names],
-                        "95% width / mean %": [width[k] for k in names],
-                        "variance share %": [shares.get(k, np.nan) for k in names]},
+    one = ds.one_at_a_time
+    dfo = pd.DataFrame({"mean": one.mean("draw_one").values, "sd": np.sqrt(ds.variance.values),
+                        "95% width / mean %": ds.width_pct.values, "variance share %": ds.variance_share_pct.values},
                        index=pd.Index(names, name="sampled input"))
     top = max(shares, key=shares.get)
+    vsum = sum(var[k] for k in inputs)
     rep.add(
         "## 2. Contribution of each uncertain input\n\n"
         f"{n_one:,} draws each with one input sampled, the others at their central values; *all* samples every "
@@ -253,24 +278,62 @@ def run(
     rep.table(dfo, "Total deaths (yr-1) with one input sampled at a time")
     rep.add(f"- **{top} dominates** ({shares[top]:.0f}% of the variance). Sum of one-at-a-time variances / "
             f"variance with all inputs sampled: {vsum / var['all']:.2f}.")
-    rep.figure(_fig_contrib(names, [width[k] for k in names], [shares[k] for k in INPUTS], synthetic), "contributions",
-               f"Width of the 95% interval and variance share per uncertain input{tag(synthetic)}.")
+    rep.figure(_fig_contrib(names, list(ds.width_pct.values), [shares[k] for k in inputs], synthetic),
+               "contributions", f"Width of the 95% interval and variance share per uncertain input{tag(synthetic)}.")
     rep.add(
         "## 3. Throughput\n\n"
         f"- {N:,} draws with the per-draw attribution to {len(consumers)} consumers ({len(consumers) + 1} chain "
-        f"evaluations per draw): {t_mc:.1f} s including compilation = **{throughput:,.0f} draws/s**.\n"
-        f"- {n_one:,} draws of total deaths only: {t_one['all']:.1f} s = {throughput_plain:,.0f} draws/s.\n"
-        f"- Device: {jax.devices()[0].platform} ({len(jax.devices())} device(s)); chunk size {chunk_size}."
+        f"evaluations per draw): {t_mc:.1f} s including compilation = **{N / t_mc:,.0f} draws/s**.\n"
+        f"- {n_one:,} draws of total deaths only: {t_all:.1f} s = {n_one / t_all:,.0f} draws/s.\n"
+        f"- Device: {jax.devices()[0].platform} ({len(jax.devices())} device(s)); chunk size {ds.attrs['chunk_size']}."
     )
-    rep.add(footer(NAME, time.perf_counter() - t0))
+    rep.add(footer(NAME, (seconds or 0.0) + time.perf_counter() - t0))
+    return rep.write()
+
+
+def headline(ds: xr.Dataset) -> dict:
+    """The headline numbers of [`compute`][experiments.uncertainty.compute]'s dataset as a plain dict."""
+    sizes = [int(s) for s in ds["size"].values]
+    ref = ds.total_stats.values[-1]
+    rel_tot, rel_attr = ds.total_rel_change.values, ds.attribution_max_rel_change.values
+    N, n_one = sizes[-1], ds.sizes["draw_one"]
     return {
-        "sizes": sizes, "total_mean": float(ref_tot[0]), "total_interval": (float(ref_tot[1]), float(ref_tot[2])),
+        "sizes": sizes, "total_mean": float(ref[0]), "total_interval": (float(ref[1]), float(ref[2])),
         "total_rel_change": {n: rel_tot[i].tolist() for i, n in enumerate(sizes)},
-        "first_stable_total": stable_tot, "first_stable_attribution": stable_att,
+        "first_stable_total": [first_stable(sizes, rel_tot[:, k], 0.01) for k in range(3)],
+        "first_stable_attribution": [first_stable(sizes, rel_attr[:, k], 0.02) for k in range(3)],
         "attribution_max_rel_change": {n: rel_attr[i].tolist() for i, n in enumerate(sizes)},
-        "variance_share": shares, "width_pct": width, "throughput_draws_per_s": throughput,
-        "throughput_plain_draws_per_s": throughput_plain, "report": rep.write(),
+        "variance_share": {str(k): float(v) for k, v in zip(ds.input.values[:-1], ds.variance_share_pct.values[:-1])},
+        "width_pct": {str(k): float(v) for k, v in zip(ds.input.values, ds.width_pct.values)},
+        "throughput_draws_per_s": N / float(ds.attrs["mc_seconds"]),
+        "throughput_plain_draws_per_s": n_one / float(ds.one_seconds.sel(input="all")),
     }  # fmt: skip
+
+
+def run(
+    out: str | Path,
+    *,
+    demo=None,
+    quick: bool = False,
+    cache_dir: str | Path | None = None,
+    sizes: Sequence[int] | None = None,
+    n_one: int | None = None,
+    seed: int = 0,
+    chunk_size: int | str = "auto",
+    progress: bool = True,
+) -> dict:
+    """`compute` + `report` on the demo chain (`demo`, or built / loaded from `cache_dir`, full or `quick`);
+    `sizes` default 100...10,000 (100, 300, 1,000 with `quick`), `n_one` 2,000 (300 with `quick`).
+
+    **Returns:** the [headline][experiments.uncertainty.headline] numbers, `dataset` and `report`.
+    """
+    t0 = time.perf_counter()
+    if demo is None:
+        demo = load_demo(quick, cache_dir, progress)
+    ds = compute(demo.chain, sizes=sizes if sizes is not None else (QUICK_SIZES if quick else FULL_SIZES),
+                 n_one=n_one if n_one is not None else (300 if quick else 2000), seed=seed, chunk_size=chunk_size,
+                 progress=progress, synthetic=True, source=demo_source(demo, quick))
+    return headline(ds) | {"dataset": ds, "report": report(ds, out, seconds=time.perf_counter() - t0)}
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

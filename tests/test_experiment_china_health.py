@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from experiments import china_health_2015 as ch
 
@@ -69,6 +70,26 @@ def test_national_totals_vs_published(result):
     assert len(result["by_province"]["GEMM 5-COD"]) == 31
     assert sum(result["by_province"]["GEMM 5-COD"].values()) == pytest.approx(nat["GEMM 5-COD"], rel=1e-12)
     assert 1.3e9 < result["population"] < 1.45e9
+
+
+def test_dataset_identities_and_report(result, tmp_path):
+    ds = result["dataset"]
+    d = ds.deaths
+    # each model has exactly its causes; the national total is the sum over causes and provinces
+    assert np.isfinite(d.sel(model="GEMM 5-COD", cause=list(ch.H.FIVE_CAUSES))).all()
+    assert np.isnan(d.sel(model="GEMM 5-COD", cause="NCD+LRI")).all()
+    assert np.isnan(d.sel(model="GEMM NCD+LRI").drop_sel(cause="NCD+LRI")).all()
+    for m, v in result["national"].items():
+        assert float(np.nansum(d.sel(model=m).values)) == pytest.approx(v, rel=1e-12)
+    assert float(ds.population.sum()) == pytest.approx(result["population"], rel=1e-12)
+    assert all("units" in ds[v].attrs for v in ds.data_vars)
+    # the report is written from the dataset alone
+    text = ch.report(ds, tmp_path / "out").read_text()
+    assert f"| IER (Burnett 2014 central) | {result['national']['IER (Burnett 2014)'] / 1e6:.2f} M |" in text
+    back = xr.load_dataset(tmp_path / "out" / "results" / "deaths_by_province.nc")
+    xr.testing.assert_allclose(back.deaths, ds.deaths)
+    csv = pd.read_csv(tmp_path / "out" / "results" / "deaths_by_province.csv", index_col=0)
+    assert csv.loc["Beijing", "GEMM 5-COD"] == pytest.approx(result["by_province"]["GEMM 5-COD"]["Beijing"], rel=1e-5)
 
 
 def test_clear_error_without_shared(tmp_path, capsys):

@@ -5,6 +5,7 @@ central finite differences, the HealthModel (compressed cells, vmap over CRF dra
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
 import xarray as xr
@@ -216,7 +217,9 @@ def test_economic_value_and_errors():
                                np.arange(6.0).reshape(1, 2, 3) * [1.0, 2.0, 3.0])
     crf = IER.central(ages=AGES)
     C, pop, agef, y0, frac = make_world(0)
-    with pytest.raises(ValueError, match="population"):
+    # a per-cell shape mismatch: the kernel's own ValueError, or under the jaxtyping hook (pyproject addopts) the
+    # signature's `*cell` check first; both name `population`
+    with pytest.raises((ValueError, jaxtyping.TypeCheckError), match="population"):
         attributable_deaths(C, pop[:2], agef, y0, crf)
     with pytest.raises(ValueError, match="baseline_rate"):
         attributable_deaths(C, pop, agef, y0[:3], crf)

@@ -10,6 +10,7 @@ from scipy.optimize import linprog, minimize
 from diffmrio import datasets
 from diffmrio.scenarios._scenarios import (
     convergence_kernel,
+    final_producer_output,
     footprint_gradients,
     intensity_convergence,
     optimal_intensity_cuts,
@@ -79,6 +80,17 @@ def test_intensity_convergence_wrapper_default_impact():
     np.testing.assert_allclose(float(ds.trade_total), trade, rtol=1e-11)
     np.testing.assert_allclose(ds.relative.values, ds.reduction.sum(("supplier", "buyer", "sector")) / trade)
     assert 0 < ds.relative.sel(level=1.0) < 1
+
+
+def test_final_producer_output_vs_numpy():
+    m, A, S, Y, x = random_mrio(3)
+    R, N = 5, len(SECTORS)
+    L = np.linalg.inv(np.eye(R * N) - A)
+    y = Y.sum(1)
+    X = np.stack([L @ (y * (np.arange(R * N) // N == t)) for t in range(R)], axis=1)
+    got = final_producer_output(m)
+    np.testing.assert_allclose(got, X, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.sum(1), x, rtol=1e-10)  # every unit of output serves some region's final sales
 
 
 def test_intensity_convergence_custom_impact_and_intensity():

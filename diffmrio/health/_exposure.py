@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Int
 
 from ctm_interface._regions import region_kernel
@@ -27,6 +28,9 @@ PM_UNITS = "ug m-3"
 # Shape aliases as assignments (a two-name shape string in an annotation reads as an expression to linters).
 AgeCellArray = Float[Array, "age *cell"]
 RegionCellArray = Float[Array, "region *cell"]
+#: the same for arguments, which may be numpy arrays or anything `jnp.asarray` takes (the kernels convert)
+AgeCellLike = Float[ArrayLike, "age *cell"]
+RegionCellLike = Float[ArrayLike, "region *cell"]
 
 __all__ = [
     "attributable_deaths",
@@ -54,7 +58,7 @@ def check_rate_units(rate, name: str = "baseline_rate") -> None:
         )
 
 
-def _broadcast_lead(x: Array, lead: tuple[int, ...], cell_shape: tuple[int, ...], name: str) -> Array:
+def _broadcast_lead(x: ArrayLike, lead: tuple[int, ...], cell_shape: tuple[int, ...], name: str) -> Array:
     """Accept `x[*lead]` or `x[*lead, *cell]` and return it shaped to broadcast against `[*lead, *cell]`."""
     x = jnp.asarray(x, dtype=jnp.float64)
     if x.shape == lead:
@@ -68,10 +72,10 @@ def _broadcast_lead(x: Array, lead: tuple[int, ...], cell_shape: tuple[int, ...]
 
 
 def attributable_deaths(
-    C: Float[Array, "*cell"],
-    population: Float[Array, "*cell"],
-    age_fraction: AgeCellArray | Float[Array, " age"],
-    baseline_rate: Float[Array, "cause age *cell"] | Float[Array, "cause age"],
+    C: Float[ArrayLike, "*cell"],
+    population: Float[ArrayLike, "*cell"],
+    age_fraction: AgeCellLike | Float[ArrayLike, " age"],
+    baseline_rate: Float[ArrayLike, "cause age *cell"] | Float[ArrayLike, "cause age"],
     crf: AbstractCRF,
 ) -> Float[Array, "cause age *cell"]:
     r"""PM2.5-attributable deaths per cause, age group and cell (pure kernel: jit/grad/vmap-safe).
@@ -104,10 +108,10 @@ def attributable_deaths(
 
 
 def _region_sum(
-    x: Array,
+    x: ArrayLike,
     n_cell_dims: int,
-    region_fraction: Array | None,
-    region_index: Array | None,
+    region_fraction: ArrayLike | None,
+    region_index: ArrayLike | None,
     n_regions: int | None,
 ) -> Array:
     cell = x.shape[x.ndim - n_cell_dims :]
@@ -137,11 +141,11 @@ def _region_sum(
 
 
 def aggregate_to_regions(
-    x: Float[Array, "..."],
+    x: Float[ArrayLike, "..."],
     *,
     n_cell_dims: int,
-    region_fraction: RegionCellArray | None = None,
-    region_index: Int[Array, "*cell"] | None = None,
+    region_fraction: RegionCellLike | None = None,
+    region_index: Int[ArrayLike, "*cell"] | None = None,
     n_regions: int | None = None,
 ) -> Float[Array, "*lead region"]:
     r"""Sum a per-cell quantity into regions: $X_{\dots r} = \sum_g x_{\dots g}\, w_{r g}$.
@@ -156,11 +160,11 @@ def aggregate_to_regions(
 
 
 def population_weighted_concentration(
-    C: Float[Array, "*cell"],
-    population: Float[Array, "*cell"],
+    C: Float[ArrayLike, "*cell"],
+    population: Float[ArrayLike, "*cell"],
     *,
-    region_fraction: RegionCellArray | None = None,
-    region_index: Int[Array, "*cell"] | None = None,
+    region_fraction: RegionCellLike | None = None,
+    region_index: Int[ArrayLike, "*cell"] | None = None,
     n_regions: int | None = None,
 ) -> Float[Array, " region"]:
     r"""Population-weighted concentration per region (EXPORT study, eq. 14): $C_r = \sum_g c_g p_g w_{rg} / P_r$.
@@ -177,7 +181,7 @@ def population_weighted_concentration(
     return jnp.where(ok, num / jnp.where(ok, den, 1.0), jnp.nan)
 
 
-def economic_value(deaths: Float[Array, "..."], vsl: float | Float[Array, "..."]) -> Float[Array, "..."]:
+def economic_value(deaths: Float[ArrayLike, "..."], vsl: float | Float[ArrayLike, "..."]) -> Float[Array, "..."]:
     """Monetised mortality: `deaths * VSL` (value of a statistical life, user-supplied; broadcast on the last
     axes, e.g. a VSL per region against `deaths[cause, age, region]`). China studies use ~CNY 1.5-5.5 million."""
     vsl = jnp.asarray(vsl, dtype=jnp.float64)
@@ -260,7 +264,7 @@ class HealthInputs(eqx.Module):
     def n_cell_dims(self) -> int:
         return self.population.ndim
 
-    def cells(self, C: Float[Array, "row col"]) -> Float[Array, "*cell"]:
+    def cells(self, C: Float[ArrayLike, "row col"]) -> Float[Array, "*cell"]:
         """`C` on the grid -> `C` on this object's cells (a gather when `cell_index` is set)."""
         C = jnp.asarray(C, dtype=jnp.float64)
         if self.cell_index is None:
@@ -271,7 +275,7 @@ class HealthInputs(eqx.Module):
             raise ValueError(f"`C` has shape {C.shape} but these inputs are on a grid of shape {self.grid_shape}")
         return C.reshape(-1)[self.cell_index]
 
-    def to_regions(self, x: Float[Array, "..."]) -> Float[Array, "*lead region"]:
+    def to_regions(self, x: Float[ArrayLike, "..."]) -> Float[Array, "*lead region"]:
         """Sum a per-cell array into `regions`."""
         return _region_sum(x, self.n_cell_dims, self.region_fraction, self.region_index, len(self.regions))
 
@@ -294,12 +298,12 @@ class HealthModel(eqx.Module):
             raise ValueError(f"CRF ages {self.crf.ages} differ from the inputs' {self.inputs.ages}: build the CRF "
                              f"with `ages=inputs.ages`")
 
-    def deaths_per_cell(self, C: Float[Array, "row col"]) -> Float[Array, "cause age *cell"]:
+    def deaths_per_cell(self, C: Float[ArrayLike, "row col"]) -> Float[Array, "cause age *cell"]:
         """Attributable deaths per cause, age and cell of `inputs`."""
         i = self.inputs
         return attributable_deaths(i.cells(C), i.population, i.age_fraction, i.baseline_rate, self.crf)
 
-    def __call__(self, C: Float[Array, "row col"]) -> Float[Array, "cause age region"]:
+    def __call__(self, C: Float[ArrayLike, "row col"]) -> Float[Array, "cause age region"]:
         """Attributable deaths per year, `[cause, age, region]`."""
         return self.inputs.to_regions(self.deaths_per_cell(C))
 
@@ -312,7 +316,7 @@ class HealthModel(eqx.Module):
         d, pw, pop = _deaths_and_pwpm(self, C)
         return health_dataset(self.inputs, np.asarray(d), np.asarray(pw), np.asarray(pop))
 
-    def population_weighted_concentration(self, C: Float[Array, "row col"]) -> Float[Array, " region"]:
+    def population_weighted_concentration(self, C: Float[ArrayLike, "row col"]) -> Float[Array, " region"]:
         """Population-weighted PM2.5 per region (ug m-3)."""
         i = self.inputs
         return population_weighted_concentration(

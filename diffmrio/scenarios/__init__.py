@@ -3,6 +3,7 @@ and efficiency indices (Gini, disparity, supply-chain efficiency, pollutant equi
 
 from ._scenarios import (
     convergence_kernel as convergence_kernel,
+    final_producer_output as final_producer_output,
     footprint_gradients as footprint_gradients,
     intensity_convergence as intensity_convergence,
     optimal_intensity_cuts as optimal_intensity_cuts,

@@ -42,6 +42,7 @@ from ..supply_chain._layers import _fd_mask, _final_demand, _region_aggregator, 
 
 __all__ = [
     "intensity_convergence",
+    "final_producer_output",
     "convergence_kernel",
     "footprint_gradients",
     "optimise_intensity_cuts",
@@ -94,12 +95,29 @@ def convergence_kernel(
     return imp * frac, w_new
 
 
-def _final_producer_impact(mrio: Any, eco: Economy, q: int) -> np.ndarray:
-    """`E[r, i, s] = S_q,(r,i) (L y^{fp}_s)_(r,i)`: emitted in (r, i) for the final products of region s."""
+def final_producer_output(mrio: Any) -> np.ndarray:
+    """`X[n, R]`: output of every region-sector for the final products sold by region t, `X[:, t] = L y^fp_t`
+    (`y^fp_t`: the final sales of region t's sectors, zero elsewhere). Rows sum to the output `x`.
+
+    `mrio` may be a [`MRIO`][diffmrio.MRIO] or a prepared [`Economy`][diffmrio.Economy] (its factors reused).
+
+    **Returns:** a float64 `numpy` array, rows in the table's (region, sector) order, columns its regions.
+    """
+    mrio, eco = prepared(mrio, "final_producer_output")
+    return np.asarray(_final_producer_output(mrio, eco))
+
+
+def _final_producer_output(mrio: Any, eco: Economy) -> Array:
     R, N = len(mrio.regions), len(mrio.sectors)
     y = jnp.asarray(mrio.Y).sum(axis=1)
     Yfp = jnp.asarray(_region_aggregator(R, N)).T * y[:, None]  # [n, R]: final products of region s
-    X = eco.solve(Yfp)
+    return eco.solve(Yfp)
+
+
+def _final_producer_impact(mrio: Any, eco: Economy, q: int) -> np.ndarray:
+    """`E[r, i, s] = S_q,(r,i) (L y^{fp}_s)_(r,i)`: emitted in (r, i) for the final products of region s."""
+    R, N = len(mrio.regions), len(mrio.sectors)
+    X = _final_producer_output(mrio, eco)
     return np.asarray((eco.S[q][:, None] * X).reshape(R, N, R))
 
 
