@@ -27,6 +27,7 @@ results.nc and the trained emulators (*.eqx). CTM runs are cached in DIR/ctm_run
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -39,7 +40,8 @@ import xarray as xr
 
 import surrogate as sg
 from ctm_interface import allocate_to_grid, pm25_weights, region_kernel
-from diffmrio._io import write_netcdf_atomic, write_text_atomic
+from diffmrio._io import save_figure_atomic, write_netcdf_atomic, write_text_atomic
+from diffmrio.demo._report import subplots
 
 from ._common import experiment_parser, parse, seed_or, show_progress
 
@@ -77,11 +79,13 @@ class World:
         self.regions, self.species, self.components = tuple(REGIONS), tuple(SPECIES), tuple(COMPONENTS)
         self.e_reg = np.asarray(demo_base_emissions(self.dom))  # [species, region, level]
         alloc = np.asarray(self.dom.allocation)  # [region, level, row, col]
-        # P[g, s, l, y, x] = dE[s, l, y, x] / dscale[g, s]
-        self.patterns = np.einsum("sgl,glyx->gslyx", self.e_reg, alloc)
-        w = np.asarray(self.dom.region_fraction) * np.asarray(self.dom.population)[None]
-        self.receptor_w = w / w.sum(axis=(1, 2), keepdims=True)  # [region, row, col]
-        pop_r = w.sum(axis=(1, 2))
+        # P[g, s, l, y, x] = dE[s, l, y, x] / dscale[g, s]: source g's emissions alone (one-hot over sources)
+        n_src = len(self.regions)
+        self.patterns = allocate_to_grid(np.einsum("go,sol->gsol", np.eye(n_src), self.e_reg), alloc)
+        frac, pop = np.asarray(self.dom.region_fraction), np.asarray(self.dom.population)
+        w = frac * pop[None]
+        pop_r = region_kernel(pop, frac, how="sum")  # population per region
+        self.receptor_w = w / pop_r[:, None, None]  # [region, row, col]
         self.pop_share = pop_r / pop_r.sum()
         self.m = pm25_weights(self.components)
         # J = sum_r P_r PM_r / sum_r P_r = sum_cells pm25 * pop * landfrac / sum(pop * landfrac)
@@ -95,6 +99,8 @@ class World:
         self.health = HealthModel(demo_health_inputs(self.dom), GEMM.burnett2018(causes, ages=ADULT_AGES))
         # adjoint of a linear cost sum(w * C), compiled once for all weights w[component, row, col]
         self._linear_adjoint = jax.jit(lambda E, w: self.ctm.adjoint(lambda c: jnp.sum(w * c), E)[1])
+        # adjoint of cost(C, *args), compiled once per cost function (its array arguments are traced, not baked in)
+        self._adjoint = eqx.filter_jit(lambda E, cost, args: self.ctm.adjoint(lambda c: cost(c, *args), E)[1])
 
     def downscaler(self, c_base):
         """The demo chain's downscaler: receptor means to the grid by the ratio to the base case `c_base`."""
@@ -109,6 +115,11 @@ class World:
     def deaths_downscaled(self, down, y, y_base):
         """Deaths when receptor-level concentrations y[component, receptor] are mapped to the grid by `down`."""
         return self.deaths(down(y, y_base))
+
+    def deaths_through_downscaler(self, conc, down, y_base):
+        """Deaths when the receptor means of C[component, row, col] are mapped back to the grid by `down` (a
+        perfect receptor-level emulator followed by the demo chain's downscaler)."""
+        return self.deaths_downscaled(down, self.receptors_jnp(conc), y_base)
 
     def receptors_jnp(self, conc):
         """C[component, row, col] -> y[component, receptor] (differentiable)."""
@@ -132,14 +143,14 @@ class World:
             out.append(np.asarray(self.ctm.run(jnp.asarray(self.emissions(s)))))
         return np.stack(out)
 
-    def adjoint(self, scale: np.ndarray, cost=None) -> tuple[np.ndarray, np.ndarray]:
+    def adjoint(self, scale: np.ndarray, cost=None, args: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
         """Exact cell-level dJ/dE and source-level dJ/dscale (chain rule through the allocation) at each state
-        `scale[n, region, species]`. `cost`: a function of C[component, row, col] to a scalar, or the weights
-        w of a linear cost sum(w * C), `[component, row, col]` or one per state `[n, component, row, col]`;
+        `scale[n, region, species]`. `cost`: a function `cost(C, *args)` of C[component, row, col] to a scalar
+        (compiled once per function: pass arrays and modules it depends on in `args`, not in a closure), or the
+        weights w of a linear cost sum(w * C), `[component, row, col]` or one per state `[n, component, row, col]`;
         population-weighted PM2.5 by default."""
         if callable(cost):
-            adj = jax.jit(lambda E: self.ctm.adjoint(cost, E)[1])
-            ge = [np.asarray(adj(jnp.asarray(self.emissions(s)))) for s in scale]
+            ge = [np.asarray(self._adjoint(jnp.asarray(self.emissions(s)), cost, tuple(args))) for s in scale]
         else:
             w = np.broadcast_to(self.cell_w if cost is None else cost, (len(scale), *self.cell_w.shape))
             ge = [np.asarray(self._linear_adjoint(jnp.asarray(self.emissions(s)), jnp.asarray(wi)))
@@ -231,14 +242,11 @@ def deaths_adjoints(world: World, out: Path, runs: xr.Dataset) -> xr.Dataset:
     c0 = jnp.asarray(runs["c_train"].values[0])  # run 0 is the base case
     down = world.downscaler(c0)
     y0 = world.receptors_jnp(c0)
-
-    def down_cost(c):
-        return world.deaths_downscaled(down, world.receptors_jnp(c), y0)
-
-    # one adjoint call (one compilation) per cost for both sets of states
+    # one compilation per cost for both sets of states (and for later calls on the same world)
     both = np.concatenate([x["adj"], x["fadj"]])
     n_adj = len(x["adj"])
-    g_deaths, g_down = world.adjoint(both, world.deaths)[1], world.adjoint(both, down_cost)[1]
+    g_deaths = world.adjoint(both, world.deaths)[1]
+    g_down = world.adjoint(both, world.deaths_through_downscaler, (down, y0))[1]
     data = {}
     for k, sl in (("adj", slice(0, n_adj)), ("fadj", slice(n_adj, None))):
         data[f"x_{k}"] = ((k, "source", "species"), x[k])
@@ -330,36 +338,33 @@ def _scatter(ax, x, y, label):
     ax.set_title(label, fontsize=9)
 
 
-def main(argv=None) -> dict:
-    ap = experiment_parser(__doc__.split("\n")[0])
-    ap.add_argument(
-        "--no-ablation", action="store_true", help="skip the MLP ensemble trained without the Sobolev term"
-    )
-    ap.add_argument("--members", type=int, default=5, help="MLP ensemble members")
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument(
-        "--train-adjoints", type=int, default=30, help="training states that also get an adjoint run"
-    )
-    ap.add_argument("--sobolev", type=float, default=0.01, help="Sobolev weight for the MLP emulator")
-    ap.add_argument(
-        "--gridded-sobolev", type=float, default=10.0, help="Sobolev weight for the gridded emulator"
-    )
-    ap.add_argument("--gridded-steps", type=int, default=600)
-    ap.add_argument(
-        "--receptor-adjoints", type=int, default=119,
-        help="training states that get the adjoint of one receptor's PM2.5 (for a third MLP ensemble; 0 skips it)",
-    )  # fmt: skip
-    args = parse(ap, argv, "adjoint_replication")
-    out: Path = args.out
-    progress = show_progress(args)
+def compute(
+    out: str | Path,
+    *,
+    world: World | None = None,
+    members: int = 5,
+    steps: int = 3000,
+    train_adjoints: int = 30,
+    sobolev: float = 0.01,
+    gridded_sobolev: float = 10.0,
+    gridded_steps: int = 600,
+    n_receptor_adjoints: int = 119,
+    ablation: bool = True,
+    quick: bool = False,
+    seed: int = 2026,
+    progress: bool = True,
+) -> dict:
+    """CTM runs and adjoints (cached in `out`), the emulators fitted to them and their scores.
+
+    **Returns** `{"dataset": ds, "models": {name: emulator}, "mlp_scores": xr.Dataset}`: `ds` holds the scores per
+    model (`NME_i`, ..., model `i` of `ds.attrs["models"]`), the emulators' and the adjoint's gradients, the test
+    runs' PM2.5 (`pm25_ctm`, `pm25_emulator_i`), the cell-level gradients, the deaths gradients, and in its attrs
+    the summary numbers (`summary`, JSON) and the settings and timings the report quotes.
+    """
+    out = Path(out)
     t_start = time.time()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    world = World()
-    runs = ctm_runs(world, out, 149, 50, 10, args.train_adjoints, progress)
+    world = World() if world is None else world
+    runs = ctm_runs(world, out, 149, 50, 10, train_adjoints, progress)
     t_ctm = time.time() - t_start
     train = source_runs(world, runs["x_train"].values, runs["c_train"].values)
     test = source_runs(world, runs["x_test"].values, runs["c_test"].values)
@@ -381,8 +386,8 @@ def main(argv=None) -> dict:
     )  # fmt: skip
     labels = sg.EmulatorLabels.from_runs(train)
     shares = world.e_reg.sum(-1).T / world.e_reg.sum(-1).T.sum(0, keepdims=True)  # [region, species]
-    key = jr.PRNGKey(seed_or(args, 2026))
-    steps = 300 if args.quick else args.steps
+    key = jr.PRNGKey(seed)
+    steps = 300 if quick else steps
     models, fit_seconds = {}, {}
     t = time.time()
     models["linear"] = sg.fit(sg.LinearEmulator(labels), train)
@@ -394,15 +399,15 @@ def main(argv=None) -> dict:
         )
         fit_seconds[f"polynomial (pf-ERSM, D={deg})"] = time.time() - t
     t = time.time()
-    ens = sg.Ensemble(lambda k: sg.MLPEmulator(labels, width=32, depth=2, key=k), args.members, key=key)
+    ens = sg.Ensemble(lambda k: sg.MLPEmulator(labels, width=32, depth=2, key=k), members, key=key)
     models["neural (MLP ensemble)"] = sg.fit(
         ens, train_sob, key=jr.fold_in(key, 1), steps=steps, learning_rate=3e-3, validation_fraction=0.1,
-        patience=1500, sobolev_weight=args.sobolev, progress=progress,
+        patience=1500, sobolev_weight=sobolev, progress=progress,
     )  # fmt: skip
     fit_seconds["neural (MLP ensemble)"] = time.time() - t
-    if args.receptor_adjoints > 0:
+    if n_receptor_adjoints > 0:
         # the same ensemble with a Sobolev term that also sees each receptor's gradient (per-run cost weights)
-        radj = receptor_adjoints(world, out, runs, args.receptor_adjoints)
+        radj = receptor_adjoints(world, out, runs, n_receptor_adjoints)
         g2 = g.copy()
         g2[radj["train_index"].values] = radj["sensitivity"].values
         w2 = np.broadcast_to(world.receptor_cost_w, (train.sizes["run"], *world.receptor_cost_w.shape)).copy()
@@ -413,10 +418,10 @@ def main(argv=None) -> dict:
         t = time.time()
         models[RECEPTOR_MODEL] = sg.fit(
             ens, train_rec, sg.Adam(steps=steps, learning_rate=3e-3, validation_fraction=0.1, patience=1500,
-                              sobolev_weight=args.sobolev), key=jr.fold_in(key, 1), progress=progress,
+                              sobolev_weight=sobolev), key=jr.fold_in(key, 1), progress=progress,
         )  # fmt: skip
         fit_seconds[RECEPTOR_MODEL] = time.time() - t
-    if not args.no_ablation:
+    if ablation:
         # ablation: the same ensemble trained on the forward runs only (no Sobolev term)
         t = time.time()
         models["neural, no Sobolev term"] = sg.fit(
@@ -451,9 +456,9 @@ def main(argv=None) -> dict:
     t = time.time()
     gmodel = sg.GriddedEmulator(glabels, x_ref=e0, base=c0, width=16, n_layers=2, modes=(10, 10), pad=12,
                                 key=jr.fold_in(key, 2))  # fmt: skip
-    gsteps = 60 if args.quick else args.gridded_steps
+    gsteps = 60 if quick else gridded_steps
     gmethod = sg.Adam(steps=gsteps, batch_size=8, learning_rate=3e-3, validation_fraction=0.1, eval_every=20,
-                      patience=None, sobolev_weight=args.gridded_sobolev)
+                      patience=None, sobolev_weight=gridded_sobolev)
     gmodel = sg.fit(gmodel, g_train, gmethod, key=jr.fold_in(key, 3), progress=progress)
     fit_seconds["gridded (FNO)"] = time.time() - t
     gscore = sg.evaluate(sg.with_envelope_policy(gmodel, "ignore"), g_test)
@@ -477,7 +482,6 @@ def main(argv=None) -> dict:
 
     # national deaths: emulator -> downscaler -> GEMM against the CTM's exact adjoint of deaths
     dadj = deaths_adjoints(world, out, runs)
-    c0 = runs["c_train"].values[0]
     deaths_stats, deaths_grads = {}, {}
     for name, m in models.items():
         deaths_stats[name] = {}
@@ -489,66 +493,7 @@ def main(argv=None) -> dict:
                   for k in ("adj", "fadj")}  # fmt: skip
     t_total = time.time() - t_start
 
-    # ---- figures
-    names = [n for n in models if not n.startswith("neural, no")]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2))
-    for ax, name in zip(axes, names, strict=True):
-        p = np.asarray(jax.vmap(models[name].pm25)(jnp.asarray(test["scale"].values)))
-        o = np.einsum("nrc,c->nr", test["pm25"].values, world.m)
-        _scatter(ax, o.ravel(), p.ravel(), name)
-        ax.set_xlabel("reference CTM PM2.5 (ug m-3)")
-    axes[0].set_ylabel("emulator PM2.5 (ug m-3)")
-    fig.tight_layout()
-    fig.savefig(out / "scatter_pm25.png", dpi=110)
-    plt.close(fig)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2))
-    for ax, name in zip(axes, names, strict=True):
-        _scatter(ax, grads[name]["adjoint"].values.ravel(), grads[name]["emulator"].values.ravel(), name)
-        ax.set_xlabel("CTM adjoint dJ/dscale (ug m-3)")
-    axes[0].set_ylabel("emulator dJ/dscale")
-    fig.tight_layout()
-    fig.savefig(out / "scatter_gradients.png", dpi=110)
-    plt.close(fig)
-    ga, ge = ggrad["adjoint"].values[0], ggrad["emulator"].values[0]
-    s_idx = int(np.argmax(np.abs(ga).sum(axis=(1, 2, 3))))
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
-    for row, lev in enumerate(("ground", "elevated")):
-        vmax = float(np.abs(ga[s_idx, row]).max())
-        for col, (fld, lab) in enumerate(((ga, "CTM adjoint"), (ge, "gridded emulator"))):
-            im = axes[row, col].imshow(fld[s_idx, row], origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-            axes[row, col].set_title(f"{lab}: dJ/dE {world.species[s_idx]} {lev}", fontsize=9)
-            fig.colorbar(im, ax=axes[row, col], shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(out / "map_cell_sensitivity.png", dpi=110)
-    plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
-    mlp = "neural (MLP ensemble)"
-    for ax, (arr, lab) in zip(
-        axes,
-        ((grads[mlp]["adjoint"].values[0], "CTM adjoint"), (grads[mlp]["emulator"].values[0], mlp)),
-        strict=True,
-    ):
-        im = ax.imshow(arr, cmap="viridis")
-        ax.set_yticks(range(6), world.regions, fontsize=7)
-        ax.set_xticks(range(7), world.species, fontsize=7, rotation=45)
-        ax.set_title(f"{lab}: dJ/dscale, state 0", fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(out / "map_source_sensitivity.png", dpi=110)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
-    _scatter(axes[0], dadj["g_deaths_adj"].values.ravel(), deaths_grads[(mlp, "adj")].ravel(), mlp)
-    _scatter(axes[1], dadj["g_deaths_adj"].values.ravel(), dadj["g_down_adj"].values.ravel(),
-             "downscaler only (CTM receptors)")  # fmt: skip
-    for ax in axes:
-        ax.set_xlabel("CTM adjoint d(deaths)/dscale")
-    axes[0].set_ylabel("chain gradient d(deaths)/dscale")
-    fig.tight_layout()
-    fig.savefig(out / "scatter_gradients_deaths.png", dpi=110)
-    plt.close(fig)
-
-    # ---- results
+    # ---- summary numbers
     summary = {}
     for name in models:
         sc, gr = scores[name], grads[name]
@@ -565,25 +510,26 @@ def main(argv=None) -> dict:
             "grad_r2_min_state": float(gr["source_r2"].min()),
             "grad_nrmse": float(gr["source_nrmse_pooled"]),
             "fit_s": fit_seconds[name],
-            "comp_nme": {c: float(sc["NME"].sel(component=c).max()) for c in sc["component"].values},
+            "comp_nme": {str(c): float(sc["NME"].sel(component=c).max()) for c in sc["component"].values},
             "fresh_nme_max": float(fscores[name]["NME"].sel(component="PM25").max()),
             "fresh_maxne": float(fscores[name]["MaxNE"].sel(component="PM25").max()),
             "fresh_grad_r2": float(fgrads[name]["source_r2_pooled"]),
             "fresh_grad_slope": float(fgrads[name]["source_slope_pooled"]),
-            "deaths_r2": deaths_stats[name]["adj"]["r2"],
-            "deaths_slope": deaths_stats[name]["adj"]["slope"],
-            "fresh_deaths_r2": deaths_stats[name]["fadj"]["r2"],
-            "fresh_deaths_slope": deaths_stats[name]["fadj"]["slope"],
+            "deaths_r2": float(deaths_stats[name]["adj"]["r2"]),
+            "deaths_slope": float(deaths_stats[name]["adj"]["slope"]),
+            "fresh_deaths_r2": float(deaths_stats[name]["fadj"]["r2"]),
+            "fresh_deaths_slope": float(deaths_stats[name]["fadj"]["slope"]),
         }
     # spread of the ensemble members' errors: are the remaining errors variance (more members/data) or bias?
-    ens_model = models["neural (MLP ensemble)"]
-    summary["neural (MLP ensemble)"]["member_nme"] = [
+    mlp = "neural (MLP ensemble)"
+    ens_model = models[mlp]
+    summary[mlp]["member_nme"] = [
         float(sg.evaluate(ens_model.member(i), test)["NME"].sel(component="PM25").max())
         for i in range(ens_model.n_members)
     ]
     summary["downscaler only"] = {
-        "deaths_r2": down_stats["adj"]["r2"], "deaths_slope": down_stats["adj"]["slope"],
-        "fresh_deaths_r2": down_stats["fadj"]["r2"], "fresh_deaths_slope": down_stats["fadj"]["slope"],
+        "deaths_r2": float(down_stats["adj"]["r2"]), "deaths_slope": float(down_stats["adj"]["slope"]),
+        "fresh_deaths_r2": float(down_stats["fadj"]["r2"]), "fresh_deaths_slope": float(down_stats["fadj"]["slope"]),
         "base_deaths": float(dadj.attrs["base_deaths"]),
     }  # fmt: skip
     gpm = gscore.sel(component="PM25")
@@ -598,27 +544,160 @@ def main(argv=None) -> dict:
         "src_slope": float(ggrad["source_slope_pooled"]),
         "fit_s": fit_seconds["gridded (FNO)"],
     }
-    res = xr.Dataset()
+
+    # ---- labelled results
+    names = [n for n in models if not n.startswith("neural, no")]
+    res = xr.Dataset(coords={"receptor": list(world.regions)})
+    res["pm25_ctm"] = (("test", "receptor"), np.einsum("nrc,c->nr", test["pm25"].values, world.m),
+                       {"units": "ug m-3", "long_name": "reference CTM PM2.5 on the test runs"})  # fmt: skip
     for i, name in enumerate(models):
         for k in ("NME", "NMB", "MaxNE", "R"):
-            res[f"{k}_{i}"] = scores[name][k].assign_attrs(model=name)
-        res[f"grad_emulator_{i}"] = grads[name]["emulator"].assign_attrs(model=name)
-    res["grad_adjoint"] = grads[names[0]]["adjoint"]
-    res["deaths_grad_adjoint"] = dadj["g_deaths_adj"]
-    res["deaths_grad_downscaled_ctm"] = dadj["g_down_adj"]
-    res[f"deaths_grad_emulator_{list(models).index(mlp)}"] = (("adj", "source", "species"), deaths_grads[(mlp, "adj")])
-    res["cell_grad_emulator"] = ggrad["emulator"]
-    res["cell_grad_adjoint"] = ggrad["adjoint"]
-    res.attrs["models"] = list(models)
-    res.attrs["synthetic"] = "reference CTM on the synthetic demo world (stand-in for CMAQ/GEOS-Chem)"
-    write_netcdf_atomic(res, out / "results.nc")
-    sg.save(out / "mlp_ensemble.eqx", models[mlp], scores=scores[mlp],
+            res[f"{k}_{i}"] = scores[name][k].assign_attrs(model=name, units="1")
+        res[f"grad_emulator_{i}"] = grads[name]["emulator"].assign_attrs(model=name, units="ug m-3")
+        if name in names:
+            p = np.asarray(jax.vmap(models[name].pm25)(jnp.asarray(test["scale"].values)))
+            res[f"pm25_emulator_{i}"] = (("test", "receptor"), p, {"units": "ug m-3", "model": name})
+    res["grad_adjoint"] = grads[names[0]]["adjoint"].assign_attrs(units="ug m-3")
+    res["deaths_grad_adjoint"] = dadj["g_deaths_adj"].assign_attrs(units="deaths")
+    res["deaths_grad_downscaled_ctm"] = dadj["g_down_adj"].assign_attrs(units="deaths")
+    res[f"deaths_grad_emulator_{list(models).index(mlp)}"] = (
+        ("adj", "source", "species"), deaths_grads[(mlp, "adj")], {"units": "deaths", "model": mlp}
+    )  # fmt: skip
+    res["cell_grad_emulator"] = ggrad["emulator"].assign_attrs(units="ug m-3 (kt/yr)-1")
+    res["cell_grad_adjoint"] = ggrad["adjoint"].assign_attrs(units="ug m-3 (kt/yr)-1")
+    res.attrs.update(
+        models=list(models),
+        synthetic="reference CTM on the synthetic demo world (stand-in for CMAQ/GEOS-Chem)",
+        summary=json.dumps(summary),
+        train_adjoints=int(n_ta),
+        ctm_seconds_per_run=float(runs.attrs.get("ctm_seconds_per_run", float("nan"))),
+        adjoint_seconds_per_run=float(runs.attrs.get("adjoint_seconds_per_run", float("nan"))),
+        ensemble_seconds=float(runs.attrs.get("ensemble_seconds", float("nan"))),
+        ctm_seconds=t_ctm,
+        seconds=t_total,
+        sobolev=float(sobolev),
+        gridded_sobolev=float(gridded_sobolev),
+        gridded_steps=int(gridded_steps),
+        receptor_adjoints=int(n_receptor_adjoints),
+        quick=int(bool(quick)),
+    )
+    return {"dataset": res, "models": {**models, "gridded (FNO)": gmodel}, "mlp_scores": scores[mlp]}
+
+
+def _figures(ds: xr.Dataset, out: Path) -> None:
+    """The report's figures, from the results dataset alone."""
+    models = list(ds.attrs["models"])
+    names = [n for n in models if not n.startswith("neural, no")]
+    idx = {n: models.index(n) for n in models}
+    mlp = "neural (MLP ensemble)"
+    fig, axes = subplots(1, len(names), figsize=(3.2 * len(names), 3.2))
+    for ax, name in zip(axes, names, strict=True):
+        _scatter(ax, ds["pm25_ctm"].values.ravel(), ds[f"pm25_emulator_{idx[name]}"].values.ravel(), name)
+        ax.set_xlabel("reference CTM PM2.5 (ug m-3)")
+    axes[0].set_ylabel("emulator PM2.5 (ug m-3)")
+    fig.tight_layout()
+    save_figure_atomic(fig, out / "scatter_pm25.png", dpi=110)
+    fig, axes = subplots(1, len(names), figsize=(3.2 * len(names), 3.2))
+    for ax, name in zip(axes, names, strict=True):
+        _scatter(ax, ds["grad_adjoint"].values.ravel(), ds[f"grad_emulator_{idx[name]}"].values.ravel(), name)
+        ax.set_xlabel("CTM adjoint dJ/dscale (ug m-3)")
+    axes[0].set_ylabel("emulator dJ/dscale")
+    fig.tight_layout()
+    save_figure_atomic(fig, out / "scatter_gradients.png", dpi=110)
+    ga, ge = ds["cell_grad_adjoint"].values[0], ds["cell_grad_emulator"].values[0]
+    species = list(ds["species"].values)
+    s_idx = int(np.argmax(np.abs(ga).sum(axis=(1, 2, 3))))
+    fig, axes = subplots(2, 2, figsize=(9, 6.5))
+    for row, lev in enumerate(("ground", "elevated")):
+        vmax = float(np.abs(ga[s_idx, row]).max())
+        for col, (fld, lab) in enumerate(((ga, "CTM adjoint"), (ge, "gridded emulator"))):
+            im = axes[row, col].imshow(fld[s_idx, row], origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+            axes[row, col].set_title(f"{lab}: dJ/dE {species[s_idx]} {lev}", fontsize=9)
+            fig.colorbar(im, ax=axes[row, col], shrink=0.8)
+    fig.tight_layout()
+    save_figure_atomic(fig, out / "map_cell_sensitivity.png", dpi=110)
+    fig, axes = subplots(1, 2, figsize=(8, 3.5))
+    for ax, (arr, lab) in zip(
+        axes,
+        ((ds["grad_adjoint"].values[0], "CTM adjoint"), (ds[f"grad_emulator_{idx[mlp]}"].values[0], mlp)),
+        strict=True,
+    ):
+        im = ax.imshow(arr, cmap="viridis")
+        ax.set_yticks(range(arr.shape[0]), list(ds["source"].values), fontsize=7)
+        ax.set_xticks(range(arr.shape[1]), species, fontsize=7, rotation=45)
+        ax.set_title(f"{lab}: dJ/dscale, state 0", fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    save_figure_atomic(fig, out / "map_source_sensitivity.png", dpi=110)
+
+    fig, axes = subplots(1, 2, figsize=(7, 3.4))
+    a = ds["deaths_grad_adjoint"].values.ravel()
+    _scatter(axes[0], a, ds[f"deaths_grad_emulator_{idx[mlp]}"].values.ravel(), mlp)
+    _scatter(axes[1], a, ds["deaths_grad_downscaled_ctm"].values.ravel(), "downscaler only (CTM receptors)")
+    for ax in axes:
+        ax.set_xlabel("CTM adjoint d(deaths)/dscale")
+    axes[0].set_ylabel("chain gradient d(deaths)/dscale")
+    fig.tight_layout()
+    save_figure_atomic(fig, out / "scatter_gradients_deaths.png", dpi=110)
+
+
+def report(ds: xr.Dataset, out: str | Path) -> Path:
+    """Write `out/results.nc`, the figures and `out/report.md` from `compute`'s dataset. **Returns** the report's
+    path."""
+    out = Path(out)
+    write_netcdf_atomic(ds, out / "results.nc")
+    _figures(ds, out)
+    return write_text_atomic(out / "report.md", _report(json.loads(ds.attrs["summary"]), ds.attrs))
+
+
+def save_models(result: dict, out: str | Path) -> None:
+    """Save `compute`'s MLP ensemble and gridded emulator (`out/mlp_ensemble.eqx`, `out/gridded_fno.eqx`)."""
+    out, models = Path(out), result["models"]
+    summary = json.loads(result["dataset"].attrs["summary"])
+    sg.save(out / "mlp_ensemble.eqx", models["neural (MLP ensemble)"], scores=result["mlp_scores"],
             provenance={"ctm": "ctm_interface.reference.ReferenceCTM.default()", "design": "LHS 149 + base, 0-2x, seed 11",
                         "n_runs": 150, "synthetic": True})  # fmt: skip
-    sg.save(out / "gridded_fno.eqx", gmodel, scores={"cell_r2": summary["gridded (FNO)"]["cell_r2"]},
+    sg.save(out / "gridded_fno.eqx", models["gridded (FNO)"], scores={"cell_r2": summary["gridded (FNO)"]["cell_r2"]},
             provenance={"ctm": "ReferenceCTM.default()", "n_runs": 150, "synthetic": True})  # fmt: skip
-    write_text_atomic(out / "report.md", _report(summary, runs, t_ctm, t_total, args, out))
-    return summary
+
+
+def run(out: str | Path, *, world: World | None = None, **kw) -> dict:
+    """`compute` + `save_models` + `report`. `kw` go to [`compute`][experiments.adjoint_replication.compute].
+    **Returns** `compute`'s dict with `"report"` (the report's path) and `"summary"` (the numbers it quotes)."""
+    result = compute(out, world=world, **kw)
+    save_models(result, out)
+    result["report"] = report(result["dataset"], out)
+    result["summary"] = json.loads(result["dataset"].attrs["summary"])
+    return result
+
+
+def main(argv=None) -> dict:
+    ap = experiment_parser(__doc__.split("\n")[0])
+    ap.add_argument(
+        "--no-ablation", action="store_true", help="skip the MLP ensemble trained without the Sobolev term"
+    )
+    ap.add_argument("--members", type=int, default=5, help="MLP ensemble members")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument(
+        "--train-adjoints", type=int, default=30, help="training states that also get an adjoint run"
+    )
+    ap.add_argument("--sobolev", type=float, default=0.01, help="Sobolev weight for the MLP emulator")
+    ap.add_argument(
+        "--gridded-sobolev", type=float, default=10.0, help="Sobolev weight for the gridded emulator"
+    )
+    ap.add_argument("--gridded-steps", type=int, default=600)
+    ap.add_argument(
+        "--receptor-adjoints", type=int, default=119,
+        help="training states that get the adjoint of one receptor's PM2.5 (for a third MLP ensemble; 0 skips it)",
+    )  # fmt: skip
+    args = parse(ap, argv, "adjoint_replication")
+    res = run(
+        args.out, members=args.members, steps=args.steps, train_adjoints=args.train_adjoints, sobolev=args.sobolev,
+        gridded_sobolev=args.gridded_sobolev, gridded_steps=args.gridded_steps,
+        n_receptor_adjoints=args.receptor_adjoints, ablation=not args.no_ablation, quick=args.quick,
+        seed=seed_or(args, 2026), progress=show_progress(args),
+    )  # fmt: skip
+    return res["summary"]
 
 
 def _ok(flag: bool) -> str:
@@ -649,12 +728,14 @@ def _target_lines(label: str, v: dict) -> list[str]:
     ]
 
 
-def _report(summary, runs, t_ctm, t_total, args, out) -> str:
+def _report(summary: dict, attrs) -> str:
+    """report.md from the summary numbers and the settings and timings in `compute`'s dataset attrs."""
     mlp = "neural (MLP ensemble)"
     s = summary[mlp]
     g = summary["gridded (FNO)"]
-    n_ta = runs.sizes["train_adj"]
-    ens_s = float(runs.attrs.get("ensemble_seconds", float("nan")))
+    n_ta = int(attrs["train_adjoints"])
+    ens_s = float(attrs["ensemble_seconds"])
+    t_ctm, t_total = float(attrs["ctm_seconds"]), float(attrs["seconds"])
     lines = [
         "# Adjoint replication: emulators of the reference CTM",
         "",
@@ -662,7 +743,7 @@ def _report(summary, runs, t_ctm, t_total, args, out) -> str:
         "",
         f"- Training budget: 150 CTM runs at 150 states (the base case + a 149-run Latin hypercube over 0-2x for the "
         f"42 = 6 regions x 7 species scaling factors); {n_ta} of these runs also ran the adjoint of J (used by the "
-        f"Sobolev term of the MLP ({args.sobolev:g}) and of the gridded emulator ({args.gridded_sobolev:g})). "
+        f"Sobolev term of the MLP ({attrs['sobolev']:g}) and of the gridded emulator ({attrs['gridded_sobolev']:g})). "
         "The linear and polynomial baselines use the forward runs only. Disclosure: the MLP's structure and "
         "Sobolev weight (picked among 0.01-0.2) and the gridded emulator's training length were chosen during "
         "development while looking at these test runs and adjoint states, so the reported errors are somewhat "
@@ -672,8 +753,8 @@ def _report(summary, runs, t_ctm, t_total, args, out) -> str:
         "was added at the end and never used for choices.",
         "- J = population-weighted PM2.5 over the 6 regions; receptors = the 6 regions (population-weighted).",
         *(
-            [f"- The row '{RECEPTOR_MODEL}' is the same ensemble, trained with {args.receptor_adjoints} more adjoint runs "
-             f"at the next {args.receptor_adjoints} training states, each of one receptor's population-weighted PM2.5 "
+            [f"- The row '{RECEPTOR_MODEL}' is the same ensemble, trained with {attrs['receptor_adjoints']} more adjoint runs "
+             f"at the next {attrs['receptor_adjoints']} training states, each of one receptor's population-weighted PM2.5 "
              "(receptors in turn), so that the Sobolev term sees every receptor's gradient and not only J's. It was "
              "added after the other rows were final; the default number of extra adjoints (119, every remaining "
              "training state) was picked after a run with 60 (NME 2.12 % [2.29 %], MaxNE 7.2 % [10.2 %], deaths "
@@ -682,12 +763,12 @@ def _report(summary, runs, t_ctm, t_total, args, out) -> str:
             if RECEPTOR_MODEL in summary else []
         ),
         f"- Time (2-core CPU dev machine, shared with other jobs): CTM forward runs "
-        f"{float(runs.attrs.get('ctm_seconds_per_run', float('nan'))):.2f} s/run, adjoint runs "
-        f"{float(runs.attrs.get('adjoint_seconds_per_run', float('nan'))):.2f} s/run, CTM ensemble + adjoints "
+        f"{float(attrs['ctm_seconds_per_run']):.2f} s/run, adjoint runs "
+        f"{float(attrs['adjoint_seconds_per_run']):.2f} s/run, CTM ensemble + adjoints "
         f"{ens_s:.0f} s; this invocation {t_total:.0f} s (CTM part {t_ctm:.0f} s"
         + (", read from the cache ctm_runs.nc" if t_ctm < 0.5 * ens_s else "")
         + ")"
-        + (" (--quick)" if args.quick else "")
+        + (" (--quick)" if attrs['quick'] else "")
         + ".",
         "",
         "## Held-out accuracy (annual PM2.5 per receptor region, 50 runs) and source-level gradients",
@@ -739,7 +820,7 @@ def _report(summary, runs, t_ctm, t_total, args, out) -> str:
         "## Targets (development test set; untouched set in brackets)",
         "",
         *_target_lines(f"{mlp}, Sobolev term on {n_ta} adjoints of J", s),
-        *(_target_lines(f"{RECEPTOR_MODEL} ({n_ta} + {args.receptor_adjoints} adjoints)", summary[RECEPTOR_MODEL])
+        *(_target_lines(f"{RECEPTOR_MODEL} ({n_ta} + {attrs['receptor_adjoints']} adjoints)", summary[RECEPTOR_MODEL])
           if RECEPTOR_MODEL in summary else []),
         "",
         f"- gridded emulator cell-level R^2 >= 0.9 (cells carrying the top 90 % of |dJ/dE|): {g['cell_r2']:.4f} "
@@ -802,7 +883,7 @@ def _report(summary, runs, t_ctm, t_total, args, out) -> str:
         "trades accuracy of the concentrations for gradients, see the weight's effect in development: 0.2 gave "
         "R^2 0.968 but NME 2.9 %) would close it.",
         *(
-            [f"- More adjoint directions. The row '{RECEPTOR_MODEL}' adds {args.receptor_adjoints} adjoint runs, one "
+            [f"- More adjoint directions. The row '{RECEPTOR_MODEL}' adds {attrs['receptor_adjoints']} adjoint runs, one "
              "receptor's population-weighted PM2.5 each, at training states that had none: NME "
              f"{summary[RECEPTOR_MODEL]['nme_max']:.2%} [{summary[RECEPTOR_MODEL]['fresh_nme_max']:.2%}], MaxNE "
              f"{summary[RECEPTOR_MODEL]['maxne']:.2%} [{summary[RECEPTOR_MODEL]['fresh_maxne']:.2%}], deaths-gradient "
@@ -811,7 +892,7 @@ def _report(summary, runs, t_ctm, t_total, args, out) -> str:
              "leave free. The price is one adjoint run per training state, on top of the 150 forward runs."]
             if RECEPTOR_MODEL in summary else []
         ),
-        f"- Gridded emulator: cell-level R^2 {g['cell_r2']:.3f} with {args.gridded_steps} optimisation steps "
+        f"- Gridded emulator: cell-level R^2 {g['cell_r2']:.3f} with {attrs['gridded_steps']} optimisation steps "
         + ("(target met" if g["cell_r2"] >= 0.9 else f"(misses the 0.9 target by {0.9 - g['cell_r2']:.3f}")
         + f"; worst single state {g['cell_r2_min_state']:.3f}; training kept short for the time budget on a 2-core "
         "CPU). Its source-level gradients and concentration errors are far from the MLP's: the inputs vary "

@@ -76,3 +76,23 @@ def test_receptor_adjoints_sum_to_the_population_weighted_adjoint(world, tmp_pat
     np.testing.assert_array_equal(np.argmax(w.sum(axis=1), axis=1), np.arange(6))
     with pytest.raises(ValueError, match="training states are left"):
         receptor_adjoints(world, tmp_path, runs, 7)
+
+
+def test_source_patterns_and_cost_weights_against_numpy(world):
+    """The per-source emission patterns and the cost weights, against direct numpy formulas: patterns times the
+    scaling factors give the gridded emissions, and J = sum(cell_w * C) is the population-share-weighted mean of
+    the regions' population-weighted PM2.5."""
+    rng = np.random.default_rng(3)
+    e_reg, alloc = world.e_reg, np.asarray(world.dom.allocation)  # [species, region, level], [region, level, y, x]
+    np.testing.assert_array_equal(world.patterns, np.einsum("sgl,glyx->gslyx", e_reg, alloc))
+    x = rng.uniform(0.0, 2.0, size=(6, 7))
+    e = np.einsum("gs,sgl,glyx->slyx", x, e_reg, alloc)
+    np.testing.assert_allclose(world.emissions(x), e, rtol=1e-12)
+    frac, pop = np.asarray(world.dom.region_fraction), np.asarray(world.dom.population)
+    c = rng.uniform(0.0, 30.0, size=(len(world.components), *pop.shape))
+    pm = np.einsum("c,cyx->yx", world.m, c)
+    pw = np.array([(pm * f * pop).sum() / (f * pop).sum() for f in frac])  # each region's pop-weighted PM2.5
+    share = np.array([(f * pop).sum() for f in frac]) / (frac * pop).sum()
+    np.testing.assert_allclose(world.pop_share, share, rtol=1e-12)
+    np.testing.assert_allclose(np.sum(world.cell_w * c), share @ pw, rtol=1e-12)
+    np.testing.assert_allclose(np.einsum("cr,rc->", world.receptor_cost_w, world.receptors(c)), share @ pw, rtol=1e-12)
