@@ -23,6 +23,10 @@ carrying the top 90 % of the sensitivity.
 
 Usage: `python -m experiments.adjoint_replication --out DIR [--quick]`. Writes DIR/report.md, figures (PNG),
 results.nc and the trained emulators (*.eqx). CTM runs are cached in DIR/ctm_runs.nc.
+
+From Python: `compute(out, ...)` runs the CTM (cached in `out`), fits and scores the emulators and returns the
+labelled results (`xr.Dataset`, with `units`); `report(ds, out)` writes results.nc, the figures and report.md from
+that dataset alone; `run(out, ...)` does both and saves the emulators.
 """
 
 from __future__ import annotations
@@ -308,6 +312,7 @@ def source_runs(world: World, x: np.ndarray, conc: np.ndarray) -> xr.Dataset:
         coords={
             "run": np.arange(len(x)),
             "source": list(world.regions),
+            "species": list(world.species),
             "receptor": list(world.regions),
             "component": list(world.components),
             "low": (("source", "species"), np.zeros((6, 7))),
