@@ -15,6 +15,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/_chains.py
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, before an installed copy
 
+if os.environ.get("DIFFMRIO_TEST_JAXTYPING_PACKAGES"):  # instrumented as the test process is (tests/conftest.py)
+    from jaxtyping import install_import_hook
+
+    *_packages, _checker = [p.strip() for p in os.environ["DIFFMRIO_TEST_JAXTYPING_PACKAGES"].split(",")]
+    install_import_hook(_packages, _checker)
+
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)

@@ -107,6 +107,15 @@ MAX_WORKERS = 4  # `-n auto`: one worker per core, at most this many (each worke
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown under `-p no:xdist`
+def pytest_configure(config):
+    """Subprocesses that import the library and compare a fingerprint with this process (the multi-process Monte
+    Carlo workers) must import it instrumented the same way: the jaxtyping hook wraps the functions of the listed
+    modules, which changes the code a checkpoint's fingerprint hashes. `tests/_mp_worker.py` reads this."""
+    value = config.getoption("jaxtyping_packages", default=None)
+    if value:
+        os.environ["DIFFMRIO_TEST_JAXTYPING_PACKAGES"] = value
+
+
 def pytest_xdist_auto_num_workers(config):
     env = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
     if env:
