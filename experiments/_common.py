@@ -305,6 +305,20 @@ def demo_source(demo, quick: bool = False) -> str:
     return "synthetic demo chain (`demo_chain(" + ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg) + ")`)"
 
 
+def table_or_demo(mrio: MRIO | None, synthetic: bool | None, source: str | None) -> tuple[MRIO, bool, str | None]:
+    """`(mrio, synthetic, source)` of an experiment's table argument: the synthetic demo world when `mrio` is None
+    (then synthetic unless said otherwise); otherwise `synthetic` as given, or from the table's name."""
+    if mrio is None:
+        from diffmrio.datasets import demo_world
+
+        mrio = demo_world(seed=0, geography=False).mrio
+        synthetic = True if synthetic is None else synthetic
+        source = source or "synthetic demo world (`diffmrio.datasets.demo_world(seed=0)`)"
+    if synthetic is None:
+        synthetic = "synthetic" in mrio.name.lower()
+    return mrio, synthetic, source
+
+
 def tag(synthetic: bool) -> str:
     """Suffix for figure titles and captions of results from the synthetic demo world."""
     return " (synthetic demo world)" if synthetic else ""

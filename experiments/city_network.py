@@ -37,7 +37,7 @@ from diffmrio._io import write_netcdf_atomic
 from diffmrio.datasets import _demo
 from diffmrio.demo._report import Report, subplots
 
-from ._common import cli_main, footer, make_parser, seed_or, tag
+from ._common import cli_main, footer, make_parser, seed_or, table_or_demo, tag
 
 NAME = "city_network"
 # Sector groups for the aggregated heat map (demo world sector names).
@@ -360,12 +360,7 @@ def compute(
     - `inefficient[...]` (1 where s_supplier > s_buyer), `inefficient_share`, `inefficient_share_by_supplier`,
       `inefficient_share_by_buyer[region]`, `inefficient_flow`, `classified_flow`.
     """
-    if mrio is None:
-        mrio = diffmrio.datasets.demo_world(seed=0, geography=False).mrio
-        synthetic = True if synthetic is None else synthetic
-        source = source or "synthetic demo world (`diffmrio.datasets.demo_world(seed=0)`)"
-    if synthetic is None:
-        synthetic = "synthetic" in mrio.name.lower()
+    mrio, synthetic, source = table_or_demo(mrio, synthetic, source)
     if stressor not in mrio.stressors:
         raise ValueError(f"stressor {stressor!r} is not in the table ({list(mrio.stressors)}); add it with "
                          "--emissions or pass stressor=...")

@@ -32,7 +32,7 @@ from diffmrio._io import write_netcdf_atomic
 from diffmrio.datasets import _demo
 from diffmrio.demo._report import Report, subplots
 
-from ._common import cli_main, footer, make_parser, tag
+from ._common import cli_main, footer, make_parser, table_or_demo, tag
 
 NAME = "outsourcing"
 DEMO_HUBS = ("Capital", "Harbor")
@@ -708,12 +708,7 @@ def run(
     **Returns:** the [headline][experiments.outsourcing.headline] numbers, `result` and `report`.
     """
     t0 = time.perf_counter()
-    if mrio is None:
-        mrio = diffmrio.datasets.demo_world(seed=0, geography=False).mrio
-        synthetic = True if synthetic is None else synthetic
-        source = source or "synthetic demo world (`diffmrio.datasets.demo_world(seed=0)`)"
-    if synthetic is None:
-        synthetic = "synthetic" in mrio.name.lower()
+    mrio, synthetic, source = table_or_demo(mrio, synthetic, source)
     res = compute(mrio, stressor=stressor, hubs=hubs, positions=positions, distances=distances, beta=beta,
                   betas=() if quick else (betas or DEFAULT_BETAS), top_k=5 if quick else top_k,
                   synthetic=synthetic, source=source)
