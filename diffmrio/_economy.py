@@ -16,7 +16,7 @@ from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Int
+from jaxtyping import ArrayLike, Int
 
 from ._custom_types import Array, Float
 from ._leontief import LeontiefInfo, factor, leontief_solves, leontief_solves_checked
@@ -29,21 +29,23 @@ def _safe_div(num, den, xp=jnp):
     return xp.where(ok, num / xp.where(ok, den, 1.0), 0.0)
 
 
-def coefficients(Z: Float[Array, "n n"], Y: Float[Array, "n fd"]) -> tuple[Float[Array, " n"], Float[Array, "n n"]]:
+def coefficients(
+    Z: Float[ArrayLike, "n n"], Y: Float[ArrayLike, "n fd"]
+) -> tuple[Float[ArrayLike, " n"], Float[Array, "n n"]]:
     r"""Gross output $x = Z 1 + Y 1$ and technical coefficients $A = Z\,\mathrm{diag}(x)^{-1}$
     (columns with $x = 0$ get zero coefficients, as in pymrio)."""
     x = Z.sum(axis=1) + Y.sum(axis=1)
     return x, _safe_div(Z, x[None, :])
 
 
-def intensities(F: Float[Array, "p n"], x: Float[Array, " n"]) -> Float[Array, "p n"]:
+def intensities(F: Float[ArrayLike, "p n"], x: Float[ArrayLike, " n"]) -> Float[Array, "p n"]:
     r"""Direct intensities $S = F\,\mathrm{diag}(x)^{-1}$ (zero where $x = 0$)."""
     return _safe_div(F, x[None, :])
 
 
 def economy_kernel(
-    Z: Float[Array, "n n"], Y: Float[Array, "n fd"], F: Float[Array, "p n"]
-) -> tuple[Float[Array, " n"], Float[Array, "n n"], Float[Array, "p n"]]:
+    Z: Float[ArrayLike, "n n"], Y: Float[ArrayLike, "n fd"], F: Float[ArrayLike, "p n"]
+) -> tuple[Float[ArrayLike, " n"], Float[Array, "n n"], Float[Array, "p n"]]:
     r"""`(x, A, S)` of a table's arrays: $x = Z 1 + Y 1$, $A = Z\,\mathrm{diag}(x)^{-1}$,
     $S = F\,\mathrm{diag}(x)^{-1}$ (zero columns where $x = 0$, as in pymrio)."""
     x, A = coefficients(Z, Y)
@@ -79,7 +81,9 @@ class Economy(eqx.Module):
     mrio: MRIO | None = None
 
     @classmethod
-    def from_arrays(cls, Z: Float[Array, "n n"], Y: Float[Array, "n fd"], F: Float[Array, "p n"]) -> Economy:
+    def from_arrays(
+        cls, Z: Float[ArrayLike, "n n"], Y: Float[ArrayLike, "n fd"], F: Float[ArrayLike, "p n"]
+    ) -> Economy:
         """The economy of the arrays `Z[n, n]`, `Y[n, fd]`, `F[p, n]` (no labels)."""
         x, A, S = economy_kernel(jnp.asarray(Z), jnp.asarray(Y), jnp.asarray(F))
         lu, piv = factor(A)
@@ -105,24 +109,24 @@ class Economy(eqx.Module):
         return self.A.shape[-1]
 
     def solves(
-        self, B: Float[Array, "n k"], C: Float[Array, "m n"]
+        self, B: Float[ArrayLike, "n k"], C: Float[ArrayLike, "m n"]
     ) -> tuple[Float[Array, "n k"], Float[Array, "m n"]]:
         r"""`(X, W)` with $X = (I - A)^{-1} B$ and $W = C (I - A)^{-1}$ from the stored factors."""
         return leontief_solves(self.A, B, C, self.factors)
 
     def solves_checked(
-        self, B: Float[Array, "n k"], C: Float[Array, "m n"]
+        self, B: Float[ArrayLike, "n k"], C: Float[ArrayLike, "m n"]
     ) -> tuple[Float[Array, "n k"], Float[Array, "m n"], LeontiefInfo]:
         """[`leontief_solves_checked`][diffmrio.leontief_solves_checked] from the stored factors."""
         return leontief_solves_checked(self.A, B, C, self.factors)
 
-    def solve(self, B: Float[Array, "n ..."]) -> Float[Array, "n ..."]:
+    def solve(self, B: Float[ArrayLike, "n ..."]) -> Float[Array, "n ..."]:
         r"""Forward Leontief solve $(I - A)^{-1} B$ (`B` a vector or a matrix), e.g. output for final demand."""
         vec = B.ndim == 1
         X, _ = self.solves(B[:, None] if vec else B, jnp.zeros((0, self.n), self.A.dtype))
         return X[:, 0] if vec else X
 
-    def solve_left(self, C: Float[Array, "... n"]) -> Float[Array, "... n"]:
+    def solve_left(self, C: Float[ArrayLike, "... n"]) -> Float[Array, "... n"]:
         r"""Adjoint (transposed) Leontief solve $C (I - A)^{-1}$ (`C` a vector or a matrix), e.g. multipliers
         $M = S L$."""
         vec = C.ndim == 1

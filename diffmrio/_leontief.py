@@ -18,12 +18,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
-from jaxtyping import Int
+from jaxtyping import ArrayLike, Int
 
 from ._custom_types import Array, Float
 
 
-def factor(A: Float[Array, "n n"]) -> tuple[Float[Array, "n n"], Int[Array, " n"]]:
+def factor(A: Float[ArrayLike, "n n"]) -> tuple[Float[Array, "n n"], Int[Array, " n"]]:
     r"""The LU factors `(lu, piv)` of $I - A$ (`jax.scipy.linalg.lu_factor`), the one factorisation every solve
     reuses. Not differentiated itself: the solves' VJP differentiates through `A` (module docstring), so no
     derivative of the factorisation is ever formed."""
@@ -61,7 +61,7 @@ _factored_solves.defvjp(_fwd, _bwd)
 
 
 def leontief_solves(
-    A: Float[Array, "n n"], B: Float[Array, "n k"], C: Float[Array, "m n"],
+    A: Float[ArrayLike, "n n"], B: Float[ArrayLike, "n k"], C: Float[ArrayLike, "m n"],
     factors: tuple[Float[Array, "n n"], Int[Array, " n"]] | None = None,
 ) -> tuple[Float[Array, "n k"], Float[Array, "m n"]]:
     r"""Both Leontief solves from one factorisation.
@@ -82,7 +82,8 @@ def leontief_solves(
 
 
 def leontief_solve(
-    A: Float[Array, "n n"], B: Float[Array, "n ..."], factors: tuple[Array, Array] | None = None
+    A: Float[ArrayLike, "n n"], B: Float[ArrayLike, "n ..."],
+    factors: tuple[Float[Array, "n n"], Int[Array, " n"]] | None = None,
 ) -> Float[Array, "n ..."]:
     r"""$X = (I - A)^{-1} B$ without forming the Leontief inverse. `B` may be a vector or a matrix; `factors`
     as in [`leontief_solves`][diffmrio.leontief_solves]."""
@@ -93,7 +94,8 @@ def leontief_solve(
 
 
 def leontief_solve_left(
-    A: Float[Array, "n n"], C: Float[Array, "... n"], factors: tuple[Array, Array] | None = None
+    A: Float[ArrayLike, "n n"], C: Float[ArrayLike, "... n"],
+    factors: tuple[Float[Array, "n n"], Int[Array, " n"]] | None = None,
 ) -> Float[Array, "... n"]:
     r"""$W = C (I - A)^{-1}$ (a transposed solve), e.g. multipliers $M = S L$; `factors` as in
     [`leontief_solves`][diffmrio.leontief_solves]."""
@@ -103,7 +105,7 @@ def leontief_solve_left(
     return W[0] if vec else W
 
 
-def leontief_inverse(A: Float[Array, "n n"]) -> Float[Array, "n n"]:
+def leontief_inverse(A: Float[ArrayLike, "n n"]) -> Float[Array, "n n"]:
     r"""$L = (I - A)^{-1}$, formed explicitly. Only for users who ask for `L`: accounts never need it."""
     return leontief_solve(A, jnp.eye(A.shape[0], dtype=A.dtype))
 
@@ -154,8 +156,8 @@ class LeontiefInfo(eqx.Module):
 
 
 def leontief_solves_checked(
-    A: Float[Array, "n n"], B: Float[Array, "n k"], C: Float[Array, "m n"],
-    factors: tuple[Array, Array] | None = None,
+    A: Float[ArrayLike, "n n"], B: Float[ArrayLike, "n k"], C: Float[ArrayLike, "m n"],
+    factors: tuple[Float[Array, "n n"], Int[Array, " n"]] | None = None,
 ) -> tuple[Float[Array, "n k"], Float[Array, "m n"], LeontiefInfo]:
     r"""[`leontief_solves`][diffmrio.leontief_solves] that also says whether the solves can be trusted, inside
     `jit` and per draw under `vmap`: `(X, W, info)` with a [`LeontiefInfo`][diffmrio.LeontiefInfo].

@@ -74,10 +74,10 @@ class MRIO(eqx.Module):
     `equinox.tree_at(lambda m: m.Y, mrio, Y_new)`).
     """
 
-    Z: Float[Array, "n n"]
-    Y: Float[Array, "n fd"]
-    F: Float[Array, "p n"]
-    F_Y: Float[Array, "p fd"]
+    Z: Float[np.ndarray | Array, "n n"]
+    Y: Float[np.ndarray | Array, "n fd"]
+    F: Float[np.ndarray | Array, "p n"]
+    F_Y: Float[np.ndarray | Array, "p fd"]
     regions: tuple[str, ...] = eqx.field(static=True)
     sectors: tuple[str, ...] = eqx.field(static=True)
     categories: tuple[str, ...] = eqx.field(static=True)
@@ -85,7 +85,7 @@ class MRIO(eqx.Module):
     units: tuple[str, ...] = eqx.field(static=True)
     name: str = eqx.field(static=True, default="mrio")
     extensions: tuple[str, ...] = eqx.field(static=True, default=())
-    population: Float[Array, " R"] | None = None
+    population: Float[np.ndarray | Array, " R"] | None = None
     population_unit: str = eqx.field(static=True, default="person")
     validation: tuple[str, ...] = eqx.field(static=True, default=())  # problems accepted with validate="warn"
 
