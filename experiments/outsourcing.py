@@ -31,6 +31,7 @@ from diffmrio import MRIO
 from diffmrio._io import write_netcdf_atomic
 from diffmrio.datasets import _demo
 from diffmrio.demo._report import Report, subplots
+from diffmrio.tables import distance_matrix, gravity_ras_rebuild, read_distances_csv
 
 from ._common import cli_main, footer, make_parser, table_or_demo, tag
 
@@ -54,36 +55,6 @@ def demo_positions() -> dict[str, tuple[float, float]]:
     """Positions of the demo regions on the demo world's unit map (x east, y north), a public view of
     `diffmrio.datasets._demo._POS` (synthetic)."""
     return {r: (float(p[0]), float(p[1])) for r, p in zip(_demo.REGIONS, _demo._POS)}
-
-
-def distance_matrix(positions: dict[str, Sequence[float]], regions: Sequence[str]) -> np.ndarray:
-    """Euclidean distances `d[r, s]` between region positions, shape `(R, R)`, in the table's region order."""
-    missing = [r for r in regions if r not in positions]
-    if missing:
-        raise ValueError(f"no position for regions {missing}; give one (x, y) per region")
-    P = np.array([positions[r] for r in regions], dtype=np.float64)
-    return np.linalg.norm(P[:, None, :] - P[None, :, :], axis=-1)
-
-
-def read_distances_csv(path: str | Path, regions: Sequence[str]) -> np.ndarray:
-    """A square distance matrix from a CSV with region labels as first column and header; reordered to
-    `regions`. Off-diagonal distances must be positive."""
-    df = pd.read_csv(path, index_col=0)
-    df.index = df.index.astype(str).str.strip()
-    df.columns = df.columns.astype(str).str.strip()
-    missing = sorted(set(regions) - set(df.index) | set(regions) - set(df.columns))
-    if missing:
-        raise ValueError(f"{path}: distances missing for regions {missing[:5]}; rows and columns must carry the "
-                         "table's region labels")
-    d = df.loc[list(regions), list(regions)].to_numpy(dtype=np.float64)
-    _check_distances(d)
-    return d
-
-
-def _check_distances(d: np.ndarray) -> None:
-    off = ~np.eye(d.shape[0], dtype=bool)
-    if not np.all(np.isfinite(d)) or (d[off] <= 0).any():
-        raise ValueError("distances between different regions must be finite and positive")
 
 
 # ------------------------------------------------------------------------------------------ accounts
@@ -111,117 +82,6 @@ def _stressor_accounts(mrio: MRIO, stressor: str, categories=None) -> dict[str, 
 
 
 # ------------------------------------------------------------------------------------------ reconstruction
-
-
-def regional_totals(mrio: MRIO, export_categories: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    r"""What single-region (provincial) tables know, derived from an MRIO as if nothing else were known.
-
-    For region s, product i, using sector j and domestic final-demand category k:
-
-    - `U[s, i, j]` $= \sum_r Z[(r,i),(s,j)]$: intermediate use regardless of origin;
-    - `Yd[s, i, k]` $= \sum_r Y[(r,i),(s,k)]$: domestic final use regardless of origin;
-    - `e[r, i]`: foreign exports of product i by region r (the export categories); `x[r, i]`: output;
-    - `D[s, i]` $= \sum_j U + \sum_k Y_d$: domestic use; `supply[r, i]` $= x - e$;
-    - `O[r, i]`, `I[s, i]`: outflow to and inflow from the other regions (the provincial tables' domestic
-      outflow/inflow columns); `T_true[i, r, s]`: the true interregional flows (for comparison only).
-
-    **Returns:** a dict of these arrays, plus `dom` and `exp` (indices of domestic and export categories).
-    """
-    R, N, K = mrio.n_regions, mrio.n_sectors, mrio.n_categories
-    if export_categories is None:
-        export_categories = [c for c in mrio.categories if "export" in c.lower()]
-    exp = [mrio.category_index(c) for c in export_categories]
-    dom = [k for k in range(K) if k not in exp]
-    Z4 = np.asarray(mrio.Z).reshape(R, N, R, N)
-    Y4 = np.asarray(mrio.Y).reshape(R, N, R, K)
-    U = Z4.sum(axis=0).transpose(1, 0, 2)  # (s, i, j)
-    Yd = Y4[:, :, :, dom].sum(axis=0).transpose(1, 0, 2)  # (s, i, k)
-    e_cat = Y4[:, :, :, exp].sum(axis=2)  # (r, i, kexp)
-    T_true = (Z4.sum(axis=3) + Y4[:, :, :, dom].sum(axis=3)).transpose(1, 0, 2)  # (i, r, s)
-    x = (Z4.sum(axis=(2, 3)) + Y4.sum(axis=(2, 3)))  # (r, i)
-    D = U.sum(axis=2) + Yd.sum(axis=2)  # (s, i)
-    supply = x - e_cat.sum(axis=2)
-    diag = np.einsum("irr->ri", T_true)
-    return {"U": U, "Yd": Yd, "e_cat": e_cat, "x": x, "D": D, "supply": supply, "O": supply - diag,
-            "I": D - diag, "T_true": T_true, "dom": np.array(dom, int), "exp": np.array(exp, int)}
-
-
-def gravity_ras_rebuild(
-    mrio: MRIO,
-    distance: np.ndarray,
-    *,
-    beta: float = 1.0,
-    known_flows: bool = True,
-    export_categories: Sequence[str] | None = None,
-    tol: float = 1e-11,
-) -> tuple[MRIO, dict]:
-    r"""Rebuild an interregional table from regional totals by a gravity prior and RAS (OUTSOURCE study).
-
-    For every product i (with the totals of [`regional_totals`][experiments.outsourcing.regional_totals]):
-
-    - `known_flows=True` (the provincial tables report domestic outflows $O^i_r$ and inflows $I^i_s$):
-      prior $T^{i,0}_{rs} = O^i_r I^i_s / d_{rs}^{\beta}$ for $r \ne s$, zero diagonal; RAS to rows $O^i$ and
-      columns $I^i$; the local flow is $D^i_s - I^i_s$.
-    - `known_flows=False` (only output, exports and use are known): prior
-      $T^{i,0}_{rs} = (x^i_r - e^i_r) D^i_s / d_{rs}^{\beta}$ including $r = s$ with the internal distance
-      $d_{rr} = \tfrac12 \min_{s \ne r} d_{rs}$; RAS to rows $x^i - e^i$ and columns $D^i$.
-
-    Then every user in s buys product i from r in the same proportion $t^i_{rs} = T^i_{rs} / D^i_s$
-    (Chenery-Moses): $Z[(r,i),(s,j)] = t^i_{rs} U[s,i,j]$, $Y[(r,i),(s,k)] = t^i_{rs} Y_d[s,i,k]$, and
-    foreign exports stay with their producing region. Output, value added and direct emissions are unchanged
-    (the rebuilt $x$ equals the true $x$ to the RAS tolerance), so the production-based account is exact and
-    every difference in the consumption-based account comes from the estimated trade.
-
-    **Arguments:** `mrio` (the true table, used only through its regional totals), `distance` `(R, R)`,
-    `beta` (distance exponent), `known_flows`, `export_categories` (default: names containing "export"),
-    `tol` (RAS tolerance).
-
-    **Returns:** `(rebuilt MRIO, info)` with `info["T"]` `(N, R, R)` the estimated flows, `info["T_true"]`,
-    `info["ras_iterations"]` per product.
-    """
-    tot = regional_totals(mrio, export_categories)
-    R, N, K = mrio.n_regions, mrio.n_sectors, mrio.n_categories
-    d = np.asarray(distance, dtype=np.float64)
-    if d.shape != (R, R):
-        raise ValueError(f"`distance` has shape {d.shape}; the table has {R} regions: pass an (R, R) matrix")
-    _check_distances(d)
-    if beta < 0:
-        raise ValueError(f"`beta` must be >= 0 (flows fall with distance), got {beta}")
-    off = ~np.eye(R, dtype=bool)
-    T = np.zeros((N, R, R))
-    iters = np.zeros(N, int)
-    if known_flows:
-        dd = np.where(off, d, 1.0)
-        for i in range(N):
-            out_i, in_i = tot["O"][:, i], tot["I"][:, i]
-            if out_i.sum() <= 0:
-                continue
-            prior = np.where(off, np.outer(out_i, in_i) / dd**beta, 0.0)
-            Ti, rep = diffmrio.tables.ras(prior, out_i, in_i, tol=tol, total_rtol=1e-9)
-            T[i] = Ti + np.diag(tot["D"][:, i] - in_i)
-            iters[i] = rep.iterations
-    else:
-        internal = 0.5 * np.where(off, d, np.inf).min(axis=1)
-        dd = np.where(off, d, np.diag(internal))
-        for i in range(N):
-            sup, dem = tot["supply"][:, i], tot["D"][:, i]
-            if sup.sum() <= 0:
-                continue
-            T[i], rep = diffmrio.tables.ras(np.outer(sup, dem) / dd**beta, sup, dem, tol=tol, total_rtol=1e-9)
-            iters[i] = rep.iterations
-    D = tot["D"]  # (s, i)
-    t = np.divide(T, D.T[:, None, :], out=np.zeros_like(T), where=D.T[:, None, :] > 0)  # (i, r, s)
-    Z4 = np.einsum("irs,sij->risj", t, tot["U"])
-    Y4 = np.zeros((R, N, R, K))
-    Y4[:, :, :, tot["dom"]] = np.einsum("irs,sik->risk", t, tot["Yd"])
-    for r in range(R):
-        Y4[r, :, r, tot["exp"]] = tot["e_cat"][r].T
-    rebuilt = MRIO.from_arrays(
-        Z4.reshape(R * N, R * N), Y4.reshape(R * N, R * K), mrio.F, mrio.F_Y,
-        regions=mrio.regions, sectors=mrio.sectors, categories=mrio.categories, stressors=mrio.stressors,
-        units=mrio.units, name=f"{mrio.name} rebuilt by gravity (beta={beta:g}) + RAS",
-    )  # fmt: skip
-    return rebuilt, {"T": T, "T_true": tot["T_true"], "ras_iterations": iters}
 
 
 def _reconstruction_errors(true: dict, rebuilt: dict) -> dict[str, np.ndarray]:
@@ -334,9 +194,10 @@ def _reconstruction(mrio, stressor, distances, beta, sweep_betas) -> tuple[xr.Da
             "burden_true": (("region", "to_region"), tot["burden"], {"units": unit}),
             "burden_rebuilt": (("variant", "region", "to_region"), np.array([burden_reb[k] for k in v]),
                                {"units": unit}),
-            "trade_true": (("sector", "region", "to_region"), info_main["T_true"], {"units": "table's money unit"}),
-            "trade_rebuilt": (("sector", "region", "to_region"), info_main["T"], {"units": "table's money unit"}),
-            "distance": (("region", "to_region"), distances, {"units": "of the positions or CSV"}),
+            "trade_true": (("sector", "region", "to_region"), info_main["trade_true"].values,
+                           info_main["trade_true"].attrs),
+            "trade_rebuilt": (("sector", "region", "to_region"), info_main["trade"].values, info_main["trade"].attrs),
+            "distance": (("region", "to_region"), info_main["distance"].values, info_main["distance"].attrs),
             "output_max_rel_gap": ((), float(np.max(np.abs(x_reb - x_true) / x_true)), {"units": "1"}),
         },
         coords={"variant": v, "region": regions, "to_region": regions, "beta": list(sweep_betas),
@@ -353,7 +214,7 @@ def compute(
     stressor: str = "CO2",
     hubs: Sequence[str] | None = None,
     positions: dict[str, Sequence[float]] | None = None,
-    distances: np.ndarray | None = None,
+    distances: xr.DataArray | np.ndarray | None = None,
     beta: float = 1.0,
     betas: Sequence[float] | None = DEFAULT_BETAS,
     top_k: int = 8,
@@ -364,7 +225,8 @@ def compute(
 
     **Arguments:** `mrio` (needs a `stressor` row and two regions or more); `hubs` (default: Capital, Harbor on
     the demo world, else the quarter of regions with the highest CBA/PBA ratio); `positions` (x, y per region) or
-    `distances` `(R, R)` for the gravity model (default: the demo map when the regions are the demo's; without
+    `distances` (`(region, to_region)` DataArray aligned by label, e.g. from `diffmrio.tables.read_distances_csv`,
+    or an `(R, R)` array) for the gravity model (default: the demo map when the regions are the demo's; without
     either the reconstruction is left out); `beta`: distance exponent; `betas`: the sensitivity sweep (`None` or
     empty: `beta` only); `top_k`: the largest net transfers kept; `synthetic`, `source`: recorded for the report.
 
@@ -391,7 +253,7 @@ def compute(
     if distances is None:
         return Outsourcing(acc)
     sweep = tuple(sorted(set(betas or ()) | {beta}))
-    rec, rebuilt = _reconstruction(mrio, stressor, np.asarray(distances, dtype=np.float64), beta, sweep)
+    rec, rebuilt = _reconstruction(mrio, stressor, distances, beta, sweep)
     return Outsourcing(acc, rec.assign_attrs(attrs), rebuilt)
 
 
@@ -696,7 +558,7 @@ def run(
     stressor: str = "CO2",
     hubs: Sequence[str] | None = None,
     positions: dict[str, Sequence[float]] | None = None,
-    distances: np.ndarray | None = None,
+    distances: xr.DataArray | np.ndarray | None = None,
     beta: float = 1.0,
     betas: Sequence[float] | None = None,
     top_k: int = 8,

@@ -150,27 +150,14 @@ def test_gravity_trade_equals_hand_ras(result, world):
     np.testing.assert_allclose(np.diag(got), np.diag(T), rtol=1e-9)  # local supply comes from the totals
 
 
-def test_rebuild_is_idempotent(world):
-    """A table whose trade already is gravity + RAS with proportional sourcing is rebuilt exactly."""
-    d = exp.distance_matrix(exp.demo_positions(), world.regions)
-    once, _ = exp.gravity_ras_rebuild(world, d, beta=1.0)
-    twice, _ = exp.gravity_ras_rebuild(once, d, beta=1.0)
-    np.testing.assert_allclose(np.asarray(twice.Z), np.asarray(once.Z), rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(np.asarray(twice.Y), np.asarray(once.Y), rtol=1e-7, atol=1e-9)
-
-
 def test_bad_inputs_raise(world, tmp_path):
-    d = exp.distance_matrix(exp.demo_positions(), world.regions)
-    with pytest.raises(ValueError, match="beta"):
-        exp.gravity_ras_rebuild(world, d, beta=-1.0)
-    with pytest.raises(ValueError, match=r"\(R, R\)"):
-        exp.gravity_ras_rebuild(world, d[:3, :3])
+    """(The gravity + RAS functions' own errors are tested in tests/test_gravity.py.)"""
     with pytest.raises(ValueError, match="hubs"):
         exp.run(tmp_path / "a", mrio=world, quick=True, hubs=("Atlantis",))
     with pytest.raises(ValueError, match="stressor"):
         exp.run(tmp_path / "b", mrio=world, quick=True, stressor="CH4")
     with pytest.raises(ValueError, match="no position"):
-        exp.distance_matrix({"Capital": (0, 0)}, world.regions)
+        exp.run(tmp_path / "c", mrio=world, quick=True, positions={"Capital": (0, 0)})
 
 
 def test_emissions_csv_and_distances_csv(world, tmp_path):
@@ -188,10 +175,10 @@ def test_emissions_csv_and_distances_csv(world, tmp_path):
         tmp_path / "bad.csv", index=False)
     with pytest.raises(ValueError, match="Nowhere"):
         _common.read_emissions_csv(tmp_path / "bad.csv", world)
-    d = exp.distance_matrix(exp.demo_positions(), world.regions)
+    d = diffmrio.tables.distance_matrix(exp.demo_positions(), world.regions).values
     rev = list(world.regions)[::-1]
     pd.DataFrame(d[::-1, ::-1], index=rev, columns=rev).to_csv(tmp_path / "d.csv")
-    np.testing.assert_allclose(exp.read_distances_csv(tmp_path / "d.csv", world.regions), d)
+    np.testing.assert_allclose(diffmrio.tables.read_distances_csv(tmp_path / "d.csv", world.regions).values, d)
 
 
 def test_cli_on_mrio_netcdf(world, tmp_path, capsys):

@@ -1,5 +1,5 @@
 """Building and reading tables: RAS/GRAS balancing, ANAIS, concordances (aggregation, splitting, linking
-tables), and readers for real tables (CEADs workbooks, WIOD world tables) with the cleaning helper for their
+tables), interregional trade from single-region tables (gravity prior + RAS), and readers for real tables (CEADs workbooks, WIOD world tables) with the cleaning helper for their
 rounding artefacts."""
 
 from ._balancing import BalanceReport as BalanceReport, gras as gras, ras as ras
@@ -14,6 +14,13 @@ from ._concordance import (
     link_tables as link_tables,
     split_concordance as split_concordance,
     split_sector as split_sector,
+)
+from ._gravity import (
+    distance_matrix as distance_matrix,
+    gravity_prior as gravity_prior,
+    gravity_ras_rebuild as gravity_ras_rebuild,
+    read_distances_csv as read_distances_csv,
+    regional_totals as regional_totals,
 )
 from ._ceads import CEADSLayout as CEADSLayout, read_ceads as read_ceads
 from ._wiod import clean_table as clean_table, read_wiod as read_wiod
