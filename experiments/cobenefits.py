@@ -108,23 +108,6 @@ def _fig_convergence(levels, co2_rel, d_lin, d_mean, d_lo, d_hi, synthetic):
 # ------------------------------------------------------------------------------------------ compute
 
 
-def convergence_ratios(mrio: MRIO, conv: xr.Dataset, sectors: Sequence[str] = SECTORS) -> np.ndarray:
-    r"""`rho[level, n]`: the chain's intensity multiplier per region-sector under each convergence level,
-    $\rho_{(r,m)} = \sum_s (w'_{r,s,m}/w_{r,m}) X^{fp}_{(r,m),s} / x_{(r,m)}$ for converging sectors, 1 elsewhere."""
-    R, N = mrio.n_regions, mrio.n_sectors
-    X = diffmrio.scenarios.final_producer_output(mrio).reshape(R, N, R)  # (r, i, s)
-    x = X.sum(2)
-    W = np.asarray(mrio.F[mrio.stressor_index(conv.attrs["stressor"])]).reshape(R, N) / np.where(x > 0, x, 1.0)
-    rho = np.ones((conv.sizes["level"], R, N))
-    for m in sectors:
-        i = list(mrio.sectors).index(m)
-        w = W[:, i]
-        wn = conv.intensity_new.sel(sector=m).values  # (level, r, s)
-        frac = np.where(w[None, :, None] > 0, wn / np.where(w > 0, w, 1.0)[None, :, None], 1.0)
-        rho[:, :, i] = np.where(x[:, i] > 0, (frac * X[None, :, i, :]).sum(2) / np.where(x[:, i] > 0, x[:, i], 1.0), 1.0)
-    return rho.reshape(-1, R * N)
-
-
 @eqx.filter_jit
 def _deaths(chain, inp):
     """Total deaths of the chain at `inp` (jitted: the chain op by op is slow)."""
@@ -197,7 +180,7 @@ def _convergence(chain, inp, mrio, Fd, sectors, levels, n_draws, seed, chunk_siz
                      dims=("region", "sector"), coords={"region": regions, "sector": list(mrio.sectors)})
     conv_d = diffmrio.scenarios.intensity_convergence(mrio, "CO2", sectors=sectors, levels=lv, intensity=W,
                                                       impact=dimp.reshape(R, N, R))
-    rho = convergence_ratios(mrio, conv, sectors)  # (level, n)
+    rho = diffmrio.scenarios.convergence_ratios(mrio, conv).values.reshape(lv.size, R * N)  # (level, n)
     rows = np.array([s in EMISSION_ROWS for s in mrio0.stressors])
     S0 = np.asarray(inp.S)
     S_scen = np.where(rows[None, :, None], S0[None] * rho[:, None, :], S0[None])  # (level, p, n)

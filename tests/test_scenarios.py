@@ -225,3 +225,46 @@ def test_optimiser_accepts_an_optax_transformation():
     u, _ = optimise_intensity_cuts(jnp.sum, s, jnp.ones(4), 0.7, u_max=0.5, steps=200,
                                    optimizer=optax.sgd(0.05, momentum=0.5))
     np.testing.assert_allclose(np.asarray(u), [0.0, 0.5, 0.2, 0.0], atol=1e-6)
+
+
+def test_convergence_ratios_vs_loops_and_identity():
+    """rho[l, r, m] = sum_s (w'/w) X_fp[(r,m), s] / x[(r,m)] by loops; (1 - rho) w x equals the reduction summed
+    over buyers; non-converging sectors are 1; an Economy gives the same."""
+    import xarray as xr
+
+    from diffmrio import Economy
+    from diffmrio.scenarios import convergence_ratios
+
+    m, A, S, Y, x = random_mrio(6)
+    R, N = 5, len(SECTORS)
+    levels = (1.0, 0.75, 0.5)
+    conv = intensity_convergence(m, "CO2", levels=levels)
+    rho = convergence_ratios(m, conv)
+    assert rho.dims == ("level", "region", "sector") and rho.attrs["units"] == "1"
+    L = np.linalg.inv(np.eye(R * N) - A)
+    y = Y.sum(1)
+    X = np.stack([L @ (y * (np.arange(R * N) // N == t)) for t in range(R)], axis=1)  # (n, R)
+    w = S[0].reshape(R, N)
+    for li, level in enumerate(levels):
+        for r in range(R):
+            for i, sec in enumerate(SECTORS):
+                if sec not in conv.sector.values:
+                    assert rho.values[li, r, i] == 1.0
+                    continue
+                q = {1.0: -np.inf, 0.75: np.quantile(w[:, i], 0.25), 0.5: np.quantile(w[:, i], 0.5)}[level]
+                acc = 0.0
+                for t in range(R):
+                    wn = min(w[r, i], max(w[t, i], q)) if w[t, i] < w[r, i] else w[r, i]
+                    acc += wn / w[r, i] * X[r * N + i, t]
+                assert rho.values[li, r, i] == pytest.approx(acc / x[r * N + i], rel=1e-10)
+        red = conv.reduction.isel(level=li).sum("buyer")  # (supplier, sector)
+        for sec in conv.sector.values:
+            i = SECTORS.index(sec)
+            np.testing.assert_allclose((1 - rho.values[li, :, i]) * w[:, i] * x.reshape(R, N)[:, i],
+                                       red.sel(sector=sec).values, rtol=1e-9, atol=1e-12)
+    assert (rho.values <= 1 + 1e-12).all() and (rho.sel(level=1.0) <= rho.sel(level=0.5) + 1e-12).all()
+    xr.testing.assert_allclose(convergence_ratios(Economy.from_mrio(m), conv), rho, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"`convergence` has no \['intensity'\]"):
+        convergence_ratios(m, conv.drop_vars("intensity"))
+    with pytest.raises(ValueError, match="not in this table"):
+        convergence_ratios(m, conv.assign_coords(sector=["steel", "metals", "power"]))

@@ -3,6 +3,8 @@ and efficiency indices (Gini, disparity, supply-chain efficiency, pollutant equi
 
 from ._scenarios import (
     convergence_kernel as convergence_kernel,
+    convergence_ratios as convergence_ratios,
+    convergence_ratios_kernel as convergence_ratios_kernel,
     final_producer_output as final_producer_output,
     footprint_gradients as footprint_gradients,
     intensity_convergence as intensity_convergence,

@@ -42,6 +42,7 @@ from ..supply_chain._layers import _fd_mask, _final_demand, _region_aggregator, 
 
 __all__ = [
     "intensity_convergence",
+    "convergence_ratios",
     "final_producer_output",
     "convergence_kernel",
     "footprint_gradients",
@@ -152,7 +153,7 @@ def intensity_convergence(
     **Returns**
 
     `xr.Dataset` with `reduction(level, supplier, buyer, sector)`, `intensity_new(level, supplier, buyer,
-    sector)`, `trade_total` (`sum_{r != s}` of the impact over all sectors in `impact`) and
+    sector)`, `intensity(supplier, sector)` (the intensities `w` that converge), `trade_total` (`sum_{r != s}` of the impact over all sectors in `impact`) and
     `relative(level)` (total reduction over `trade_total`).
     """
     mrio, eco = prepared(mrio, "intensity_convergence")
@@ -189,12 +190,76 @@ def intensity_convergence(
         {
             "reduction": (("level", "supplier", "buyer", "sector"), red),
             "intensity_new": (("level", "supplier", "buyer", "sector"), w_new),
+            "intensity": (("supplier", "sector"), W[:, sidx]),
             "trade_total": ((), trade_total),
             "relative": (("level",), rel),
         },
         coords={"level": lv, "supplier": regions, "buyer": regions, "sector": list(sectors)},
         attrs={"stressor": stressor, "units": impact_units, "reference": "COBENEFIT study, eqs. 3-5"},
     )
+
+
+def convergence_ratios_kernel(w_new: np.ndarray, w: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """`rho[l, r, m]` from `w_new[l, r, s, m]`, `w[r, m]` and `X[r, m, s]` (output of supplier-sector `(r, m)`
+    for buyer `s`'s final products); see [`convergence_ratios`][diffmrio.scenarios.convergence_ratios]. A zero
+    intensity or a zero output gives 1 (nothing to scale)."""
+    w_new, w, X = (np.asarray(a, dtype=np.float64) for a in (w_new, w, X))
+    frac = np.where(w[None, :, None, :] > 0, w_new / np.where(w > 0, w, 1.0)[None, :, None, :], 1.0)
+    x = X.sum(2)  # [r, m]
+    num = np.einsum("lrsm,rms->lrm", frac, X)
+    return np.where(x[None] > 0, num / np.where(x > 0, x, 1.0)[None], 1.0)
+
+
+def convergence_ratios(mrio: Any | Economy, convergence: xr.Dataset) -> xr.DataArray:
+    r"""The intensity multiplier of every region-sector under each convergence level, for use where one
+    intensity per region-sector is needed (e.g. scaling a chain's emission rows).
+
+    The converged intensity $w'_{l,r,s,m}$ of [`intensity_convergence`][diffmrio.scenarios.intensity_convergence]
+    is specific to the supplier-buyer pair; averaged over buyers with the supplier's output for each buyer's final
+    products as weights (docs/science.md, section 3),
+
+    $$ \rho_{l,(r,m)} = \sum_s \frac{w'_{l,r,s,m}}{w_{r,m}} \frac{X^{fp}_{(r,m),s}}{x_{(r,m)}}, \qquad
+       X^{fp}_{\cdot,s} = L\, y^{fp}_s, $$
+
+    so that $(1 - \rho_{l,(r,m)})\, w_{r,m}\, x_{(r,m)} = \sum_s \Delta E_{l,r,s,m}$: scaling the intensity of
+    region-sector $(r, m)$ by $\rho$ removes exactly the convergence's reduction when `impact` was the stressor in
+    the final-producer view and `intensity` its direct intensity (the defaults). Sectors that do not converge, and
+    region-sectors with zero intensity or zero output, get $\rho = 1$.
+
+    **Arguments**
+
+    - `mrio`: the table the convergence was computed on (a `diffmrio.MRIO` or an `Economy` prepared from one).
+    - `convergence`: the Dataset [`intensity_convergence`][diffmrio.scenarios.intensity_convergence] returned for
+      this table (its `intensity_new`, `intensity` and labels).
+
+    **Returns** `xr.DataArray` `rho(level, region, sector)` over all the table's regions and sectors, `units` `"1"`.
+    """
+    fn = "convergence_ratios"
+    mrio, eco = prepared(mrio, fn)
+    regions, sectors = list(mrio.regions), list(mrio.sectors)
+    R, N = len(regions), len(sectors)
+    need = [v for v in ("intensity_new", "intensity") if v not in convergence]
+    if need:
+        raise ValueError(f"`{fn}`: `convergence` has no {need}; pass the Dataset `intensity_convergence` returned "
+                         "(recompute it with this version of diffmrio if it was saved by an older one).")
+    conv_sectors = [str(m) for m in convergence["sector"].values]
+    bad = [m for m in conv_sectors if m not in sectors]
+    if bad:
+        raise ValueError(f"`{fn}`: `convergence` is over sectors {bad} that are not in this table; pass the table "
+                         "the convergence was computed on.")
+    sidx = [sectors.index(m) for m in conv_sectors]
+    w_new = unlabel(convergence["intensity_new"], ("level", "supplier", "buyer", "sector"),
+                    {"level": list(convergence["level"].values), "supplier": regions, "buyer": regions,
+                     "sector": conv_sectors}, name="convergence.intensity_new", fn=fn)  # fmt: skip
+    w = unlabel(convergence["intensity"], ("supplier", "sector"), {"supplier": regions, "sector": conv_sectors},
+                name="convergence.intensity", fn=fn)
+    X = np.asarray(_final_producer_output(mrio, eco)).reshape(R, N, R)
+    levels = np.asarray(convergence["level"].values, dtype=np.float64)
+    rho = np.ones((levels.size, R, N))
+    rho[:, :, sidx] = convergence_ratios_kernel(w_new, w, X[:, sidx, :])
+    return xr.DataArray(rho, dims=("level", "region", "sector"),
+                        coords={"level": levels, "region": regions, "sector": sectors},
+                        name="intensity_ratio", attrs={"units": "1", "reference": "COBENEFIT study, eqs. 3-5"})
 
 
 # ----------------------------------------------------------------------------------------------------------
