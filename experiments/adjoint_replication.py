@@ -358,18 +358,31 @@ def compute(
     quick: bool = False,
     seed: int = 2026,
     progress: bool = True,
+    n_train: int = 149,
+    n_test: int = 50,
+    n_adj: int = 10,
+    degrees: tuple[int, ...] = (2, 3),
 ) -> dict:
     """CTM runs and adjoints (cached in `out`), the emulators fitted to them and their scores.
+
+    **Sizes** (defaults: the experiment): `n_train` Latin-hypercube training runs (plus the base case), `n_test`
+    test runs (and as many fresh ones), `n_adj` adjoint states (and as many fresh ones), `train_adjoints` and
+    `n_receptor_adjoints` training states with adjoints, `degrees` of the polynomial emulators; with a short
+    `World(n_days=...)` spin-up, small values make a run of seconds (the tests).
 
     **Returns** `{"dataset": ds, "models": {name: emulator}, "mlp_scores": xr.Dataset}`: `ds` holds the scores per
     model (`NME_i`, ..., model `i` of `ds.attrs["models"]`), the emulators' and the adjoint's gradients, the test
     runs' PM2.5 (`pm25_ctm`, `pm25_emulator_i`), the cell-level gradients, the deaths gradients, and in its attrs
     the summary numbers (`summary`, JSON) and the settings and timings the report quotes.
     """
+    if n_train < train_adjoints + n_receptor_adjoints:
+        raise ValueError(f"n_train={n_train} training runs leave no room for {train_adjoints} training adjoints and "
+                         f"{n_receptor_adjoints} receptor adjoints (they use training states 1, 2, ...): raise "
+                         "n_train or lower those")
     out = Path(out)
     t_start = time.time()
     world = World() if world is None else world
-    runs = ctm_runs(world, out, 149, 50, 10, train_adjoints, progress)
+    runs = ctm_runs(world, out, n_train, n_test, n_adj, train_adjoints, progress)
     t_ctm = time.time() - t_start
     train = source_runs(world, runs["x_train"].values, runs["c_train"].values)
     test = source_runs(world, runs["x_test"].values, runs["c_test"].values)
@@ -397,7 +410,7 @@ def compute(
     t = time.time()
     models["linear"] = sg.fit(sg.LinearEmulator(labels), train)
     fit_seconds["linear"] = time.time() - t
-    for deg in (2, 3):
+    for deg in degrees:
         t = time.time()
         models[f"polynomial (pf-ERSM, D={deg})"] = sg.fit(
             sg.PolynomialEmulator(labels, degree=deg, source_weights=shares), train
@@ -584,6 +597,9 @@ def compute(
         gridded_sobolev=float(gridded_sobolev),
         gridded_steps=int(gridded_steps),
         receptor_adjoints=int(n_receptor_adjoints),
+        n_train_runs=int(runs.sizes["train"]),
+        n_test_runs=int(runs.sizes["test"]),
+        n_adjoint_states=int(runs.sizes["adj"]),
         quick=int(bool(quick)),
     )
     return {"dataset": res, "models": {**models, "gridded (FNO)": gmodel}, "mlp_scores": scores[mlp]}
@@ -595,20 +611,18 @@ def _figures(ds: xr.Dataset, out: Path) -> None:
     names = [n for n in models if not n.startswith("neural, no")]
     idx = {n: models.index(n) for n in models}
     mlp = "neural (MLP ensemble)"
-    fig, axes = subplots(1, len(names), figsize=(3.2 * len(names), 3.2))
-    for ax, name in zip(axes, names, strict=True):
-        _scatter(ax, ds["pm25_ctm"].values.ravel(), ds[f"pm25_emulator_{idx[name]}"].values.ravel(), name)
-        ax.set_xlabel("reference CTM PM2.5 (ug m-3)")
-    axes[0].set_ylabel("emulator PM2.5 (ug m-3)")
-    fig.tight_layout()
-    save_figure_atomic(fig, out / "scatter_pm25.png", dpi=110)
-    fig, axes = subplots(1, len(names), figsize=(3.2 * len(names), 3.2))
-    for ax, name in zip(axes, names, strict=True):
-        _scatter(ax, ds["grad_adjoint"].values.ravel(), ds[f"grad_emulator_{idx[name]}"].values.ravel(), name)
-        ax.set_xlabel("CTM adjoint dJ/dscale (ug m-3)")
-    axes[0].set_ylabel("emulator dJ/dscale")
-    fig.tight_layout()
-    save_figure_atomic(fig, out / "scatter_gradients.png", dpi=110)
+    # emulator against CTM, one panel per model: PM2.5 on the test runs, then dJ/dscale at the adjoint states
+    for fname, truth, emulated, xlabel, ylabel in (
+        ("scatter_pm25", "pm25_ctm", "pm25_emulator", "reference CTM PM2.5 (ug m-3)", "emulator PM2.5 (ug m-3)"),
+        ("scatter_gradients", "grad_adjoint", "grad_emulator", "CTM adjoint dJ/dscale (ug m-3)", "emulator dJ/dscale"),
+    ):
+        fig, axes = subplots(1, len(names), figsize=(3.2 * len(names), 3.2))
+        for ax, name in zip(axes, names, strict=True):
+            _scatter(ax, ds[truth].values.ravel(), ds[f"{emulated}_{idx[name]}"].values.ravel(), name)
+            ax.set_xlabel(xlabel)
+        axes[0].set_ylabel(ylabel)
+        fig.tight_layout()
+        save_figure_atomic(fig, out / f"{fname}.png", dpi=110)
     ga, ge = ds["cell_grad_adjoint"].values[0], ds["cell_grad_emulator"].values[0]
     species = list(ds["species"].values)
     s_idx = int(np.argmax(np.abs(ga).sum(axis=(1, 2, 3))))
@@ -659,11 +673,12 @@ def save_models(result: dict, out: str | Path) -> None:
     """Save `compute`'s MLP ensemble and gridded emulator (`out/mlp_ensemble.eqx`, `out/gridded_fno.eqx`)."""
     out, models = Path(out), result["models"]
     summary = json.loads(result["dataset"].attrs["summary"])
+    n = int(result["dataset"].attrs["n_train_runs"])
     sg.save(out / "mlp_ensemble.eqx", models["neural (MLP ensemble)"], scores=result["mlp_scores"],
-            provenance={"ctm": "ctm_interface.reference.ReferenceCTM.default()", "design": "LHS 149 + base, 0-2x, seed 11",
-                        "n_runs": 150, "synthetic": True})  # fmt: skip
+            provenance={"ctm": "ctm_interface.reference.ReferenceCTM.default()",
+                        "design": f"LHS {n - 1} + base, 0-2x, seed 11", "n_runs": n, "synthetic": True})  # fmt: skip
     sg.save(out / "gridded_fno.eqx", models["gridded (FNO)"], scores={"cell_r2": summary["gridded (FNO)"]["cell_r2"]},
-            provenance={"ctm": "ReferenceCTM.default()", "n_runs": 150, "synthetic": True})  # fmt: skip
+            provenance={"ctm": "ReferenceCTM.default()", "n_runs": n, "synthetic": True})  # fmt: skip
 
 
 def run(out: str | Path, *, world: World | None = None, **kw) -> dict:
@@ -741,20 +756,23 @@ def _report(summary: dict, attrs) -> str:
     n_ta = int(attrs["train_adjoints"])
     ens_s = float(attrs["ensemble_seconds"])
     t_ctm, t_total = float(attrs["ctm_seconds"]), float(attrs["seconds"])
+    n_tr, n_te, n_ad = (int(attrs[k]) for k in ("n_train_runs", "n_test_runs", "n_adjoint_states"))
     lines = [
         "# Adjoint replication: emulators of the reference CTM",
         "",
         "Synthetic: the reference CTM (`ctm_interface.reference`) on the demo world stands in for CMAQ/GEOS-Chem.",
         "",
-        f"- Training budget: 150 CTM runs at 150 states (the base case + a 149-run Latin hypercube over 0-2x for the "
+        f"- Training budget: {n_tr} CTM runs at {n_tr} states (the base case + a {n_tr - 1}-run Latin hypercube over "
+        "0-2x for the "
         f"42 = 6 regions x 7 species scaling factors); {n_ta} of these runs also ran the adjoint of J (used by the "
         f"Sobolev term of the MLP ({attrs['sobolev']:g}) and of the gridded emulator ({attrs['gridded_sobolev']:g})). "
         "The linear and polynomial baselines use the forward runs only. Disclosure: the MLP's structure and "
         "Sobolev weight (picked among 0.01-0.2) and the gridded emulator's training length were chosen during "
         "development while looking at these test runs and adjoint states, so the reported errors are somewhat "
         "optimistic: see the untouched test set below.",
-        "- Test: 50 runs of an independent Latin hypercube. Adjoint check: 10 more LHS states (exact reference-CTM "
-        "adjoint of J, chained through the allocation to dJ/dscale). A second test set (50 runs, 10 adjoint states) "
+        f"- Test: {n_te} runs of an independent Latin hypercube. Adjoint check: {n_ad} more LHS states (exact "
+        f"reference-CTM adjoint of J, chained through the allocation to dJ/dscale). A second test set ({n_te} runs, "
+        f"{n_ad} adjoint states) "
         "was added at the end and never used for choices.",
         "- J = population-weighted PM2.5 over the 6 regions; receptors = the 6 regions (population-weighted).",
         *(
@@ -776,7 +794,7 @@ def _report(summary: dict, attrs) -> str:
         + (" (--quick)" if attrs['quick'] else "")
         + ".",
         "",
-        "## Held-out accuracy (annual PM2.5 per receptor region, 50 runs) and source-level gradients",
+        f"## Held-out accuracy (annual PM2.5 per receptor region, {n_te} runs) and source-level gradients",
         "",
         "| emulator | NME max | NME mean | MaxNE | max abs NMB | R min | grad R^2 | grad slope "
         "| worst-state R^2 | grad NRMSE/peak | fit s |",
@@ -794,7 +812,7 @@ def _report(summary: dict, attrs) -> str:
     lines += [
         "",
         "NME = sum|p-o|/sum o over runs (per receptor; max and mean over the 6 receptors); MaxNE = max over runs and "
-        "receptors of |p-o|/o; NMB = sum(p-o)/sum o; gradient statistics pooled over the 10 states x 42 factors (R^2 "
+        f"receptors of |p-o|/o; NMB = sum(p-o)/sum o; gradient statistics pooled over the {n_ad} states x 42 factors (R^2 "
         "about the 1:1 line; least-squares slope of emulator on adjoint); NRMSE normalised by the peak sensitivity.",
         "",
         "Worst-receptor NME per component:",
@@ -808,7 +826,7 @@ def _report(summary: dict, attrs) -> str:
     mem = s["member_nme"]
     lines += [
         "",
-        "## Untouched test set (50 more LHS runs, 10 more adjoint states; never looked at during development)",
+        f"## Untouched test set ({n_te} more LHS runs, {n_ad} more adjoint states; never looked at during development)",
         "",
         "| emulator | NME max | MaxNE | grad R^2 | grad slope |",
         "|---|---|---|---|---|",
@@ -842,7 +860,7 @@ def _report(summary: dict, attrs) -> str:
         "deaths computed on the CTM's grid. The emulator side is the chain the demo uses: receptor-level emulator -> "
         "grid by the ratio to the base case (`diffmrio.chain.Downscaler`) -> GEMM, differentiated by JAX. "
         "'downscaler only' feeds the CTM's own receptor means through the same downscaler (a perfect receptor-level "
-        "emulator), so it isolates the downscaling error. Pooled over 10 states x 42 factors; untouched states in "
+        f"emulator), so it isolates the downscaling error. Pooled over {n_ad} states x 42 factors; untouched states in "
         "brackets.",
         "",
         "| chain | deaths grad R^2 | deaths grad slope |",

@@ -96,3 +96,12 @@ def test_source_patterns_and_cost_weights_against_numpy(world):
     np.testing.assert_allclose(world.pop_share, share, rtol=1e-12)
     np.testing.assert_allclose(np.sum(world.cell_w * c), share @ pw, rtol=1e-12)
     np.testing.assert_allclose(np.einsum("cr,rc->", world.receptor_cost_w, world.receptors(c)), share @ pw, rtol=1e-12)
+
+
+def test_compute_refuses_sizes_without_room_for_the_training_adjoints(tmp_path):
+    """The adjoint training states are taken from the training runs: too few runs is an error before any CTM run."""
+    from experiments.adjoint_replication import compute
+
+    with pytest.raises(ValueError, match="n_train=20 training runs leave no room for 15 training adjoints and 10"):
+        compute(tmp_path, n_train=20, train_adjoints=15, n_receptor_adjoints=10)
+    assert not list(tmp_path.iterdir())  # nothing computed, nothing written
