@@ -12,7 +12,8 @@ prints the report path. This module holds the generic parts:
   under `../shared` given by a flag, with a clear error when it is absent;
 - [`load_table`][experiments._common.load_table]: demo world, an MRIO netCDF (the layout of
   `diffmrio.MRIO.to_xarray`) or a CEADs workbook (`diffmrio.tables.read_ceads`), with stressor rows from a CSV;
-- [`read_emissions_csv`][experiments._common.read_emissions_csv]: a long-format emission inventory as `F` rows;
+- `read_emissions_csv`: [`diffmrio.tables.read_emissions_csv`][diffmrio.tables.read_emissions_csv] (a long-format
+  emission inventory as `F` rows), re-exported;
 - [`cli_main`][experiments._common.cli_main]: the `main()` pattern.
 """
 
@@ -27,11 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 import diffmrio
 from diffmrio import MRIO
+from diffmrio.tables import read_emissions_csv  # public since issue 11 item 5; kept importable from here
 
 __all__ = ["Table", "experiment_parser", "make_parser", "show_progress", "seed_or", "parse", "prepare_out", "shared_folder", "load_table",
            "read_emissions_csv", "cli_main", "footer"]
@@ -151,72 +150,13 @@ def shared_folder(path: str | Path | None, sub: str, flag: str, *, root: bool = 
     return folder
 
 
-def read_emissions_csv(path: str | Path, mrio: MRIO) -> MRIO:
-    """Add (or replace) stressor rows of `mrio` from a long-format CSV inventory.
-
-    **Arguments:**
-
-    - `path`: CSV with columns `stressor, region, sector, value` and optionally `unit` (one unit per
-      stressor). Region and sector labels must be those of the table; region-sectors that are absent count
-      as zero emissions.
-    - `mrio`: the table that receives the rows.
-
-    **Returns:** a new MRIO whose `F` holds the table's stressors, with rows of the same name replaced by
-    the CSV's, followed by the CSV's new stressors (`F_Y` zero for the new rows).
-
-    **Raises:** `ValueError` naming unknown labels, missing columns or duplicated entries.
-    """
-    df = pd.read_csv(path)
-    need = {"stressor", "region", "sector", "value"}
-    if not need.issubset(df.columns):
-        raise ValueError(f"{path}: emission CSV needs columns {sorted(need)} (optional 'unit'); found "
-                         f"{list(df.columns)}")
-    df["region"] = df["region"].astype(str).str.strip()
-    df["sector"] = df["sector"].astype(str).str.strip()
-    df["stressor"] = df["stressor"].astype(str).str.strip()
-    for col, labels in (("region", mrio.regions), ("sector", mrio.sectors)):
-        unknown = sorted(set(df[col]) - set(labels))
-        if unknown:
-            raise ValueError(f"{path}: {col} labels {unknown[:5]} are not in the table; the table's {col}s are "
-                             f"{list(labels)[:8]}{'...' if len(labels) > 8 else ''}. Rename them in the CSV.")
-    dup = df.duplicated(["stressor", "region", "sector"])
-    if dup.any():
-        raise ValueError(f"{path}: {int(dup.sum())} duplicated (stressor, region, sector) rows, e.g. "
-                         f"{tuple(df.loc[dup].iloc[0][['stressor', 'region', 'sector']])}; sum them first.")
-    vals = pd.to_numeric(df["value"], errors="coerce")
-    if vals.isna().any() or not np.all(np.isfinite(vals)):
-        raise ValueError(f"{path}: non-numeric or missing values in column 'value' (row "
-                         f"{int(np.nonzero(vals.isna().to_numpy())[0][0]) + 2}).")
-    N = mrio.n_sectors
-    ridx = {r: k for k, r in enumerate(mrio.regions)}
-    sidx = {s: k for k, s in enumerate(mrio.sectors)}
-    F = {name: np.asarray(mrio.F[k]) for k, name in enumerate(mrio.stressors)}
-    FY = {name: np.asarray(mrio.F_Y[k]) for k, name in enumerate(mrio.stressors)}
-    units = dict(zip(mrio.stressors, mrio.units))
-    for name, grp in df.assign(value=vals).groupby("stressor", sort=False):
-        row = np.zeros(mrio.n)
-        row[[ridx[r] * N + sidx[s] for r, s in zip(grp["region"], grp["sector"])]] = grp["value"].to_numpy()
-        F[name] = row
-        FY.setdefault(name, np.zeros(mrio.Y.shape[1]))
-        if "unit" in grp:
-            units[name] = str(grp["unit"].iloc[0])
-        else:
-            units.setdefault(name, "")
-    names = list(F)
-    return MRIO.from_arrays(
-        mrio.Z, mrio.Y, np.vstack([F[k] for k in names]), np.vstack([FY[k] for k in names]),
-        regions=mrio.regions, sectors=mrio.sectors, categories=mrio.categories, stressors=names,
-        units=[units[k] for k in names], name=mrio.name,
-    )  # fmt: skip
-
-
 def load_table(
     *, mrio: str | Path | None = None, ceads: str | Path | None = None, emissions: str | Path | None = None
 ) -> Table:
     """Load the table an experiment runs on.
 
     **Arguments:** at most one of `mrio` (netCDF path) and `ceads` (workbook path); `emissions` (CSV, see
-    [`read_emissions_csv`][experiments._common.read_emissions_csv]). With neither table path, the synthetic
+    [`read_emissions_csv`][diffmrio.tables.read_emissions_csv]). With neither table path, the synthetic
     demo world `diffmrio.datasets.demo_world(seed=0)` (emissions must then not be given).
 
     **Returns:** a [`Table`][experiments._common.Table].

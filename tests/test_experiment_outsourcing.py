@@ -160,21 +160,9 @@ def test_bad_inputs_raise(world, tmp_path):
         exp.run(tmp_path / "c", mrio=world, quick=True, positions={"Capital": (0, 0)})
 
 
-def test_emissions_csv_and_distances_csv(world, tmp_path):
-    """User-data path: stressor rows from a long CSV, distances from a labelled CSV."""
-    q = world.stressors.index("CO2")
-    R, N = world.n_regions, world.n_sectors
-    rows = [("CO2x", r, s, float(world.F[q, k * N + j]), "Mt") for k, r in enumerate(world.regions)
-            for j, s in enumerate(world.sectors) if (k + j) % 5]  # some entries absent -> zero
-    pd.DataFrame(rows, columns=["stressor", "region", "sector", "value", "unit"]).to_csv(tmp_path / "e.csv", index=False)
-    m2 = _common.read_emissions_csv(tmp_path / "e.csv", world)
-    expected = np.asarray(world.F[q]) * np.array([(k + j) % 5 != 0 for k in range(R) for j in range(N)])
-    np.testing.assert_allclose(np.asarray(m2.F[m2.stressors.index("CO2x")]), expected)
-    assert m2.units[m2.stressors.index("CO2x")] == "Mt" and m2.stressors[: len(world.stressors)] == world.stressors
-    pd.DataFrame([("CO2", "Nowhere", "power", 1.0)], columns=["stressor", "region", "sector", "value"]).to_csv(
-        tmp_path / "bad.csv", index=False)
-    with pytest.raises(ValueError, match="Nowhere"):
-        _common.read_emissions_csv(tmp_path / "bad.csv", world)
+def test_distances_csv(world, tmp_path):
+    """User-data path: distances from a labelled CSV (the emission inventory reader is tested in
+    tests/test_inventory.py)."""
     d = diffmrio.tables.distance_matrix(exp.demo_positions(), world.regions).values
     rev = list(world.regions)[::-1]
     pd.DataFrame(d[::-1, ::-1], index=rev, columns=rev).to_csv(tmp_path / "d.csv")

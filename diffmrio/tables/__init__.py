@@ -1,5 +1,5 @@
 """Building and reading tables: RAS/GRAS balancing, ANAIS, concordances (aggregation, splitting, linking
-tables), interregional trade from single-region tables (gravity prior + RAS), and readers for real tables (CEADs workbooks, WIOD world tables) with the cleaning helper for their
+tables), interregional trade from single-region tables (gravity prior + RAS), and readers for real tables (CEADs workbooks, WIOD world tables, emission inventories as CSV) with the cleaning helper for their
 rounding artefacts."""
 
 from ._balancing import BalanceReport as BalanceReport, gras as gras, ras as ras
@@ -22,5 +22,6 @@ from ._gravity import (
     read_distances_csv as read_distances_csv,
     regional_totals as regional_totals,
 )
+from ._inventory import read_emissions_csv as read_emissions_csv
 from ._ceads import CEADSLayout as CEADSLayout, read_ceads as read_ceads
 from ._wiod import clean_table as clean_table, read_wiod as read_wiod
