@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -45,26 +45,18 @@ METHODS = ("zero_out", "path")
 TARGETS = {"deaths": "deaths yr-1", "pwpm": "ug m-3"}
 
 
-def export_masks(mrio, export_category: str = "export") -> tuple[np.ndarray, list[str]]:
-    """Masks `[group, n, fd]` partitioning `Y`: one group per region's export column (a foreign consumer)
-    and one for all domestic final demand."""
-    R, N, K = mrio.n_regions, mrio.n_sectors, mrio.n_categories
+def export_groups(mrio, export_category: str = "export") -> diffmrio.chain.GroupIndex:
+    """The export routes as a [`GroupIndex`][diffmrio.chain.GroupIndex] over the columns of `Y` (group ids, memory
+    O(fd), never dense `[group, n, fd]` masks): one group per region's export column (a foreign consumer), labelled
+    `"exports of <region>"`, and one, `"domestic"`, for every other final-demand column."""
+    R, K = mrio.n_regions, mrio.n_categories
     if export_category not in mrio.categories:
         raise ValueError(f"no final-demand category {export_category!r} in {list(mrio.categories)}")
     k = mrio.categories.index(export_category)
-    masks = np.zeros((R + 1, R * N, R * K))
-    for e in range(R):
-        masks[e, :, e * K + k] = 1.0
-    masks[R] = 1.0 - masks[:R].sum(axis=0)
-    return masks, [f"exports of {r}" for r in mrio.regions] + ["domestic"]
-
-
-def national_pwpm_share(chain, inp, mask) -> float:
-    """Zero-out share of the national population-weighted PM2.5 due to the final demand under `mask`:
-    $(J(Y) - J(Y \\circ (1 - mask)))/J(Y)$ with $J$ = population-weighted PM2.5 over the domain."""
-    f = eqx.filter_jit(lambda Y: chain.target(eqx.tree_at(lambda i: i.Y, inp, Y), "pwpm"))
-    base = float(f(inp.Y))
-    return (base - float(f(inp.Y * (1.0 - mask)))) / base
+    ids = np.full(R * K, R, dtype=np.int32)  # column e*K + c of Y: region e's category c
+    ids[np.arange(R) * K + k] = np.arange(R)
+    labels = tuple(f"exports of {r}" for r in mrio.regions) + ("domestic",)
+    return diffmrio.chain.GroupIndex(jnp.asarray(ids), "col", labels)
 
 
 # ------------------------------------------------------------------------------------------ compute
@@ -106,16 +98,15 @@ def _through_chain(chain, n_nodes: int, n_intervals: int, targets: Sequence[str]
     """Section 2: deaths and population-weighted PM2.5 due to exports, zero-out and path-integrated."""
     mrio = chain.mrio
     inp = chain.base_inputs()
-    masks, labels = export_masks(mrio)
-    groupings = {"foreign": dict(by="foreign"), "route": dict(masks=masks, labels=labels)}
+    groupings = {"foreign": "foreign", "route": export_groups(mrio)}
     data, coords = {}, {"attribution": list(METHODS), "receptor": list(mrio.regions)}
     for target in targets:
         unit = TARGETS[target]
-        for name, kw in groupings.items():
+        for name, by in groupings.items():
             per = []
             for method in METHODS:
                 q = dict(n_nodes=n_nodes, n_intervals=n_intervals) if method == "path" else {}
-                per.append(diffmrio.chain.attribute(chain, inp, method=method, target=target, **kw, **q))
+                per.append(diffmrio.chain.attribute(chain, inp, method=method, target=target, by=by, **q))
             coords[name] = [str(g) for g in per[0].group.values]
             data[f"{target}_by_{name}"] = (("attribution", name, "receptor"), np.stack([a.values for a in per]),
                                            {"units": unit})

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+import diffmrio
 from diffmrio.datasets import demo_world
 from experiments import export_pollution as ep
 
@@ -165,4 +166,45 @@ def test_chain_section_by_hand(quick_demo_chain):
     # ... and the export routes add up to all exports (one group per route, plus domestic demand)
     routes = path.deaths_by_route.sel(route=[f"exports of {r}" for r in mrio.regions]).sum()
     assert float(routes) == pytest.approx(float(path.deaths_by_foreign.sel(foreign="foreign").sum()), rel=1e-8)
+    # ... and the experiment's index groups give the dense-mask attribution, both methods
+    masks, labels = _dense_route_masks(mrio)
+    for method in ep.METHODS:
+        q = dict(n_nodes=2, n_intervals=1) if method == "path" else {}
+        dense = diffmrio.chain.attribute(chain, inp, method=method, target="deaths", masks=masks, labels=labels, **q)
+        np.testing.assert_allclose(ds.deaths_by_route.sel(attribution=method, route=labels).values, dense.values,
+                                   rtol=1e-12, atol=1e-12 * float(np.abs(dense).max()))
     assert all("units" in ds[v].attrs for v in ds.data_vars)
+
+
+def _dense_route_masks(mrio):
+    """The export routes as dense masks [group, n, fd], built column by column (the reference)."""
+    R, N, K = mrio.n_regions, mrio.n_sectors, mrio.n_categories
+    masks = np.zeros((R + 1, R * N, R * K))
+    for e in range(R):
+        for c, cat in enumerate(mrio.categories):
+            masks[e if cat == "export" else R, :, e * K + c] = 1.0  # region e's exports, or its domestic demand
+    return masks, [f"exports of {r}" for r in mrio.regions] + ["domestic"]
+
+
+def test_export_routes_are_index_groups_equal_to_dense_masks():
+    """The route grouping is a GroupIndex over Y's columns (memory O(fd), no [group, n, fd] array) that partitions
+    Y exactly like the dense masks, and attributes the same numbers (zero-out here; both methods through the
+    experiment in the slow test below)."""
+    from _chains import small_chain
+
+    chain = small_chain(ny=3, nx=4)
+    mrio = chain.mrio
+    groups = ep.export_groups(mrio)
+    masks, labels = _dense_route_masks(mrio)
+    assert groups.axis == "col" and np.asarray(groups.ids).shape == (mrio.Y.shape[1],)
+    assert list(groups.labels) == labels
+    np.testing.assert_array_equal(masks.sum(axis=0), 1.0)  # the reference is a partition
+    onehot = np.asarray(groups.ids)[None, :] == np.arange(len(labels))[:, None]  # [group, fd]
+    np.testing.assert_array_equal(np.broadcast_to(onehot[:, None, :], masks.shape), masks == 1.0)
+    inp = chain.base_inputs()
+    got = diffmrio.chain.attribute(chain, inp, by=groups, method="zero_out", target="pwpm")
+    dense = diffmrio.chain.attribute(chain, inp, masks=masks, labels=labels, method="zero_out", target="pwpm")
+    assert list(got.group.values) == labels
+    np.testing.assert_allclose(got.values, dense.values, rtol=1e-12, atol=1e-12 * float(np.abs(dense).max()))
+    with pytest.raises(ValueError, match="no final-demand category 'exports'"):
+        ep.export_groups(mrio, "exports")
