@@ -110,38 +110,16 @@ def read_margins_csv(path: str | Path, mrio: MRIO) -> dict[str, np.ndarray]:
 
 
 def anais_update(mrio: MRIO, margins: dict[str, np.ndarray], *, coef_range: float = 0.3):
-    r"""Update `[Z Y]` of `mrio` to new margins by ANAIS and rebuild the MRIO.
+    """[`diffmrio.tables.anais_update`][diffmrio.tables.anais_update] on the scenario's `margins` (`output`,
+    `inputs`, `final_demand`), with the prior and updated `[Z Y]` for the report.
 
-    Rows: new gross output; columns: new intermediate-input totals (for `Z`) and final-demand totals (for `Y`).
-    Input-structure coefficients of the `Z` columns are kept within `+/- coef_range` (relative) of the prior's,
-    $a^-_{ij} = (1 - c)\,z^0_{ij}/v^0_j \le z_{ij}/v'_j \le (1 + c)\,z^0_{ij}/v^0_j = a^+_{ij}$.
-    Direct intensities are kept (new emissions $F' = S\,\mathrm{diag}(x')$; `F_Y` scales with household demand).
-
-    **Returns:** `(updated MRIO, AnaisReport, X0, X, targets)`.
+    **Returns:** `(updated MRIO, AnaisReport, X0, X, (u, v))` with `v` the concatenated column targets.
     """
-    n = mrio.n
-    Z, Y = np.asarray(mrio.Z), np.asarray(mrio.Y)
-    X0 = np.hstack([Z, Y])
-    u = margins["output"]
-    v = np.concatenate([margins["inputs"], margins["final_demand"]])
-    share0 = np.divide(Z, Z.sum(0), out=np.zeros_like(Z), where=Z.sum(0) > 0)
-    lo = np.full(X0.shape, np.nan)
-    hi = np.full(X0.shape, np.nan)
-    lo[:, :n] = (1 - coef_range) * share0
-    hi[:, :n] = (1 + coef_range) * share0
-    X, rep = diffmrio.tables.anais(X0, u, v, coef_lower=lo, coef_upper=hi, total_rtol=1e-9)
-    X = np.where(np.abs(X) < 1e-12 * np.abs(X0).max(), 0.0, X)  # solver round-off below zero
-    X = np.maximum(X, 0.0)
-    x_old = Z.sum(1) + Y.sum(1)
-    x_new = X.sum(1)
-    S = np.divide(np.asarray(mrio.F), x_old, out=np.zeros_like(np.asarray(mrio.F)), where=x_old > 0)
-    fd_ratio = np.divide(X[:, n:].sum(0), Y.sum(0), out=np.ones(Y.shape[1]), where=Y.sum(0) > 0)
-    updated = MRIO.from_arrays(
-        X[:, :n], X[:, n:], S * x_new[None, :], np.asarray(mrio.F_Y) * fd_ratio[None, :],
-        regions=mrio.regions, sectors=mrio.sectors, categories=mrio.categories, stressors=mrio.stressors,
-        units=mrio.units, name=f"{mrio.name} updated by ANAIS",
-    )  # fmt: skip
-    return updated, rep, X0, X, (u, v)
+    u, vz, fy = (np.asarray(margins[k], dtype=np.float64) for k in ("output", "inputs", "final_demand"))
+    updated, rep = diffmrio.tables.anais_update(mrio, u, vz, fy, coef_range=coef_range)
+    X0 = np.hstack([np.asarray(mrio.Z), np.asarray(mrio.Y)])
+    X = np.hstack([np.asarray(updated.Z), np.asarray(updated.Y)])
+    return updated, rep, X0, X, (u, np.concatenate([vz, fy]))
 
 
 # ------------------------------------------------------------------------------------------ network

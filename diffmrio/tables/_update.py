@@ -1,0 +1,114 @@
+r"""Updating a whole MRIO to new margins by ANAIS, keeping its input structure within bounds and its direct
+intensities (BTH study; docs/table_building.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._labels import unlabel
+from .._mrio import MRIO
+from .._units import MONEY
+from ._anais import AnaisReport, anais
+
+__all__ = ["anais_update"]
+
+
+def anais_update(
+    mrio: MRIO,
+    output: Any,
+    inputs: Any,
+    final_demand: Any,
+    *,
+    coef_range: float | None = 0.3,
+    weights: Any = "share",
+    total_rtol: float = 1e-9,
+    validate: bool | str = True,
+) -> tuple[MRIO, AnaisReport]:
+    r"""Update `[Z Y]` of `mrio` to new margins by [`anais`][diffmrio.tables.anais] and rebuild the MRIO.
+
+    Rows of `[Z Y]` sum to the new gross output $x'$, the columns of `Z` to the new intermediate-input totals $v'$
+    and the columns of `Y` to the new final-demand totals. With `coef_range` $= c$, each buyer's input structure
+    stays within $\pm c$ (relative) of the prior's:
+    $(1 - c)\, z^0_{ij} / v^0_j \le z_{ij} / v'_j \le (1 + c)\, z^0_{ij} / v^0_j$. Direct intensities are kept:
+    $F' = S\,\mathrm{diag}(x')$ with $S = F\,\mathrm{diag}(x^0)^{-1}$, and each column of `F_Y` scales with its
+    final-demand column total.
+
+    **Arguments:**
+
+    - `mrio`: the prior table.
+    - `output` $x'$ `(region, sector)`, `inputs` $v'$ `(region, sector)` (the intermediate inputs bought by each
+      region-sector: column totals of `Z`), `final_demand` `(fd_region, category)` (column totals of `Y`): labelled
+      `xarray.DataArray`s (aligned by label; a `units` attribute must be the table's
+      `"monetary unit of the table"`) or arrays in the table's order (flat `(n,)` and `(R K,)` also accepted).
+      The grand totals must agree: $\sum x' = \sum v' + \sum$ final demand.
+    - `coef_range`: $c$ in `[0, 1)`, or `None` for no bound on the input structure.
+    - `weights`, `total_rtol`: passed to [`anais`][diffmrio.tables.anais]; `validate`: the policy of
+      [`MRIO.from_arrays`][diffmrio.MRIO.from_arrays] for the updated table.
+
+    **Returns:** `(updated MRIO, AnaisReport)`; the updated table keeps the labels, units, extensions and
+    population, and is named `"<name> updated by ANAIS"`.
+
+    **Raises:** `ValueError` naming the argument for a wrong shape or labels, a negative or non-finite target, a
+    `coef_range` outside `[0, 1)`, or grand totals that disagree; [`AnaisInfeasibleError`][diffmrio.tables.AnaisInfeasibleError]
+    when no table meets the margins and bounds (widen `coef_range`).
+    """
+    fn = "anais_update"
+    R, N, n = mrio.n_regions, mrio.n_sectors, mrio.n
+    rs = {"region": list(mrio.regions), "sector": list(mrio.sectors)}
+    fdc = {"fd_region": list(mrio.regions), "category": list(mrio.categories)}
+    fd_dims = ("fd_region", "category")
+    u = _target(output, ("region", "sector"), rs, "output", fn, (R, N), n)
+    vz = _target(inputs, ("region", "sector"), rs, "inputs", fn, (R, N), n)
+    vy = _target(final_demand, fd_dims, fdc, "final_demand", fn, (R, mrio.n_categories), R * mrio.n_categories)
+    v = np.concatenate([vz, vy])
+    gap = abs(u.sum() - v.sum())
+    if gap > total_rtol * max(abs(u.sum()), abs(v.sum()), 1e-300):
+        raise ValueError(f"`{fn}`: the grand totals disagree: sum(output) = {u.sum():.10g} but sum(inputs) + "
+                         f"sum(final_demand) = {vz.sum():.10g} + {vy.sum():.10g} = {v.sum():.10g}; every unit of output "
+                         "is bought as an intermediate input or by final demand, so make them equal.")
+    Z, Y = np.asarray(mrio.Z, dtype=np.float64), np.asarray(mrio.Y, dtype=np.float64)
+    X0 = np.hstack([Z, Y])
+    lo = hi = None
+    if coef_range is not None:
+        c = float(coef_range)
+        if not 0.0 <= c < 1.0:
+            raise ValueError(f"`{fn}`: coef_range={coef_range!r}; give a relative range in [0, 1) (e.g. 0.3 keeps each "
+                             "input coefficient within +/-30% of the prior's), or None for no bound.")
+        colsum = Z.sum(axis=0)
+        share0 = np.divide(Z, colsum, out=np.zeros_like(Z), where=colsum > 0)
+        lo = np.full(X0.shape, np.nan)
+        hi = np.full(X0.shape, np.nan)
+        lo[:, :n] = (1.0 - c) * share0
+        hi[:, :n] = (1.0 + c) * share0
+        lo[:, :n][:, vz <= 0] = np.nan  # anais bounds only columns with a positive target
+        hi[:, :n][:, vz <= 0] = np.nan
+    X, rep = anais(X0, u, v, coef_lower=lo, coef_upper=hi, weights=weights, total_rtol=total_rtol)
+    # the LP solver's round-off around zero (a non-negative prior cell may come back as -1e-17)
+    X = np.where((X0 >= 0) & (X < 0) & (np.abs(X) < 1e-12 * np.abs(X0).max()), 0.0, X)
+    x_old = Z.sum(axis=1) + Y.sum(axis=1)
+    x_new = X.sum(axis=1)
+    F = np.asarray(mrio.F, dtype=np.float64)
+    S = np.divide(F, x_old, out=np.zeros_like(F), where=x_old > 0)
+    fd_old = Y.sum(axis=0)
+    fd_ratio = np.divide(X[:, n:].sum(axis=0), fd_old, out=np.ones_like(fd_old), where=fd_old > 0)
+    updated = MRIO.from_arrays(
+        X[:, :n], X[:, n:], S * x_new[None, :], np.asarray(mrio.F_Y, dtype=np.float64) * fd_ratio[None, :],
+        regions=mrio.regions, sectors=mrio.sectors, categories=mrio.categories, stressors=mrio.stressors,
+        units=mrio.units, name=f"{mrio.name} updated by ANAIS", validate=validate,
+        extensions=mrio.extensions or None, population=mrio.population, population_unit=mrio.population_unit,
+    )  # fmt: skip
+    return updated, rep
+
+
+def _target(value, dims, coords, name: str, fn: str, shape: tuple[int, int], flat: int) -> np.ndarray:
+    if not hasattr(value, "dims") and np.ndim(value) == 1:
+        out = unlabel(value, dims, coords, name=name, fn=fn, shape=(flat,))
+    else:
+        out = unlabel(value, dims, coords, name=name, fn=fn, units=MONEY).reshape(-1)
+    if not np.all(np.isfinite(out)) or (out < 0).any():
+        k = int(np.nonzero(~(np.isfinite(out) & (out >= 0)))[0][0])
+        raise ValueError(f"`{fn}`: `{name}` has the value {float(out[k])!r} at entry {k} (of {flat}, in the table's order); "
+                         "targets must be finite and non-negative.")
+    return out
