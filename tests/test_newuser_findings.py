@@ -260,3 +260,99 @@ def test_wrong_format_points_at_the_format_key(folder):
     assert rep["n_runs_read"] == 0 and len(rep["problems"]) == 4  # 3 runs named with their files, then the rest
     assert all("looks like I/O API: set [outputs] format = 'ioapi'" in p for p in rep["problems"][:3]), rep["problems"][0]
     assert rep["problems"][3].startswith("the same in 3 more run(s): ")
+
+
+# ------------------------------------------------------------------------------------------ session 6 findings
+def _wiod_like(path, *, inventory=-1.0):
+    """A 2-country x 2-industry table in the WIOD netCDF layout of ../shared/data/wiod2013 (integers, one
+    negative inventory change that makes a gross output negative, as in the published LUX rows)."""
+    import numpy as np
+    import xarray as xr
+
+    Z = np.array([[10, 4, 2, 0], [3, 8, 1, 0], [2, 1, 12, 0], [0, 0, 0, 0]])
+    Y = np.array([[30, 2, 5, 0], [20, 1, 4, 1], [6, 0, 40, 3], [0, 0, 0, inventory]])
+    ds = xr.Dataset(
+        {"Z": (("row", "col"), Z), "Y": (("row", "fd"), Y), "x": ("row", Z.sum(1) + Y.sum(1))},
+        coords={"row_country": ("row", ["AAA", "AAA", "BBB", "BBB"]), "row_industry": ("row", ["c1", "c2"] * 2),
+                "col_country": ("col", ["AAA", "AAA", "BBB", "BBB"]), "col_industry": ("col", ["c1", "c2"] * 2),
+                "fd_country": ("fd", ["AAA", "AAA", "BBB", "BBB"]), "fd_category": ("fd", ["CONS_h", "INVEN"] * 2),
+                "category": ["CONS_h", "INVEN"]},
+    )  # fmt: skip
+    ds.to_netcdf(path)
+    return Z.astype(float), Y.astype(float)
+
+
+def test_accounts_reads_a_wiod_table_and_footprints_match_numpy(tmp_path, caplog):
+    """`diffmrio accounts wiot_2011.nc` (the shared WIOD table) ended in `KeyError: 'region'`: the netCDF
+    reader only knew the MRIO.to_xarray layout. A WIOD-layout file is now recognised and read with read_wiod
+    (negative inventory cleaned, each cell logged); the value-added footprints are checked against numpy."""
+    import numpy as np
+    import xarray as xr
+
+    Z, Y = _wiod_like(tmp_path / "wiot.nc")
+    out = tmp_path / "acc.nc"
+    with caplog.at_level("WARNING", logger="diffmrio"):
+        assert main(["accounts", str(tmp_path / "wiot.nc"), "--out", str(out)]) == 0
+    assert "INVEN final demand of BBB/c2 -1 -> 0" in caplog.text  # the cleaning is said, not silent
+    acc = xr.load_dataset(out)
+    Y[3, 3] = 0.0  # what clean_table does: the -1 inventory change moved to 0
+    x = Z.sum(1) + Y.sum(1)
+    va = x - Z.sum(0)
+    A = np.divide(Z, x, out=np.zeros_like(Z), where=x > 0)
+    s = np.divide(va, x, out=np.zeros_like(va), where=x > 0)
+    cba = s @ np.linalg.inv(np.eye(4) - A) @ Y.reshape(4, 2, 2).sum(2)
+    got = acc["D_cba_reg"].sel(stressor="value_added").transpose("region").values
+    np.testing.assert_allclose(got, cba, rtol=1e-12)
+    # consumption- and production-based totals agree, and value added sums to final demand
+    np.testing.assert_allclose(got.sum(), acc["D_pba_reg"].sel(stressor="value_added").sum(), rtol=1e-12)
+    np.testing.assert_allclose(got.sum(), Y.sum(), rtol=1e-12)
+
+
+def test_a_netcdf_in_another_layout_is_a_clear_error_not_a_keyerror(tmp_path, caplog):
+    import xarray as xr
+
+    xr.Dataset({"Z": (("a", "b"), [[1.0]]), "Y": (("a", "c"), [[1.0]])}).to_netcdf(tmp_path / "t.nc")
+    assert main(["accounts", str(tmp_path / "t.nc"), "--out", str(tmp_path / "acc.nc")]) == 2
+    assert "lacks ['region', 'sector', 'category']" in caplog.text and "MRIO.to_xarray" in caplog.text
+    assert not (tmp_path / "acc.nc").exists()
+
+
+def test_evaluate_json_is_strict_json(folder, tmp_path, monkeypatch):
+    """`emulator evaluate --json` on a one-component folder (real CMAQ CONC files, `components = {other =
+    "CH4"}`) wrote `"spurious_max": NaN`, which jq, JavaScript and strict parsers refuse; undefined metrics
+    are now null. The NaN is injected here so that the small reference folder shows the same case."""
+    import json
+
+    import numpy as np
+
+    import surrogate as sg
+
+    model = tmp_path / "m.eqx"
+    assert main(["emulator", "fit", str(folder), "--out", str(model), "--family", "linear"]) == 0
+    real = sg.evaluate
+    monkeypatch.setattr(sg, "evaluate", lambda *a, **k: real(*a, **k).assign(spurious_max=np.nan))
+    assert main(["emulator", "evaluate", str(model), str(folder), "--json", str(tmp_path / "m.json")]) == 0
+
+    def strict(c):
+        raise ValueError(f"non-standard JSON constant {c}")
+
+    out = json.loads((tmp_path / "m.json").read_text(), parse_constant=strict)
+    assert out["spurious_max"] is None and np.isfinite(out["mean_NME"])
+
+
+def test_ctrl_c_is_a_message_and_leaves_no_file(tmp_path, monkeypatch, capsys, caplog):
+    """Ctrl-C during `diffmrio accounts` printed a KeyboardInterrupt traceback; now a one-line message,
+    status 130, and no output (or temporary) file."""
+    import diffmrio
+
+    from diffmrio.datasets import demo_world
+
+    demo_world(geography=False).mrio.to_xarray().to_netcdf(tmp_path / "world.nc")
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(diffmrio._accounts, "accounts", interrupted)
+    assert main(["accounts", str(tmp_path / "world.nc"), "--out", str(tmp_path / "acc.nc")]) == 130
+    assert "interrupted" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["world.nc"]

@@ -76,6 +76,9 @@ def run_command(args: argparse.Namespace) -> int | None:
     except (CTMFileError, ValueError, OSError) as e:  # OSError: a missing, read-only or full destination
         print(f"diffmrio {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every output is written whole (atomically) at the end
+        print(f"diffmrio {args.command}: interrupted; no output file was written or changed", file=sys.stderr)
+        return 130
 
 
 def _ctm(args) -> int:
@@ -95,7 +98,7 @@ def _runs(args) -> int:
         if args.json:
             from ctm_interface._atomic import write_text_atomic
 
-            write_text_atomic(args.json, json.dumps(rep, indent=1))
+            write_text_atomic(args.json, _json_text(rep))
         return 1 if rep["problems"] else 0
     folder = ci.read_run_folder(args.runs_toml)
     ds = folder.runs
@@ -249,13 +252,30 @@ def _evaluate(args) -> int:
         }
     if "spurious_max" in ev:
         out["spurious_max"] = float(ev["spurious_max"])
-    text = json.dumps(out, indent=1)
+    text = _json_text(out)
     print(text)
     if args.json:
         from ctm_interface._atomic import write_text_atomic
 
         write_text_atomic(args.json, text)
     return 0
+
+
+def _json_text(obj) -> str:
+    """Strict JSON (what jq, JavaScript and pandas read): a NaN or infinite metric (undefined for this folder,
+    e.g. `spurious_max` without structural zeros) is written as null, not as the non-standard `NaN`."""
+    import math
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(e) for k, e in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(e) for e in v]
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    return json.dumps(clean(obj), indent=1, allow_nan=False)
 
 
 def _definitions(text):
