@@ -344,7 +344,6 @@ def test_ctrl_c_is_a_message_and_leaves_no_file(tmp_path, monkeypatch, capsys, c
     """Ctrl-C during `diffmrio accounts` printed a KeyboardInterrupt traceback; now a one-line message,
     status 130, and no output (or temporary) file."""
     import diffmrio
-
     from diffmrio.datasets import demo_world
 
     demo_world(geography=False).mrio.to_xarray().to_netcdf(tmp_path / "world.nc")
