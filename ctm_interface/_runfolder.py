@@ -431,7 +431,11 @@ class RunFolderConfig:
                 raise CTMFileError(self.path, f"[{table}] {key} is missing: add the path of the file to runs.toml")
             return None
         p = Path(str(t[key]))
-        return p if p.is_absolute() else self.root / p
+        p = p if p.is_absolute() else self.root / p
+        if not p.exists():  # name the key as well as the file: the user fixes runs.toml, not the missing file
+            raise CTMFileError(self.path, f"[{table}] {key} = {str(t[key])!r}: {p} does not exist; correct the path "
+                                          f"(relative paths are relative to the folder of {self.path.name})")
+        return p
 
     def get(self, table: str, key: str, default=None):
         return self.raw.get(table, {}).get(key, default)

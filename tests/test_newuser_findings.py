@@ -355,3 +355,32 @@ def test_ctrl_c_is_a_message_and_leaves_no_file(tmp_path, monkeypatch, capsys, c
     assert main(["accounts", str(tmp_path / "world.nc"), "--out", str(tmp_path / "acc.nc")]) == 130
     assert "interrupted" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["world.nc"]
+
+
+def test_missing_design_file_names_runs_toml_and_the_key(folder):
+    """A misspelt `[design] file` said only `desgn.csv: design table does not exist`, without runs.toml or the
+    key to correct."""
+    bad = _variant(folder, "nodesign.toml", 'file = "design.csv"', 'file = "desgn.csv"')
+    _refused(bad, "nodesign.toml", "[design] file = 'desgn.csv'", "does not exist", "correct the path")
+
+
+def test_demo_report_claims_about_household_emissions_hold():
+    """The demo report's 'consumer view' of CO2 and its production-layer bars are below D_cba_reg / D_pba_reg of
+    the same report; the report now says they exclude the households' direct emissions F_Y. Check that claim."""
+    import numpy as np
+
+    import diffmrio
+    from diffmrio.datasets import demo_world
+    from diffmrio.supply_chain import production_layers
+
+    m = demo_world(geography=False).mrio
+    acc = diffmrio.accounts(m)
+    k = list(m.stressors).index("CO2")
+    fy = np.asarray(m.F_Y).reshape(m.n_stressors, m.n_regions, -1).sum(2)
+    cons = acc.burden.sel(stressor="CO2").sum("region").values
+    np.testing.assert_allclose(cons, acc.D_cba_reg.sel(stressor="CO2").values - fy[k], rtol=1e-10)
+    assert (fy[k] > 0).all()  # the difference is real in the demo world
+    ds = production_layers(m, T=4, stressor="SO2")
+    bars = (ds.layers.sel(stressor="SO2").sum(("sector", "layer")) + ds.remainder.sel(stressor="SO2").sum("sector"))
+    s = list(m.stressors).index("SO2")
+    np.testing.assert_allclose(bars.values, acc.D_pba_reg.sel(stressor="SO2").values - fy[s], rtol=1e-10)
