@@ -419,3 +419,25 @@ def test_lat_lon_receptor_means_weight_cells_by_area(tmp_path):
             got = float(runs["pm25"].sel(run=k, receptor=g, component="other"))
             np.testing.assert_allclose(got, want, rtol=1e-12)
     assert "cos(latitude)" in runs.attrs["weighting"]
+
+
+def test_propose_says_which_box_it_used(folder, tmp_path, capsys):
+    """Without [design] low/high, `emulator propose` proposed factors outside every run's range (the model's
+    envelope is the training range widened) and did not say so; it now prints the box and where it came from."""
+    import numpy as np
+    import pandas as pd
+
+    text = folder.read_text()
+    nobox = folder.parent / "nobox.toml"
+    nobox.write_text("\n".join(ln for ln in text.splitlines() if not ln.startswith(("low =", "high ="))) + "\n")
+    assert "low =" not in nobox.read_text()
+    model, out = tmp_path / "m.eqx", tmp_path / "next.csv"
+    assert main(["emulator", "fit", str(nobox), "--out", str(model), "--family", "linear"]) == 0
+    capsys.readouterr()
+    assert main(["emulator", "propose", str(model), str(nobox), "--n", "3", "--out", str(out),
+                 "--candidates", "200"]) == 0  # fmt: skip
+    msg = capsys.readouterr().out
+    assert "emulator's envelope" in msg and "no [design] low/high" in msg
+    lo, hi = (float(v) for v in msg.split("factors in [")[1].split("]")[0].split(","))
+    x = pd.read_csv(out).drop(columns="run").to_numpy()
+    assert np.all(x >= lo - 1e-3) and np.all(x <= hi + 1e-3)

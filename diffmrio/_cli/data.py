@@ -26,7 +26,7 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                    help="more log output (-v: info, -vv: debug)")
     p.add_argument("-q", "--quiet", dest="quiet_level", action="count", default=argparse.SUPPRESS,
-                   help="less output: warnings only as errors, no progress bars")
+                   help="less output (errors only, no progress bars)")
     return p
 
 

@@ -41,11 +41,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     prop = esub.add_parser("propose", help="propose the next batch of runs (design CSV for the next array job)")
     prop.add_argument("model", type=Path, help="emulator fitted to the runs so far (an ensemble for disagreement)")
-    prop.add_argument("runs_toml", type=Path)
+    prop.add_argument("runs_toml", type=Path, help="runs.toml of the folder the model was fitted on")
     prop.add_argument("--n", type=int, default=20, help="number of runs to propose")
     prop.add_argument("--out", type=Path, default=Path("design_next.csv"), help="wide design CSV to write (new file)")
-    prop.add_argument("--seed", type=int, default=0)
-    prop.add_argument("--candidates", type=int, default=None, help="Latin-hypercube candidates scored")
+    prop.add_argument("--seed", type=int, default=0, help="seed of the candidate design (default 0)")
+    prop.add_argument("--candidates", type=int, default=None,
+                      help="Latin-hypercube candidates scored (default max(2000, 50 n))")
 
     ctm = sub.add_parser("ctm", help="the reference CTM")
     csub = ctm.add_subparsers(dest="ctm_command", required=True)
@@ -170,7 +171,12 @@ def _propose(args) -> int:
             row.append(str(int(prop["adjoint_rank"].values[i])))
         lines.append(",".join(row))
     write_text_atomic(args.out, "\n".join(lines) + "\n")
-    print(f"{args.out}: {args.n} runs ({prop.attrs['criterion']}), ids {start}-{start + args.n - 1}")
+    lo, hi = prop["low"].values, prop["high"].values
+    box = (f"[design] low/high of {args.runs_toml}" if "low" in folder.runs["scale"].coords else
+           f"the emulator's envelope, the training runs' range widened by the fit, as {args.runs_toml} has "
+           "no [design] low/high; set them to fix the box")  # fmt: skip
+    print(f"{args.out}: {args.n} runs ({prop.attrs['criterion']}), ids {start}-{start + args.n - 1}, factors in "
+          f"[{lo.min():.4g}, {hi.max():.4g}] ({box})")
     return 0
 
 
