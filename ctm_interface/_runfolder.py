@@ -431,7 +431,11 @@ class RunFolderConfig:
                 raise CTMFileError(self.path, f"[{table}] {key} is missing: add the path of the file to runs.toml")
             return None
         p = Path(str(t[key]))
-        return p if p.is_absolute() else self.root / p
+        p = p if p.is_absolute() else self.root / p
+        if not p.exists():  # name the key as well as the file: the user fixes runs.toml, not the missing file
+            raise CTMFileError(self.path, f"[{table}] {key} = {str(t[key])!r}: {p} does not exist; correct the path "
+                                          f"(relative paths are relative to the folder of {self.path.name})")
+        return p
 
     def get(self, table: str, key: str, default=None):
         return self.raw.get(table, {}).get(key, default)
@@ -655,7 +659,10 @@ def _read_run_fields(path: Path, fmt: str, cmap_spec, om_oc: float, layer: int):
         a = ds[v].load()
         vals = a.values
         if not np.all(np.isfinite(vals)):
-            raise CTMFileError(path, f"variable {v} has {int((~np.isfinite(vals)).sum())} NaN/inf values")
+            raise CTMFileError(path, f"variable {v} has {int((~np.isfinite(vals)).sum())} NaN/inf values (of "
+                                     f"{vals.size}): fill them in the file first (products scaled by satellite "
+                                     "data are often NaN over the sea); the reader does not guess a value, which "
+                                     "would change the receptor means")
         if vals.min() < 0:
             raise CTMFileError(path, f"variable {v} has negative concentrations (min {vals.min():g})")
         m, n = _surface_mean(a.astype(np.float64), layer)
@@ -880,18 +887,23 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
                                                         "the run probably stopped early; rerun it")
     # aggregation
     w = rmask if pop is None else rmask * pop
+    weighting = "population" if pop is not None else "area (mask fractions)"
+    if pop is None and mgrid["kind"] == "cf" and mgrid.get("lat") is not None:
+        # cells of a regular lat-lon grid shrink towards the poles: area weights are cos(latitude), not 1 each
+        w = rmask * xr.DataArray(np.cos(np.deg2rad(np.asarray(mgrid["lat"], np.float64))), dims="ROW")
+        weighting = "area (mask fractions x cos(latitude))"
     norm = w.sum(("ROW", "COL"))
     empty = [str(r) for r, v in zip(receptors, norm.values, strict=True) if not v > 0]
     if empty:
         raise CTMFileError(masks.attrs["source_file"], f"receptors {empty} have zero total mask (x population) weight")
-    result = {"config": cfg, "design": design, "masks": masks, "population": pop,
+    result = {"config": cfg, "design": design, "masks": masks, "population": pop, "weighting": weighting,
               "emissions": emis, "components": cmap, "n_records": nrec, "paths": dict(zip(labels, paths, strict=True))}  # fmt: skip
     if good:
         stack = xr.concat([fields[r] for r in good], dim="run").assign_coords(run=design.sel(run=good)["run"].values)
         pm25 = xr.dot(stack, w, dim=["ROW", "COL"]) / norm
         pm25 = pm25.transpose("run", "receptor", "component")
         pm25.attrs = {"units": "ug m-3", "long_name": "receptor-mean surface PM2.5 component",
-                      "aggregation": "mask x population weighted mean" if pop is not None else "mask-weighted mean"}
+                      "aggregation": "mask x population weighted mean" if pop is not None else f"mask-weighted mean, {weighting}"}
         result.update(stack=stack, pm25=pm25, good=good)
     # adjoints
     if "adjoints" in cfg.raw:
@@ -984,7 +996,7 @@ def read_run_folder(path: str | os.PathLike) -> RunFolder:
         "design_file": str(cfg.file("design")),
         "output_pattern": str(cfg.raw["outputs"]["pattern"]),
         "output_format": str(cfg.raw["outputs"].get("format", "ioapi")),
-        "weighting": "population" if res["population"] is not None else "area (mask fractions)",
+        "weighting": res["weighting"],
         "n_records": int(max(res["n_records"].values())),
         "design_box": "runs.toml [design] low/high" if "low" in design.coords else "none given (surrogate.fit uses the "
                       "training design's range)",

@@ -383,10 +383,12 @@ class MRIO(eqx.Module):
         Dimensions are matched by name and the `to_region`/`to_sector`/`fd_region` axes are aligned to
         `region`/`sector` by label, so a transposed or reordered Dataset gives the same table.
         """
-        missing = [v for v in ("Z", "Y") if v not in ds]
+        missing = [v for v in ("Z", "Y", "region", "sector", "category") if v not in ds.variables]
         if missing:
+            hint = (" (it looks like a WIOD table: read it with diffmrio.tables.read_wiod, or `diffmrio accounts "
+                    "--format wiod`)" if "row_country" in ds.variables else "")
             raise MRIOError(f"Dataset lacks {missing}; it needs Z(region, sector, to_region, to_sector) and "
-                            "Y(region, sector, fd_region, category)")
+                            f"Y(region, sector, fd_region, category), as MRIO.to_xarray writes{hint}")
         regions = [str(v) for v in ds["region"].values]
         sectors = [str(v) for v in ds["sector"].values]
         categories = [str(v) for v in ds["category"].values]

@@ -260,3 +260,184 @@ def test_wrong_format_points_at_the_format_key(folder):
     assert rep["n_runs_read"] == 0 and len(rep["problems"]) == 4  # 3 runs named with their files, then the rest
     assert all("looks like I/O API: set [outputs] format = 'ioapi'" in p for p in rep["problems"][:3]), rep["problems"][0]
     assert rep["problems"][3].startswith("the same in 3 more run(s): ")
+
+
+# ------------------------------------------------------------------------------------------ session 6 findings
+def _wiod_like(path, *, inventory=-1.0):
+    """A 2-country x 2-industry table in the WIOD netCDF layout of ../shared/data/wiod2013 (integers, one
+    negative inventory change that makes a gross output negative, as in the published LUX rows)."""
+    import numpy as np
+    import xarray as xr
+
+    Z = np.array([[10, 4, 2, 0], [3, 8, 1, 0], [2, 1, 12, 0], [0, 0, 0, 0]])
+    Y = np.array([[30, 2, 5, 0], [20, 1, 4, 1], [6, 0, 40, 3], [0, 0, 0, inventory]])
+    ds = xr.Dataset(
+        {"Z": (("row", "col"), Z), "Y": (("row", "fd"), Y), "x": ("row", Z.sum(1) + Y.sum(1))},
+        coords={"row_country": ("row", ["AAA", "AAA", "BBB", "BBB"]), "row_industry": ("row", ["c1", "c2"] * 2),
+                "col_country": ("col", ["AAA", "AAA", "BBB", "BBB"]), "col_industry": ("col", ["c1", "c2"] * 2),
+                "fd_country": ("fd", ["AAA", "AAA", "BBB", "BBB"]), "fd_category": ("fd", ["CONS_h", "INVEN"] * 2),
+                "category": ["CONS_h", "INVEN"]},
+    )  # fmt: skip
+    ds.to_netcdf(path)
+    return Z.astype(float), Y.astype(float)
+
+
+def test_accounts_reads_a_wiod_table_and_footprints_match_numpy(tmp_path, caplog):
+    """`diffmrio accounts wiot_2011.nc` (the shared WIOD table) ended in `KeyError: 'region'`: the netCDF
+    reader only knew the MRIO.to_xarray layout. A WIOD-layout file is now recognised and read with read_wiod
+    (negative inventory cleaned, each cell logged); the value-added footprints are checked against numpy."""
+    import numpy as np
+    import xarray as xr
+
+    Z, Y = _wiod_like(tmp_path / "wiot.nc")
+    out = tmp_path / "acc.nc"
+    with caplog.at_level("WARNING", logger="diffmrio"):
+        assert main(["accounts", str(tmp_path / "wiot.nc"), "--out", str(out)]) == 0
+    assert "INVEN final demand of BBB/c2 -1 -> 0" in caplog.text  # the cleaning is said, not silent
+    acc = xr.load_dataset(out)
+    Y[3, 3] = 0.0  # what clean_table does: the -1 inventory change moved to 0
+    x = Z.sum(1) + Y.sum(1)
+    va = x - Z.sum(0)
+    A = np.divide(Z, x, out=np.zeros_like(Z), where=x > 0)
+    s = np.divide(va, x, out=np.zeros_like(va), where=x > 0)
+    cba = s @ np.linalg.inv(np.eye(4) - A) @ Y.reshape(4, 2, 2).sum(2)
+    got = acc["D_cba_reg"].sel(stressor="value_added").transpose("region").values
+    np.testing.assert_allclose(got, cba, rtol=1e-12)
+    # consumption- and production-based totals agree, and value added sums to final demand
+    np.testing.assert_allclose(got.sum(), acc["D_pba_reg"].sel(stressor="value_added").sum(), rtol=1e-12)
+    np.testing.assert_allclose(got.sum(), Y.sum(), rtol=1e-12)
+
+
+def test_a_netcdf_in_another_layout_is_a_clear_error_not_a_keyerror(tmp_path, caplog):
+    import xarray as xr
+
+    xr.Dataset({"Z": (("a", "b"), [[1.0]]), "Y": (("a", "c"), [[1.0]])}).to_netcdf(tmp_path / "t.nc")
+    assert main(["accounts", str(tmp_path / "t.nc"), "--out", str(tmp_path / "acc.nc")]) == 2
+    assert "lacks ['region', 'sector', 'category']" in caplog.text and "MRIO.to_xarray" in caplog.text
+    assert not (tmp_path / "acc.nc").exists()
+
+
+def test_evaluate_json_is_strict_json(folder, tmp_path, monkeypatch):
+    """`emulator evaluate --json` on a one-component folder (real CMAQ CONC files, `components = {other =
+    "CH4"}`) wrote `"spurious_max": NaN`, which jq, JavaScript and strict parsers refuse; undefined metrics
+    are now null. The NaN is injected here so that the small reference folder shows the same case."""
+    import json
+
+    import numpy as np
+
+    import surrogate as sg
+
+    model = tmp_path / "m.eqx"
+    assert main(["emulator", "fit", str(folder), "--out", str(model), "--family", "linear"]) == 0
+    real = sg.evaluate
+    monkeypatch.setattr(sg, "evaluate", lambda *a, **k: real(*a, **k).assign(spurious_max=np.nan))
+    assert main(["emulator", "evaluate", str(model), str(folder), "--json", str(tmp_path / "m.json")]) == 0
+
+    def strict(c):
+        raise ValueError(f"non-standard JSON constant {c}")
+
+    out = json.loads((tmp_path / "m.json").read_text(), parse_constant=strict)
+    assert out["spurious_max"] is None and np.isfinite(out["mean_NME"])
+
+
+def test_ctrl_c_is_a_message_and_leaves_no_file(tmp_path, monkeypatch, capsys, caplog):
+    """Ctrl-C during `diffmrio accounts` printed a KeyboardInterrupt traceback; now a one-line message,
+    status 130, and no output (or temporary) file."""
+    import diffmrio
+    from diffmrio.datasets import demo_world
+
+    demo_world(geography=False).mrio.to_xarray().to_netcdf(tmp_path / "world.nc")
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(diffmrio._accounts, "accounts", interrupted)
+    assert main(["accounts", str(tmp_path / "world.nc"), "--out", str(tmp_path / "acc.nc")]) == 130
+    assert "interrupted" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["world.nc"]
+
+
+def test_missing_design_file_names_runs_toml_and_the_key(folder):
+    """A misspelt `[design] file` said only `desgn.csv: design table does not exist`, without runs.toml or the
+    key to correct."""
+    bad = _variant(folder, "nodesign.toml", 'file = "design.csv"', 'file = "desgn.csv"')
+    _refused(bad, "nodesign.toml", "[design] file = 'desgn.csv'", "does not exist", "correct the path")
+
+
+def test_demo_report_claims_about_household_emissions_hold():
+    """The demo report's 'consumer view' of CO2 and its production-layer bars are below D_cba_reg / D_pba_reg of
+    the same report; the report now says they exclude the households' direct emissions F_Y. Check that claim."""
+    import numpy as np
+
+    import diffmrio
+    from diffmrio.datasets import demo_world
+    from diffmrio.supply_chain import production_layers
+
+    m = demo_world(geography=False).mrio
+    acc = diffmrio.accounts(m)
+    k = list(m.stressors).index("CO2")
+    fy = np.asarray(m.F_Y).reshape(m.n_stressors, m.n_regions, -1).sum(2)
+    cons = acc.burden.sel(stressor="CO2").sum("region").values
+    np.testing.assert_allclose(cons, acc.D_cba_reg.sel(stressor="CO2").values - fy[k], rtol=1e-10)
+    assert (fy[k] > 0).all()  # the difference is real in the demo world
+    ds = production_layers(m, T=4, stressor="SO2")
+    bars = (ds.layers.sel(stressor="SO2").sum(("sector", "layer")) + ds.remainder.sel(stressor="SO2").sum("sector"))
+    s = list(m.stressors).index("SO2")
+    np.testing.assert_allclose(bars.values, acc.D_pba_reg.sel(stressor="SO2").values - fy[s], rtol=1e-10)
+
+
+def test_lat_lon_receptor_means_weight_cells_by_area(tmp_path):
+    """A GEOS-Chem/CF run folder without population: receptor means were plain cell means over the mask while
+    the run set said `weighting: area`; on a 0.5-degree global grid (the shared GEOS-Chem PM2.5 field) that
+    was 7.57 instead of 9.34 ug m-3 for the northern hemisphere. Cells now weigh cos(latitude)."""
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    lat, lon = np.arange(80.0, -81.0, -20.0), np.arange(-170.0, 180.0, 40.0)  # decreasing, as in that file
+    rng = np.random.default_rng(0)
+    north = np.repeat((lat > 0)[:, None], lon.size, axis=1).astype(float)
+    (tmp_path / "runs").mkdir()
+    rows, fields = [], []
+    for k in range(2):
+        field = rng.uniform(1.0, 30.0, (lat.size, lon.size))
+        xr.Dataset({"PM25X": (("lat", "lon"), field, {"units": "ug m-3"})}, coords={"lat": lat, "lon": lon}
+                   ).to_netcdf(tmp_path / "runs" / f"r{k}.nc")  # fmt: skip
+        rows += [(k, "N", "SO2", 1.0 + 0.1 * k), (k, "S", "SO2", 1.0)]
+        fields.append(field)
+    pd.DataFrame(rows, columns=["run", "region", "species", "factor"]).to_csv(tmp_path / "design.csv", index=False)
+    xr.Dataset({"mask": (("region", "lat", "lon"), np.stack([north, 1 - north]))},
+               coords={"region": ["N", "S"], "lat": lat, "lon": lon}).to_netcdf(tmp_path / "masks.nc")  # fmt: skip
+    toml = tmp_path / "runs.toml"
+    toml.write_text('[design]\nfile = "design.csv"\n[outputs]\npattern = "runs/r{run}.nc"\nformat = "cf"\n'
+                    'components = { other = "PM25X" }\n[regions]\nmasks = "masks.nc"\n')
+    runs = ci.read_run_folder(toml).runs
+    area = np.cos(np.deg2rad(lat))[:, None] * np.ones(lon.size)
+    for k, field in enumerate(fields):
+        for g, m in (("N", north), ("S", 1 - north)):
+            want = (field * m * area).sum() / (m * area).sum()
+            got = float(runs["pm25"].sel(run=k, receptor=g, component="other"))
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert "cos(latitude)" in runs.attrs["weighting"]
+
+
+def test_propose_says_which_box_it_used(folder, tmp_path, capsys):
+    """Without [design] low/high, `emulator propose` proposed factors outside every run's range (the model's
+    envelope is the training range widened) and did not say so; it now prints the box and where it came from."""
+    import numpy as np
+    import pandas as pd
+
+    text = folder.read_text()
+    nobox = folder.parent / "nobox.toml"
+    nobox.write_text("\n".join(ln for ln in text.splitlines() if not ln.startswith(("low =", "high ="))) + "\n")
+    assert "low =" not in nobox.read_text()
+    model, out = tmp_path / "m.eqx", tmp_path / "next.csv"
+    assert main(["emulator", "fit", str(nobox), "--out", str(model), "--family", "linear"]) == 0
+    capsys.readouterr()
+    assert main(["emulator", "propose", str(model), str(nobox), "--n", "3", "--out", str(out),
+                 "--candidates", "200"]) == 0  # fmt: skip
+    msg = capsys.readouterr().out
+    assert "emulator's envelope" in msg and "no [design] low/high" in msg
+    lo, hi = (float(v) for v in msg.split("factors in [")[1].split("]")[0].split(","))
+    x = pd.read_csv(out).drop(columns="run").to_numpy()
+    assert np.all(x >= lo - 1e-3) and np.all(x <= hi + 1e-3)

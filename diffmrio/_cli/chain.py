@@ -485,8 +485,9 @@ def run_config(config: str | Path, *, out: Path | None = None, report_path: Path
             raise FileNotFoundError(f"{p.parent}: no such folder for {flag}; create it first")
     chain, _ = build_chain(cfg)
     ds = analyse(cfg, chain, progress=progress)
+    text = report(ds, cfg)  # before either file is written: a failure here must not leave the netCDF alone
     write_netcdf_atomic(_netcdf_safe(ds), nc)
-    write_text_atomic(md, report(ds, cfg))
+    write_text_atomic(md, text)
     return nc, md
 
 

@@ -26,7 +26,7 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                    help="more log output (-v: info, -vv: debug)")
     p.add_argument("-q", "--quiet", dest="quiet_level", action="count", default=argparse.SUPPRESS,
-                   help="less output: warnings only as errors, no progress bars")
+                   help="less output (errors only, no progress bars)")
     return p
 
 
@@ -105,13 +105,14 @@ def setup(args: argparse.Namespace) -> bool:
 
 def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("table", type=Path, help="a pymrio folder or .zip, a CEADs .xlsx workbook, or a netCDF table")
-    p.add_argument("--format", choices=("auto", "pymrio", "ceads", "netcdf"), default="auto",
-                   help="input format (default: from the path)")
+    p.add_argument("--format", choices=("auto", "pymrio", "ceads", "netcdf", "wiod"), default="auto",
+                   help="input format (default: from the path; a WIOD 2013-release netCDF table is recognised)")
     p.add_argument("--extensions", nargs="+", default=None, help="pymrio extensions to read (default all)")
 
 
 def read_table(path: Path, fmt: str = "auto", *, extensions=None):
-    """Read a table for the CLI: pymrio folder/zip, CEADs workbook or netCDF (MRIO.to_xarray layout)."""
+    """Read a table for the CLI: pymrio folder/zip, CEADs workbook, netCDF (MRIO.to_xarray layout) or a WIOD netCDF
+    table (recognised by its `row_country` labels)."""
     import xarray as xr
 
     from .._mrio import MRIO
@@ -129,7 +130,7 @@ def read_table(path: Path, fmt: str = "auto", *, extensions=None):
         elif suffix in (".nc", ".nc4", ".netcdf"):
             fmt = "netcdf"
         else:
-            raise ValueError(f"{path}: cannot tell the format from the name; pass --format pymrio|ceads|netcdf")
+            raise ValueError(f"{path}: cannot tell the format from the name; pass --format pymrio|ceads|netcdf|wiod")
     if fmt == "pymrio":
         try:
             import pymrio
@@ -139,8 +140,27 @@ def read_table(path: Path, fmt: str = "auto", *, extensions=None):
         return MRIO.from_pymrio(io, extensions)
     if fmt == "ceads":
         return read_ceads(path)
+    if fmt == "wiod":
+        return _read_wiod_cleaned(path)
+    if fmt != "netcdf":
+        raise ValueError(f"{path}: unknown table format {fmt!r}; give one of auto, pymrio, ceads, netcdf, wiod")
     with xr.open_dataset(path) as ds:
-        return MRIO.from_xarray(ds.load())
+        wiod = "row_country" in ds.variables and "region" not in ds.variables
+        if not wiod:
+            return MRIO.from_xarray(ds.load())
+    log.info("%s: a WIOD netCDF table (row_country/row_industry labels); reading it with read_wiod", path)
+    return _read_wiod_cleaned(path)
+
+
+def _read_wiod_cleaned(path: Path):
+    """A WIOD netCDF table, with the negative inventory changes that make gross output negative cleaned (each
+    changed cell is logged and kept in `MRIO.validation`, hence in the accounts' `validation` attribute)."""
+    from ..tables._wiod import read_wiod
+
+    mrio = read_wiod(path, clean=True)
+    for note in mrio.validation:
+        log.warning("%s: %s", path, note)
+    return mrio
 
 
 def _refuse_existing(out: Path) -> None:
@@ -268,3 +288,6 @@ def run(args) -> int:
     except (FileNotFoundError, FileExistsError, ValueError, MRIOError, ImportError) as exc:
         log.error("%s", exc)
         return 2
+    except KeyboardInterrupt:  # outputs are written whole at the end (atomically): nothing half-written is left
+        log.error("interrupted: no output file was written or changed; run the command again to finish")
+        return 130

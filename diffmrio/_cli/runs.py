@@ -41,11 +41,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     prop = esub.add_parser("propose", help="propose the next batch of runs (design CSV for the next array job)")
     prop.add_argument("model", type=Path, help="emulator fitted to the runs so far (an ensemble for disagreement)")
-    prop.add_argument("runs_toml", type=Path)
+    prop.add_argument("runs_toml", type=Path, help="runs.toml of the folder the model was fitted on")
     prop.add_argument("--n", type=int, default=20, help="number of runs to propose")
     prop.add_argument("--out", type=Path, default=Path("design_next.csv"), help="wide design CSV to write (new file)")
-    prop.add_argument("--seed", type=int, default=0)
-    prop.add_argument("--candidates", type=int, default=None, help="Latin-hypercube candidates scored")
+    prop.add_argument("--seed", type=int, default=0, help="seed of the candidate design (default 0)")
+    prop.add_argument("--candidates", type=int, default=None,
+                      help="Latin-hypercube candidates scored (default max(2000, 50 n))")
 
     ctm = sub.add_parser("ctm", help="the reference CTM")
     csub = ctm.add_subparsers(dest="ctm_command", required=True)
@@ -76,6 +77,9 @@ def run_command(args: argparse.Namespace) -> int | None:
     except (CTMFileError, ValueError, OSError) as e:  # OSError: a missing, read-only or full destination
         print(f"diffmrio {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every output is written whole (atomically) at the end
+        print(f"diffmrio {args.command}: interrupted; no output file was written or changed", file=sys.stderr)
+        return 130
 
 
 def _ctm(args) -> int:
@@ -95,7 +99,7 @@ def _runs(args) -> int:
         if args.json:
             from ctm_interface._atomic import write_text_atomic
 
-            write_text_atomic(args.json, json.dumps(rep, indent=1))
+            write_text_atomic(args.json, _json_text(rep))
         return 1 if rep["problems"] else 0
     folder = ci.read_run_folder(args.runs_toml)
     ds = folder.runs
@@ -167,7 +171,12 @@ def _propose(args) -> int:
             row.append(str(int(prop["adjoint_rank"].values[i])))
         lines.append(",".join(row))
     write_text_atomic(args.out, "\n".join(lines) + "\n")
-    print(f"{args.out}: {args.n} runs ({prop.attrs['criterion']}), ids {start}-{start + args.n - 1}")
+    lo, hi = prop["low"].values, prop["high"].values
+    box = (f"[design] low/high of {args.runs_toml}" if "low" in folder.runs["scale"].coords else
+           f"the emulator's envelope, the training runs' range widened by the fit, as {args.runs_toml} has "
+           "no [design] low/high; set them to fix the box")  # fmt: skip
+    print(f"{args.out}: {args.n} runs ({prop.attrs['criterion']}), ids {start}-{start + args.n - 1}, factors in "
+          f"[{lo.min():.4g}, {hi.max():.4g}] ({box})")
     return 0
 
 
@@ -249,13 +258,30 @@ def _evaluate(args) -> int:
         }
     if "spurious_max" in ev:
         out["spurious_max"] = float(ev["spurious_max"])
-    text = json.dumps(out, indent=1)
+    text = _json_text(out)
     print(text)
     if args.json:
         from ctm_interface._atomic import write_text_atomic
 
         write_text_atomic(args.json, text)
     return 0
+
+
+def _json_text(obj) -> str:
+    """Strict JSON (what jq, JavaScript and pandas read): a NaN or infinite metric (undefined for this folder,
+    e.g. `spurious_max` without structural zeros) is written as null, not as the non-standard `NaN`."""
+    import math
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(e) for k, e in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(e) for e in v]
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    return json.dumps(clean(obj), indent=1, allow_nan=False)
 
 
 def _definitions(text):

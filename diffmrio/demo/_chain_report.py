@@ -55,7 +55,9 @@ def supply_chain_section(rep, world, log) -> None:
     ax.set_title("SO2 by production layer and emitting region (synthetic)")
     ax.legend(ncol=3, frameon=False, fontsize=8)
     rep.add("## 2. Supply-chain structure\n\nProduction layers $S A^t y$ (t = 0..4 and the exact remainder) "
-            "split each region's SO2 by how far up the supply chain it is emitted (EXPORT study, eqs. 15-17).")
+            "split each region's SO2 by how far up the supply chain it is emitted (EXPORT study, eqs. 15-17); "
+            "they cover industries' emissions, so each bar is the region's D_pba_reg less its households' direct "
+            "emissions F_Y.")
     rep.figure(fig, "production_layers", "SO2 by production layer (PL0 = final producers) and emitting region (synthetic).")
     spa = structural_path_analysis(m, "SO2", k=10)
     df = pd.DataFrame({"path (final producer <- ... <- emitter)": spa.label.values,

@@ -166,7 +166,8 @@ def _accounts_section(rep: Report, world, out: Path, log) -> None:
         ax.bar(xs + 0.2, acc.D_cba_reg.sel(stressor=sp), 0.4, label="consumption-based", color="#dd8452")
         ax.set_xticks(xs, regions, rotation=30)
         ax.set_title(f"{sp} ({acc['unit'].sel(stressor=sp).values})")
-    axes[0].legend(frameon=False)
+        ax.set_ylim(0, 1.25 * ax.get_ylim()[1])  # headroom: the legend must not hide the tallest bar
+    axes[0].legend(frameon=False, loc="upper center", ncol=2, fontsize=8)
     fig.suptitle("Production- vs consumption-based emissions (synthetic demo world)")
     rep.figure(fig, "pba_vs_cba", "Production- vs consumption-based emissions per region (synthetic).")
     # Figure: region-to-region burden
@@ -193,7 +194,8 @@ def _accounts_section(rep: Report, world, out: Path, log) -> None:
     cons = acc.burden.sel(stressor="CO2").sum("region").to_pandas()
     view = fp.to_frame("final-producer view").join(cons.rename("consumer view").rename_axis("producer"))
     view.index.name = "region"
-    rep.table(view, "CO2 (Mt) attributed to regions in the final-producer and consumer views")
+    rep.table(view, "CO2 (Mt) attributed to regions in the final-producer and consumer views (industries' emissions "
+                    "only: the consumer view is D_cba_reg less the households' direct emissions F_Y)")
 
 
 def run_demo(out: str | Path, *, quiet: bool = False, quick: bool = False, n_draws: int | None = None,
