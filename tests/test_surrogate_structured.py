@@ -162,3 +162,50 @@ def test_works_in_the_chain_as_an_emulator(fitted):
     np.testing.assert_allclose(np.asarray(m.base), np.asarray(m(m.x_ref)), rtol=1e-14)
     g = jax.grad(lambda s: jnp.sum(m.pm25(s)))(m.x_ref)
     assert g.shape == m.labels.input_shape and np.all(np.isfinite(np.asarray(g)))
+
+
+def _equilibrium(a, b, k):
+    """Root in [0, min(a, b)] of (a - x)(b - x) = k x, by numpy's polynomial roots (independent of `_pair`)."""
+    roots = np.roots([1.0, -(a + b + k), a * b])
+    roots = roots[np.isreal(roots)].real
+    return float(roots[(roots >= -1e-15) & (roots <= min(a, b) + 1e-15)].min())
+
+
+def test_near_source_partitioning_against_numpy(random_model):
+    """The particle-phase fractions of each source's ammonia and nitrate near the source: sulfate-first, then
+    ammonium nitrate from the free ammonia, with scale-free constants k = kappa (a + b), checked against the
+    equilibrium solved by numpy; in [0, 1] everywhere, also with a source's emissions off."""
+    m = random_model
+    sp = lambda z: np.logaddexp(0.0, np.asarray(z, np.float64))  # noqa: E731
+    mix = np.exp(np.asarray(m.local_logits))
+    mix /= mix.sum(-1, keepdims=True)
+    sc, bg, kap = sp(m.local_scale), sp(m.local_bg), sp(m.kappa)
+    rng = np.random.default_rng(4)
+    for so2, hno3, nh3 in rng.uniform(0, 2, (4, 3, len(SOURCES))).tolist() + [[[0.0] * 3, [1.0] * 3, [0.0] * 3]]:
+        so2, hno3, nh3 = (np.asarray(v) for v in (so2, hno3, nh3))
+        phi_a, phi_n = (np.asarray(v) for v in m._near_source(jnp.asarray(so2), jnp.asarray(hno3), jnp.asarray(nh3)))
+        s2, tn, ta = (sc[i] * (mix[i] @ v) + bg[i] for i, v in enumerate((so2, hno3, nh3)))
+        for g in range(len(SOURCES)):
+            bound = _equilibrium(ta[g], s2[g], kap[2] * (ta[g] + s2[g]))
+            free = ta[g] - bound
+            nit = _equilibrium(free, tn[g], kap[3] * (free + tn[g]))
+            np.testing.assert_allclose(phi_a[g], (bound + nit) / ta[g], rtol=1e-9)
+            np.testing.assert_allclose(phi_n[g], nit / tn[g], rtol=1e-9)
+        assert np.all((phi_a >= 0) & (phi_a <= 1)) and np.all((phi_n >= 0) & (phi_n <= 1))
+
+
+def test_ammonia_gradient_bounded_by_gas_and_particle_footprints(random_model):
+    """With each source's surroundings its own (diagonal mixing), the total ammonia a receptor receives grows
+    with a source's NH3 at a rate between its gas-phase and particle-phase footprints, also at zero NH3
+    (no unbounded efficiency where the source's own ammonia vanishes)."""
+    n = len(SOURCES)
+    m = eqx.tree_at(lambda q: q.local_logits, random_model, jnp.tile(jnp.where(jnp.eye(n) > 0, 0.0, -1e9), (3, 1, 1)))
+    k_nh3 = SPECIES.index("NH3")
+    ta_of = lambda x: m._transported(m._normalised(x))[0]  # noqa: E731
+    lo = np.minimum(jax.nn.softplus(m.ammonia_fp), jax.nn.softplus(m.ammonia_fp_particle))
+    hi = np.maximum(jax.nn.softplus(m.ammonia_fp), jax.nn.softplus(m.ammonia_fp_particle))
+    rng = np.random.default_rng(6)
+    for x in rng.uniform(0, 2, (4, n, len(SPECIES))):
+        x[0, k_nh3] = 0.0
+        jac = np.asarray(jax.jacfwd(ta_of)(jnp.asarray(x)))[:, :, k_nh3]  # [receptor, source]
+        assert np.all(jac >= lo - 1e-12) and np.all(jac <= hi + 1e-12)
