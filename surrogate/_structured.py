@@ -408,12 +408,6 @@ class StructuredEmulator(AbstractEmulator):
         m = eqx.tree_at(lambda q: q.nitrate_fp, m, jnp.asarray(_inv_softplus(f + ref)))
         # total ammonia: what the particles hold at the base case plus some free NH3
         b, f = fit_nonneg(self._sp("NH3"), 1.2 * nh4)
-        # ammonium saturates in NH3 where sulfate is short of it, so the regression's intercept is large:
-        # start from ammonia that comes from the emissions (a tenth of the intercept left as background),
-        # the same total at the base case
-        have = f.sum(axis=1) > 0
-        f = np.where(have[:, None], f * ((f.sum(axis=1) + 0.9 * b) / np.where(have, f.sum(axis=1), 1.0))[:, None], f)
-        b = np.where(have, 0.1 * b, b)
         m = eqx.tree_at(lambda q: q.ammonia_bg, m, jnp.asarray(_inv_softplus(b + ref)))
         m = eqx.tree_at(lambda q: q.ammonia_fp, m, jnp.asarray(_inv_softplus(f + ref)))
         m = eqx.tree_at(lambda q: q.nitrate_fp_particle, m, m.nitrate_fp)
