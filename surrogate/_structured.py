@@ -15,29 +15,19 @@ background $b \ge 0$):
 - **chemistry near the sources**: formation efficiencies from each source's own emissions, with a source
   embedding $f_g$ (small MLPs, zero at initialisation): $\log \epsilon^S_g = \psi(u_{g,SO2}, u_{g,NOx},
   u_{g,VOC}, f_g)$ for sulfate (oxidant-limited aqueous oxidation saturates in SO2; no NH3 input),
-  $\log \epsilon^N_g = \chi(u_{g,SO2}, u_{g,NOx}, u_{g,VOC}, f_g)$ for total nitrate (oxidation: no NH3
-  input), $\log \epsilon^O_g = \phi(u_{g,NOx}, u_{g,VOC}, f_g)$ for SOA (no SO2 input: SO2 cannot affect it);
-- **partitioning near the sources** decides how far each source's ammonia and nitrate travel (gaseous NH3
-  and HNO3 deposit faster than fine particles): near source $g$ the acids and ammonia are its own and its
-  neighbours' emissions, mixed by a learned softmax $\mu$ plus a background, $\tilde S_g = \sigma(\alpha^S_g)
-  \sum_h \mu^S_{g,h} u_{h,SO2} + \sigma(\beta^S_g)$, $\tilde N_g$ the same of $u_{h,NOx}\epsilon^N_h$,
-  $\tilde A_g$ of $u_{h,NH3}$; the same sulfate-first partitioning as at the receptors (below, with
-  scale-free constants $k = \kappa(a + b)$) gives the particle-phase fractions $\varphi^A_g = (A_s + n)/
-  \tilde A_g$ and $\varphi^N_g = n / \tilde N_g$, in $[0, 1]$;
-- **total nitrate and ammonia** (molar, umol m-3), each source carried by a gas-phase and a particle-phase
-  footprint in those proportions: $T^N_r = (\sigma(b^N_r) + \sum_g [\sigma(T^N_{r,g})(1 - \varphi^N_g) +
-  \sigma(P^N_{r,g})\varphi^N_g]\, u_{g,NOx} \epsilon^N_g)\, e^{h_N}$, $T^A_r = \sigma(b^A_r) + \sum_g
-  [\sigma(T^A_{r,g})(1 - \varphi^A_g) + \sigma(P^A_{r,g})\varphi^A_g]\, u_{g,NH3}$ (so a source's NH3
-  affects what reaches a receptor through the other sources' SO2 and NOx, and its gradient stays between
-  the two footprints where its own NH3 vanishes);
-- **partitioning**: sulfate takes ammonia first, $A_s = P(T^A, 2S; k_s + \kappa_s(T^A + 2S))$ with $S =
-  y_{SO4}/96.06$, nitrate forms from the free ammonia $F = T^A - A_s$: $n = P(F, T^N; k_{n,r} +
-  \kappa_n(F + T^N))$, where $P(a, b; k)$ is the smooth equilibrium amount of a 1:1 product, $(a - P)(b -
-  P) = kP$ (`ctm_interface.reference.partition_inorganic` uses the same kernel; the learned $\kappa \ge 0$
-  soften it at every scale, for CTMs whose partitioning is not sharp); $y_{NO3} = 62.0\, n\, e^{q_1}$,
-  $y_{NH4} = 18.04 (A_s + n)\, e^{q_2}$, with a second small MLP $q(n_r, v_r, s_r, a_r, e_r)$ (zero at
-  initialisation) for what the receptor-mean partitioning misses (sub-receptor heterogeneity); $s_r$, $a_r$
-  are footprint-weighted SO2 and NH3, $k_{n,r} > 0$ learned per receptor.
+  $\log \epsilon^N_g, \log \epsilon^A_g = \chi(u_{g,SO2}, u_{g,NOx}, u_{g,NH3}, u_{g,VOC}, f_g)$ for total
+  nitrate and total ammonia (their deposition depends on how much is in the particle phase), $\log \epsilon^O_g = \phi(u_{g,NOx}, u_{g,VOC}, f_g)$ for SOA (no SO2 input: SO2 cannot
+  affect it);
+- **total nitrate and ammonia** (molar, umol m-3): $T^N_r = (\sigma(b^N_r) + \sum_g \sigma(T^N_{r,g})
+  u_{g,NOx} \epsilon^N_g)\, e^{h_N}$, $T^A_r = \sigma(b^A_r) + \sum_g \sigma(T^A_{r,g}) u_{g,NH3}
+  \epsilon^A_g$;
+- **partitioning**: sulfate takes ammonia first, $A_s = P(T^A, 2S; k_s)$ with $S = y_{SO4}/96.06$, nitrate
+  forms from the free ammonia $F = T^A - A_s$: $n = P(F, T^N; k_{n,r})$, where $P(a, b; k)$ is the smooth
+  equilibrium amount of a 1:1 product, $(a - P)(b - P) = kP$ (`ctm_interface.reference.partition_inorganic`
+  uses the same kernel); $y_{NO3} = 62.0\, n\, e^{q_1}$, $y_{NH4} = 18.04 (A_s + n)\, e^{q_2}$, with a second
+  small MLP $q(n_r, v_r, s_r, a_r, e_r)$ (zero at initialisation) for what the receptor-mean partitioning
+  misses (sub-receptor heterogeneity, phase-dependent deposition); $s_r$, $a_r$ are footprint-weighted SO2
+  and NH3, $k_{n,r} > 0$ learned per receptor.
 
 Structural zeros hold by construction (exact zeros of the derivative, not small numbers): primary components
 depend on their own species only; sulfate and SOA not on NH3 or primary species; nitrate and ammonium not on
