@@ -301,22 +301,6 @@ class StructuredEmulator(AbstractEmulator):
         nitrate = _pair_scaled(ta - bound, tn, 0.0, kap[3])
         return (bound + nitrate) / ta, nitrate / tn
 
-    def _transported(self, u):
-        """Total ammonia and total nitrate (before the receptor's oxidant modulation) reaching each receptor,
-        `(ta, tn)` [receptor], for normalised inputs `u[source, species]`: each source's NH3, and its NOx times
-        a nitrate formation efficiency from its own SO2, NOx, VOC, carried by a gas-phase and a particle-phase
-        footprint in the proportions of `_near_source` (gases deposit faster than fine particles)."""
-        col = lambda role: u[:, self._sp(role)] - 1.0 if self._sp(role) is not None else jnp.zeros(u.shape[0])  # noqa: E731
-        eff_n = jnp.exp(jax.vmap(self.inorganic_mlp)(
-            jnp.concatenate([jnp.stack([col("SO2"), col("NOX"), col("VOC")], axis=1), self.source_embedding], axis=1)
-        ))[:, 0]  # fmt: skip
-        hno3_g = u[:, self._sp("NOX")] * eff_n  # [source]
-        nh3_u = u[:, self._sp("NH3")]
-        phi_a, phi_n = self._near_source(u[:, self._sp("SO2")], hno3_g, nh3_u)
-        fp_n = _softplus(self.nitrate_fp) * (1.0 - phi_n) + _softplus(self.nitrate_fp_particle) * phi_n
-        fp_a = _softplus(self.ammonia_fp) * (1.0 - phi_a) + _softplus(self.ammonia_fp_particle) * phi_a
-        return _softplus(self.ammonia_bg) + fp_a @ nh3_u, _softplus(self.nitrate_bg) + fp_n @ hno3_g
-
     def _predict(self, x):
         u = self._normalised(x)
         n_comp, n_rec = self.labels.output_shape
@@ -332,6 +316,8 @@ class StructuredEmulator(AbstractEmulator):
         so2_g, nox_g, voc_g = col("SO2"), col("NOX"), col("VOC")
         eff_s = jnp.exp(jax.vmap(self.sulfur_mlp)(
             jnp.concatenate([jnp.stack([so2_g, nox_g, voc_g], axis=1), self.source_embedding], axis=1)))  # [source, 1]
+        eff_n = jnp.exp(jax.vmap(self.inorganic_mlp)(
+            jnp.concatenate([jnp.stack([so2_g, nox_g, voc_g], axis=1), self.source_embedding], axis=1)))[:, 0]
         eff_o = jnp.exp(jax.vmap(self.organic_mlp)(
             jnp.concatenate([jnp.stack([nox_g, voc_g], axis=1), self.source_embedding], axis=1)))[:, 0]  # [source]
         for j, (c, k) in enumerate(self._secondary):
@@ -339,8 +325,13 @@ class StructuredEmulator(AbstractEmulator):
             out[c] = (_softplus(self.secondary_bg[j]) + _softplus(self.secondary_fp[j]) @ (u[:, k] * eff)) * jnp.exp(
                 log_mod[:, j]
             )
-        ta, tn = self._transported(u)
-        tn = tn * jnp.exp(log_mod[:, -1])
+        hno3_g = u[:, self._sp("NOX")] * eff_n  # [source]
+        nh3_u = u[:, self._sp("NH3")]
+        phi_a, phi_n = self._near_source(u[:, self._sp("SO2")], hno3_g, nh3_u)
+        fp_n = _softplus(self.nitrate_fp) * (1.0 - phi_n) + _softplus(self.nitrate_fp_particle) * phi_n
+        fp_a = _softplus(self.ammonia_fp) * (1.0 - phi_a) + _softplus(self.ammonia_fp_particle) * phi_a
+        tn = (_softplus(self.nitrate_bg) + fp_n @ hno3_g) * jnp.exp(log_mod[:, -1])
+        ta = _softplus(self.ammonia_bg) + fp_a @ nh3_u
         s2 = 2.0 * out[self._comp("SO4")] / _M_SO4
         kap = _softplus(self.kappa)
         bound = _pair_scaled(ta, s2, _softplus(self.k_sulfate) * 1e-3, kap[0])
