@@ -49,7 +49,6 @@ from ._roles import component_role, normalise, species_role
 _M_SO4, _M_NO3, _M_NH4 = 96.06, 62.005, 18.039
 _PRIMARY = ("BC", "OC", "PMOTHER")
 _SECONDARY = {"SO4": "SO2", "SOA": "VOC"}
-_KAPPA0 = 0.02  # starting value of the scale-free partitioning constants (nearly sharp)
 
 
 def _softplus(z):
@@ -66,12 +65,6 @@ def _pair(a, b, k):
     s = a + b + k
     disc = (a - b) ** 2 + k * k + 2.0 * k * (a + b)
     return 2.0 * a * b / (s + jnp.sqrt(disc))
-
-
-def _pair_scaled(a, b, k0, kappa):
-    """`_pair` with the equilibrium constant `k0 + kappa (a + b)`: `kappa` makes the partitioning depend on
-    the ratio of the amounts (a soft kernel at every scale), `k0` on their absolute size (equilibrium)."""
-    return _pair(a, b, k0 + kappa * (a + b))
 
 
 def _resolve(names, given: dict | None, resolve, what: str) -> tuple:
@@ -107,14 +100,8 @@ class StructuredEmulator(AbstractEmulator):
     secondary_fp: Float[Array, "secondary receptor source"]
     nitrate_bg: Float[Array, " receptor"]
     nitrate_fp: Float[Array, "receptor source"]
-    nitrate_fp_particle: Float[Array, "receptor source"]
     ammonia_bg: Float[Array, " receptor"]
     ammonia_fp: Float[Array, "receptor source"]
-    ammonia_fp_particle: Float[Array, "receptor source"]
-    local_logits: Float[Array, "3 source source"]
-    local_scale: Float[Array, "3 source"]
-    local_bg: Float[Array, "3 source"]
-    kappa: Float[Array, " 4"]
     seen_logits: Float[Array, "4 receptor source"]
     k_nitrate: Float[Array, " receptor"]
     k_sulfate: Float[Array, ""]
@@ -197,15 +184,8 @@ class StructuredEmulator(AbstractEmulator):
         self.secondary_fp = jnp.zeros((n_sec, n_rec, n_src))
         self.nitrate_bg = jnp.zeros(n_rec)
         self.nitrate_fp = jnp.zeros((n_rec, n_src))
-        self.nitrate_fp_particle = jnp.zeros((n_rec, n_src))
         self.ammonia_bg = jnp.zeros(n_rec)
         self.ammonia_fp = jnp.zeros((n_rec, n_src))
-        self.ammonia_fp_particle = jnp.zeros((n_rec, n_src))
-        # near each source: mostly its own emissions, some of its neighbours' (learned)
-        self.local_logits = jnp.tile(2.0 * jnp.eye(n_src), (3, 1, 1))
-        self.local_scale = jnp.zeros((3, n_src))
-        self.local_bg = jnp.full((3, n_src), -2.0)
-        self.kappa = jnp.full(4, float(_inv_softplus(_KAPPA0)))
         self.seen_logits = jnp.zeros((4, n_rec, n_src))
         self.k_nitrate = jnp.zeros(n_rec)
         self.k_sulfate = jnp.asarray(-5.0)
@@ -220,7 +200,7 @@ class StructuredEmulator(AbstractEmulator):
         self.oxidant_mlp = mlp(2 + self.embed_size, n_sec + 1, k2)
         self.source_embedding = 0.1 * jax.random.normal(k5, (n_src, self.embed_size))
         self.sulfur_mlp = mlp(3 + self.embed_size, 1, k4)
-        self.inorganic_mlp = mlp(3 + self.embed_size, 1, k7)
+        self.inorganic_mlp = mlp(4 + self.embed_size, 2, k7)
         self.organic_mlp = mlp(2 + self.embed_size, 1, k6)
         self.partition_mlp = mlp(4 + self.embed_size, 2, k3)
         self.envelope = default_envelope(labels, on_out_of_envelope)
@@ -287,20 +267,6 @@ class StructuredEmulator(AbstractEmulator):
             return jnp.ones(self.k_nitrate.shape)
         return jax.nn.softmax(self.seen_logits[i], axis=-1) @ u[:, k]
 
-    def _near_source(self, so2, hno3, nh3):
-        """Particle-phase fractions of each source's ammonia and nitrate near the source, `(phi_a, phi_n)`
-        [source] in [0, 1]: the same sulfate-first partitioning (scale-free constants) on the amounts near
-        the source (its own emissions and its neighbours', mixed by a learned softmax, plus a background)."""
-        mix = jax.nn.softmax(self.local_logits, axis=-1)  # [3, source, source]
-        sc, bg = _softplus(self.local_scale), _softplus(self.local_bg)
-        s2 = sc[0] * (mix[0] @ so2) + bg[0]
-        tn = sc[1] * (mix[1] @ hno3) + bg[1]
-        ta = sc[2] * (mix[2] @ nh3) + bg[2]
-        kap = _softplus(self.kappa)
-        bound = _pair_scaled(ta, s2, 0.0, kap[2])
-        nitrate = _pair_scaled(ta - bound, tn, 0.0, kap[3])
-        return (bound + nitrate) / ta, nitrate / tn
-
     def _predict(self, x):
         u = self._normalised(x)
         n_comp, n_rec = self.labels.output_shape
@@ -313,11 +279,11 @@ class StructuredEmulator(AbstractEmulator):
         s_r, a_r = self._seen(u, 2, "SO2"), self._seen(u, 3, "NH3")
         # chemistry near each source: formation efficiencies from the source's own emissions
         col = lambda role: u[:, self._sp(role)] - 1.0 if self._sp(role) is not None else jnp.zeros(u.shape[0])  # noqa: E731
-        so2_g, nox_g, voc_g = col("SO2"), col("NOX"), col("VOC")
+        so2_g, nox_g, nh3_g, voc_g = col("SO2"), col("NOX"), col("NH3"), col("VOC")
         eff_s = jnp.exp(jax.vmap(self.sulfur_mlp)(
             jnp.concatenate([jnp.stack([so2_g, nox_g, voc_g], axis=1), self.source_embedding], axis=1)))  # [source, 1]
-        eff_n = jnp.exp(jax.vmap(self.inorganic_mlp)(
-            jnp.concatenate([jnp.stack([so2_g, nox_g, voc_g], axis=1), self.source_embedding], axis=1)))[:, 0]
+        eff_i = jnp.exp(jax.vmap(self.inorganic_mlp)(
+            jnp.concatenate([jnp.stack([so2_g, nox_g, nh3_g, voc_g], axis=1), self.source_embedding], axis=1)))
         eff_o = jnp.exp(jax.vmap(self.organic_mlp)(
             jnp.concatenate([jnp.stack([nox_g, voc_g], axis=1), self.source_embedding], axis=1)))[:, 0]  # [source]
         for j, (c, k) in enumerate(self._secondary):
@@ -325,18 +291,14 @@ class StructuredEmulator(AbstractEmulator):
             out[c] = (_softplus(self.secondary_bg[j]) + _softplus(self.secondary_fp[j]) @ (u[:, k] * eff)) * jnp.exp(
                 log_mod[:, j]
             )
-        hno3_g = u[:, self._sp("NOX")] * eff_n  # [source]
-        nh3_u = u[:, self._sp("NH3")]
-        phi_a, phi_n = self._near_source(u[:, self._sp("SO2")], hno3_g, nh3_u)
-        fp_n = _softplus(self.nitrate_fp) * (1.0 - phi_n) + _softplus(self.nitrate_fp_particle) * phi_n
-        fp_a = _softplus(self.ammonia_fp) * (1.0 - phi_a) + _softplus(self.ammonia_fp_particle) * phi_a
-        tn = (_softplus(self.nitrate_bg) + fp_n @ hno3_g) * jnp.exp(log_mod[:, -1])
-        ta = _softplus(self.ammonia_bg) + fp_a @ nh3_u
+        tn = (_softplus(self.nitrate_bg) + _softplus(self.nitrate_fp) @ (u[:, self._sp("NOX")] * eff_i[:, 0])) * jnp.exp(
+            log_mod[:, -1]
+        )
+        ta = _softplus(self.ammonia_bg) + _softplus(self.ammonia_fp) @ (u[:, self._sp("NH3")] * eff_i[:, 1])
         s2 = 2.0 * out[self._comp("SO4")] / _M_SO4
-        kap = _softplus(self.kappa)
-        bound = _pair_scaled(ta, s2, _softplus(self.k_sulfate) * 1e-3, kap[0])
+        bound = _pair(ta, s2, _softplus(self.k_sulfate) * 1e-3)
         free = ta - bound
-        nitrate = _pair_scaled(free, tn, _softplus(self.k_nitrate), kap[1])
+        nitrate = _pair(free, tn, _softplus(self.k_nitrate))
         p_in = jnp.concatenate(
             [jnp.stack([n_r - 1.0, v_r - 1.0, s_r - 1.0, a_r - 1.0], axis=1), self.embedding], axis=1
         )
@@ -391,13 +353,6 @@ class StructuredEmulator(AbstractEmulator):
         b, f = fit_nonneg(self._sp("NH3"), 1.2 * nh4)
         m = eqx.tree_at(lambda q: q.ammonia_bg, m, jnp.asarray(_inv_softplus(b + ref)))
         m = eqx.tree_at(lambda q: q.ammonia_fp, m, jnp.asarray(_inv_softplus(f + ref)))
-        m = eqx.tree_at(lambda q: q.nitrate_fp_particle, m, m.nitrate_fp)
-        m = eqx.tree_at(lambda q: q.ammonia_fp_particle, m, m.ammonia_fp)
-        # near-source amounts: scales of the receptors' mean acids and ammonia (molar)
-        scale = np.array([2.0 * so4.mean(), 1.3 * no3.mean(), 1.2 * nh4.mean()])
-        scale = np.maximum(scale, 1e-9)[:, None] * np.ones((1, m.local_scale.shape[1]))
-        m = eqx.tree_at(lambda q: q.local_scale, m, jnp.asarray(_inv_softplus(scale)))
-        m = eqx.tree_at(lambda q: q.local_bg, m, jnp.asarray(_inv_softplus(0.1 * scale)))
         kn = 0.1 * np.maximum(no3.mean(0), 1e-9)
         m = eqx.tree_at(lambda q: q.k_nitrate, m, jnp.asarray(_inv_softplus(kn)))
         ks = 1e3 * 1e-3 * max(float(2 * so4.mean()), 1e-9)  # k_s = softplus(raw) * 1e-3
