@@ -13,6 +13,7 @@ independent Latin hypercube) and held-out adjoint states (training-design states
 - per-species gradient R^2 (the smallest among species carrying >= 5 % of the adjoint's sum of squares), the
   range of their slopes, and the pooled R^2;
 - spurious sensitivity (largest over the structural zeros, relative to the largest real sensitivity).
+- where the PM2.5 MaxNE comes from (`worst_case`: the run, receptor and component errors).
 
 Learning curve (spectral CTM only: it runs extra designs through the CTM's Python interface, the same CTM
 as its folder): held-out NME and per-species gradient R^2 against the number of forward runs, for a one-shot
