@@ -13,6 +13,7 @@ independent Latin hypercube) and held-out adjoint states (training-design states
 - per-species gradient R^2 (the smallest among species carrying >= 5 % of the adjoint's sum of squares), the
   range of their slopes, and the pooled R^2;
 - spurious sensitivity (largest over the structural zeros, relative to the largest real sensitivity).
+- where the PM2.5 MaxNE comes from (`worst_case`: the run, receptor and component errors).
 
 Learning curve (spectral CTM only: it runs extra designs through the CTM's Python interface, the same CTM
 as its folder): held-out NME and per-species gradient R^2 against the number of forward runs, for a one-shot
@@ -180,7 +181,31 @@ def score(model, test: xr.Dataset, adj: xr.Dataset) -> dict:
                                                            ga["source_species_slope"].values, strict=True)},
         "species_share": {str(s): float(v) for s, v in zip(adj["species"].values, share, strict=True)},
         "worst_component_nme": {str(c): float(ev["NME"].sel(component=c).max()) for c in test["component"].values},
+        "worst_case": worst_case(model, test),
     }
+
+
+def worst_case(model, test: xr.Dataset) -> dict:
+    """Where the PM2.5 MaxNE comes from: the held-out run and receptor of the largest |p - o| / o, each
+    component's error there (ug m-3) and the run's scaling factors of the receptor's own region (when the
+    receptors are the source regions)."""
+    from surrogate._evaluate import predict
+    from surrogate._fit import run_arrays
+
+    x, y = (run_arrays(test, model.labels, None, None)[k] for k in ("x", "y"))
+    p = predict(sg.with_envelope_policy(model, "ignore"), x)
+    w = model.labels.component_weights()
+    pm_p, pm_o = np.tensordot(p, w, axes=([1], [0])), np.tensordot(y, w, axes=([1], [0]))
+    i, r = np.unravel_index(np.argmax(np.abs(pm_p - pm_o) / pm_o), pm_o.shape)
+    rec = str(model.labels.output_coords[1][r])
+    sources = [str(s) for s in model.labels.input_coords[0]]
+    out = {"run": int(test["run"].values[i]), "receptor": rec, "pm25_ctm": float(pm_o[i, r]),
+           "pm25_emulator": float(pm_p[i, r]),
+           "error": {str(c): float(w[k] * (p[i, k, r] - y[i, k, r])) for k, c in enumerate(model.labels.components)}}  # fmt: skip
+    if rec in sources:
+        out["own_scale"] = {str(s): float(v) for s, v in zip(model.labels.input_coords[1], x[i, sources.index(rec)],
+                                                             strict=True)}  # fmt: skip
+    return out
 
 
 def committee(train: xr.Dataset, n: int = 5, seed: int = 0) -> sg.Ensemble:
@@ -291,6 +316,7 @@ def main(argv=None) -> dict:
             print(f"    per-species R^2 {json.dumps({k: round(v, 3) for k, v in r['species_r2'].items()})}, "
                   f"slope {json.dumps({k: round(v, 3) for k, v in r['species_slope'].items()})}, share "
                   f"{json.dumps({k: round(v, 3) for k, v in r['species_share'].items()})}")  # fmt: skip
+            print(f"    MaxNE at {json.dumps(r['worst_case'])}")
             print(f"    worst-receptor NME per component "
                   f"{json.dumps({k: round(100 * v, 2) for k, v in r['worst_component_nme'].items()})}")  # fmt: skip
         sizes = [int(s) for s in args.curve.split(",") if s]
