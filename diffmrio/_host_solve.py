@@ -82,7 +82,7 @@ def _i_minus_a(Z: np.ndarray, d: np.ndarray, dtype) -> np.ndarray:
 def _i_minus_a_norms(Z: np.ndarray, d: np.ndarray, dtype) -> tuple[np.ndarray, tuple[float, float]]:
     r"""$I - Z\,\mathrm{diag}(d)$ in `dtype` and its norms $(\|I - A\|_1, \|I - A\|_\infty)$ in one pass over $Z$:
     each block of rows is formed once in float64, in a cache-sized buffer, then cast into the matrix and summed
-    for the norms (what `_i_minus_a` and `_norms` compute, without reading $Z$ twice)."""
+    for the norms (the matrix is `_i_minus_a`'s; the norms need no second pass over $Z$)."""
     n = Z.shape[0]
     M = np.empty((n, n), dtype=dtype)
     col = np.zeros(n)
@@ -145,23 +145,6 @@ class _Factors:
         """$C (I - A)^{-1}$."""
         Ct = np.array(C.T, dtype=self.dtype, order="F")  # C (C order) transposed is Fortran order: no reshuffle
         return self._sla.lu_solve((self.lu, self.piv), Ct, trans=0, overwrite_b=True, check_finite=False).T
-
-
-def _norms(Z: np.ndarray, d: np.ndarray) -> tuple[float, float]:
-    r"""$\|I - A\|_1$ and $\|I - A\|_\infty$ from $Z$ and $d = 1/x$, in row blocks (no $n \times n$ temporary)."""
-    n = Z.shape[0]
-    col = np.zeros(n)
-    row = np.empty(n)
-    ad = np.abs(d)
-    for i in range(0, n, _ROW_BLOCK):
-        blk = np.abs(Z[i : i + _ROW_BLOCK]) * ad[None, :]
-        col += blk.sum(axis=0)
-        row[i : i + _ROW_BLOCK] = blk.sum(axis=1)
-    diag = np.diagonal(Z) * d  # A_jj
-    off = np.abs(diag)
-    col += np.abs(1.0 - diag) - off
-    row += np.abs(1.0 - diag) - off
-    return float(col.max(initial=0.0)), float(row.max(initial=0.0))
 
 
 def _backward_error(Z, d, B, X, norm_inf: float) -> float:
