@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _ROW_BLOCK = 1024
+_CACHE_ROWS = 32  # rows of Z per block when one pass both forms I - A and sums its norms (a few MB)
 _ETA1_MAX = 1e-2  # a float32 solve worse than this: I - A too ill-conditioned for float32 refinement
 
 
@@ -78,6 +79,33 @@ def _i_minus_a(Z: np.ndarray, d: np.ndarray, dtype) -> np.ndarray:
     return M
 
 
+def _i_minus_a_norms(Z: np.ndarray, d: np.ndarray, dtype) -> tuple[np.ndarray, tuple[float, float]]:
+    r"""$I - Z\,\mathrm{diag}(d)$ in `dtype` and its norms $(\|I - A\|_1, \|I - A\|_\infty)$ in one pass over $Z$:
+    each block of rows is formed once in float64, in a cache-sized buffer, then cast into the matrix and summed
+    for the norms (the matrix is `_i_minus_a`'s; the norms need no second pass over $Z$)."""
+    n = Z.shape[0]
+    M = np.empty((n, n), dtype=dtype)
+    col = np.zeros(n)
+    row = np.empty(n)
+    step = max(1, min(n, _CACHE_ROWS))
+    buf = np.empty((step, n))
+    nd = -d
+    for i in range(0, n, step):
+        k = min(step, n - i)
+        t = buf[:k]
+        np.multiply(Z[i : i + k], nd[None, :], out=t)  # rows of -A, float64
+        M[i : i + k] = t
+        np.abs(t, out=t)
+        col += t.sum(axis=0)
+        row[i : i + k] = t.sum(axis=1)
+    M.flat[:: n + 1] += 1.0
+    diag = np.diagonal(Z) * d  # A_jj
+    off = np.abs(diag)
+    col += np.abs(1.0 - diag) - off
+    row += np.abs(1.0 - diag) - off
+    return M, (float(col.max(initial=0.0)), float(row.max(initial=0.0)))
+
+
 class _Factors:
     """LU factors of $I - A$, computed in place, with the two solves the accounts need."""
 
@@ -110,30 +138,13 @@ class _Factors:
 
     def right(self, B: np.ndarray) -> np.ndarray:
         """$(I - A)^{-1} B$."""
-        return self._sla.lu_solve((self.lu, self.piv), B.astype(self.dtype, copy=False), trans=1,
-                                  check_finite=False)
+        Bf = np.array(B, dtype=self.dtype, order="F")  # LAPACK's layout; ours, so it may be overwritten
+        return self._sla.lu_solve((self.lu, self.piv), Bf, trans=1, overwrite_b=True, check_finite=False)
 
     def left(self, C: np.ndarray) -> np.ndarray:
         """$C (I - A)^{-1}$."""
-        Ct = np.ascontiguousarray(C.T, dtype=self.dtype)
-        return self._sla.lu_solve((self.lu, self.piv), Ct, trans=0, check_finite=False).T
-
-
-def _norms(Z: np.ndarray, d: np.ndarray) -> tuple[float, float]:
-    r"""$\|I - A\|_1$ and $\|I - A\|_\infty$ from $Z$ and $d = 1/x$, in row blocks (no $n \times n$ temporary)."""
-    n = Z.shape[0]
-    col = np.zeros(n)
-    row = np.empty(n)
-    ad = np.abs(d)
-    for i in range(0, n, _ROW_BLOCK):
-        blk = np.abs(Z[i : i + _ROW_BLOCK]) * ad[None, :]
-        col += blk.sum(axis=0)
-        row[i : i + _ROW_BLOCK] = blk.sum(axis=1)
-    diag = np.diagonal(Z) * d  # A_jj
-    off = np.abs(diag)
-    col += np.abs(1.0 - diag) - off
-    row += np.abs(1.0 - diag) - off
-    return float(col.max(initial=0.0)), float(row.max(initial=0.0))
+        Ct = np.array(C.T, dtype=self.dtype, order="F")  # C (C order) transposed is Fortran order: no reshuffle
+        return self._sla.lu_solve((self.lu, self.piv), Ct, trans=0, overwrite_b=True, check_finite=False).T
 
 
 def _backward_error(Z, d, B, X, norm_inf: float) -> float:
@@ -160,15 +171,18 @@ def _relative_size(D: np.ndarray, X: np.ndarray, axis: int) -> float:
     return float(np.max(dn[used] / xn[used]))
 
 
-def _double(Z, d, B, C, norms, fallback=None):
-    f = _Factors(_i_minus_a(Z, d, np.float64))
+def _double(Z, d, B, C, norms, M, fallback=None):
+    """The float64 LU path; `M` is $I - A$ in float64, factored in place."""
+    f = _Factors(M)
     X = f.right(B)
     return X, f.left(C), SolveReport("double", fallback=fallback, cond=f.cond(norms[0]),
                                      residual=_backward_error(Z, d, B, X, norms[1]))
 
 
-def _mixed(Z, d, B, C, rtol, max_steps, norms):
-    f = _Factors(_i_minus_a(Z, d, np.float32))
+def _mixed(Z, d, B, C, rtol, max_steps, M, norms):
+    """The float32 LU path with float64 refinement (`M` is $I - A$ in float32, factored in place), or the reason
+    to fall back to float64."""
+    f = _Factors(M)
     if not f.pivots_ok():
         return "zero or non-finite pivot in the float32 LU"
     X = f.right(B).astype(np.float64)
@@ -177,8 +191,10 @@ def _mixed(Z, d, B, C, rtol, max_steps, norms):
     for step in range(1, max_steps + 1):
         RX = B - X
         RX += Z @ (d[:, None] * X)  # B - (I - A) X, in float64
-        RW = C - W
-        RW += (W @ Z) * d[None, :]  # C - W (I - A)
+        RW = W @ Z
+        RW *= d[None, :]
+        RW += C
+        RW -= W  # C - W (I - A)
         dX, dW = f.right(RX), f.left(RW)
         eta = max(_relative_size(dX, X, 0), _relative_size(dW, W, 1))
         if not np.isfinite(eta):
@@ -241,10 +257,11 @@ def host_leontief_solves(
             f"B {B.shape}, C {C.shape}: transpose or reshape the right-hand sides to match Z"
         )
     d = _inverse_output(x)
-    norms = _norms(Z, d)
+    M, norms = _i_minus_a_norms(Z, d, np.float64 if precision == "double" else np.float32)
     if precision == "double":
-        return _double(Z, d, B, C, norms)
-    out = _mixed(Z, d, B, C, rtol, max_steps, norms)
-    if isinstance(out, str):  # the float32 factors are released before the float64 LU is allocated
-        return _double(Z, d, B, C, norms, fallback=out)
+        return _double(Z, d, B, C, norms, M)
+    out = _mixed(Z, d, B, C, rtol, max_steps, M, norms)
+    del M  # the float32 factors (M, factored in place) are released before the float64 LU is allocated
+    if isinstance(out, str):
+        return _double(Z, d, B, C, norms, _i_minus_a(Z, d, np.float64), fallback=out)
     return out

@@ -128,3 +128,26 @@ def test_slow_refinement_falls_back_early_unless_allowed():
         np.testing.assert_allclose(got, Xr, rtol=1e-9)
     for got in (W, W4):
         np.testing.assert_allclose(got, Wr, rtol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_pass_i_minus_a_and_norms_match_numpy(dtype):
+    """`I - A` and its 1- and infinity-norms from the one pass over Z (row blocks that do not divide n, a
+    zero-output column, negative flows) equal numpy's from an explicit float64 I - A."""
+    from diffmrio._host_solve import _CACHE_ROWS, _i_minus_a, _i_minus_a_norms, _inverse_output
+
+    n = 3 * _CACHE_ROWS + 5
+    rng = np.random.default_rng(3)
+    Z = rng.random((n, n)) * 0.01
+    Z[4, 7] = -0.5
+    x = Z.sum(1) + rng.random(n)
+    x[11] = 0.0
+    Z[:, 11] = 0.0
+    d = _inverse_output(x)
+    IA = np.eye(n) - Z * d[None, :]
+    M, (n1, ninf) = _i_minus_a_norms(Z, d, dtype)
+    assert M.dtype == dtype and M.flags.c_contiguous
+    np.testing.assert_array_equal(M, _i_minus_a(Z, d, dtype))  # the same matrix as the separate row-block build
+    np.testing.assert_allclose(M, IA, rtol=0, atol=1e-7 if dtype == np.float32 else 1e-16)
+    np.testing.assert_allclose(n1, np.linalg.norm(IA, 1), rtol=1e-14)
+    np.testing.assert_allclose(ninf, np.linalg.norm(IA, np.inf), rtol=1e-14)
