@@ -41,7 +41,8 @@ def _key_fingerprint(keys) -> str:
     return hashlib.sha256(data.tobytes()).hexdigest()[:16]
 
 
-#: Share of the available memory (per device) that `memory_budget="auto"` lets one chunk of draws use.
+#: Share of the available memory (per device) that `memory_budget="auto"` lets one chunk of draws use (rounded
+#: down to a power of two bytes, so between half this and this).
 AUTO_MEMORY_FRACTION = 0.3
 #: The most draws per chunk that a memory budget alone chooses (an integer `chunk_size` caps it lower).
 MAX_CHUNK_SIZE = 65536
@@ -124,7 +125,9 @@ def _budget_bytes(memory_budget, devices) -> int:
     if isinstance(memory_budget, str):
         if memory_budget != "auto":
             raise ValueError(f"memory_budget must be a number of bytes or 'auto', got {memory_budget!r}")
-        return int(AUTO_MEMORY_FRACTION * available_memory(devices))
+        # rounded down to a power of two: small changes in free memory then leave the chunk size (and with it
+        # the compiled program) unchanged between calls
+        return 1 << (int(AUTO_MEMORY_FRACTION * available_memory(devices)).bit_length() - 1)
     if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float, np.integer, np.floating)):
         raise ValueError(f"memory_budget must be a number of bytes or 'auto', got {memory_budget!r}")
     if not np.isfinite(memory_budget) or memory_budget <= 0:
@@ -307,7 +310,8 @@ def run_draws(
           `ValueError` giving the bytes needed.
         - `memory_budget="auto"`, and the default (`chunk_size` and `memory_budget` both None, or
           `chunk_size="auto"`): the budget is [`AUTO_MEMORY_FRACTION`][diffmrio.chain.AUTO_MEMORY_FRACTION]
-          (30%) of the memory available on each device now: `bytes_limit - bytes_in_use` of the device's memory
+          (30%) of the memory available on each device now, rounded down to a power of two bytes (so that small
+          changes in free memory do not change the chunk size and recompile): `bytes_limit - bytes_in_use` of the device's memory
           statistics on GPUs and TPUs; on CPUs the host's available memory (/proc/meminfo's `MemAvailable`, else
           `os.sysconf`) divided among the CPU devices used.
       Sizing compiles the two trial chunks and the chosen one (JAX keeps them: a later call with the same shapes
