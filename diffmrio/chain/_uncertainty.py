@@ -224,7 +224,7 @@ def monte_carlo(
       cause and region and the population-weighted PM2.5 per region).
     - `chunk_size`, `memory_budget`: draws per chunk. By default the chunk is the largest whose compiled program
       (XLA's memory analysis: the draw's arrays, the keys, outputs and temporaries) fits in 30% of the memory
-      available on each device; `memory_budget=b` fits it in `b` bytes instead (a `ValueError` gives the bytes
+      available on each device (rounded down to a power of two bytes); `memory_budget=b` fits it in `b` bytes instead (a `ValueError` gives the bytes
       one draw needs when `b` is smaller); an integer `chunk_size` alone fixes it (with a budget, it is the most
       draws per chunk). The results do not depend on the chunk size, and a checkpoint folder resumes under any.
       Details: [`run_draws`][diffmrio.chain.run_draws]; [`plan_chunks`][diffmrio.chain.plan_chunks] gives
