@@ -111,8 +111,8 @@ class ChunkPlan:
     """How [`run_draws`][diffmrio.chain.run_draws] cuts the draws: `chunk_size` draws per chunk (a multiple of
     the device count); `chunk_bytes`, the compiled chunk's memory on each device (XLA's memory analysis;
     None when the chunk size was given rather than sized from a budget); `memory_budget` in bytes (None
-    when not sized from one); `bytes_fixed` + `bytes_per_draw` x draws, the straight line through the trial
-    chunks that the size was extrapolated from."""
+    when not sized from one); `bytes_fixed` + `bytes_per_draw` x draws, the straight line through the draw's
+    own arrays and the trial chunk that the size was interpolated along."""
 
     chunk_size: int
     chunk_bytes: int | None = None
@@ -146,10 +146,11 @@ def _size_from_budget(measure: Callable[[int], tuple[int, int]], budget: int, ca
                       n_draws: int) -> ChunkPlan:
     """The largest chunk (a multiple of `nd`, at most `cap`) whose compiled memory fits in `budget`.
     `measure(size)` compiles a chunk of `size` draws and returns its memory per device and the part of it that
-    does not grow with the chunk (the draw's own arrays among the arguments). The size is extrapolated along
-    the straight line through that fixed part and a trial chunk of `min(cap, 8 nd)` draws, balanced over the
-    draws, then compiled and checked; a chunk over the budget is shrunk along the line through its own
-    measurement until one fits."""
+    does not grow with the chunk (the draw's own arrays among the arguments). The trial chunk is the largest
+    allowed, `cap` draws: when it fits (the common case) it is the answer, after one compilation. Otherwise the
+    size is interpolated along the straight line through the fixed part and the trial, balanced over the draws,
+    then compiled and checked; a chunk over the budget is shrunk along the line through its own measurement
+    until one fits."""
     seen: dict[int, tuple[int, int]] = {}
 
     def m(size: int) -> int:
@@ -157,10 +158,9 @@ def _size_from_budget(measure: Callable[[int], tuple[int, int]], budget: int, ca
             seen[size] = measure(size)
         return seen[size][0]
 
-    trial = min(cap, 8 * nd)
-    slope_at_trial = m(trial)
-    fixed = seen[trial][1]
-    slope = max((slope_at_trial - fixed) / trial, 1.0)
+    at_cap = m(cap)
+    fixed = seen[cap][1]
+    slope = max((at_cap - fixed) / cap, 1.0)
 
     def fitting(per_draw: float, below: int) -> int:
         size = int(min(below, max(nd, (budget - fixed) // per_draw)))
@@ -249,8 +249,8 @@ class _Draws:
             size = min(chunk_size, n)
             return ChunkPlan(size + (-size) % nd)
         budget = _budget_bytes("auto" if memory_budget is None else memory_budget, self.devices)
-        cap = min(chunk_size if explicit else MAX_CHUNK_SIZE, n)
-        cap = max(nd, cap - cap % nd) if cap >= nd else nd
+        cap = chunk_size if explicit else MAX_CHUNK_SIZE
+        cap = min(max(nd, cap - cap % nd), n + (-n) % nd)
         plan = _size_from_budget(self.chunk_bytes, budget, cap, nd, n)
         if jax.process_count() > 1:  # every process must cut the same chunks: the smallest
             size = int(np.min(multihost_utils.process_allgather(np.int64(plan.chunk_size))))
@@ -302,10 +302,11 @@ def run_draws(
         - `chunk_size=k` (an integer) without a `memory_budget`: chunks of `k` draws, as given.
         - `memory_budget=b` bytes: the largest chunk whose compiled program fits in `b` bytes on each device, by
           XLA's memory analysis (`jax.jit(...).lower(...).compile().memory_analysis()`: arguments, i.e. the
-          draw's arrays and the keys, plus outputs plus temporaries). It is extrapolated along the straight line
-          through trial chunks of one and eight draws per device, then that chunk is compiled and checked (and
-          shrunk if over), and finally balanced so that the chunks are as even as the same number of chunks
-          allows. An integer `chunk_size` is then the most draws per chunk (otherwise
+          draw's arrays and the keys, plus outputs plus temporaries). The largest allowed chunk is compiled
+          first; if it is over the budget, the size is interpolated along the straight line through the draw's
+          own arrays (the part that does not grow with the chunk) and that trial, balanced so that the chunks
+          are as even as the same number of chunks allows, compiled and checked (and shrunk if over). An
+          integer `chunk_size` is then the most draws per chunk (otherwise
           [`MAX_CHUNK_SIZE`][diffmrio.chain.MAX_CHUNK_SIZE]). A budget too small for one draw per device is a
           `ValueError` giving the bytes needed.
         - `memory_budget="auto"`, and the default (`chunk_size` and `memory_budget` both None, or
@@ -314,8 +315,8 @@ def run_draws(
           changes in free memory do not change the chunk size and recompile): `bytes_limit - bytes_in_use` of the device's memory
           statistics on GPUs and TPUs; on CPUs the host's available memory (/proc/meminfo's `MemAvailable`, else
           `os.sysconf`) divided among the CPU devices used.
-      Sizing compiles the two trial chunks and the chosen one (JAX keeps them: a later call with the same shapes
-      compiles nothing). [`plan_chunks`][diffmrio.chain.plan_chunks] gives the chunk size a call will use.
+      Sizing compiles one chunk when the largest allowed fits, else that trial and the chosen chunk (JAX keeps
+      them: a later call with the same shapes compiles nothing). [`plan_chunks`][diffmrio.chain.plan_chunks] gives the chunk size a call will use.
       The draws, and so the results, do not depend on the chunk size (nor on the number of devices).
     - `devices`: devices to shard each chunk over (default: all of `jax.devices()`, which after
       `jax.distributed.initialize()` are the devices of all processes).
