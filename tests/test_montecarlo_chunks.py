@@ -134,11 +134,12 @@ def test_chain_monte_carlo_same_for_a_budget_and_no_recompile_when_repeated():
     ch = small_chain("linear", ny=3, nx=4, causes=("IHD", "LC"))
     spec = diffmrio.chain.UncertaintySpec.default(ch, mrio_cv=0.05)
 
-    def mc(key, **kw):
-        return diffmrio.chain.monte_carlo(ch, spec, 12, key=jax.random.key(key), progress=False, **kw)
+    def mc(key, **kw):  # on one device (the budget over several: test_same_results_for_every_chunk_size_and_budget)
+        return diffmrio.chain.monte_carlo(ch, spec, 12, key=jax.random.key(key), progress=False, devices=ONE, **kw)
 
     ref = mc(0, chunk_size=4)
     got = mc(0, memory_budget=10**8, chunk_size=8)  # chunks of 8 draws: the second padded with 4 repeats
+    assert plan_chunks(_draw, 12, key=jax.random.key(0), memory_budget=10**8, chunk_size=8).chunk_size == 8
     for name in ("deaths", "pwpm", "target", "attribution"):
         np.testing.assert_allclose(got[name].values, ref[name].values, rtol=1e-12, atol=0)
     # a second call with new values and the same budget compiles nothing (sizing included)
