@@ -21,9 +21,10 @@ Reports, in a child process of its own (so that its peak memory is its own):
     O(fd n^2)), and a draw combines them with its column factors (O(fd) per draw, dropping one consumer's
     columns per group) before the emulator and the health model. The per-draw time is also measured on a
     table of `--scaling-regions` regions (the same sectors) to show that it does not grow like n^3 (nor n^2).
-    The draws run in chunks of at most `--batch` draws, fewer when XLA's memory analysis of a probe chunk says
-    a chunk's working set (the health stage's [draw, scenario, curve, cell] arrays) would exceed `--budget`
-    times the table's arrays;
+    The draws run in chunks of at most `--batch` draws, fewer when the compiled chunk (XLA's memory analysis:
+    arguments, outputs and temporaries, above all the health stage's [draw, scenario, curve, cell] arrays)
+    would exceed `--budget` times the table's arrays: `diffmrio.chain.run_draws(..., memory_budget=...)`
+    sizes them (the library's `plan_chunks`);
 (d) the process's peak memory (VmHWM of the child, which starts fresh: the parent's peak is not inherited)
     against the table's own arrays (Z, Y, F, F_Y), with a trace of the resident memory after each step.
 """
@@ -138,15 +139,17 @@ def build_chain(folder: Path, R: int, N: int, K: int, quick: bool, cache: str):
 
 def mc_draws(chain, inp, factor, n_draws: int, batch: int, budget_bytes: float, fd_cv: float = 0.1):
     """Draws with attribution to consumer regions; one LU for all draws and groups. The draws run in chunks
-    of at most `batch`, fewer when XLA's memory analysis of a probe chunk says that a chunk's working set
-    (the per-draw `[scenario, curve, cell]` health arrays) would exceed `budget_bytes`. Returns (seconds for
-    the draws after compilation, setup seconds for the column responses, attribution[draw, group],
-    deaths[draw], the chunk size, the compiled chunk's working set in bytes)."""
+    of at most `batch`, fewer when the compiled chunk (XLA's memory analysis: its arguments, outputs and
+    temporaries, above all the per-draw `[scenario, curve, cell]` health arrays) would exceed `budget_bytes`:
+    the library's own sizing (`diffmrio.chain.plan_chunks`, as `run_draws(..., memory_budget=...)` does it).
+    Returns (seconds for the draws after compilation, setup seconds for the column responses,
+    attribution[draw, group], deaths[draw], the chunk size, the compiled chunk's memory in bytes)."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
 
     import diffmrio
+    from diffmrio.chain import plan_chunks, run_draws
     from diffmrio.chain._fastdraw import HealthKernel, PM25Map, crf_structure
     from diffmrio.chain._montecarlo import lognormal_factor
 
@@ -184,30 +187,19 @@ def mc_draws(chain, inp, factor, n_draws: int, batch: int, budget_bytes: float, 
         pm = jax.vmap(lambda e: pmap(chain, e, d.member_weights))(Es)
         deaths = kernel.deaths(pm[0], d.crf, d.baseline_factor)
         without = jax.vmap(lambda p: kernel.total(p, d.crf, d.baseline_factor))(pm[1:])
-        return deaths.sum(), deaths.sum() - without
+        return {"total": deaths.sum(), "attribution": deaths.sum() - without}
 
-    run = jax.jit(jax.vmap(draw))
-    keys = jax.random.split(jax.random.key(0), n_draws)
-    probe = min(8, batch)
-    ma = run.lower(keys[:probe]).compile().memory_analysis()
-    per_draw = (ma.temp_size_in_bytes + ma.output_size_in_bytes) / probe
-    batch = int(max(1, min(batch, budget_bytes // per_draw)))
-    compiled = run.lower(keys[:batch]).compile()
-    ma = compiled.memory_analysis()
-    chunk_bytes = ma.temp_size_in_bytes + ma.output_size_in_bytes
-    _mark(f"(c) draws compiled, chunks of {batch}")
+    # the library sizes the chunks (XLA's memory analysis of the compiled chunk under the budget; compiles it)
+    devices = jax.devices()[:1]
+    plan = plan_chunks(draw, n_draws, key=jax.random.key(0), chunk_size=batch, memory_budget=int(budget_bytes),
+                       devices=devices)
+    _mark(f"(c) draws compiled, chunks of {plan.chunk_size}")
     t0 = time.perf_counter()
-    tot, attr = [], []
-    for s in range(0, n_draws, batch):
-        k = keys[s:s + batch]
-        if k.shape[0] < batch:
-            k = jnp.concatenate([k, jnp.broadcast_to(k[-1:], (batch - k.shape[0],) + k.shape[1:])])
-        a, b = compiled(k)
-        tot.append(np.asarray(a))
-        attr.append(np.asarray(b))
+    out = run_draws(draw, n_draws, key=jax.random.key(0), chunk_size=plan.chunk_size, devices=devices,
+                    progress=False)
     t = time.perf_counter() - t0
     _mark("(c) draws")
-    return t, setup, np.concatenate(attr)[:n_draws], np.concatenate(tot)[:n_draws], batch, chunk_bytes
+    return t, setup, out["attribution"], out["total"], plan.chunk_size, plan.chunk_bytes
 
 
 def child(folder: Path, R: int, N: int, K: int, draws: int, batch: int, budget: float, quick: bool,
@@ -300,7 +292,7 @@ def main() -> None:
             "c_ms_per_draw": round(big["mc_ms_per_draw"], 3),
             "c_setup_s (fd right-hand sides with the LU of (a))": round(big["mc_setup_s"], 2),
             "c_draws_per_chunk (from the budget)": big["mc_chunk"],
-            "c_chunk_working_set_GiB (XLA memory analysis)": round(big["mc_chunk_GiB"], 3),
+            "c_chunk_GiB (XLA memory analysis: arguments + outputs + temporaries)": round(big["mc_chunk_GiB"], 3),
             "c_extrapolated_10000_draws_s": round(big["mc_ms_per_draw"] * 10, 1),
         })
         if small is not None:

@@ -19,5 +19,14 @@ from ._uncertainty import (
     monte_carlo as monte_carlo,
     sample_inputs as sample_inputs,
 )
-from ._montecarlo import QUANTILES as QUANTILES, run_draws as run_draws, summarise as summarise
+from ._montecarlo import (
+    AUTO_MEMORY_FRACTION as AUTO_MEMORY_FRACTION,
+    MAX_CHUNK_SIZE as MAX_CHUNK_SIZE,
+    QUANTILES as QUANTILES,
+    ChunkPlan as ChunkPlan,
+    available_memory as available_memory,
+    plan_chunks as plan_chunks,
+    run_draws as run_draws,
+    summarise as summarise,
+)
 from ._satellite import deaths_satellite as deaths_satellite, with_deaths_row as with_deaths_row

@@ -1,9 +1,9 @@
 r"""Monte Carlo engine: one draw is a pure function of a PRNG key; draws are `vmap`ped, processed in
-chunks sized to device memory, sharded over all local devices, saved per chunk (atomically) so an
+chunks sized from a memory budget (XLA's memory analysis of the compiled chunk), sharded over all devices, saved per chunk (atomically) so an
 interrupted run resumes, and summarised as mean, standard deviation and quantiles.
 
 Determinism: draw `i` always uses `jax.random.split(key, n_draws)[i]`, so results do not depend on the
-chunk size, the number of devices or on resuming (tested).
+chunk size, the number of devices or on resuming (tested), and a checkpoint folder resumes under any chunk size.
 
 Several processes or hosts: call `jax.distributed.initialize()` in every process first; `jax.devices()`
 then lists the devices of all processes and the same code shards the draws over all of them (each process
@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,33 +41,144 @@ def _key_fingerprint(keys) -> str:
     return hashlib.sha256(data.tobytes()).hexdigest()[:16]
 
 
-def _available_bytes(device) -> int:
+#: Share of the available memory (per device) that `memory_budget="auto"` lets one chunk of draws use (rounded
+#: down to a power of two bytes, so between half this and this).
+AUTO_MEMORY_FRACTION = 0.3
+#: The most draws per chunk that a memory budget alone chooses (an integer `chunk_size` caps it lower).
+MAX_CHUNK_SIZE = 65536
+
+
+def _host_available_bytes() -> int | None:
+    """The host's available memory: `MemAvailable` of /proc/meminfo, else the free physical pages
+    (`os.sysconf`), else None."""
     try:
-        stats = device.memory_stats()
-    except Exception:  # CPU backends may not implement memory_stats
-        stats = None
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError):  # pragma: no cover
-        return 4 * 2**30
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
-def auto_chunk_size(batched: Callable, keys, n_devices: int, probe: int = 64, fraction: float = 0.3) -> int:
-    """Largest chunk (a multiple of `n_devices`) whose compiled working set fits in `fraction` of the free
-    device memory, from XLA's memory analysis of a probe chunk."""
-    probe = max(n_devices, probe - probe % n_devices)
-    try:
-        compiled = batched.lower(keys[:probe]).compile()
-        ma = compiled.memory_analysis()
-        per_draw = (ma.temp_size_in_bytes + ma.output_size_in_bytes) / probe
-    except Exception:  # memory analysis is not available on every backend
-        return max(n_devices, 1024 - 1024 % n_devices)
-    avail = _available_bytes(jax.local_devices()[0]) * n_devices
-    size = int(fraction * avail / max(per_draw, 1.0))
-    size = max(n_devices, min(size, 65536))
-    return size - size % n_devices
+def available_memory(devices: Sequence | None = None) -> int:
+    """Bytes free on each of `devices` (default: this process's devices): the smallest `bytes_limit -
+    bytes_in_use` of the devices' memory statistics (GPUs, TPUs); where a device has none (CPUs), the host's
+    available memory (/proc/meminfo's `MemAvailable`, else `os.sysconf`) shared by the host's devices in
+    `devices`."""
+    devices = [d for d in (devices if devices is not None else jax.local_devices())
+               if d.process_index == jax.process_index()] or jax.local_devices()
+    free, shared = [], 0
+    for d in devices:
+        try:
+            stats = d.memory_stats()
+        except Exception:  # CPU backends may not implement memory_stats
+            stats = None
+        if stats and "bytes_limit" in stats:
+            free.append(int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)))
+        else:
+            shared += 1
+    if shared:
+        host = _host_available_bytes()
+        if host is None:
+            raise ValueError("memory_budget='auto' cannot find the available memory of this machine (no device "
+                             "memory statistics, no /proc/meminfo, no os.sysconf): pass memory_budget in bytes "
+                             "or an integer chunk_size")
+        free.append(host // shared)
+    return min(free)
+
+
+def _memory(compiled) -> tuple[int, int]:
+    ma = getattr(compiled, "compiled", compiled).memory_analysis()
+    if ma is None:
+        raise ValueError("XLA gives no memory analysis of the compiled draws on this backend, so a memory_budget "
+                         "cannot size the chunks: pass an integer chunk_size instead")
+    total = ma.argument_size_in_bytes + ma.output_size_in_bytes + ma.temp_size_in_bytes - ma.alias_size_in_bytes
+    return int(total), int(ma.argument_size_in_bytes)
+
+
+def compiled_bytes(compiled) -> int:
+    """Memory of a compiled program on each device by XLA's memory analysis: its arguments, outputs and
+    temporaries (`argument_size + output_size + temp_size - alias_size`). `compiled` is a
+    `jax.stages.Compiled` or an equinox `Compiled`."""
+    return _memory(compiled)[0]
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How [`run_draws`][diffmrio.chain.run_draws] cuts the draws: `chunk_size` draws per chunk (a multiple of
+    the device count); `chunk_bytes`, the compiled chunk's memory on each device (XLA's memory analysis;
+    None when the chunk size was given rather than sized from a budget); `memory_budget` in bytes (None
+    when not sized from one); `bytes_fixed` + `bytes_per_draw` x draws, the straight line through the draw's
+    own arrays and the trial chunk that the size was interpolated along."""
+
+    chunk_size: int
+    chunk_bytes: int | None = None
+    memory_budget: int | None = None
+    bytes_fixed: float | None = None
+    bytes_per_draw: float | None = None
+
+
+def _budget_bytes(memory_budget, devices) -> int:
+    if isinstance(memory_budget, str):
+        if memory_budget != "auto":
+            raise ValueError(f"memory_budget must be a number of bytes or 'auto', got {memory_budget!r}")
+        # rounded down to a power of two: small changes in free memory then leave the chunk size (and with it
+        # the compiled program) unchanged between calls
+        return 1 << (int(AUTO_MEMORY_FRACTION * available_memory(devices)).bit_length() - 1)
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float, np.integer, np.floating)):
+        raise ValueError(f"memory_budget must be a number of bytes or 'auto', got {memory_budget!r}")
+    if not np.isfinite(memory_budget) or memory_budget <= 0:
+        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+    return int(memory_budget)
+
+
+def _balanced(size: int, n_draws: int, nd: int) -> int:
+    """The chunk size <= `size` that cuts `n_draws` into as few chunks as `size` does with the least padding."""
+    n_chunks = -(-n_draws // size)
+    per = -(-n_draws // n_chunks)
+    return min(size, per + (-per) % nd)
+
+
+def _size_from_budget(measure: Callable[[int], tuple[int, int]], budget: int, cap: int, nd: int,
+                      n_draws: int) -> ChunkPlan:
+    """The largest chunk (a multiple of `nd`, at most `cap`) whose compiled memory fits in `budget`.
+    `measure(size)` compiles a chunk of `size` draws and returns its memory per device and the part of it that
+    does not grow with the chunk (the draw's own arrays among the arguments). The trial chunk is the largest
+    allowed, `cap` draws: when it fits (the common case) it is the answer, after one compilation. Otherwise the
+    size is interpolated along the straight line through the fixed part and the trial, balanced over the draws,
+    then compiled and checked; a chunk over the budget is shrunk along the line through its own measurement
+    until one fits."""
+    seen: dict[int, tuple[int, int]] = {}
+
+    def m(size: int) -> int:
+        if size not in seen:
+            seen[size] = measure(size)
+        return seen[size][0]
+
+    at_cap = m(cap)
+    fixed = seen[cap][1]
+    slope = max((at_cap - fixed) / cap, 1.0)
+
+    def fitting(per_draw: float, below: int) -> int:
+        size = int(min(below, max(nd, (budget - fixed) // per_draw)))
+        size = max(nd, size - size % nd)
+        return _balanced(size, n_draws, nd)
+
+    size = fitting(slope, cap)
+    while m(size) > budget:
+        if size == nd:
+            per = "one draw" if nd == 1 else f"one draw on each of the {nd} devices"
+            raise ValueError(
+                f"memory_budget={budget} bytes is too small for {per}: the compiled draws need {m(nd)} bytes per "
+                f"device (XLA's memory analysis: arguments, outputs and temporaries). Pass memory_budget >= "
+                f"{m(nd)} (or 'auto' for {AUTO_MEMORY_FRACTION:.0%} of the available memory), or an integer "
+                "chunk_size without a memory_budget")
+        # the memory is not quite linear in the chunk size: along the line through this measurement
+        size = fitting(max((m(size) - fixed) / size, slope), size - nd)
+    return ChunkPlan(size, m(size), budget, float(fixed), float(slope))
 
 
 _FORMAT = "diffmrio.chain.run_draws/2"
@@ -81,12 +193,95 @@ def _draw_chunk(draw, key_data, impl):
     return eqx.filter_vmap(draw)(keys)
 
 
+class _Draws:
+    """The keys of `n_draws` draws and how a chunk of them is laid out over `devices`."""
+
+    def __init__(self, draw: Callable, n_draws: int, key, devices: Sequence | None):
+        if n_draws < 1:
+            raise ValueError(f"n_draws must be >= 1, got {n_draws}")
+        self.draw, self.n_draws = draw, n_draws
+        self.devices = list(devices) if devices is not None else jax.devices()
+        self.nd = len(self.devices)
+        self.keys = jax.random.split(key, n_draws)
+        typed = jax.dtypes.issubdtype(self.keys.dtype, jax.dtypes.prng_key)
+        self.impl = jax.random.key_impl(self.keys) if typed else None
+        self.key_data = np.asarray(jax.random.key_data(self.keys) if typed else self.keys)
+        self.sharding = NamedSharding(Mesh(np.array(self.devices), ("draws",)), PartitionSpec("draws"))
+
+    def chunk(self, start: int, stop: int, size: int):
+        """Keys of draws `start` to `stop - 1`, padded to `size` with copies of the last: every chunk has the same
+        shape, so one compiled program serves them all. Each process fills the shards of its own devices from
+        its (identical) copy of the keys."""
+        kd = self.key_data[start:stop]
+        pad = size - (stop - start)
+        if pad:
+            kd = np.concatenate([kd, np.broadcast_to(kd[-1:], (pad,) + kd.shape[1:])])
+        return jax.make_array_from_callback(kd.shape, self.sharding, lambda idx, kd=kd: kd[idx])
+
+    def run(self, start: int, stop: int, size: int) -> dict[str, np.ndarray]:
+        # `draw` is an argument of a module-level filter_jit, not captured in a closure: a Module `draw`'s arrays
+        # are then traced leaves, so a new draw of the same structure reuses the compiled batch
+        out = _draw_chunk(self.draw, self.chunk(start, stop, size), self.impl)
+        if all(v.is_fully_addressable for v in out.values()):
+            out = {n: np.asarray(v) for n, v in out.items()}
+        else:
+            out = multihost_utils.process_allgather(out, tiled=True)
+        return {n: np.asarray(v)[: stop - start] for n, v in out.items()}
+
+    def chunk_bytes(self, size: int) -> tuple[int, int]:
+        """Compiled memory per device of a chunk of `size` draws, and the part of it that does not grow with the
+        chunk (the arguments less the keys). This compiles the program `run` executes: JAX keeps it, so running
+        that chunk later does not compile it again."""
+        keys = self.chunk(0, min(size, self.n_draws), size)
+        total, arguments = _memory(_draw_chunk.lower(self.draw, keys, self.impl).compile())
+        return total, max(0, arguments - keys.addressable_shards[0].data.nbytes)
+
+    def plan(self, chunk_size, memory_budget) -> ChunkPlan:
+        nd, n = self.nd, self.n_draws
+        if isinstance(chunk_size, str) and chunk_size != "auto":
+            raise ValueError(f"chunk_size must be a positive integer, 'auto' or None, got {chunk_size!r}")
+        explicit = chunk_size is not None and not isinstance(chunk_size, str)
+        if explicit:
+            if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
+                raise ValueError(f"chunk_size must be a positive integer, 'auto' or None, got {chunk_size!r}")
+            chunk_size = int(chunk_size)
+        if memory_budget is None and explicit:
+            size = min(chunk_size, n)
+            return ChunkPlan(size + (-size) % nd)
+        budget = _budget_bytes("auto" if memory_budget is None else memory_budget, self.devices)
+        cap = chunk_size if explicit else MAX_CHUNK_SIZE
+        cap = min(max(nd, cap - cap % nd), n + (-n) % nd)
+        plan = _size_from_budget(self.chunk_bytes, budget, cap, nd, n)
+        if jax.process_count() > 1:  # every process must cut the same chunks: the smallest
+            size = int(np.min(multihost_utils.process_allgather(np.int64(plan.chunk_size))))
+            if size != plan.chunk_size:
+                plan = ChunkPlan(size, self.chunk_bytes(size)[0], budget, plan.bytes_fixed, plan.bytes_per_draw)
+        return plan
+
+
+def plan_chunks(
+    draw: Callable,
+    n_draws: int,
+    *,
+    key,
+    chunk_size: int | str | None = None,
+    memory_budget: int | float | str | None = None,
+    devices: Sequence | None = None,
+) -> ChunkPlan:
+    """The chunks [`run_draws`][diffmrio.chain.run_draws] cuts the draws into with these arguments (see there),
+    without running them: a [`ChunkPlan`][diffmrio.chain.ChunkPlan] with the draws per chunk and, when sized
+    from a memory budget, the compiled chunk's memory per device. The programs compiled to size the chunks are
+    kept by JAX, so a `run_draws` with the same arguments does not compile them again."""
+    return _Draws(draw, n_draws, key, devices).plan(chunk_size, memory_budget)
+
+
 def run_draws(
     draw: Callable,
     n_draws: int,
     *,
     key,
-    chunk_size: int | str = "auto",
+    chunk_size: int | str | None = None,
+    memory_budget: int | float | str | None = None,
     devices: Sequence | None = None,
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
@@ -100,17 +295,41 @@ def run_draws(
     - `draw`: a pure function of one PRNG key returning a dict of arrays (one Monte Carlo draw).
     - `n_draws`: number of draws.
     - `key`: the PRNG key (keyword-only); draw i uses `jax.random.split(key, n_draws)[i]`.
-    - `chunk_size`: draws per chunk, or `"auto"`: 1,024 on a CPU; on accelerators the largest chunk that fits
-      in 30% of free device memory according to XLA's memory analysis of a probe chunk.
+    - `chunk_size`, `memory_budget`: how many draws are evaluated at once (`vmap`ped, sharded over `devices`).
+      The chunk size is always a multiple of the number of devices and at most `n_draws` (rounded up to that
+      multiple); every chunk has the same shape (the last is padded with repeats of its last draw), so one
+      compiled program serves the run.
+        - `chunk_size=k` (an integer) without a `memory_budget`: chunks of `k` draws, as given.
+        - `memory_budget=b` bytes: the largest chunk whose compiled program fits in `b` bytes on each device, by
+          XLA's memory analysis (`jax.jit(...).lower(...).compile().memory_analysis()`: arguments, i.e. the
+          draw's arrays and the keys, plus outputs plus temporaries). The largest allowed chunk is compiled
+          first; if it is over the budget, the size is interpolated along the straight line through the draw's
+          own arrays (the part that does not grow with the chunk) and that trial, balanced so that the chunks
+          are as even as the same number of chunks allows, compiled and checked (and shrunk if over). An
+          integer `chunk_size` is then the most draws per chunk (otherwise
+          [`MAX_CHUNK_SIZE`][diffmrio.chain.MAX_CHUNK_SIZE]). A budget too small for one draw per device is a
+          `ValueError` giving the bytes needed.
+        - `memory_budget="auto"`, and the default (`chunk_size` and `memory_budget` both None, or
+          `chunk_size="auto"`): the budget is [`AUTO_MEMORY_FRACTION`][diffmrio.chain.AUTO_MEMORY_FRACTION]
+          (30%) of the memory available on each device now, rounded down to a power of two bytes (so that small
+          changes in free memory do not change the chunk size and recompile): `bytes_limit - bytes_in_use` of the device's memory
+          statistics on GPUs and TPUs; on CPUs the host's available memory (/proc/meminfo's `MemAvailable`, else
+          `os.sysconf`) divided among the CPU devices used.
+      Sizing compiles one chunk when the largest allowed fits, else that trial and the chosen chunk (JAX keeps
+      them: a later call with the same shapes compiles nothing). [`plan_chunks`][diffmrio.chain.plan_chunks] gives the chunk size a call will use.
+      The draws, and so the results, do not depend on the chunk size (nor on the number of devices).
     - `devices`: devices to shard each chunk over (default: all of `jax.devices()`, which after
       `jax.distributed.initialize()` are the devices of all processes).
     - `checkpoint_dir`: if given, each finished chunk is saved there (atomically) and a rerun of the same
       computation loads finished chunks instead of recomputing them. The folder's `manifest.json` records
       content fingerprints (see `diffmrio._provenance`) of the draw function (its code and everything it
-      closes over), of each entry of `provenance`, of the key, `n_draws` and the chunk size; each chunk carries
-      the fingerprint of the whole and its draw range. A different computation, chunks without a manifest,
-      a chunk with the wrong number of draws and unreadable files are refused with an error naming the
-      file; nothing is ever reused silently.
+      closes over), of each entry of `provenance`, of the key, `n_draws` and how the folder cuts the draws
+      into chunk files; each chunk carries the fingerprint of the whole and its draw range. A different
+      computation, chunks without a manifest, a chunk with the wrong number of draws and unreadable files are
+      refused with an error naming the file; nothing is ever reused silently. The chunk size is not part of
+      what is computed: a folder resumed with another `chunk_size` or `memory_budget` (e.g. `"auto"` when less
+      memory is free) keeps its own chunk files, and their missing draws are computed in chunks of the new
+      size.
     - `progress`: show a tqdm progress bar (on process 0 only).
     - `name`: a label for the progress bar and the manifest.
     - `provenance`: named objects that determine the result besides `draw` (e.g. the chain and the
@@ -120,52 +339,31 @@ def run_draws(
     arguments. Each chunk is assembled from the keys of each process's own devices
     (`jax.make_array_from_callback`), the results are gathered to every process
     (`multihost_utils.process_allgather`), so every process returns the same arrays, equal to the
-    single-process result. Only process 0 reads and writes `checkpoint_dir` (it may be on a disk of
-    process 0 alone); it shares the chunks it resumes from with the others.
+    single-process result. A chunk size from a memory budget is the smallest over the processes. Only process 0
+    reads and writes `checkpoint_dir` (it may be on a disk of process 0 alone); it shares the chunks it resumes
+    from with the others.
 
     **Returns:** dict of numpy arrays with a leading `draw` axis of length `n_draws`.
     """
     from ctm_interface._progress import tqdm
 
-    if n_draws < 1:
-        raise ValueError(f"n_draws must be >= 1, got {n_draws}")
     n_proc, lead = jax.process_count(), jax.process_index() == 0
-    devices = list(devices) if devices is not None else jax.devices()
-    nd = len(devices)
-    keys = jax.random.split(key, n_draws)
-    typed = jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
-    impl = jax.random.key_impl(keys) if typed else None
-    key_data = np.asarray(jax.random.key_data(keys) if typed else keys)
-    mesh = Mesh(np.array(devices), ("draws",))
-    sharding = NamedSharding(mesh, PartitionSpec("draws"))
-
-    # `draw` is an argument of a module-level filter_jit, not captured in a closure: a Module `draw`'s arrays are
-    # then traced leaves, so a new draw of the same structure reuses the compiled batch instead of recompiling
-    def batched(kd):
-        return _draw_chunk(draw, kd, impl)
-
-    if chunk_size == "auto":
-        if jax.default_backend() == "cpu":
-            # host memory is plentiful relative to a draw; avoid compiling a probe just to size chunks
-            chunk_size = 1024
-        else:
-            chunk_size = auto_chunk_size(jax.jit(jax.vmap(draw)), keys, nd)
-            if n_proc > 1:  # every process must cut the same chunks
-                chunk_size = int(np.min(multihost_utils.process_allgather(np.int64(chunk_size))))
-    chunk_size = int(chunk_size)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    chunk_size = min(chunk_size, n_draws)
-    chunk_size += (-chunk_size) % nd  # a multiple of the device count
-    starts = list(range(0, n_draws, chunk_size))
+    d = _Draws(draw, n_draws, key, devices)
+    size = d.plan(chunk_size, memory_budget).chunk_size
     ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    # the chunk files: of the folder being resumed, else one per chunk of `size` draws
+    per_file = _folder_chunk_size(ck) if ck is not None and lead else None
+    if ck is not None and n_proc > 1:
+        per_file = int(multihost_utils.broadcast_one_to_all(np.int64(per_file or 0))) or None
+    per_file = per_file or size
+    starts = list(range(0, n_draws, per_file))
     loaded: dict[int, dict[str, np.ndarray]] = {}
     if ck is not None or n_proc > 1:
-        record = _record(draw, provenance, keys, n_draws, chunk_size, name)
+        record = _record(draw, provenance, d.keys, n_draws, per_file, name)
         if n_proc > 1:
             _check_same_computation(record["run"])
     if ck is not None:
-        shapes = jax.eval_shape(jax.vmap(draw), keys[:1])
+        shapes = jax.eval_shape(jax.vmap(draw), d.keys[:1])
         bad = [k for k in shapes if k in _RESERVED]
         if bad:
             raise ValueError(f"draw outputs named {bad} are reserved for checkpoint bookkeeping; rename them")
@@ -184,32 +382,37 @@ def run_draws(
     parts: list[dict[str, np.ndarray]] = []
     bar = tqdm(total=n_draws, desc=name, unit="draw", disable=not (progress and lead))
     for c, start in enumerate(starts):
-        stop = min(start + chunk_size, n_draws)
+        stop = min(start + per_file, n_draws)
         if c in loaded:
             parts.append(loaded[c])
             bar.update(stop - start)
             continue
-        kd = key_data[start:stop]
-        pad = (-(stop - start)) % nd
-        if pad:
-            kd = np.concatenate([kd, np.broadcast_to(kd[-1:], (pad,) + kd.shape[1:])])
-        # each process fills the shards of its own devices from its (identical) copy of the keys
-        k = jax.make_array_from_callback(kd.shape, sharding, lambda idx, kd=kd: kd[idx])
-        out = batched(k)
-        if all(v.is_fully_addressable for v in out.values()):
-            out = {n: np.asarray(v) for n, v in out.items()}
-        else:
-            out = multihost_utils.process_allgather(out, tiled=True)
-        out = {n: np.asarray(v)[: stop - start] for n, v in out.items()}
+        pieces = []
+        for s in range(start, stop, size):  # one piece unless a resumed folder's files are cut otherwise
+            pieces.append(d.run(s, min(s + size, stop), size))
+            bar.update(min(s + size, stop) - s)
+        out = pieces[0] if len(pieces) == 1 else {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
         if ck is not None and lead:
             extra = {"__run__": np.array(record["run"]), "__draws__": np.array([start, stop], dtype=np.int64)}
             write_bytes_atomic(ck / _chunk_name(c), lambda fh, out=out, extra=extra: np.savez(fh, **out, **extra))
         parts.append(out)
-        bar.update(stop - start)
     bar.close()
     if ck is not None and n_proc > 1:
         multihost_utils.sync_global_devices(f"diffmrio.chain.run_draws {ck}")  # the checkpoint is complete
     return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
+
+
+def _folder_chunk_size(ck: Path) -> int | None:
+    """The draws per chunk file of an existing checkpoint folder of this format (None when there is none or it
+    cannot be read: `_open_checkpoint` then says what is wrong)."""
+    try:
+        old = json.loads((ck / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(old, dict) or old.get("format") != _FORMAT:
+        return None
+    size = old.get("chunk_size")
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else None
 
 
 def _chunk_name(c: int) -> str:

@@ -195,7 +195,8 @@ def monte_carlo(
     key,
     by="consumer",
     target="deaths",
-    chunk_size: int | str = "auto",
+    chunk_size: int | str | None = None,
+    memory_budget: int | float | str | None = None,
     checkpoint_dir: str | Path | None = None,
     devices=None,
     progress: bool = True,
@@ -221,7 +222,14 @@ def monte_carlo(
       `("deaths", {"cause": "IHD", "region": ["A", "B"]})` or `("pwpm", {"region": "Capital"})`, or a
       [`Target`][diffmrio.chain.Target] (e.g. `Target.custom(fn, units=...)` for any function of the deaths per
       cause and region and the population-weighted PM2.5 per region).
-    - `chunk_size`, `checkpoint_dir`, `devices`, `progress`: see [`run_draws`][diffmrio.chain.run_draws].
+    - `chunk_size`, `memory_budget`: draws per chunk. By default the chunk is the largest whose compiled program
+      (XLA's memory analysis: the draw's arrays, the keys, outputs and temporaries) fits in 30% of the memory
+      available on each device (rounded down to a power of two bytes); `memory_budget=b` fits it in `b` bytes instead (a `ValueError` gives the bytes
+      one draw needs when `b` is smaller); an integer `chunk_size` alone fixes it (with a budget, it is the most
+      draws per chunk). The results do not depend on the chunk size, and a checkpoint folder resumes under any.
+      Details: [`run_draws`][diffmrio.chain.run_draws]; [`plan_chunks`][diffmrio.chain.plan_chunks] gives
+      the chunk size of a call without running it.
+    - `checkpoint_dir`, `devices`, `progress`: see [`run_draws`][diffmrio.chain.run_draws].
 
     Emulator inputs outside the training envelope are not extrapolated silently: each draw carries an
     `in_envelope` flag and `attrs["fraction_outside_envelope"]` reports their share (zero with
@@ -252,7 +260,7 @@ def monte_carlo(
     # what a checkpoint folder must match to be resumed (the draw Module is fingerprinted too)
     by_name = by if by is None or isinstance(by, str) else "custom"
     provenance = {"chain": chain, "spec": spec, "grouping": by_name, "groups": groups, "target": tgt.name}
-    arrays = run_draws(draw, n_draws, key=key, chunk_size=chunk_size, devices=devices,
+    arrays = run_draws(draw, n_draws, key=key, chunk_size=chunk_size, memory_budget=memory_budget, devices=devices,
                        checkpoint_dir=checkpoint_dir, progress=progress, name="monte carlo", provenance=provenance)
     hi = chain.health.inputs
     deaths_attrs = {"units": DEATHS_UNITS, "long_name": "PM2.5-attributable deaths"}
