@@ -83,16 +83,18 @@ def test_vmap_over_final_demand_equals_loop(system):
     x, A = diffmrio.coefficients(Z, Y)
     S = diffmrio.intensities(F, x)
     ys = jnp.asarray(np.random.default_rng(0).random((5, Y.shape[0])))
-    f = lambda y: S @ diffmrio.leontief_solve(A, y)  # noqa: E731
-    batched = jax.vmap(f)(ys)
+    # both sides compiled (batched and one at a time): run eagerly, op by op, the accounts alone compile some
+    # hundred small programs (~20 CPU-s); test_grad_through_jit_equals_eager covers the eager path
+    f = jax.jit(lambda y: S @ diffmrio.leontief_solve(A, y))
+    batched = jax.jit(jax.vmap(f))(ys)
     looped = jnp.stack([f(y) for y in ys])
     np.testing.assert_allclose(batched, looped, rtol=1e-13)
     # and vmap over whole accounts for a batch of Y
     Ys = jnp.stack([Y * (1 + 0.1 * k) for k in range(3)])
-    acc_b = jax.vmap(lambda Yb: diffmrio.account_arrays(Z, Yb, F, jnp.zeros((F.shape[0], Y.shape[1])), 3).D_cba_reg)(Ys)
+    d_cba = jax.jit(lambda Yb: diffmrio.account_arrays(Z, Yb, F, jnp.zeros((F.shape[0], Y.shape[1])), 3).D_cba_reg)
+    acc_b = jax.jit(jax.vmap(d_cba))(Ys)
     for k in range(3):
-        one = diffmrio.account_arrays(Z, Ys[k], F, jnp.zeros((F.shape[0], Y.shape[1])), 3).D_cba_reg
-        np.testing.assert_allclose(acc_b[k], one, rtol=1e-12)
+        np.testing.assert_allclose(acc_b[k], d_cba(Ys[k]), rtol=1e-12)
 
 
 def test_leontief_helpers_agree_with_numpy(system):

@@ -113,13 +113,15 @@ def test_a_user_defined_emulator_works_in_the_chain():
     inp = chain.base_inputs()
     assert inp.member_weights is None and ours.base_inputs().member_weights is None
     inp = eqx.tree_at(lambda i: i.species_factor, inp, inp.species_factor * jnp.linspace(0.7, 1.3, 7))
-    np.testing.assert_allclose(ours.target(inp), chain.target(inp), rtol=1e-12)
-    g_ours = jax.grad(lambda Y: ours.target(eqx.tree_at(lambda i: i.Y, inp, Y)))(inp.Y)
-    g_ref = jax.grad(lambda Y: chain.target(eqx.tree_at(lambda i: i.Y, inp, Y)))(inp.Y)
+    # compiled (the chain's forward pass and gradient eagerly, op by op, cost several times the CPU time)
+    target = eqx.filter_jit(lambda c, i: c.target(i))
+    grad_y = eqx.filter_jit(lambda c, i: jax.grad(lambda Y: c.target(eqx.tree_at(lambda j: j.Y, i, Y)))(i.Y))
+    np.testing.assert_allclose(target(ours, inp), target(chain, inp), rtol=1e-12)
+    g_ours, g_ref = grad_y(ours, inp), grad_y(chain, inp)
     np.testing.assert_allclose(g_ours, g_ref, rtol=1e-10, atol=1e-14 * float(jnp.abs(g_ref).max()))
     # a Chain built with it from scratch, and the Monte Carlo draw that flags the envelope per draw
     built = Chain(chain.mrio, chain.source_map, mine, chain.emissions_ref, chain.health)
-    np.testing.assert_allclose(built.target(inp), chain.target(inp), rtol=1e-12)
+    np.testing.assert_allclose(target(built, inp), target(chain, inp), rtol=1e-12)
     assert built.with_envelope_policy("ignore").emulator.envelope.policy == "ignore"
     spec = UncertaintySpec.default(built, baseline_cv=0.2)  # GEMM: theta drawn
     mc_ours = monte_carlo(built, spec, 6, key=jr.key(3), by=None, progress=False)

@@ -338,7 +338,7 @@ def run_one(runs_toml: str | os.PathLike, run_id, *, adjoint: bool = False) -> P
     ctm = _ctm(grid, float(ref["n_days"]))
     vocabulary = ref["vocabulary"]
     if not adjoint:
-        C = np.asarray(ctm.run(jnp.asarray(E)))
+        C = np.asarray(ctm.run_ensemble(jnp.asarray(E)[None], batch_size=1, progress=False)[0])  # compiled for run time
         path = format_run_path(cfg.root, cfg.raw["outputs"]["pattern"], label, config=cfg.path)
         return _write_output(C, grid, path, vocabulary, int(ref.get("records", 1)))
     a = cfg.raw["adjoints"]
