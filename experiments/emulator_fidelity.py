@@ -225,8 +225,10 @@ def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj,
     xs, ys = {}, {}
     if cache.exists():
         c = xr.load_dataset(cache)
-        xs = {k: c[k].values for k in c.data_vars if k.startswith("x_")}
-        ys = {k: c[k].values for k in c.data_vars if k.startswith("y_")}
+        # the one-shot designs depend on their size only; the adaptive batches on the whole sequence of sizes
+        same = [int(v) for v in np.atleast_1d(c.attrs.get("sizes", []))] == list(sizes)
+        xs = {k: c[k].values for k in c.data_vars if k.startswith("x_lhs") or (same and k.startswith("x_ad"))}
+        ys = {k: c[k].values for k in c.data_vars if k.startswith("y_lhs") or (same and k.startswith("y_ad"))}
     key = jr.PRNGKey(7)
     for n in sizes:  # one-shot Latin hypercubes of each size
         k = f"x_lhs{n}"
@@ -246,11 +248,12 @@ def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj,
             ys[f"y_ad{n}"] = case.run(xs[k])
         x_ad = np.concatenate([x_ad, xs[k]])
         y_ad = np.concatenate([y_ad, ys[f"y_ad{n}"]])
+        assert len(x_ad) == n, (len(x_ad), n)
         m = fit_family(family, run_set(case, x_ad, y_ad), key, args)
         rows.append({"design": "adaptive", "n": n, **score(m, test, adj)})
     dv = {k: (tuple(f"{k}_{d}" for d in ("run", "source", "species")), v) for k, v in xs.items()}
     dv.update({k: (tuple(f"{k}_{d}" for d in ("run", "component", "receptor")), v) for k, v in ys.items()})
-    write_netcdf_atomic(xr.Dataset(dv), cache)
+    write_netcdf_atomic(xr.Dataset(dv, attrs={"sizes": list(sizes)}), cache)
     return rows
 
 
@@ -325,7 +328,9 @@ def main(argv=None) -> dict:
             curves[name] = learning_curve(case, out, sizes, args.curve_family, test, adj, args)
             for row in curves[name]:
                 print(f"[{name}] curve {args.curve_family} {row['design']} n={row['n']}: NME {_pct(row['nme'])}, "
-                      f"species R^2 min {row['r2_species_min']:.3f}", flush=True)  # fmt: skip
+                      f"MaxNE {_pct(row['maxne'])}, species R^2 min {row['r2_species_min']:.3f}, slopes "
+                      f"{row['slope_min']:.2f}-{row['slope_max']:.2f}, pooled R^2 {row['r2_pooled']:.3f}", flush=True)  # fmt: skip
+                print(f"    MaxNE at {json.dumps(row['worst_case'])}")
     report = [
         "# Emulator fidelity on two stand-in CTMs", "",
         f"`python -m experiments.emulator_fidelity {' '.join(argv or [])}`", "",
@@ -334,9 +339,10 @@ def main(argv=None) -> dict:
         table(results), "",
     ]  # fmt: skip
     for name, rows in curves.items():
-        report += [f"Learning curve ({name}, {args.curve_family}):", "", "| design | runs | worst NME | species R^2 min |",
-                   "|---|---|---|---|"]  # fmt: skip
-        report += [f"| {r['design']} | {r['n']} | {_pct(r['nme'])} | {r['r2_species_min']:.3f} |" for r in rows]
+        report += [f"Learning curve ({name}, {args.curve_family}):", "",
+                   "| design | runs | worst NME | MaxNE | species R^2 min | slopes | pooled R^2 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        report += [f"| {r['design']} | {r['n']} | {_pct(r['nme'])} | {_pct(r['maxne'])} | {r['r2_species_min']:.3f} | "
+                   f"{r['slope_min']:.2f}-{r['slope_max']:.2f} | {r['r2_pooled']:.3f} |" for r in rows]  # fmt: skip
         report.append("")
     write_text_atomic(out / "report.md", "\n".join(report))
     write_text_atomic(out / "results.json", json.dumps({"results": results, "curves": curves, "ctm": meta}, indent=1))
