@@ -21,6 +21,12 @@ background $b \ge 0$):
 - **total nitrate and ammonia** (molar, umol m-3): $T^N_r = (\sigma(b^N_r) + \sum_g \sigma(T^N_{r,g})
   u_{g,NOx} \epsilon^N_g)\, e^{h_N}$, $T^A_r = \sigma(b^A_r) + \sum_g \sigma(T^A_{r,g}) u_{g,NH3}
   \epsilon^A_g$;
+- **backgrounds tied to the emissions**: each secondary background $\sigma(b)$ above (sulfate, SOA, total
+  nitrate, total ammonia) enters as $\sigma(b_r)\,(1 - w_r + w_r p_r)$, with $p_r$ the footprint-weighted
+  precursor the receptor sees ($s_r$, $v_r$, $n_r$, $a_r$: 1 at the reference state, 0 when that precursor
+  is off everywhere) and $w_r = \mathrm{sigmoid}(\tau_r)$ learned ($w = 0.5$ at the start): the part of a
+  receptor's ammonia (or sulfate, nitrate) the fit cannot attribute to one source still vanishes with the
+  emissions that make it, instead of staying when a receptor's own precursor is switched off;
 - **partitioning**: sulfate takes ammonia first, $A_s = P(T^A, 2S; k_s)$ with $S = y_{SO4}/96.06$, nitrate
   forms from the free ammonia $F = T^A - A_s$: $n = P(F, T^N; k_{n,r})$, where $P(a, b; k)$ is the smooth
   equilibrium amount of a 1:1 product, $(a - P)(b - P) = kP$ (`ctm_interface.reference.partition_inorganic`
@@ -102,6 +108,7 @@ class StructuredEmulator(AbstractEmulator):
     nitrate_fp: Float[Array, "receptor source"]
     ammonia_bg: Float[Array, " receptor"]
     ammonia_fp: Float[Array, "receptor source"]
+    background_tie: Float[Array, "tied receptor"]
     seen_logits: Float[Array, "4 receptor source"]
     k_nitrate: Float[Array, " receptor"]
     k_sulfate: Float[Array, ""]
@@ -186,6 +193,7 @@ class StructuredEmulator(AbstractEmulator):
         self.nitrate_fp = jnp.zeros((n_rec, n_src))
         self.ammonia_bg = jnp.zeros(n_rec)
         self.ammonia_fp = jnp.zeros((n_rec, n_src))
+        self.background_tie = jnp.zeros((n_sec + 2, n_rec))  # half tied at the start: w = 0.5
         self.seen_logits = jnp.zeros((4, n_rec, n_src))
         self.k_nitrate = jnp.zeros(n_rec)
         self.k_sulfate = jnp.asarray(-5.0)
@@ -286,15 +294,26 @@ class StructuredEmulator(AbstractEmulator):
             jnp.concatenate([jnp.stack([so2_g, nox_g, nh3_g, voc_g], axis=1), self.source_embedding], axis=1)))
         eff_o = jnp.exp(jax.vmap(self.organic_mlp)(
             jnp.concatenate([jnp.stack([nox_g, voc_g], axis=1), self.source_embedding], axis=1)))[:, 0]  # [source]
+        # backgrounds tied to the emissions: a share w = sigmoid(tie) of each receptor background scales with
+        # the footprint-weighted precursor the receptor sees (1 at the reference state, 0 when it is off)
+        tie = jax.nn.sigmoid(self.background_tie)
+        seen_of = {"SO2": s_r, "VOC": v_r, "NOX": n_r, "NH3": a_r}
+
+        def background(raw, row, precursor):
+            return _softplus(raw) * (1.0 - tie[row] + tie[row] * seen_of[precursor])
+
         for j, (c, k) in enumerate(self._secondary):
             eff = eff_s[:, 0] if self.component_roles[c] == "SO4" else eff_o
-            out[c] = (_softplus(self.secondary_bg[j]) + _softplus(self.secondary_fp[j]) @ (u[:, k] * eff)) * jnp.exp(
-                log_mod[:, j]
-            )
-        tn = (_softplus(self.nitrate_bg) + _softplus(self.nitrate_fp) @ (u[:, self._sp("NOX")] * eff_i[:, 0])) * jnp.exp(
-            log_mod[:, -1]
+            bg = background(self.secondary_bg[j], j, _SECONDARY[self.component_roles[c]])
+            out[c] = (bg + _softplus(self.secondary_fp[j]) @ (u[:, k] * eff)) * jnp.exp(log_mod[:, j])
+        n_sec = len(self._secondary)
+        tn = (
+            background(self.nitrate_bg, n_sec, "NOX")
+            + _softplus(self.nitrate_fp) @ (u[:, self._sp("NOX")] * eff_i[:, 0])
+        ) * jnp.exp(log_mod[:, -1])
+        ta = background(self.ammonia_bg, n_sec + 1, "NH3") + _softplus(self.ammonia_fp) @ (
+            u[:, self._sp("NH3")] * eff_i[:, 1]
         )
-        ta = _softplus(self.ammonia_bg) + _softplus(self.ammonia_fp) @ (u[:, self._sp("NH3")] * eff_i[:, 1])
         s2 = 2.0 * out[self._comp("SO4")] / _M_SO4
         bound = _pair(ta, s2, _softplus(self.k_sulfate) * 1e-3)
         free = ta - bound

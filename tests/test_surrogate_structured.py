@@ -117,6 +117,31 @@ def test_nonnegative_and_gradients_match_finite_differences(random_model):
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-9 * np.abs(g).max())
 
 
+def test_tied_backgrounds_vanish_with_their_precursor_and_leave_the_reference_state_alone(random_model):
+    """Fully tied backgrounds (w = 1): no SO2 anywhere -> exactly no sulfate; no NH3 anywhere -> exactly no
+    ammonium and no nitrate; untied (w = 0) the backgrounds stay. The tie never changes the reference state."""
+    m = random_model
+    full = eqx.tree_at(lambda q: q.background_tie, m, jnp.full(m.background_tie.shape, 50.0))  # sigmoid = 1.0
+    free = eqx.tree_at(lambda q: q.background_tie, m, jnp.full(m.background_tie.shape, -50.0))
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.2, 2, (len(SOURCES), len(SPECIES)))
+    no_so2, no_nh3 = x.copy(), x.copy()
+    no_so2[:, SPECIES.index("SO2")] = 0.0
+    no_nh3[:, SPECIES.index("NH3")] = 0.0
+    c = {k: COMPONENTS.index(k) for k in ("SO4", "NO3", "NH4")}
+    y = np.asarray(full._predict(jnp.asarray(no_so2)))
+    assert np.all(y[c["SO4"]] == 0.0)
+    y = np.asarray(full._predict(jnp.asarray(no_nh3)))
+    assert np.all(y[c["NH4"]] == 0.0) and np.all(y[c["NO3"]] == 0.0)
+    assert np.all(np.asarray(full._predict(jnp.asarray(x)))[[c["SO4"], c["NO3"], c["NH4"]]] > 0)
+    assert np.all(np.asarray(free._predict(jnp.asarray(no_so2)))[c["SO4"]] > 0)
+    assert np.all(np.asarray(free._predict(jnp.asarray(no_nh3)))[c["NH4"]] > 0)
+    # at the reference state every seen precursor is 1: the tie leaves the outputs as they are
+    for tie in (full, free, m):
+        np.testing.assert_allclose(np.asarray(tie._predict(m.x_ref)), np.asarray(m._predict(m.x_ref)), rtol=1e-12)
+    assert not np.allclose(np.asarray(full._predict(jnp.asarray(x))), np.asarray(free._predict(jnp.asarray(x))))
+
+
 @pytest.mark.slow
 def test_fit_accuracy_save_load_and_ensemble(fitted, tmp_path):
     m, runs = fitted
