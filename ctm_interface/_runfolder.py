@@ -32,7 +32,7 @@ import xarray as xr
 from ._errors import CTMFileError
 from ._geoschem import read_cf_latlon
 from ._ioapi import _check_netcdf_file, read_ioapi
-from ._vocabulary import DEFAULT_OM_OC, VOCABULARIES, ComponentMap, resolve_components
+from ._vocabulary import CONC_UNITS, DEFAULT_OM_OC, VOCABULARIES, ComponentMap, resolve_components
 
 _FORMATS = ("ioapi", "cf", "geoschem")
 _TIME_DIMS = ("TSTEP", "time")
@@ -623,7 +623,6 @@ def _surface_mean(da: xr.DataArray, layer: int = 0) -> tuple[xr.DataArray, int]:
     return da, n
 
 
-_CONC_UNITS = {"ug m-3", "ug/m3", "ug m^-3", "µg m-3", "μg m-3", "micrograms/m3", "ug/m^3", "ug m**-3"}
 
 
 def _read_checked(labels, paths, read, fmt: str, mgrid: dict, masks: xr.DataArray, problems, missing: str):
@@ -651,7 +650,7 @@ def _read_run_fields(path: Path, fmt: str, cmap_spec, om_oc: float, layer: int):
     cmap = resolve_components(cmap_spec, [str(v) for v in ds.data_vars], om_oc=om_oc)
     for v in cmap.variables:
         u = str(ds[v].attrs.get("units", "")).strip()
-        if u and u not in _CONC_UNITS:
+        if u and u not in CONC_UNITS:
             raise CTMFileError(path, f"variable {v} has units {u!r}, not ug m-3: convert it (GEOS-Chem: use the "
                                      "AerosolMass collection or convert SpeciesConc mixing ratios) first")
     raw, n_rec = {}, None

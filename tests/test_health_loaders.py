@@ -200,6 +200,24 @@ def test_pm25_netcdf_nan_fill(tmp_path):
         load_pm25_netcdf(p, "PM10")
 
 
+@pytest.mark.parametrize("units, accepted", [("kg m-3", False), ("mg m-3", False), ("ppbv", False),
+                                              ("ug/m3", True), ("µg m-3", True), (None, True)])
+def test_pm25_netcdf_units(tmp_path, units, accepted):
+    """A field in kg m-3 (1e-9 of the ug m-3 number) or a mixing ratio read as ug m-3 gives ~zero deaths without a
+    word: any `units` other than a spelling of ug m-3 is refused, naming the file, the variable and the unit."""
+    attrs = {} if units is None else {"units": units}
+    ds = xr.Dataset({"PM25": (("lat", "lon"), np.full((2, 3), 35.0), attrs)},
+                    coords={"lat": [0.25, 0.75], "lon": [0.25, 0.75, 1.25]})
+    p = tmp_path / "pm.nc"
+    ds.to_netcdf(p)
+    if accepted:
+        out = load_pm25_netcdf(p, "PM25")
+        assert out.attrs["units"] == "ug m-3" and float(out.mean()) == 35.0
+    else:
+        with pytest.raises(ValueError, match=f"pm.nc: 'PM25' has units '{units}', not ug m-3: convert"):
+            load_pm25_netcdf(p, "PM25")
+
+
 def test_ier_draws_loader_errors(tmp_path):
     p = tmp_path / "d.csv"
     p.write_text("sim,cause,age,alpha,delta,zcf\n1,IHD,All Age,1,0.5,5\n")

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ctm_interface._vocabulary import CONC_UNITS
+
 from .._io import load_netcdf
 from ._crf import (
     FIVE_CAUSES,
@@ -195,7 +197,8 @@ def load_grid_regions(path, column: str = "Country", *, like: xr.DataArray | Non
 
 def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") -> xr.DataArray:
     """Annual-mean surface PM2.5 (ug m-3) from a netCDF file as `DataArray[lat, lon]` (a length-1 `time` is
-    dropped).
+    dropped). A `units` attribute other than ug m-3 (e.g. `kg m-3`, `ppbv`) is refused; a variable without one is
+    taken to be in ug m-3.
 
     **Arguments:** `path`; `variable` (default `"PM2.5"`); `fill_nan`: what to do with NaN cells - `"raise"`
     (default), `"nearest"` (take the value of the nearest valid cell in index space; satellite-scaled products
@@ -210,6 +213,10 @@ def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") 
     if variable not in ds:
         raise ValueError(f"{p}: no variable {variable!r}; it has {list(ds.data_vars)}. Pass `variable=`")
     da = ds[variable]
+    units = str(da.attrs.get("units", "")).strip()
+    if units and units not in CONC_UNITS:
+        raise ValueError(f"{p}: {variable!r} has units {units!r}, not ug m-3: convert it to ug m-3 (and set its "
+                         "`units` attribute) first; concentration-response functions take ug m-3")
     for d in list(da.dims):
         if d not in ("lat", "lon"):
             if da.sizes[d] != 1:
@@ -237,7 +244,7 @@ def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") 
     if (v < 0).any():
         raise ValueError(f"{p}: {variable!r} has negative concentrations; check the file")
     out = da.copy(data=v)
-    out.attrs.update({"units": da.attrs.get("units", "ug m-3"), "source": str(p), "n_filled": int(bad.sum()),
+    out.attrs.update({"units": "ug m-3", "source": str(p), "n_filled": int(bad.sum()),
                       "fill_nan": fill_nan})
     return out
 
