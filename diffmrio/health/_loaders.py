@@ -231,7 +231,7 @@ def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") 
     if bad.any():
         if fill_nan == "raise":
             raise ValueError(f"{p}: {variable!r} has {int(bad.sum())} NaN/inf cells; pass fill_nan='nearest' "
-                             f"(or 'zero') to fill them")
+                             "(or 'zero'; `diffmrio health --fill-nan nearest`) to fill them")
         if bad.all():
             raise ValueError(f"{p}: {variable!r} has no valid cells")
         if fill_nan == "zero":
@@ -524,7 +524,7 @@ def build_health_inputs(
             if on_missing == "raise":
                 raise ValueError(f"{len(unknown)} populated region(s) have no baseline mortality/age structure: "
                                  f"{dict(list(upop.items())[:10])}; add them to the tables or pass "
-                                 f"on_missing='drop' to leave them out")
+                                 "on_missing='drop' (`diffmrio health --on-missing drop`) to leave them out")
             warnings.warn(f"leaving out {len(unknown)} region(s) without GBD rates ({sum(upop.values()):.3g} "
                           f"persons): {unknown[:10]}", stacklevel=2)
             names = [n for n in names if n in known]
