@@ -118,6 +118,14 @@ def test_build_health_inputs_and_deaths_vs_numpy(tmp_path):
                         share = ages[(ages.Country == c) & (ages.agegroup == a)].base2015.item()
                         ref[k, a_i, r] += pop[(x, y)] * share * y0 * (1 - 1 / rr[k, a_i, i, j])
         np.testing.assert_allclose(D, ref, rtol=1e-12)
+        # the labelled edge aligns a field by its coordinates: latitude ascending (as `read_cf_latlon` and
+        # `sortby` give it) and dims transposed give the same deaths; `.values` of such a field would not
+        C_da = xr.DataArray(C, dims=("lat", "lon"), coords={"lat": P["lat"].values, "lon": P["lon"].values})
+        model = HealthModel(inputs, crf)
+        for field in (C_da.sortby("lat"), C_da.sortby("lon", ascending=False).transpose("lon", "lat")):
+            np.testing.assert_allclose(model.evaluate(field)["deaths"].values, ref, rtol=1e-12)
+        with pytest.raises(ValueError, match="`lon` values .* are not the health inputs' grid"):
+            model.evaluate(C_da.assign_coords(lon=C_da["lon"].values + 0.25))
 
 
 def test_unknown_country_raise_or_drop(tmp_path):

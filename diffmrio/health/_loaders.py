@@ -553,4 +553,5 @@ def build_health_inputs(
     y0 = per_cell(bm, ("endpoint", "age"))
     f = per_cell(agef, ("age",))
     return HealthInputs(cpop, f, y0, causes=causes, ages=ages, regions=names, region_index=cidx,
-                        cell_index=cell_index, grid_shape=grid_shape)
+                        cell_index=cell_index, grid_shape=grid_shape,
+                        grid_coords=[(d, regions[d].values) for d in regions.dims])
