@@ -206,6 +206,12 @@ def test_pm25_netcdf_nan_fill(tmp_path):
     assert load_pm25_netcdf(p, fill_nan="zero").values[1, 1] == 0.0
     with pytest.raises(ValueError, match="no variable"):
         load_pm25_netcdf(p, "PM10")
+    # CF files often name the axes latitude/longitude: read the same field, not "select one first"
+    p2 = tmp_path / "pm_long_names.nc"
+    ds.rename(lat="latitude", lon="longitude").to_netcdf(p2)
+    out2 = load_pm25_netcdf(p2, fill_nan="zero")
+    assert out2.dims == ("lat", "lon")
+    np.testing.assert_array_equal(out2.values, load_pm25_netcdf(p, fill_nan="zero").values)
 
 
 @pytest.mark.parametrize("units, accepted", [("kg m-3", False), ("mg m-3", False), ("ppbv", False),

@@ -197,7 +197,7 @@ def load_grid_regions(path, column: str = "Country", *, like: xr.DataArray | Non
 
 def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") -> xr.DataArray:
     """Annual-mean surface PM2.5 (ug m-3) from a netCDF file as `DataArray[lat, lon]` (a length-1 `time` is
-    dropped). A `units` attribute other than ug m-3 (e.g. `kg m-3`, `ppbv`) is refused; a variable without one is
+    dropped; `latitude`/`longitude` dims are renamed `lat`/`lon`). A `units` attribute other than ug m-3 (e.g. `kg m-3`, `ppbv`) is refused; a variable without one is
     taken to be in ug m-3.
 
     **Arguments:** `path`; `variable` (default `"PM2.5"`); `fill_nan`: what to do with NaN cells - `"raise"`
@@ -217,6 +217,7 @@ def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") 
     if units and units not in CONC_UNITS:
         raise ValueError(f"{p}: {variable!r} has units {units!r}, not ug m-3: convert it to ug m-3 (and set its "
                          "`units` attribute) first; concentration-response functions take ug m-3")
+    da = da.rename({d: n for d, n in (("latitude", "lat"), ("longitude", "lon")) if d in da.dims})
     for d in list(da.dims):
         if d not in ("lat", "lon"):
             if da.sizes[d] != 1:
