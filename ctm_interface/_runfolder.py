@@ -294,9 +294,13 @@ def read_region_masks(
         raise CTMFileError(path, f"mask fractions must be finite and in [0, 1] (found {np.nanmin(v):g} .. {np.nanmax(v):g})")
     da.name = "mask"
     da.attrs = {"units": "1", "source_file": str(path), "format": fmt}
-    da.attrs["_grid"] = json.dumps({k: (list(map(float, g)) if isinstance(g, np.ndarray) else g)
-                                    for k, g in _grid_of(ds).items()})  # fmt: skip
+    da.attrs["_grid"] = _grid_attr(ds)
     return da
+
+
+def _grid_attr(ds: xr.Dataset) -> str:
+    """`_grid_of(ds)` as a JSON attribute (decoded by `_decode_grid`)."""
+    return json.dumps({k: (list(map(float, g)) if isinstance(g, np.ndarray) else g) for k, g in _grid_of(ds).items()})
 
 
 def as_region_masks(masks: xr.DataArray | xr.Dataset) -> xr.DataArray:
@@ -353,7 +357,7 @@ def read_population(path: str | os.PathLike, *, variable: str | None = None, for
     if not np.all(np.isfinite(da.values)) or da.values.min() < 0:
         raise CTMFileError(path, "population must be finite and >= 0")
     da.name = "population"
-    da.attrs = {"units": ds[variable].attrs.get("units", "persons"), "source_file": str(path)}
+    da.attrs = {"units": ds[variable].attrs.get("units", "persons"), "source_file": str(path), "_grid": _grid_attr(ds)}
     return da
 
 
@@ -849,6 +853,10 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
         pop = read_population(cfg.file("population"), variable=cfg.get("population", "variable"))
         if pop.shape != masks.shape[1:]:
             raise CTMFileError(pop.attrs["source_file"], f"population grid {pop.shape} differs from the masks' {masks.shape[1:]}")
+        mis = _grid_mismatch(mgrid, _decode_grid(pop.attrs["_grid"]))
+        if mis:  # same shape on another grid (shifted, other projection): the weights would land in other cells
+            raise CTMFileError(pop.attrs["source_file"], f"population grid does not match the masks' grid "
+                                                         f"({masks.attrs['source_file']}): {mis}")
     emis = None
     smap = cfg.get("emissions", "species") or {s: s for s in design["species"].values}
     if "emissions" in cfg.raw:
