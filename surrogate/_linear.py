@@ -90,11 +90,11 @@ class LinearEmulator(AbstractEmulator):
                 warnings.warn(
                     f"LinearEmulator: the {n} training runs determine only {rank} of the {a.shape[1]} parameters "
                     f"(intercept and {d.shape[1]} sensitivities; rank of [1, x - x_ref] is {rank}): the fitted "
-                    "sensitivities are the minimum-norm least-squares solution, which splits each response evenly "
+                    "sensitivities are the minimum-norm least-squares solution, which spreads each response "
                     "over inputs the design cannot tell apart, so per-source or per-species sensitivities are not "
                     "identified. Add runs that vary the inputs independently (at least inputs + 1 runs, e.g. "
                     "ctm_interface.latin_hypercube_design), or pass method=surrogate.ClosedForm(ridge=...)",
-                    UserWarning, stacklevel=4)
+                    UserWarning, stacklevel=5)
         model = eqx.tree_at(lambda m: m.jacobian, self, jnp.asarray(sol[1:].T))
         return eqx.tree_at(lambda m: m.base, model, jnp.asarray(sol[0].reshape(self.base.shape)))
 

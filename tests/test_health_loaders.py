@@ -122,7 +122,8 @@ def test_build_health_inputs_and_deaths_vs_numpy(tmp_path):
         # `sortby` give it) and dims transposed give the same deaths; `.values` of such a field would not
         C_da = xr.DataArray(C, dims=("lat", "lon"), coords={"lat": P["lat"].values, "lon": P["lon"].values})
         model = HealthModel(inputs, crf)
-        for field in (C_da.sortby("lat"), C_da.sortby("lon", ascending=False).transpose("lon", "lat")):
+        for field in (C_da.sortby("lat"), C_da.sortby("lon", ascending=False).transpose("lon", "lat"),
+                      C_da.rename(lat="row", lon="col")):  # other dims (a chain's pm25): taken in the grid's order
             np.testing.assert_allclose(model.evaluate(field)["deaths"].values, ref, rtol=1e-12)
         with pytest.raises(ValueError, match="`lon` values .* are not the health inputs' grid"):
             model.evaluate(C_da.assign_coords(lon=C_da["lon"].values + 0.25))

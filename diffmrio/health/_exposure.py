@@ -336,19 +336,18 @@ class HealthModel(eqx.Module):
 def _on_grid(C: xr.DataArray, grid_coords) -> np.ndarray:
     """The values of a labelled `C` in the order of the inputs' grid: dims transposed and coordinates reordered by
     label (an ascending-latitude field on a descending-latitude grid would otherwise put every value in the wrong
-    cell); a `C` on another grid is refused."""
-    if grid_coords is None:
-        return C.values
-    dims = [d for d, _ in grid_coords]
-    if set(C.dims) != set(dims):
-        raise ValueError(f"`C` has dims {C.dims} but the health inputs are on a ({', '.join(dims)}) grid: pass the "
-                         "PM2.5 field on that grid")
+    cell); a `C` with those dims on another grid is refused, one with other dims is taken in the grid's order."""
+    dims = [d for d, _ in grid_coords or ()]
+    if not dims or set(C.dims) != set(dims):
+        return C.values  # nothing to match by (e.g. a chain's `pm25[row, col]`): taken in the grid's order
     for d, vals in grid_coords:
-        have = np.asarray(C[d].values, dtype=np.float64) if d in C.coords else None
+        if d not in C.coords:
+            continue  # no labels to match: taken in the grid's order
+        have = np.asarray(C[d].values, dtype=np.float64)
         want = np.asarray(vals)
-        if have is None or have.shape != want.shape:
-            raise ValueError(f"`C` has no `{d}` coordinate of length {len(want)} (the health inputs' grid): pass "
-                             "it on that grid (load it with the same `like`)")
+        if have.shape != want.shape:
+            raise ValueError(f"`C` has {len(have)} `{d}` values but the health inputs' grid has {len(want)}: regrid "
+                             "the PM2.5 field onto the population grid first (or load both with the same `like`)")
         if np.allclose(have, want, rtol=0, atol=1e-6):
             continue
         order = np.argsort(have)
