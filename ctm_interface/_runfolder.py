@@ -32,7 +32,7 @@ import xarray as xr
 from ._errors import CTMFileError
 from ._geoschem import read_cf_latlon
 from ._ioapi import _check_netcdf_file, read_ioapi
-from ._vocabulary import DEFAULT_OM_OC, VOCABULARIES, ComponentMap, resolve_components
+from ._vocabulary import CONC_UNITS, DEFAULT_OM_OC, VOCABULARIES, ComponentMap, resolve_components
 
 _FORMATS = ("ioapi", "cf", "geoschem")
 _TIME_DIMS = ("TSTEP", "time")
@@ -294,9 +294,13 @@ def read_region_masks(
         raise CTMFileError(path, f"mask fractions must be finite and in [0, 1] (found {np.nanmin(v):g} .. {np.nanmax(v):g})")
     da.name = "mask"
     da.attrs = {"units": "1", "source_file": str(path), "format": fmt}
-    da.attrs["_grid"] = json.dumps({k: (list(map(float, g)) if isinstance(g, np.ndarray) else g)
-                                    for k, g in _grid_of(ds).items()})  # fmt: skip
+    da.attrs["_grid"] = _grid_attr(ds)
     return da
+
+
+def _grid_attr(ds: xr.Dataset) -> str:
+    """`_grid_of(ds)` as a JSON attribute (decoded by `_decode_grid`)."""
+    return json.dumps({k: (list(map(float, g)) if isinstance(g, np.ndarray) else g) for k, g in _grid_of(ds).items()})
 
 
 def as_region_masks(masks: xr.DataArray | xr.Dataset) -> xr.DataArray:
@@ -353,7 +357,7 @@ def read_population(path: str | os.PathLike, *, variable: str | None = None, for
     if not np.all(np.isfinite(da.values)) or da.values.min() < 0:
         raise CTMFileError(path, "population must be finite and >= 0")
     da.name = "population"
-    da.attrs = {"units": ds[variable].attrs.get("units", "persons"), "source_file": str(path)}
+    da.attrs = {"units": ds[variable].attrs.get("units", "persons"), "source_file": str(path), "_grid": _grid_attr(ds)}
     return da
 
 
@@ -623,7 +627,6 @@ def _surface_mean(da: xr.DataArray, layer: int = 0) -> tuple[xr.DataArray, int]:
     return da, n
 
 
-_CONC_UNITS = {"ug m-3", "ug/m3", "ug m^-3", "µg m-3", "μg m-3", "micrograms/m3", "ug/m^3", "ug m**-3"}
 
 
 def _read_checked(labels, paths, read, fmt: str, mgrid: dict, masks: xr.DataArray, problems, missing: str):
@@ -651,7 +654,7 @@ def _read_run_fields(path: Path, fmt: str, cmap_spec, om_oc: float, layer: int):
     cmap = resolve_components(cmap_spec, [str(v) for v in ds.data_vars], om_oc=om_oc)
     for v in cmap.variables:
         u = str(ds[v].attrs.get("units", "")).strip()
-        if u and u not in _CONC_UNITS:
+        if u and u not in CONC_UNITS:
             raise CTMFileError(path, f"variable {v} has units {u!r}, not ug m-3: convert it (GEOS-Chem: use the "
                                      "AerosolMass collection or convert SpeciesConc mixing ratios) first")
     raw, n_rec = {}, None
@@ -850,6 +853,10 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
         pop = read_population(cfg.file("population"), variable=cfg.get("population", "variable"))
         if pop.shape != masks.shape[1:]:
             raise CTMFileError(pop.attrs["source_file"], f"population grid {pop.shape} differs from the masks' {masks.shape[1:]}")
+        mis = _grid_mismatch(mgrid, _decode_grid(pop.attrs["_grid"]))
+        if mis:  # same shape on another grid (shifted, other projection): the weights would land in other cells
+            raise CTMFileError(pop.attrs["source_file"], f"population grid does not match the masks' grid "
+                                                         f"({masks.attrs['source_file']}): {mis}")
     emis = None
     smap = cfg.get("emissions", "species") or {s: s for s in design["species"].values}
     if "emissions" in cfg.raw:

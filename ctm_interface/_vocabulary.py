@@ -31,6 +31,9 @@ FRAMEWORK_COMPONENTS: tuple[str, ...] = ("SO4", "NO3", "NH4", "BC", "OM", "other
 #: PM2.5 components of the reference CTMs and of the emulators trained on them (ug m-3), in the order of every
 #: component axis: organic carbon `OC` (weighted by the OM/OC ratio in PM2.5) instead of organic matter.
 CTM_COMPONENTS: tuple[str, ...] = ("SO4", "NO3", "NH4", "BC", "OC", "PM_other")
+#: Spellings of ug m-3 accepted in a file's `units` attribute of a PM2.5 concentration (anything else is refused).
+CONC_UNITS: frozenset[str] = frozenset({"ug m-3", "ug/m3", "ug m^-3", "µg m-3", "μg m-3", "micrograms/m3", "ug/m^3",
+                                        "ug m**-3", "µg/m3", "μg/m3"})
 #: Emitted species that drive the CTMs (kt/yr; the order of every species axis of CTM inputs).
 EMISSION_SPECIES: tuple[str, ...] = ("SO2", "NOx", "NH3", "VOC", "BC", "OC", "PM_other")
 #: Release levels of emissions: near-ground sources and elevated (stack) sources.

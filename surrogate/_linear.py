@@ -7,6 +7,8 @@ source-receptor matrices of TM5-FASST are of this form.
 
 from __future__ import annotations
 
+import warnings
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -83,7 +85,16 @@ class LinearEmulator(AbstractEmulator):
             reg[0, 0] = 0.0
             sol = np.linalg.solve(a.T @ a + reg, a.T @ yf)
         else:
-            sol = np.linalg.lstsq(a, yf, rcond=None)[0]  # minimum-norm when under-determined
+            sol, _, rank, _ = np.linalg.lstsq(a, yf, rcond=None)  # minimum-norm when under-determined
+            if rank < a.shape[1]:
+                warnings.warn(
+                    f"LinearEmulator: the {n} training runs determine only {rank} of the {a.shape[1]} parameters "
+                    f"(intercept and {d.shape[1]} sensitivities; rank of [1, x - x_ref] is {rank}): the fitted "
+                    "sensitivities are the minimum-norm least-squares solution, which spreads each response "
+                    "over inputs the design cannot tell apart, so per-source or per-species sensitivities are not "
+                    "identified. Add runs that vary the inputs independently (at least inputs + 1 runs, e.g. "
+                    "ctm_interface.latin_hypercube_design), or pass method=surrogate.ClosedForm(ridge=...)",
+                    UserWarning, stacklevel=5)
         model = eqx.tree_at(lambda m: m.jacobian, self, jnp.asarray(sol[1:].T))
         return eqx.tree_at(lambda m: m.base, model, jnp.asarray(sol[0].reshape(self.base.shape)))
 

@@ -118,6 +118,15 @@ def test_build_health_inputs_and_deaths_vs_numpy(tmp_path):
                         share = ages[(ages.Country == c) & (ages.agegroup == a)].base2015.item()
                         ref[k, a_i, r] += pop[(x, y)] * share * y0 * (1 - 1 / rr[k, a_i, i, j])
         np.testing.assert_allclose(D, ref, rtol=1e-12)
+        # the labelled edge aligns a field by its coordinates: latitude ascending (as `read_cf_latlon` and
+        # `sortby` give it) and dims transposed give the same deaths; `.values` of such a field would not
+        C_da = xr.DataArray(C, dims=("lat", "lon"), coords={"lat": P["lat"].values, "lon": P["lon"].values})
+        model = HealthModel(inputs, crf)
+        for field in (C_da.sortby("lat"), C_da.sortby("lon", ascending=False).transpose("lon", "lat"),
+                      C_da.rename(lat="row", lon="col")):  # other dims (a chain's pm25): taken in the grid's order
+            np.testing.assert_allclose(model.evaluate(field)["deaths"].values, ref, rtol=1e-12)
+        with pytest.raises(ValueError, match="`lon` values .* are not the health inputs' grid"):
+            model.evaluate(C_da.assign_coords(lon=C_da["lon"].values + 0.25))
 
 
 def test_unknown_country_raise_or_drop(tmp_path):
@@ -198,6 +207,30 @@ def test_pm25_netcdf_nan_fill(tmp_path):
     assert load_pm25_netcdf(p, fill_nan="zero").values[1, 1] == 0.0
     with pytest.raises(ValueError, match="no variable"):
         load_pm25_netcdf(p, "PM10")
+    # CF files often name the axes latitude/longitude: read the same field, not "select one first"
+    p2 = tmp_path / "pm_long_names.nc"
+    ds.rename(lat="latitude", lon="longitude").to_netcdf(p2)
+    out2 = load_pm25_netcdf(p2, fill_nan="zero")
+    assert out2.dims == ("lat", "lon")
+    np.testing.assert_array_equal(out2.values, load_pm25_netcdf(p, fill_nan="zero").values)
+
+
+@pytest.mark.parametrize("units, accepted", [("kg m-3", False), ("mg m-3", False), ("ppbv", False),
+                                              ("ug/m3", True), ("µg m-3", True), (None, True)])
+def test_pm25_netcdf_units(tmp_path, units, accepted):
+    """A field in kg m-3 (1e-9 of the ug m-3 number) or a mixing ratio read as ug m-3 gives ~zero deaths without a
+    word: any `units` other than a spelling of ug m-3 is refused, naming the file, the variable and the unit."""
+    attrs = {} if units is None else {"units": units}
+    ds = xr.Dataset({"PM25": (("lat", "lon"), np.full((2, 3), 35.0), attrs)},
+                    coords={"lat": [0.25, 0.75], "lon": [0.25, 0.75, 1.25]})
+    p = tmp_path / "pm.nc"
+    ds.to_netcdf(p)
+    if accepted:
+        out = load_pm25_netcdf(p, "PM25")
+        assert out.attrs["units"] == "ug m-3" and float(out.mean()) == 35.0
+    else:
+        with pytest.raises(ValueError, match=f"pm.nc: 'PM25' has units '{units}', not ug m-3: convert"):
+            load_pm25_netcdf(p, "PM25")
 
 
 def test_ier_draws_loader_errors(tmp_path):

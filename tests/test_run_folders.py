@@ -266,6 +266,17 @@ def test_refuses_grid_mismatch(copy_of):
     _refused(root / "runs.toml", "run 2 (", "CCTM_ELMO_run002.nc): grid does not match", "XORIG")
 
 
+def test_refuses_population_on_another_grid_of_the_same_shape(copy_of):
+    """A population file one cell off the masks' grid (same ROW x COL) was read by shape alone: every receptor
+    mean was weighted with the neighbouring cells' people, without a word."""
+    root = copy_of()
+    p = root / "population.nc"
+    ds = ci.read_ioapi(p)
+    ds.attrs["XORIG"] = float(ds.attrs["XORIG"]) + float(ds.attrs["XCELL"])
+    ci.write_ioapi(ds.drop_vars(["x", "y", "lon", "lat"]), p)
+    _refused(root / "runs.toml", "population.nc: population grid does not match the masks' grid", "XORIG")
+
+
 @pytest.mark.parametrize("bad,needle", [(np.nan, "NaN/inf"), (np.inf, "NaN/inf"), (-1.0, "negative concentrations")])
 def test_refuses_nonfinite_and_negative(copy_of, bad, needle):
     root = copy_of()

@@ -222,3 +222,28 @@ def test_per_run_cost_weights(labels):
     assert nrmse[1] < nrmse[0]
     with pytest.raises(ValueError, match="cost_weights"):
         sg.fit(_mlp(labels), data.assign(cost_weights=(("component", "x"), np.ones((3, 2)))), **kw)
+
+
+def test_linear_underdetermined_design_warns():
+    """Two runs that scale every input together (a base case and a scenario, as a user with two real CTM runs has)
+    cannot tell the sources apart: the minimum-norm fit splits the response evenly and must say so. A full-rank
+    design fits silently and equals an independent numpy least-squares fit."""
+    ds = runs(2)
+    ds["scale"] = ds["scale"].copy(data=np.stack([np.ones((2, 2)), np.full((2, 2), 0.7)]))
+    ds["pm25"] = ds["pm25"].copy(data=ctm(ds["scale"].values).transpose(0, 2, 1))
+    with pytest.warns(UserWarning, match="determine only 2 of the 5 parameters"):
+        m = sg.fit(sg.LinearEmulator(sg.EmulatorLabels.from_runs(ds)), ds)
+    jac = np.asarray(m.jacobian)  # [output, source x species]
+    np.testing.assert_allclose(jac, jac[:, :1] * np.ones(4), rtol=1e-12)  # the even split the warning names
+    full = runs(12)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        mf = sg.fit(sg.LinearEmulator(sg.EmulatorLabels.from_runs(full)), full)
+    x = full["scale"].values.reshape(12, -1) - np.asarray(mf.x_ref).reshape(-1)
+    a = np.concatenate([np.ones((12, 1)), x], axis=1)
+    labels = sg.EmulatorLabels.from_runs(full)
+    y = full["pm25"].transpose("run", *labels.output_dims).values.reshape(12, -1)  # the emulator's output order
+    ref = np.linalg.lstsq(a, y, rcond=None)[0]
+    np.testing.assert_allclose(np.asarray(mf.jacobian), ref[1:].T, rtol=1e-8, atol=1e-12)

@@ -197,7 +197,9 @@ class HealthInputs(eqx.Module):
     - `region_fraction[region, *cell]` or `region_index[*cell]` (int, -1 = no region);
     - `cell_index[cell]` (int, optional): flat indices into the `[row, col]` grid `grid_shape` of the cells kept
       (e.g. populated land), so a global grid costs memory only for the cells that matter;
-    - static labels `causes`, `ages`, `regions`, and `grid_shape`.
+    - static labels `causes`, `ages`, `regions`, and `grid_shape`;
+    - `grid_coords` (static, optional): `((dim, values), (dim, values))` of the `[row, col]` grid (e.g. `lat`,
+      `lon`; set by `build_health_inputs`), so that `HealthModel.evaluate` can check a labelled `C` against it.
     """
 
     population: Float[Array, "*cell"]
@@ -210,6 +212,7 @@ class HealthInputs(eqx.Module):
     ages: tuple[int, ...] = eqx.field(static=True)
     regions: tuple[str, ...] = eqx.field(static=True)
     grid_shape: tuple[int, ...] | None = eqx.field(static=True, default=None)
+    grid_coords: tuple[tuple[str, tuple[float, ...]], ...] | None = eqx.field(static=True, default=None)
 
     def __init__(
         self,
@@ -224,6 +227,7 @@ class HealthInputs(eqx.Module):
         region_index=None,
         cell_index=None,
         grid_shape: tuple[int, ...] | None = None,
+        grid_coords=None,
     ):
         self.population = jnp.asarray(population, dtype=jnp.float64)
         self.age_fraction = jnp.asarray(age_fraction, dtype=jnp.float64)
@@ -236,6 +240,8 @@ class HealthInputs(eqx.Module):
         self.ages = tuple(int(a) for a in ages)
         self.regions = tuple(str(r) for r in regions)
         self.grid_shape = None if grid_shape is None else tuple(int(s) for s in grid_shape)
+        self.grid_coords = (None if grid_coords is None else
+                            tuple((str(d), tuple(float(v) for v in np.asarray(vals))) for d, vals in grid_coords))
 
     def __check_init__(self):
         cell = self.population.shape
@@ -312,7 +318,9 @@ class HealthModel(eqx.Module):
         `population(region)` as an `xarray.Dataset`, every variable with `units`. `C`: PM2.5 (ug m-3) as an array
         on the inputs' grid or a DataArray with those dims. The computation is the jitted array kernel (use
         `model(C)` inside `jit`/`grad`/`vmap`)."""
-        C = jnp.asarray(C.values if isinstance(C, xr.DataArray) else C, dtype=jnp.float64)
+        if isinstance(C, xr.DataArray):
+            C = _on_grid(C, self.inputs.grid_coords)
+        C = jnp.asarray(C, dtype=jnp.float64)
         d, pw, pop = _deaths_and_pwpm(self, C)
         return health_dataset(self.inputs, np.asarray(d), np.asarray(pw), np.asarray(pop))
 
@@ -323,6 +331,33 @@ class HealthModel(eqx.Module):
             i.cells(C), i.population, region_fraction=i.region_fraction, region_index=i.region_index,
             n_regions=len(i.regions),
         )
+
+
+def _on_grid(C: xr.DataArray, grid_coords) -> np.ndarray:
+    """The values of a labelled `C` in the order of the inputs' grid: dims transposed and coordinates reordered by
+    label (an ascending-latitude field on a descending-latitude grid would otherwise put every value in the wrong
+    cell); a `C` with those dims on another grid is refused, one with other dims is taken in the grid's order."""
+    dims = [d for d, _ in grid_coords or ()]
+    if not dims or set(C.dims) != set(dims):
+        return C.values  # nothing to match by (e.g. a chain's `pm25[row, col]`): taken in the grid's order
+    for d, vals in grid_coords:
+        if d not in C.coords:
+            continue  # no labels to match: taken in the grid's order
+        have = np.asarray(C[d].values, dtype=np.float64)
+        want = np.asarray(vals)
+        if have.shape != want.shape:
+            raise ValueError(f"`C` has {len(have)} `{d}` values but the health inputs' grid has {len(want)}: regrid "
+                             "the PM2.5 field onto the population grid first (or load both with the same `like`)")
+        if np.allclose(have, want, rtol=0, atol=1e-6):
+            continue
+        order = np.argsort(have)
+        pos = np.searchsorted(have[order], want)
+        pos = np.clip(pos, 0, len(have) - 1)
+        if not np.allclose(have[order][pos], want, rtol=0, atol=1e-6):
+            raise ValueError(f"`C`'s `{d}` values ({have[:3]}...) are not the health inputs' grid ({want[:3]}...): "
+                             "regrid the PM2.5 field onto the population grid first")
+        C = C.isel({d: order[pos]})
+    return C.transpose(*dims).values
 
 
 def health_dataset(inputs: HealthInputs, deaths, pwpm, population) -> xr.Dataset:

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ctm_interface._vocabulary import CONC_UNITS
+
 from .._io import load_netcdf
 from ._crf import (
     FIVE_CAUSES,
@@ -195,7 +197,8 @@ def load_grid_regions(path, column: str = "Country", *, like: xr.DataArray | Non
 
 def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") -> xr.DataArray:
     """Annual-mean surface PM2.5 (ug m-3) from a netCDF file as `DataArray[lat, lon]` (a length-1 `time` is
-    dropped).
+    dropped; `latitude`/`longitude` dims are renamed `lat`/`lon`). A `units` attribute other than ug m-3 (e.g. `kg m-3`, `ppbv`) is refused; a variable without one is
+    taken to be in ug m-3.
 
     **Arguments:** `path`; `variable` (default `"PM2.5"`); `fill_nan`: what to do with NaN cells - `"raise"`
     (default), `"nearest"` (take the value of the nearest valid cell in index space; satellite-scaled products
@@ -210,6 +213,11 @@ def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") 
     if variable not in ds:
         raise ValueError(f"{p}: no variable {variable!r}; it has {list(ds.data_vars)}. Pass `variable=`")
     da = ds[variable]
+    units = str(da.attrs.get("units", "")).strip()
+    if units and units not in CONC_UNITS:
+        raise ValueError(f"{p}: {variable!r} has units {units!r}, not ug m-3: convert it to ug m-3 (and set its "
+                         "`units` attribute) first; concentration-response functions take ug m-3")
+    da = da.rename({d: n for d, n in (("latitude", "lat"), ("longitude", "lon")) if d in da.dims})
     for d in list(da.dims):
         if d not in ("lat", "lon"):
             if da.sizes[d] != 1:
@@ -224,7 +232,7 @@ def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") 
     if bad.any():
         if fill_nan == "raise":
             raise ValueError(f"{p}: {variable!r} has {int(bad.sum())} NaN/inf cells; pass fill_nan='nearest' "
-                             f"(or 'zero') to fill them")
+                             "(or 'zero'; `diffmrio health --fill-nan nearest`) to fill them")
         if bad.all():
             raise ValueError(f"{p}: {variable!r} has no valid cells")
         if fill_nan == "zero":
@@ -237,7 +245,7 @@ def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") 
     if (v < 0).any():
         raise ValueError(f"{p}: {variable!r} has negative concentrations; check the file")
     out = da.copy(data=v)
-    out.attrs.update({"units": da.attrs.get("units", "ug m-3"), "source": str(p), "n_filled": int(bad.sum()),
+    out.attrs.update({"units": "ug m-3", "source": str(p), "n_filled": int(bad.sum()),
                       "fill_nan": fill_nan})
     return out
 
@@ -517,7 +525,7 @@ def build_health_inputs(
             if on_missing == "raise":
                 raise ValueError(f"{len(unknown)} populated region(s) have no baseline mortality/age structure: "
                                  f"{dict(list(upop.items())[:10])}; add them to the tables or pass "
-                                 f"on_missing='drop' to leave them out")
+                                 "on_missing='drop' (`diffmrio health --on-missing drop`) to leave them out")
             warnings.warn(f"leaving out {len(unknown)} region(s) without GBD rates ({sum(upop.values()):.3g} "
                           f"persons): {unknown[:10]}", stacklevel=2)
             names = [n for n in names if n in known]
@@ -546,4 +554,5 @@ def build_health_inputs(
     y0 = per_cell(bm, ("endpoint", "age"))
     f = per_cell(agef, ("age",))
     return HealthInputs(cpop, f, y0, causes=causes, ages=ages, regions=names, region_index=cidx,
-                        cell_index=cell_index, grid_shape=grid_shape)
+                        cell_index=cell_index, grid_shape=grid_shape,
+                        grid_coords=[(d, regions[d].values) for d in regions.dims])
