@@ -246,7 +246,7 @@ def accounts(
     *,
     ghosh: bool = False,
     leontief: bool = False,
-    categories: tuple[str, ...] | None = None,
+    categories: str | Sequence[str] | None = None,
     backend: str = "auto",
     precision: str = "mixed",
 ) -> xr.Dataset:
