@@ -9,46 +9,52 @@ domestic part of every footprint follow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jaxtyping import ArrayLike
 
 from ._custom_types import Array, Float
 from ._economy import Economy, _safe_div, coefficients, intensities, prepared
 from ._extensions import add_per_capita
-from ._host_solve import host_leontief_solves
-from ._leontief import leontief_inverse, leontief_solve, leontief_solve_left
+from ._host_solve import SolveReport, host_leontief_solves
+from ._leontief import LeontiefInfo, leontief_inverse, leontief_solve, leontief_solve_left
 from ._mrio import MRIO
 from ._units import add_account_units
 from ._validate import check_conditioning
 
 
-def final_demand_intensities(F_Y: Float[Array, "p fd"], Y: Float[Array, "n fd"], xp=jnp) -> Float[Array, "p fd"]:
+def final_demand_intensities(
+    F_Y: Float[ArrayLike, "p fd"], Y: Float[ArrayLike, "n fd"], xp=jnp
+) -> Float[ArrayLike, "p fd"]:
     r"""Direct stressors of final demand per unit of final demand, $S_Y = F_Y\,\mathrm{diag}(1^T Y)^{-1}$ (pymrio's
     `S_Y`; zero for empty columns)."""
     return _safe_div(F_Y, Y.sum(axis=0)[None, :], xp)
 
 
-def region_sum_fd(Y: Float[Array, "n fd"], n_regions: int) -> Float[Array, "n R"]:
+def region_sum_fd(Y: Float[ArrayLike, "n fd"], n_regions: int) -> Float[ArrayLike, "n R"]:
     r"""Final demand summed over categories per consuming region: $Y_{reg}$, shape `(n, R)`."""
     n = Y.shape[0]
     return Y.reshape(n, n_regions, -1).sum(axis=2)
 
 
-def multipliers(S: Float[Array, "p n"], A: Float[Array, "n n"]) -> Float[Array, "p n"]:
+def multipliers(S: Float[ArrayLike, "p n"], A: Float[ArrayLike, "n n"]) -> Float[Array, "p n"]:
     r"""Total (multiplier) intensities $M = S L$, by one transposed solve."""
     return leontief_solve_left(A, S)
 
 
-def output(A: Float[Array, "n n"], y: Float[Array, "n ..."]) -> Float[Array, "n ..."]:
+def output(A: Float[ArrayLike, "n n"], y: Float[ArrayLike, "n ..."]) -> Float[Array, "n ..."]:
     r"""Output required by final demand, $x = L y$, by a forward solve."""
     return leontief_solve(A, y)
 
 
 def footprint(
-    F: Float[Array, "p n"], Z: Float[Array, "n n"], Y: Float[Array, "n fd"], y: Float[Array, " n"] | None = None
+    F: Float[ArrayLike, "p n"], Z: Float[ArrayLike, "n n"], Y: Float[ArrayLike, "n fd"],
+    y: Float[ArrayLike, " n"] | None = None,
 ) -> Float[Array, " p"]:
     r"""Total stressors embodied in a final-demand vector: $F\,\mathrm{diag}(x)^{-1} L y$ (default $y = Y 1$).
     A convenient scalar-per-stressor target for `jax.grad` with respect to `Z`, `Y`, `F`."""
@@ -60,34 +66,34 @@ def footprint(
 
 class AccountArrays(eqx.Module):
     """The accounts as arrays (what [`accounts`][diffmrio.accounts] labels). Shapes use `p` stressors,
-    `R` regions, `N` sectors, `n = R N`."""
+    `R` regions, `N` sectors, `n = R N`, `fd` final-demand columns; numpy arrays from the host backend."""
 
-    x: Float[Array, " n"]
-    S: Float[Array, "p n"]
-    M: Float[Array, "p n"]
-    D_cba: Float[Array, "p n"]
-    D_pba: Float[Array, "p n"]
-    D_imp: Float[Array, "p n"]
-    D_exp: Float[Array, "p n"]
-    D_cba_reg: Float[Array, "p R"]
-    D_pba_reg: Float[Array, "p R"]
-    D_imp_reg: Float[Array, "p R"]
-    D_exp_reg: Float[Array, "p R"]
-    S_Y: Float[Array, "p fd"]
-    burden: Float[Array, "p R R"]
-    final_producer: Float[Array, "p R R"]
+    x: Float[ArrayLike, " n"]
+    S: Float[ArrayLike, "p n"]
+    M: Float[ArrayLike, "p n"]
+    D_cba: Float[ArrayLike, "p n"]
+    D_pba: Float[ArrayLike, "p n"]
+    D_imp: Float[ArrayLike, "p n"]
+    D_exp: Float[ArrayLike, "p n"]
+    D_cba_reg: Float[ArrayLike, "p R"]
+    D_pba_reg: Float[ArrayLike, "p R"]
+    D_imp_reg: Float[ArrayLike, "p R"]
+    D_exp_reg: Float[ArrayLike, "p R"]
+    S_Y: Float[ArrayLike, "p fd"]
+    burden: Float[ArrayLike, "p R R"]
+    final_producer: Float[ArrayLike, "p R R"]
 
 
 def account_arrays(
-    Z: Float[Array, "n n"],
-    Y: Float[Array, "n fd"],
-    F: Float[Array, "p n"],
-    F_Y: Float[Array, "p fd"],
+    Z: Float[ArrayLike, "n n"],
+    Y: Float[ArrayLike, "n fd"],
+    F: Float[ArrayLike, "p n"],
+    F_Y: Float[ArrayLike, "p fd"],
     n_regions: int,
-    fd_weights: Float[Array, " fd"] | None = None,
+    fd_weights: Float[ArrayLike, " fd"] | None = None,
     *,
     return_info: bool = False,
-):
+) -> AccountArrays | tuple[AccountArrays, LeontiefInfo]:
     r"""All pymrio accounts plus the region-to-region views from one factorisation.
 
     With $X = L Y_{reg}$ (column $s$: output for region $s$'s final demand) and $W_s = S^{(s)} L$
@@ -116,7 +122,10 @@ def account_arrays(
     return (arr, info) if return_info else arr
 
 
-def _economy_accounts(eco: Economy, Y, F_Y, n_regions: int, fd_weights=None):
+def _economy_accounts(
+    eco: Economy, Y: Float[ArrayLike, "n fd"], F_Y: Float[ArrayLike, "p fd"], n_regions: int,
+    fd_weights: Float[ArrayLike, " fd"] | None = None,
+) -> tuple[AccountArrays, LeontiefInfo]:
     """`(AccountArrays, LeontiefInfo)` of a prepared economy: the solves reuse its factors."""
     infos = []
 
@@ -128,7 +137,10 @@ def _economy_accounts(eco: Economy, Y, F_Y, n_regions: int, fd_weights=None):
     return _accounts_kernel(jnp, eco.x, eco.S, Y, F_Y, n_regions, fd_weights, solves), infos[0]
 
 
-def _accounts_kernel(xp, x, S, Y, F_Y, R: int, fd_weights, solves) -> AccountArrays:
+def _accounts_kernel(
+    xp, x: Float[ArrayLike, " n"], S: Float[ArrayLike, "p n"], Y: Float[ArrayLike, "n fd"],
+    F_Y: Float[ArrayLike, "p fd"], R: int, fd_weights: Float[ArrayLike, " fd"] | None, solves,
+) -> AccountArrays:
     """The accounts from `x`, `S` and a `solves(B, C) -> (L B, C L)` closure; `xp` is `jax.numpy` (the
     differentiable path) or `numpy` (the host path of [`accounts`][diffmrio.accounts])."""
     n = x.shape[0]
@@ -173,9 +185,10 @@ def _accounts_kernel(xp, x, S, Y, F_Y, R: int, fd_weights, solves) -> AccountArr
 
 
 def account_arrays_host(
-    Z, Y, F, F_Y, n_regions: int, fd_weights=None, *, precision: str = "mixed", rtol: float = 1e-12,
-    return_report: bool = False,
-):
+    Z: Float[ArrayLike, "n n"], Y: Float[ArrayLike, "n fd"], F: Float[ArrayLike, "p n"],
+    F_Y: Float[ArrayLike, "p fd"], n_regions: int, fd_weights: Float[ArrayLike, " fd"] | None = None, *,
+    precision: str = "mixed", rtol: float = 1e-12, return_report: bool = False,
+) -> AccountArrays | tuple[AccountArrays, SolveReport]:
     r"""The same accounts as [`account_arrays`][diffmrio.account_arrays], computed on the host with
     numpy/LAPACK ([`host_leontief_solves`][diffmrio.host_leontief_solves]).
 
@@ -210,7 +223,9 @@ _economy_accounts_jit = eqx.filter_jit(_economy_accounts)
 _HOST_MIN_N = 2000
 
 
-def ghosh_arrays(Z, Y, F) -> dict[str, Array]:
+def ghosh_arrays(
+    Z: Float[ArrayLike, "n n"], Y: Float[ArrayLike, "n fd"], F: Float[ArrayLike, "p n"]
+) -> dict[str, Float[Array, "n n"] | Float[Array, "p n"]]:
     r"""Ghosh supply-side quantities: $B = \mathrm{diag}(x)^{-1} Z$, $G = (I - B)^{-1}$ and downstream
     multipliers $M_{down} = S (G^T - I)$ (pymrio's code convention). $G^T$ is never formed for
     `M_down`: $S G^T = (L F^T)^T \mathrm{diag}(x)^{-1}$ is one forward solve with `p` right-hand sides."""
@@ -218,7 +233,7 @@ def ghosh_arrays(Z, Y, F) -> dict[str, Array]:
 
 
 @eqx.filter_jit
-def _ghosh_kernel(eco: Economy, Z, F) -> dict[str, Array]:
+def _ghosh_kernel(eco: Economy, Z: Float[ArrayLike, "n n"], F: Float[ArrayLike, "p n"]) -> dict[str, Float[Array, "n n"] | Float[Array, "p n"]]:
     """[`ghosh_arrays`][diffmrio.ghosh_arrays] of a prepared economy (its factors serve `M_down`)."""
     B = _safe_div(Z, eco.x[:, None])
     G = leontief_inverse(B)
@@ -231,7 +246,7 @@ def accounts(
     *,
     ghosh: bool = False,
     leontief: bool = False,
-    categories: tuple[str, ...] | None = None,
+    categories: str | Sequence[str] | None = None,
     backend: str = "auto",
     precision: str = "mixed",
 ) -> xr.Dataset:
@@ -345,13 +360,13 @@ def accounts(
 
 
 @eqx.filter_jit
-def _leontief_of_table(Z, Y):
+def _leontief_of_table(Z: Float[ArrayLike, "n n"], Y: Float[ArrayLike, "n fd"]) -> Float[Array, "n n"]:
     """`L = (I - A)^{-1}` of a table (module-level, so repeated `accounts(..., leontief=True)` calls reuse it)."""
     return leontief_inverse(coefficients(Z, Y)[1])
 
 
 @eqx.filter_jit
-def _leontief_of_economy(eco: Economy):
+def _leontief_of_economy(eco: Economy) -> Float[Array, "n n"]:
     """`L = (I - A)^{-1}` from a prepared economy's factors."""
     return eco.solve(jnp.eye(eco.n, dtype=eco.A.dtype))
 
@@ -382,11 +397,13 @@ def _coefficient_array(Z, x):
     return da.concatenate(blocks, axis=0)
 
 
-def _coefficient_rows(Z, x, xs, i0, i1):
+def _coefficient_rows(
+    Z: Float[np.ndarray, "n n"], x: Float[np.ndarray, " n"], xs: Float[np.ndarray, " n"], i0: int, i1: int
+) -> Float[np.ndarray, "rows n"]:
     return np.where(x[None, :] == 0, 0.0, Z[i0:i1] / xs[None, :])
 
 
-def category_mask(mrio: MRIO, categories) -> np.ndarray:
+def category_mask(mrio: MRIO, categories: str | Sequence[str]) -> Float[np.ndarray, " fd"]:
     """0/1 weights over final-demand columns keeping `categories` (a name or a sequence of names) of every
     region."""
     if isinstance(categories, str):

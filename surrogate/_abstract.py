@@ -14,7 +14,6 @@ organic-matter/organic-carbon ratio used by the pf-ERSM studies; Xing et al. 201
 import abc
 import dataclasses
 import warnings
-from typing import Literal
 
 import equinox as eqx
 import jax
@@ -193,7 +192,7 @@ class Envelope(eqx.Module):
         if self.policy not in ENVELOPE_POLICIES:
             raise ValueError(f"`on_out_of_envelope` must be one of {ENVELOPE_POLICIES}, got {self.policy!r}")
 
-    def with_policy(self, policy: Literal["warn", "raise", "ignore"]) -> "Envelope":
+    def with_policy(self, policy: str) -> "Envelope":
         """The same box with another out-of-envelope policy (the one place a policy is replaced)."""
         return Envelope(self.lower, self.upper, policy)
 
@@ -300,13 +299,13 @@ class AbstractEmulator(eqx.Module):
       is) and `_frozen()` (field selectors gradient training keeps fixed besides `x_ref` and `envelope`).
     """
 
-    base: AbstractVar[Float[Array, "component ..."]]
+    base: AbstractVar[Float[Array, " component *receptor"]]
     x_ref: AbstractVar[Float[Array, "*shape"]]
     envelope: AbstractVar[Envelope]
     labels: AbstractVar[EmulatorLabels]
 
     @abc.abstractmethod
-    def _predict(self, x: Float[Array, "*shape"]) -> Float[Array, "component ..."]:
+    def _predict(self, x: Float[Array, "*shape"]) -> Float[Array, " component *receptor"]:
         """The emulator's function without the envelope check."""
 
     def _check_input(self, x) -> Float[Array, "*shape"]:
@@ -322,12 +321,12 @@ class AbstractEmulator(eqx.Module):
             x = x.astype(self.x_ref.dtype)
         return x
 
-    def __call__(self, x: Float[Array, "*shape"]) -> Float[Array, "component ..."]:
+    def __call__(self, x: Float[Array, "*shape"]) -> Float[Array, " component *receptor"]:
         x = self._check_input(x)
         x = self.envelope.check(x)
         return self._predict(x)
 
-    def pm25(self, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+    def pm25(self, x: Float[Array, "*shape"]) -> Float[Array, "*receptor"]:
         y = self(x)
         w = jnp.asarray(self.labels.component_weights(), dtype=y.dtype)
         return jnp.tensordot(w, y, axes=1)
@@ -341,12 +340,12 @@ class AbstractEmulator(eqx.Module):
         """Number of ensemble members (1 for a single model)."""
         return 1
 
-    def member_predictions(self, x: Float[Array, "*shape"]) -> Float[Array, "member component ..."]:
+    def member_predictions(self, x: Float[Array, "*shape"]) -> Float[Array, " member component *receptor"]:
         """Each member's prediction, `[member, component, receptor...]` (a single model: `self(x)[None]`)."""
         return self(x)[None]
 
     # ---------------------------------------------------------------------------------------- envelope
-    def with_envelope_policy(self, policy: Literal["warn", "raise", "ignore"]) -> "AbstractEmulator":
+    def with_envelope_policy(self, policy: str) -> "AbstractEmulator":
         """A copy whose out-of-envelope policy is `policy` (`"warn" | "raise" | "ignore"`)."""
         return eqx.tree_at(lambda m: m.envelope, self, self.envelope.with_policy(policy))
 
@@ -379,7 +378,7 @@ class AbstractEmulator(eqx.Module):
 
 
 def with_envelope_policy(
-    model: AbstractEmulator, on_out_of_envelope: Literal["warn", "raise", "ignore"]
+    model: AbstractEmulator, on_out_of_envelope: str
 ) -> AbstractEmulator:
     """A copy of `model` whose out-of-envelope policy is `on_out_of_envelope` (`"warn"|"raise"|"ignore"`);
     the same as `model.with_envelope_policy(on_out_of_envelope)`."""

@@ -86,7 +86,7 @@ class Ensemble(AbstractEmulator):
         return _member(self.members, 0).default_fit_method()
 
     @property
-    def base(self) -> Float[Array, "component ..."]:
+    def base(self) -> Float[Array, " component *receptor"]:
         # vmapped over members, so members whose `base` is computed (a property) work too
         return jnp.mean(eqx.filter_vmap(lambda m: m.base)(self.members), axis=0)
 
@@ -106,12 +106,12 @@ class Ensemble(AbstractEmulator):
     def member(self, i: int) -> AbstractEmulator:
         return _member(self.members, i)
 
-    def member_predictions(self, x: Float[Array, "*shape"]) -> Float[Array, "member component ..."]:
+    def member_predictions(self, x: Float[Array, "*shape"]) -> Float[Array, " member component *receptor"]:
         x = self.envelope.check(self._check_input(x))
         return eqx.filter_vmap(lambda m: m._predict(x))(self.members)
 
     def _predict(self, x):
         return jnp.mean(eqx.filter_vmap(lambda m: m._predict(x))(self.members), axis=0)
 
-    def spread(self, x: Float[Array, "*shape"]) -> Float[Array, "component ..."]:
+    def spread(self, x: Float[Array, "*shape"]) -> Float[Array, " component *receptor"]:
         return jnp.std(self.member_predictions(x), axis=0)

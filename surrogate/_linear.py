@@ -47,7 +47,7 @@ class LinearEmulator(AbstractEmulator):
     """
 
     # the fields every emulator has come first (the leaf order of files saved by earlier versions)
-    base: Float[Array, "component ..."]
+    base: Float[Array, " component *receptor"]
     x_ref: Float[Array, "*shape"]
     envelope: Envelope
     labels: EmulatorLabels = eqx.field(static=True)

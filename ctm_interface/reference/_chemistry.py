@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 #: Gas constant (J mol-1 K-1).
 R_GAS = 8.314462618
 
 
 def smooth_pair(
-    a: Float[Array, "*shape"], b: Float[Array, "*shape"], k: Float[Array, "*shape"]
-) -> Float[Array, "*shape"]:
+    a: Float[ArrayLike, "*#shape"], b: Float[ArrayLike, "*#shape"], k: Float[ArrayLike, "*#shape"]
+) -> Float[Array, "*#shape"]:
     """Amount `x` of a 1:1 product formed from amounts `a` and `b` at equilibrium `(a - x)(b - x) = k x`.
 
     $x = \\frac{(a + b + k) - \\sqrt{(a + b + k)^2 - 4ab}}{2} = \\frac{2ab}{(a + b + k) + \\sqrt{(a - b)^2 + k^2 + 2k(a + b)}}$
@@ -35,7 +35,7 @@ def smooth_pair(
     return 2.0 * a * b / (s + jnp.sqrt(disc))
 
 
-def nitrate_dissociation_ppb2(temperature: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+def nitrate_dissociation_ppb2(temperature: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
     """Dissociation constant of solid ammonium nitrate, `Kp = [NH3][HNO3]` in ppb^2 (Mozurkewich 1993).
 
     $\\ln K_p = 84.6 - 24220 / T - 6.1 \\ln(T / 298)$
@@ -48,19 +48,19 @@ def nitrate_dissociation_ppb2(temperature: Float[Array, "*shape"]) -> Float[Arra
 
 
 def air_umol_per_ppb(
-    temperature: Float[Array, "*shape"], pressure: Float[Array, "*shape"] | float
-) -> Float[Array, "*shape"]:
+    temperature: Float[ArrayLike, "*#shape"], pressure: Float[ArrayLike, "*#shape"]
+) -> Float[Array, "*#shape"]:
     """Micromoles per m3 of a gas at 1 ppb mixing ratio: $n_{air} \\cdot 10^{-9} \\cdot 10^6 = p / (R T) \\cdot 10^{-3}$."""
     return pressure / (R_GAS * temperature) * 1e-3
 
 
 def partition_inorganic(
-    sulfate: Float[Array, "*shape"],
-    total_ammonia: Float[Array, "*shape"],
-    total_nitrate: Float[Array, "*shape"],
-    k_sulfate: Float[Array, "*shape"],
-    k_nitrate: Float[Array, "*shape"],
-) -> tuple[Float[Array, "*shape"], Float[Array, "*shape"]]:
+    sulfate: Float[ArrayLike, "*#shape"],
+    total_ammonia: Float[ArrayLike, "*#shape"],
+    total_nitrate: Float[ArrayLike, "*#shape"],
+    k_sulfate: Float[ArrayLike, "*#shape"],
+    k_nitrate: Float[ArrayLike, "*#shape"],
+) -> tuple[Float[Array, "*#shape"], Float[Array, "*#shape"]]:
     """Smooth sulfate-nitrate-ammonium partitioning (all amounts in the same molar units, e.g. umol m-3).
 
     Sulfate takes ammonia first, up to two moles per mole (ammonium sulfate, a very strong affinity `k_sulfate`):
@@ -85,7 +85,7 @@ def partition_inorganic(
     return bound + nitrate, nitrate
 
 
-def safe_power(q: Float[Array, "*shape"], p: float) -> Float[Array, "*shape"]:
+def safe_power(q: Float[ArrayLike, "*shape"], p: float) -> Float[Array, "*shape"]:
     """$q^p$ for $q \\ge 0$ and a static exponent `p > 1`, with a finite gradient at $q = 0$.
 
     Integer and half-integer exponents avoid `exp`/`log` (the chemistry is evaluated at every cell and step, and
@@ -102,11 +102,11 @@ def safe_power(q: Float[Array, "*shape"], p: float) -> Float[Array, "*shape"]:
 
 
 def oxidant_factor(
-    nox: Float[Array, "*shape"],
-    voc: Float[Array, "*shape"],
-    ratio_half: Float[Array, "*shape"],
+    nox: Float[ArrayLike, "*#shape"],
+    voc: Float[ArrayLike, "*#shape"],
+    ratio_half: Float[ArrayLike, "*#shape"],
     exponent: float,
-) -> Float[Array, "*shape"]:
+) -> Float[Array, "*#shape"]:
     """Oxidant (OH) availability in [0, 1] as a function of the NOx/VOC ratio: titration at high NOx.
 
     $f = 1 / (1 + q^p)$, $q = [NOx] / (r_{1/2} [VOC])$

@@ -12,7 +12,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._regions import allocate_to_grid, region_kernel
 from .._vocabulary import (
@@ -156,7 +156,7 @@ class DemoDomain(eqx.Module):
     levels: tuple[str, ...] = eqx.field(static=True, default=LEVELS)
 
     def gridded_emissions(
-        self, E_reg: Float[Array, "species region level"]
+        self, E_reg: Float[ArrayLike, "species region level"]
     ) -> Float[Array, "species level row col"]:
         """Map region-level emissions to the grid.
 
@@ -175,7 +175,7 @@ class DemoDomain(eqx.Module):
         return allocate_to_grid(E_reg, self.allocation)
 
     def region_mean(
-        self, field: Float[Array, "*batch row col"], weights: str = "population"
+        self, field: Float[ArrayLike, "*batch row col"], weights: str = "population"
     ) -> Float[Array, "*batch region"]:
         """Region means of a gridded field (population-weighted by default, else area-weighted).
 

@@ -12,17 +12,20 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 
-def face_fluxes(m: Float[Array, "*batch n"], c_pos, c_neg, d, axis: int) -> Float[Array, "*batch n+1"]:
+def face_fluxes(
+    m: Float[Array, "*batch row col"], c_pos, c_neg, d, axis: int
+) -> Float[Array, "*batch row col+1"] | Float[Array, "*batch row+1 col"]:
     """Fluxes of amount through the `n + 1` faces along `axis` (positive towards increasing index).
 
     $F_{k-1/2} = c^+_{k-1/2} m_{k-1} + c^-_{k-1/2} m_k + d (m_{k-1} - m_k)$, with $m = 0$ outside the domain,
     $c^\\pm$ the positive/negative parts of the face Courant number $u \\Delta t / \\Delta x$ and
     $d = K \\Delta t / \\Delta x^2$.
 
-    **Arguments**: `m` amounts; `c_pos`, `c_neg`, `d` broadcastable to the face shape (`axis` has n + 1 entries).
+    **Arguments**: `m` amounts `(..., row, col)`; `c_pos`, `c_neg`, `d` broadcastable to the face shape (`axis`
+    has n + 1 entries); `axis` -1 (x-faces, `(..., row, col + 1)`) or -2 (y-faces, `(..., row + 1, col)`).
 
     **Returns**: the face fluxes (amount per step).
     """
@@ -37,13 +40,13 @@ def face_fluxes(m: Float[Array, "*batch n"], c_pos, c_neg, d, axis: int) -> Floa
 
 def advect_diffuse(
     m: Float[Array, "*batch row col"],
-    cx_pos: Float[Array, "*batch row colp1"],
-    cx_neg: Float[Array, "*batch row colp1"],
-    cy_pos: Float[Array, "*batch rowp1 col"],
-    cy_neg: Float[Array, "*batch rowp1 col"],
+    cx_pos: Float[Array, "*#batch row col+1"],
+    cx_neg: Float[Array, "*#batch row col+1"],
+    cy_pos: Float[Array, "*#batch row+1 col"],
+    cy_neg: Float[Array, "*#batch row+1 col"],
     dx: Float[Array, ""],
     dy: Float[Array, ""],
-) -> tuple[Float[Array, "*batch row col"], Float[Array, "*shape"]]:
+) -> tuple[Float[Array, "*batch row col"], Float[Array, "*batch"]]:
     """One unsplit, flux-form upwind advection + diffusion step on the last two axes (row, col).
 
     $m^{n+1}_{j,i} = m^n_{j,i} + F^x_{j,i-1/2} - F^x_{j,i+1/2} + F^y_{j-1/2,i} - F^y_{j+1/2,i}$
@@ -69,7 +72,10 @@ def advect_diffuse(
     return m_new, outflow
 
 
-def max_outgoing_fraction(u: np.ndarray, v: np.ndarray, kh: float, dt: float, dx: float, dy: float) -> float:
+def max_outgoing_fraction(
+    u: Float[ArrayLike, "*batch row colp1"], v: Float[ArrayLike, "*batch rowp1 col"], kh: Float[ArrayLike, "*#batch"],
+    dt: float, dx: float, dy: float,
+) -> float:
     """Largest fraction of a cell's amount that the transport step moves out of it (must be <= 1).
 
     **Arguments**: face winds `u` `(..., row, col + 1)` and `v` `(..., row + 1, col)` in m/s, diffusivity

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from jaxtyping import Float, Float64, Int
 
 from ctm_interface._vocabulary import CONC_UNITS
 
@@ -74,7 +75,9 @@ def _read_csv(path, required: Sequence[str], layout: str) -> pd.DataFrame:
     return df
 
 
-def _check_values(p, df: pd.DataFrame, column: str, keys: Sequence[str], *, nonneg: bool = True) -> np.ndarray:
+def _check_values(
+    p, df: pd.DataFrame, column: str, keys: Sequence[str], *, nonneg: bool = True
+) -> Float64[np.ndarray, " row"]:
     v = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(v)
     if bad.any():
@@ -94,7 +97,7 @@ def _check_values(p, df: pd.DataFrame, column: str, keys: Sequence[str], *, nonn
 # ----------------------------------------------------------------------------------------------------- grids
 
 
-def _axis(values: np.ndarray, p, name: str) -> tuple[float, float, int]:
+def _axis(values: Float64[np.ndarray, " cell"], p, name: str) -> tuple[float, float, int]:
     u = np.unique(values)
     if len(u) == 1:
         raise ValueError(f"{p}: all cells share one {name} value; cannot infer the grid spacing")
@@ -105,7 +108,11 @@ def _axis(values: np.ndarray, p, name: str) -> tuple[float, float, int]:
     return float(u[0]), step, int(np.round(k[-1])) + 1
 
 
-def _grid_indices(df: pd.DataFrame, p, like: xr.DataArray | None):
+def _grid_indices(
+    df: pd.DataFrame, p, like: xr.DataArray | None
+) -> tuple[
+    Float64[np.ndarray, " lat"], Float64[np.ndarray, " lon"], Int[np.ndarray, " cell"], Int[np.ndarray, " cell"]
+]:
     x = df["x"].to_numpy(dtype=np.float64)
     y = df["y"].to_numpy(dtype=np.float64)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
@@ -128,7 +135,9 @@ def _grid_indices(df: pd.DataFrame, p, like: xr.DataArray | None):
     return lat, lon, iy, ix
 
 
-def _nearest(axis: np.ndarray, v: np.ndarray, p, name: str) -> np.ndarray:
+def _nearest(
+    axis: Float64[np.ndarray, " grid"], v: Float64[np.ndarray, " cell"], p, name: str
+) -> Int[np.ndarray, " cell"]:
     order = np.argsort(axis)
     a = axis[order]
     pos = np.clip(np.searchsorted(a, v), 1, len(a) - 1)
@@ -291,7 +300,7 @@ def load_gbd_baseline_mortality(path, column: str = "base2015") -> xr.DataArray:
     return da
 
 
-def _check_per_100k(p, what: str, rate: np.ndarray) -> None:
+def _check_per_100k(p, what: str, rate: Float[np.ndarray, "*shape"]) -> None:
     """Rates read per 100,000 that exceed 1 death per person-year are impossible: the file is in other units."""
     if rate.size and np.nanmax(rate) > 1.0:
         raise ValueError(f"{p}: {what} has rates up to {np.nanmax(rate) / PER_100K:.6g} per 100,000 ("
