@@ -370,8 +370,9 @@ def compute(
 
     **Sizes** (defaults: the experiment): `n_train` Latin-hypercube training runs (plus the base case), `n_test`
     test runs (and as many fresh ones), `n_adj` adjoint states (and as many fresh ones), `train_adjoints` and
-    `n_receptor_adjoints` training states with adjoints, `degrees` of the polynomial emulators; with a short
-    `World(n_days=...)` spin-up, small values make a run of seconds (the tests).
+    `n_receptor_adjoints` training states with adjoints, `degrees` of the polynomial emulators (`()`: none); with
+    a short `World(n_days=...)` spin-up and small values (the tests) most of the time is compiling, once per
+    model structure.
 
     **Returns** `{"dataset": ds, "models": {name: emulator}, "mlp_scores": xr.Dataset}`: `ds` holds the scores per
     model (`NME_i`, ..., model `i` of `ds.attrs["models"]`), the emulators' and the adjoint's gradients, the test
