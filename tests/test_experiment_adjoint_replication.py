@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def world():
-    return World(n_days=2.0)  # a short spin-up: the identities hold for any length; seconds, not minutes
+    return World(n_days=0.5)  # a short spin-up (6 steps a season): the identities hold for any length
 
 
 def test_deaths_adjoint_matches_central_differences(world):
