@@ -105,6 +105,10 @@ class World:
         self._linear_adjoint = jax.jit(lambda E, w: self.ctm.adjoint(lambda c: jnp.sum(w * c), E)[1])
         # adjoint of cost(C, *args), compiled once per cost function (its array arguments are traced, not baked in)
         self._adjoint = eqx.filter_jit(lambda E, cost, args: self.ctm.adjoint(lambda c: cost(c, *args), E)[1])
+        # d(deaths)/d(scale) through an emulator and the downscaler, compiled once per emulator structure
+        self._emulator_deaths_grad = eqx.filter_jit(
+            lambda model, down, y0, x: jax.vmap(jax.grad(lambda s: self.deaths_downscaled(down, model(s), y0)))(x)
+        )
 
     def downscaler(self, c_base):
         """The demo chain's downscaler: receptor means to the grid by the ratio to the base case `c_base`."""
@@ -298,8 +302,7 @@ def emulator_deaths_gradients(world: World, model, c_base: np.ndarray, x: np.nda
     q = sg.with_envelope_policy(model, "ignore")
     down = world.downscaler(c_base)
     y0 = q(jnp.ones(x.shape[1:]))
-    grad = eqx.filter_jit(jax.vmap(jax.grad(lambda s: world.deaths_downscaled(down, q(s), y0))))
-    return np.asarray(grad(jnp.asarray(x)))
+    return np.asarray(world._emulator_deaths_grad(q, down, y0, jnp.asarray(x)))
 
 
 def source_runs(world: World, x: np.ndarray, conc: np.ndarray) -> xr.Dataset:
@@ -367,8 +370,9 @@ def compute(
 
     **Sizes** (defaults: the experiment): `n_train` Latin-hypercube training runs (plus the base case), `n_test`
     test runs (and as many fresh ones), `n_adj` adjoint states (and as many fresh ones), `train_adjoints` and
-    `n_receptor_adjoints` training states with adjoints, `degrees` of the polynomial emulators; with a short
-    `World(n_days=...)` spin-up, small values make a run of seconds (the tests).
+    `n_receptor_adjoints` training states with adjoints, `degrees` of the polynomial emulators (`()`: none); with
+    a short `World(n_days=...)` spin-up and small values (the tests) most of the time is compiling, once per
+    model structure.
 
     **Returns** `{"dataset": ds, "models": {name: emulator}, "mlp_scores": xr.Dataset}`: `ds` holds the scores per
     model (`NME_i`, ..., model `i` of `ds.attrs["models"]`), the emulators' and the adjoint's gradients, the test
@@ -419,8 +423,8 @@ def compute(
     t = time.time()
     ens = sg.Ensemble(lambda k: sg.MLPEmulator(labels, width=32, depth=2, key=k), members, key=key)
     models["neural (MLP ensemble)"] = sg.fit(
-        ens, train_sob, key=jr.fold_in(key, 1), steps=steps, learning_rate=3e-3, validation_fraction=0.1,
-        patience=1500, sobolev_weight=sobolev, progress=progress,
+        ens, train_sob, sg.Adam(steps=steps, learning_rate=3e-3, validation_fraction=0.1, patience=1500,
+                                sobolev_weight=sobolev), key=jr.fold_in(key, 1), progress=progress,
     )  # fmt: skip
     fit_seconds["neural (MLP ensemble)"] = time.time() - t
     if n_receptor_adjoints > 0:

@@ -125,20 +125,9 @@ def anais_update(mrio: MRIO, margins: dict[str, np.ndarray], *, coef_range: floa
 # ------------------------------------------------------------------------------------------ network
 
 
-def top_links(Phi: np.ndarray, labels: Sequence[str], k: int = 10, *, include_self: bool = False) -> pd.DataFrame:
-    """The `k` strongest supplier -> buyer links of an `(n, n)` flow matrix (self-supply left out unless
-    `include_self`), with their share of the matrix total `Phi.sum()`."""
-    P = np.array(Phi, dtype=np.float64)
-    if not include_self:
-        np.fill_diagonal(P, -np.inf)
-    flat = np.argsort(-P, axis=None)[:k]
-    a, b = np.unravel_index(flat, P.shape)
-    total = float(np.asarray(Phi).sum())
-    return pd.DataFrame({
-        "supplier": [labels[i] for i in a], "buyer": [labels[j] for j in b],
-        "flow": [float(Phi[i, j]) for i, j in zip(a, b)],
-        "share of total %": [100 * float(Phi[i, j]) / total for i, j in zip(a, b)],
-    }, index=pd.RangeIndex(1, k + 1, name="rank"))  # fmt: skip
+def _link_labels(top: xr.Dataset, side: str) -> np.ndarray:
+    """'region/sector' labels of the suppliers (`side=""`) or buyers (`"to_"`) of `diffmrio.supply_chain.top_flows`."""
+    return np.array([f"{r}/{s}" for r, s in zip(top[f"{side}region"].values, top[f"{side}sector"].values, strict=True)])
 
 
 def _groups_for(sectors: Sequence[str], groups: dict | None) -> dict[str, tuple[str, ...]]:
@@ -153,18 +142,6 @@ def _groups_for(sectors: Sequence[str], groups: dict | None) -> dict[str, tuple[
     if missing:
         raise ValueError(f"sector groups leave out sectors {sorted(missing)[:5]}; map every sector to a group")
     return {g: tuple(v) for g, v in groups.items()}
-
-
-def aggregate_flows(Phi4: np.ndarray, regions, sectors, groups) -> tuple[np.ndarray, list[str]]:
-    """Aggregate `Phi(region, sector, to_region, to_sector)` to (region x group) rows and columns."""
-    G = np.zeros((len(sectors), len(groups)))
-    for k, members in enumerate(groups.values()):
-        for s in members:
-            G[list(sectors).index(s), k] = 1.0
-    agg = np.einsum("risj,ig,jh->rgsh", Phi4, G, G)
-    R, Gn = len(regions), len(groups)
-    labels = [f"{r} | {g}" for r in regions for g in groups]
-    return agg.reshape(R * Gn, R * Gn), labels
 
 
 # ------------------------------------------------------------------------------------------ figures
@@ -347,9 +324,8 @@ def compute(
     margins_given = margins is not None
     if margins is None:
         margins = scenario_margins(mrio, seed=seed)
-    regions, sectors = list(mrio.regions), list(mrio.sectors)
+    sectors = list(mrio.sectors)
     R, N, n = mrio.n_regions, mrio.n_sectors, mrio.n
-    labels = [f"{r}/{s}" for r in regions for s in sectors]
     unit = mrio.units[mrio.stressor_index(stressor)]
     groups = _groups_for(sectors, sector_groups)
 
@@ -384,13 +360,18 @@ def compute(
     })  # fmt: skip
 
     # 2. network
-    Phi4 = np.asarray(diffmrio.sector_flows(updated, stressor).values)
+    phi = diffmrio.sector_flows(updated, stressor).assign_attrs(units=unit)
+    Phi4 = np.asarray(phi.values)
     Phi = Phi4.reshape(n, n)
     total = float(Phi.sum())
-    top = top_links(Phi, labels, k_links)
-    agg, agg_labels = aggregate_flows(Phi4, regions, sectors, groups)
+    top = diffmrio.supply_chain.top_flows(phi, k_links)
+    agg = diffmrio.tables.aggregate_flows(phi, sector_map={s: g for g, members in groups.items() for s in members})
+    agg = agg.sel(sector=list(groups), to_sector=list(groups))  # the groups' order
+    agg_labels = [f"{r} | {g}" for r in agg["region"].values for g in agg["sector"].values]
+    agg = agg.values.reshape(len(agg_labels), len(agg_labels))
+    # intensities as the library defines them (divided wherever x != 0, negative outputs included)
     x_new = np.asarray(updated.Z).sum(1) + np.asarray(updated.Y).sum(1)
-    s = np.asarray(updated.F[mrio.stressor_index(stressor)]) / np.where(x_new > 0, x_new, 1.0)
+    s = np.asarray(diffmrio.intensities(np.asarray(updated.F), x_new))[mrio.stressor_index(stressor)]
     flows = ("region", "sector", "to_region", "to_sector")
 
     # 3. efficiency
@@ -401,10 +382,10 @@ def compute(
         "intensity": (rs, s.reshape(R, N), {"units": f"{unit} per monetary unit"}),
         "total_embodied": ((), total, {"units": unit}),
         "self_supply_share": ((), float(np.trace(Phi) / total), one),
-        "link_supplier": (("link",), top["supplier"].to_numpy(dtype=str), {"units": ""}),
-        "link_buyer": (("link",), top["buyer"].to_numpy(dtype=str), {"units": ""}),
-        "link_flow": (("link",), top["flow"].to_numpy(), {"units": unit}),
-        "top_links_share": ((), float(top["flow"].sum() / total), one),
+        "link_supplier": (("link",), _link_labels(top, ""), {"units": ""}),
+        "link_buyer": (("link",), _link_labels(top, "to_"), {"units": ""}),
+        "link_flow": (("link",), top["flow"].values, {"units": unit}),
+        "top_links_share": ((), float(top["share"].sum()), one),
         "group_flows": (("block", "to_block"), agg, {"units": unit}),
         "inefficient": (flows, np.asarray(eff.inefficient).reshape(R, N, R, N).astype("i1"), {"units": "1"}),
         "inefficient_share": ((), float(eff.inefficient_share), one),
@@ -438,7 +419,6 @@ def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None, qui
     stressor, unit, coef_range = ds.attrs["stressor"], ds.attrs["unit"], float(ds.attrs["coef_range"])
     regions, sectors = list(ds.region.values), list(ds.sector.values)
     R, N = len(regions), len(sectors)
-    labels = [f"{r}/{s}" for r in regions for s in sectors]
     groups = json.loads(ds.attrs["groups"])
     results = out / "results"
     results.mkdir(parents=True, exist_ok=True)
@@ -500,7 +480,10 @@ def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None, qui
     rf = pd.DataFrame(Phi4.sum(axis=(1, 3)), index=pd.Index(regions, name="supplier \\ buyer"), columns=regions)
     rep.table(rf, f"Embodied {stressor} flows aggregated to regions ({unit})")
     k_draw = 10 if quick else 20
-    rep.figure(_fig_chord(Phi, regions, sectors, top_links(Phi, labels, k_draw), stressor, unit, synthetic),
+    top_draw = diffmrio.supply_chain.top_flows(ds.Phi, k_draw)
+    top_draw = pd.DataFrame({"supplier": _link_labels(top_draw, ""), "buyer": _link_labels(top_draw, "to_"),
+                             "flow": top_draw["flow"].values})
+    rep.figure(_fig_chord(Phi, regions, sectors, top_draw, stressor, unit, synthetic),
                "network_links", f"The {k_draw} strongest region-sector links of embodied {stressor}{tag(synthetic)}.")
     rep.figure(_fig_heatmap(ds.group_flows.values, list(ds.block.values), regions, len(groups), stressor, unit, synthetic),
                "network_heatmap", f"Embodied {stressor} flows aggregated to regions x sector groups "

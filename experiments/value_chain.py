@@ -47,14 +47,6 @@ PART_LABELS = {"intra_regional": "intra-regional", "returning_imports": "embodie
 QUANTITIES = ("income (value added)", "employment", "damage borne (deaths)", "damage caused (deaths)")
 
 
-def lorenz(quantity, population) -> tuple[np.ndarray, np.ndarray]:
-    """Lorenz curve points (cumulative population share, cumulative quantity share), regions sorted by
-    ascending per-capita value, starting at (0, 0)."""
-    q, p = np.asarray(quantity, float), np.asarray(population, float)
-    o = np.argsort(q / p)
-    return np.concatenate([[0], np.cumsum(p[o]) / p.sum()]), np.concatenate([[0], np.cumsum(q[o]) / q.sum()])
-
-
 def chain_inputs(chain, inputs=None) -> tuple[MRIO, np.ndarray, np.ndarray]:
     """What [`compute`][experiments.value_chain.compute] needs from a chain: the table with the first-order
     deaths row ([`deaths_satellite`][diffmrio.chain.deaths_satellite]), the population per region and the
@@ -248,7 +240,7 @@ def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None) -> 
         f"{cvs['damage borne (deaths)']:.3f}. Income is {'more' if gi > gd else 'less'} unequally distributed "
         "across regions than the health damage borne."
     )
-    curves = {k: lorenz(v, pop) for k, v in qty.items() if k != "employment"}
+    curves = {k: diffmrio.scenarios.lorenz_curve(v, pop) for k, v in qty.items() if k != "employment"}
     rep.figure(_fig_lorenz(curves, ginis, synthetic), "lorenz", f"Lorenz curves of income and damage{tag(synthetic)}.")
 
     rep.add(

@@ -183,11 +183,18 @@ def emulator_gradients(model: AbstractEmulator, x: np.ndarray, cost_weights: np.
             f"`cost_weights` has shape {w.shape}; expected the output shape {model.labels.output_shape}"
         )
 
-    @eqx.filter_jit
-    def grads(m, xs):
-        return jax.vmap(jax.grad(lambda xi: jnp.sum(w * m._predict(xi))))(xs)
+    return np.asarray(_cost_gradients(model, w, jnp.asarray(x, dtype=jnp.float64)))
 
-    return np.asarray(grads(model, jnp.asarray(x, dtype=jnp.float64)))
+
+# compiled once per model structure and shapes (defined at module level so that repeated calls reuse the program)
+@eqx.filter_jit
+def _cost_gradients(m, w, xs):
+    return jax.vmap(jax.grad(lambda xi: jnp.sum(w * m._predict(xi))))(xs)
+
+
+@eqx.filter_jit
+def _jacobians(m, xs):
+    return jax.vmap(jax.jacfwd(m._predict))(xs)
 
 
 def gradient_agreement(
@@ -320,11 +327,7 @@ def jacobians(model: AbstractEmulator, x: np.ndarray) -> np.ndarray:
             "sensitivities are computed for source-level emulators"
         )
 
-    @eqx.filter_jit
-    def jac(m, xs):
-        return jax.vmap(jax.jacfwd(m._predict))(xs)
-
-    return np.asarray(jac(model, jnp.asarray(x, dtype=jnp.float64)))
+    return np.asarray(_jacobians(model, jnp.asarray(x, dtype=jnp.float64)))
 
 
 def spurious_sensitivity(model: AbstractEmulator, x: np.ndarray, *, table: dict | None = None) -> xr.Dataset:

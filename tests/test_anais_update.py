@@ -108,3 +108,66 @@ def test_bad_targets(prior, margins):
         anais_update(prior, low, vz, fy, coef_range=C)
     with pytest.warns(diffmrio.MRIOWarning, match="no or negative value added"):  # feasible without the range,
         anais_update(prior, low, vz, fy, coef_range=None)  # and the updated table is validated
+
+
+@pytest.fixture(scope="module")
+def negative_prior(prior):
+    """The prior with region-sector 4's inventory drawdown (final-demand column 1) larger than its sales: gross
+    output x_4 < 0, as happens in real tables with inventory changes."""
+    Y = np.asarray(prior.Y).copy()
+    k, col = 4, 1
+    Y[k, col] = -(np.asarray(prior.Z)[k].sum() + Y[k].sum() - Y[k, col]) - 2.0
+    m = diffmrio.MRIO.from_arrays(prior.Z, Y, prior.F, prior.F_Y, regions=prior.regions, sectors=prior.sectors,
+                                  categories=prior.categories, stressors=prior.stressors, units=prior.units,
+                                  name="negative", validate=False)  # fmt: skip
+    x0 = np.asarray(m.Z).sum(1) + np.asarray(m.Y).sum(1)
+    assert x0[k] == pytest.approx(-2.0) and (np.delete(x0, k) > 0).all()
+    return m
+
+
+def _perturbed_margins(m, seed):
+    X0 = np.hstack([np.asarray(m.Z), np.asarray(m.Y)])
+    Xt = X0 * np.random.default_rng(seed).uniform(0.95, 1.08, X0.shape)  # signs kept: x_4 stays negative
+    return Xt, (Xt.sum(1), Xt[:, : m.n].sum(0), Xt[:, m.n :].sum(0))
+
+
+def test_negative_output_keeps_its_intensities(negative_prior):
+    """Intensities are divided wherever x != 0, as in the rest of the library (Economy.S): a region-sector with
+    negative output keeps S = F / x, so its emissions scale with its new (still negative) output. (Dividing only
+    where x > 0 set its emissions to zero.)"""
+    m = negative_prior
+    _, (u, vz, fy) = _perturbed_margins(m, 5)
+    assert u[4] < 0 and fy[1] < 0  # negative targets are allowed where the prior's totals are negative
+    upd, _ = anais_update(m, u, vz, fy, coef_range=C, validate=False)
+    F0, x0 = np.asarray(m.F), np.asarray(m.Z).sum(1) + np.asarray(m.Y).sum(1)
+    x = np.asarray(upd.Z).sum(1) + np.asarray(upd.Y).sum(1)
+    np.testing.assert_allclose(x, u, rtol=1e-8)
+    expected = np.array([[F0[p, j] / x0[j] * x[j] for j in range(m.n)] for p in range(F0.shape[0])])
+    np.testing.assert_allclose(np.asarray(upd.F), expected, rtol=1e-12)
+    assert (np.asarray(upd.F)[:, 4] > 0).all()  # negative intensity times negative output: emissions kept
+    np.testing.assert_allclose(diffmrio.Economy.from_mrio(upd).S, diffmrio.Economy.from_mrio(m).S, rtol=1e-8)
+    fd0 = np.asarray(m.Y).sum(0)  # F_Y scales with each final-demand column, the negative one included
+    fd = np.asarray(upd.Y).sum(0)
+    np.testing.assert_allclose(fd, fy, rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(upd.F_Y), np.asarray(m.F_Y) * (fd / fd0)[None, :], rtol=1e-12)
+    bad = u.copy()  # a negative target where the prior's output is positive is still an error
+    bad[3], bad[4] = -1.0, bad[4] + bad[3] + 1.0
+    with pytest.raises(ValueError, match="`output` has the value -1.0 at entry 3.*non-negative where the prior"):
+        anais_update(m, bad, vz, fy, validate=False)
+
+
+def test_output_changing_sign_warns(negative_prior):
+    """A positive target for the negative output (less inventory drawdown): the kept intensity flips the sign of
+    its emissions, which is said, naming the region-sector."""
+    m = negative_prior
+    X0 = np.hstack([np.asarray(m.Z), np.asarray(m.Y)])
+    Xt = X0.copy()
+    Xt[4, m.n + 1] *= 0.5  # drawdown halved: x_4 > 0
+    u, vz, fy = Xt.sum(1), Xt[:, : m.n].sum(0), Xt[:, m.n :].sum(0)
+    assert u[4] > 0
+    label = f"{m.regions[4 // N]}/{m.sectors[4 % N]}"
+    with pytest.warns(UserWarning, match=f"gross output changes sign at 1 region-sector\\(s\\) \\({label}\\)"):
+        upd, _ = anais_update(m, u, vz, fy, coef_range=None, validate=False)
+    x0 = X0.sum(1)
+    np.testing.assert_allclose(np.asarray(upd.F)[:, 4], np.asarray(m.F)[:, 4] / x0[4] * u[4], rtol=1e-8)
+    assert (np.asarray(upd.F)[:, 4] < 0).all()

@@ -1,6 +1,7 @@
 """The national-deaths part of the adjoint-replication experiment: the reference CTM's adjoint of deaths against
 finite differences of the forward model, and the downscaled chain against it."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def world():
-    return World(n_days=2.0)  # a short spin-up: the identities hold for any length; seconds, not minutes
+    return World(n_days=0.5)  # a short spin-up (6 steps a season): the identities hold for any length
 
 
 def test_deaths_adjoint_matches_central_differences(world):
@@ -105,3 +106,104 @@ def test_compute_refuses_sizes_without_room_for_the_training_adjoints(tmp_path):
     with pytest.raises(ValueError, match="n_train=20 training runs leave no room for 15 training adjoints and 10"):
         compute(tmp_path, n_train=20, train_adjoints=15, n_receptor_adjoints=10)
     assert not list(tmp_path.iterdir())  # nothing computed, nothing written
+
+
+@pytest.fixture(scope="module")
+def computed(world, tmp_path_factory):
+    """`compute` at a tiny size (5 training runs, 2 + 2 test runs, 1 + 1 adjoint states, briefly trained
+    emulators, no polynomial, the gridded emulator without its Sobolev term, whose compilation is the costliest):
+    the numbers of the full experiment, each checked below against an independent computation."""
+    from experiments.adjoint_replication import compute
+
+    out = tmp_path_factory.mktemp("adjoint_replication")
+    res = compute(out, world=world, members=1, steps=10, train_adjoints=1, gridded_steps=2, n_receptor_adjoints=1,
+                  ablation=False, progress=False, n_train=4, n_test=2, n_adj=1, degrees=(), gridded_sobolev=0.0)  # fmt: skip
+    return res, out
+
+
+def test_compute_ctm_numbers_against_numpy_and_finite_differences(world, computed):
+    """The CTM side of the dataset: test-run PM2.5 per receptor against a numpy population-weighted mean of the
+    cached runs, the exact adjoint of J against central differences of the forward CTM, and the cell-level
+    adjoint chained through the allocation giving the source-level one."""
+    res, out = computed
+    ds = res["dataset"]
+    runs = xr.load_dataset(out / "ctm_runs.nc")
+    frac, pop = np.asarray(world.dom.region_fraction), np.asarray(world.dom.population)
+    pm = np.einsum("c,ncyx->nyx", world.m, runs["c_test"].values)
+    want = np.einsum("nyx,ryx->nr", pm, frac * pop) / np.einsum("ryx->r", frac * pop)
+    np.testing.assert_allclose(ds["pm25_ctm"].values, want, rtol=1e-10)
+    # the cell-level adjoint dJ/dE chained through the per-source patterns is the source-level dJ/dscale
+    chained = np.einsum("nslyx,gslyx->ngs", ds["cell_grad_adjoint"].values, world.patterns)
+    np.testing.assert_allclose(chained, ds["grad_adjoint"].values, rtol=1e-9, atol=1e-12 * np.abs(chained).max())
+    # dJ/dscale at the adjoint state against central differences of J = sum(cell_w * C) of the forward CTM
+    x = runs["x_adj"].values[0]
+    g = ds["grad_adjoint"].values[0]
+    h = 1e-4
+
+    def J(s):
+        return float(np.sum(world.cell_w * world.run(s[None], progress=False)[0]))
+
+    for r, k in ((0, 0), (4, 5)):
+        e = np.zeros_like(x)
+        e[r, k] = h
+        np.testing.assert_allclose(g[r, k], (J(x + e) - J(x - e)) / (2 * h), rtol=1e-5, atol=1e-6 * np.abs(g).max())
+
+
+def test_compute_emulator_numbers_against_numpy(world, computed):
+    """The emulator side: the scores against numpy formulas on the stored PM2.5, the pooled gradient statistics
+    against R^2 and slope computed here, and the chain's deaths gradient against central differences of the
+    chain (emulator -> downscaler -> GEMM) run forward."""
+    import json
+
+    import surrogate as sg
+
+    res, out = computed
+    ds, models = res["dataset"], res["models"]
+    summary = json.loads(ds.attrs["summary"])
+    names = list(ds.attrs["models"])
+    assert names == ["linear", "neural (MLP ensemble)", "neural, Sobolev term + receptor adjoints"]
+    o = ds["pm25_ctm"].values
+    a = ds["grad_adjoint"].values.ravel()
+    for i, name in enumerate(names):
+        p = ds[f"pm25_emulator_{i}"].values
+        np.testing.assert_allclose(ds[f"NME_{i}"].sel(component="PM25").values,
+                                   np.abs(p - o).sum(0) / o.sum(0), rtol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(ds[f"NMB_{i}"].sel(component="PM25").values, (p - o).sum(0) / o.sum(0),
+                                   rtol=1e-6, atol=1e-9)  # fmt: skip
+        assert summary[name]["nme_max"] == pytest.approx(float(np.max(np.abs(p - o).sum(0) / o.sum(0))), rel=1e-6)
+        e = ds[f"grad_emulator_{i}"].values.ravel()
+        r2 = 1 - np.sum((e - a) ** 2) / np.sum((a - a.mean()) ** 2)
+        slope = np.polyfit(a, e, 1)[0]
+        assert summary[name]["grad_r2"] == pytest.approx(r2, rel=1e-9, abs=1e-12)
+        assert summary[name]["grad_slope"] == pytest.approx(slope, rel=1e-7)
+    # the linear emulator's gradient of the linear cost is its (constant) weighted matrix: the same at every state
+    lin = models["linear"]
+    x_adj = xr.load_dataset(out / "ctm_runs.nc")["x_adj"].values
+    w = jnp.asarray(world.receptor_cost_w)  # [component, receptor], the emulator's output order
+
+    def J_lin(s):
+        return jnp.sum(w * sg.with_envelope_policy(lin, "ignore")(s))
+
+    for s in (x_adj[0], 0.5 * x_adj[0] + 0.3):
+        np.testing.assert_allclose(np.asarray(jax.grad(J_lin)(jnp.asarray(s))), ds["grad_emulator_0"].values[0],
+                                   rtol=1e-9)  # fmt: skip
+    # deaths through the MLP chain: d(deaths)/dscale against central differences of the chain run forward
+    k = names.index("neural (MLP ensemble)")
+    q = sg.with_envelope_policy(models["neural (MLP ensemble)"], "ignore")
+    c0 = xr.load_dataset(out / "ctm_runs.nc")["c_train"].values[0]
+    down, y0 = world.downscaler(c0), q(jnp.ones((6, 7)))
+    dg = ds[f"deaths_grad_emulator_{k}"].values[0]
+    h = 1e-4
+    for r, s in ((1, 0), (3, 2), (5, 6)):
+        e = np.zeros((6, 7))
+        e[r, s] = h
+        fd = (float(world.deaths_downscaled(down, q(jnp.asarray(x_adj[0] + e)), y0))
+              - float(world.deaths_downscaled(down, q(jnp.asarray(x_adj[0] - e)), y0))) / (2 * h)  # fmt: skip
+        np.testing.assert_allclose(dg[r, s], fd, rtol=1e-5, atol=1e-7 * np.abs(dg).max())
+    # the deaths statistics in the summary from the stored gradients
+    ad = ds["deaths_grad_adjoint"].values.ravel()
+    for key, emu in (("neural (MLP ensemble)", ds[f"deaths_grad_emulator_{k}"].values.ravel()),
+                     ("downscaler only", ds["deaths_grad_downscaled_ctm"].values.ravel())):  # fmt: skip
+        assert summary[key]["deaths_r2"] == pytest.approx(1 - np.sum((emu - ad) ** 2) / np.sum((ad - ad.mean()) ** 2),
+                                                          rel=1e-9, abs=1e-12)  # fmt: skip
+    assert ds.attrs["n_train_runs"] == 5 and ds.attrs["n_test_runs"] == 2 and ds.attrs["n_adjoint_states"] == 1

@@ -143,9 +143,11 @@ def test_scenario_margins_balance_and_csv_roundtrip(world, tmp_path):
 
 def test_top_links_and_bad_inputs(world, tmp_path):
     Phi = np.array([[5.0, 1.0, 3.0], [0.0, 9.0, 2.0], [4.0, 0.5, 0.0]])
-    t = exp.top_links(Phi, ["a", "b", "c"], 2)
-    assert list(zip(t["supplier"], t["buyer"])) == [("c", "a"), ("a", "c")]
-    np.testing.assert_allclose(t["share of total %"], [100 * 4 / Phi.sum(), 100 * 3 / Phi.sum()])
+    lab = ["a", "b", "c"]  # the experiment ranks links with diffmrio.supply_chain.top_flows
+    t = diffmrio.supply_chain.top_flows(
+        xr.DataArray(Phi, dims=("region", "to_region"), coords={"region": lab, "to_region": lab}), 2)
+    assert list(zip(t.region.values, t.to_region.values)) == [("c", "a"), ("a", "c")]
+    np.testing.assert_allclose(t["share"], [4 / Phi.sum(), 3 / Phi.sum()])
     with pytest.raises(ValueError, match="stressor"):
         exp.compute(world, stressor="CH4")
     with pytest.raises(ValueError, match="k_links=0"):

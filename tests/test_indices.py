@@ -15,6 +15,7 @@ from diffmrio.scenarios._indices import (
     disparity_index_from_matrix,
     embodied_trade,
     gini,
+    lorenz_curve,
     pollutant_equivalent_coefficients,
     pollutant_equivalents,
     supply_chain_efficiency,
@@ -107,6 +108,33 @@ def test_gini_against_lorenz_area_and_people(seed):
     o = np.argsort(q / p)[::-1]
     P, Y = p[o] / p.sum(), q[o] / q.sum()
     assert np.sum(P * Y) + 2 * np.sum(P * (1 - np.cumsum(Y))) - 1 == pytest.approx(-g, abs=1e-13)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lorenz_curve_against_numpy_and_gini(seed):
+    """The points against an explicit loop over regions sorted by per-capita value, and 1 - 2 x their trapezoid
+    area is the Gini; labelled input is taken by its values."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    R = 7
+    p = rng.uniform(1, 40, R)
+    q = rng.lognormal(size=R) * p
+    P, Q = (np.asarray(a) for a in lorenz_curve(xr.DataArray(q, dims="region"), xr.DataArray(p, dims="region")))
+    order = sorted(range(R), key=lambda i: q[i] / p[i])
+    cp, cq, want_p, want_q = 0.0, 0.0, [0.0], [0.0]
+    for i in order:
+        cp, cq = cp + p[i], cq + q[i]
+        want_p.append(cp / p.sum())
+        want_q.append(cq / q.sum())
+    np.testing.assert_allclose(P, want_p, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(Q, want_q, rtol=1e-13, atol=1e-15)
+    assert 1.0 - 2.0 * np.trapezoid(Q, P) == pytest.approx(float(gini(q, p)), abs=1e-13)
+    Pu, Qu = (np.asarray(a) for a in lorenz_curve(q))  # equal weights: the values sorted
+    np.testing.assert_allclose(Pu, np.arange(R + 1) / R, rtol=1e-14)
+    np.testing.assert_allclose(Qu, np.concatenate([[0], np.cumsum(np.sort(q))]) / q.sum(), rtol=1e-13)
+    with pytest.raises(ValueError, match="`population` has shape"):
+        lorenz_curve(q, p[:-1])
 
 
 def test_gini_limits_and_unweighted():

@@ -1,5 +1,5 @@
 """Scenarios and indices: footprint gradients, intensity convergence and intensity-cut optimisation; inequality
-and efficiency indices (Gini, disparity, supply-chain efficiency, pollutant equivalents, embodied trade)."""
+and efficiency indices (Gini and the Lorenz curve, disparity, supply-chain efficiency, pollutant equivalents, embodied trade)."""
 
 from ._scenarios import (
     convergence_kernel as convergence_kernel,
@@ -20,6 +20,7 @@ from ._indices import (
     disparity_index_from_matrix as disparity_index_from_matrix,
     embodied_trade as embodied_trade,
     gini as gini,
+    lorenz_curve as lorenz_curve,
     pollutant_equivalent_coefficients as pollutant_equivalent_coefficients,
     pollutant_equivalents as pollutant_equivalents,
     supply_chain_efficiency as supply_chain_efficiency,

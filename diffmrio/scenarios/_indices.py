@@ -19,6 +19,7 @@ __all__ = [
     "disparity_index",
     "disparity_index_from_matrix",
     "gini",
+    "lorenz_curve",
     "coefficient_of_variation",
     "CHINA_POLLUTANT_EQUIVALENT_KG",
     "pollutant_equivalent_coefficients",
@@ -149,6 +150,32 @@ def gini(quantity: Float[Array, " R"], population: Float[Array, " R"] | None = N
     Y = q / q.sum()
     T = jnp.cumsum(Y)
     return jnp.sum(P * Y) + 2.0 * jnp.sum(P * (1.0 - T)) - 1.0
+
+
+def lorenz_curve(
+    quantity: Float[Array, " R"], population: Float[Array, " R"] | None = None
+) -> tuple[Float[Array, " R+1"], Float[Array, " R+1"]]:
+    """Lorenz curve of a quantity over regions (VALUECHAIN study; docs/science.md, "Indices").
+
+    Regions sorted by **ascending** per-capita value $q_i / p_i$ (the order [`gini`][diffmrio.scenarios.gini]
+    uses); the points are the cumulative population shares $C_k = \\sum_{i \\le k} P_i$ and cumulative quantity
+    shares $T_k = \\sum_{i \\le k} Y_i$, starting at $(0, 0)$ and ending at $(1, 1)$. The Gini coefficient is one
+    minus twice the area under this curve (trapezoids), $1 - \\sum_k P_k (T_{k-1} + T_k)$.
+
+    **Arguments**
+
+    - `quantity`: regional totals $q_i$ `[R]` (a labelled `xarray.DataArray` is taken by its values).
+    - `population`: $p_i$ `[R]`, positive, or `None` for equal weights.
+
+    **Returns**
+
+    `(population_share, quantity_share)`, each of shape `[R + 1]`, non-decreasing from 0 to 1.
+    """
+    q, p = _values_and_weights(quantity, population)
+    order = jnp.argsort(q / p)
+    zero = jnp.zeros(1, dtype=q.dtype)
+    return (jnp.concatenate([zero, jnp.cumsum(p[order]) / p.sum()]),
+            jnp.concatenate([zero, jnp.cumsum(q[order]) / q.sum()]))  # fmt: skip
 
 
 def coefficient_of_variation(

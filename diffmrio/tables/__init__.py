@@ -7,6 +7,7 @@ from ._anais import AnaisInfeasibleError as AnaisInfeasibleError, AnaisReport as
 from ._update import anais_update as anais_update
 from ._concordance import (
     aggregate_arrays as aggregate_arrays,
+    aggregate_flows as aggregate_flows,
     aggregate_mrio as aggregate_mrio,
     aggregation_matrix as aggregation_matrix,
     apply_concordance as apply_concordance,

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 
 __all__ = [
     "concordance_matrix",
@@ -25,6 +26,7 @@ __all__ = [
     "link_tables",
     "aggregate_arrays",
     "aggregate_mrio",
+    "aggregate_flows",
 ]
 
 
@@ -407,6 +409,44 @@ def aggregate_mrio(mrio, region_map=None, sector_map=None):
         population=_aggregate_population(getattr(mrio, "population", None), GR),
         population_unit=getattr(mrio, "population_unit", "person"),
     )
+
+
+def aggregate_flows(flows: xr.DataArray, region_map=None, sector_map=None) -> xr.DataArray:
+    """Aggregate a labelled flow matrix over regions and/or sectors, on both the supplying and the buying side.
+
+    For sector-pair flows $\\Phi$ (docs/science.md, "Sector-pair flows"; e.g. from
+    [`sector_flows`][diffmrio.sector_flows]) with $K = G_R \\otimes G_S$ the aggregation is
+    $\\Phi' = K^T \\Phi K$, the same map as for `Z` in [`aggregate_arrays`][diffmrio.tables.aggregate_arrays]: a
+    block's flow is the sum of its members' flows, and the total is kept.
+
+    **Arguments**
+
+    - `flows`: an `xarray.DataArray` with dims `(region, sector, to_region, to_sector)` (any order; the result
+      has this order).
+    - `region_map`, `sector_map`: `{old: new}` dicts (labels not named keep their own) or sequences of new labels
+      aligned with the old ones (see [`aggregation_matrix`][diffmrio.tables.aggregation_matrix]); `None` keeps
+      that axis. New labels are ordered by first appearance.
+
+    **Returns**
+
+    The aggregated `xarray.DataArray` (same dims, new labels, `flows`' name and attrs such as `units`).
+    """
+    dims = ("region", "sector", "to_region", "to_sector")
+    if not isinstance(flows, xr.DataArray) or set(flows.dims) != set(dims):
+        got = flows.dims if isinstance(flows, xr.DataArray) else type(flows).__name__
+        raise ValueError(f"`aggregate_flows`: `flows` must be an xarray.DataArray with dims {dims}, got {got}; "
+                         "label an (n, n) array with diffmrio.sector_flows or reshape it to (R, N, R, N).")
+    flows = flows.transpose(*dims)
+    regions, sectors = [str(v) for v in flows["region"].values], [str(v) for v in flows["sector"].values]
+    for side in ("region", "sector"):
+        if [str(v) for v in flows[f"to_{side}"].values] != [str(v) for v in flows[side].values]:
+            raise ValueError(f"`aggregate_flows`: `to_{side}` labels differ from the `{side}` labels; a flow matrix "
+                             "has the same items on both sides (reorder with flows.sel).")
+    GR, new_r = (np.eye(len(regions)), tuple(regions)) if region_map is None else aggregation_matrix(regions, region_map)
+    GS, new_s = (np.eye(len(sectors)), tuple(sectors)) if sector_map is None else aggregation_matrix(sectors, sector_map)
+    agg = np.einsum("risj,ra,ib,sc,jd->abcd", np.asarray(flows.values, dtype=np.float64), GR, GS, GR, GS)
+    coords = {"region": list(new_r), "sector": list(new_s), "to_region": list(new_r), "to_sector": list(new_s)}
+    return xr.DataArray(agg, dims=dims, coords=coords, name=flows.name, attrs=dict(flows.attrs))
 
 
 def _aggregate_population(population, region_matrix):

@@ -3,10 +3,12 @@ intensities (BTH study; docs/table_building.md)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
+from .._economy import _safe_div
 from .._labels import unlabel
 from .._mrio import MRIO
 from .._units import MONEY
@@ -32,8 +34,9 @@ def anais_update(
     and the columns of `Y` to the new final-demand totals. With `coef_range` $= c$, each buyer's input structure
     stays within $\pm c$ (relative) of the prior's:
     $(1 - c)\, z^0_{ij} / v^0_j \le z_{ij} / v'_j \le (1 + c)\, z^0_{ij} / v^0_j$. Direct intensities are kept:
-    $F' = S\,\mathrm{diag}(x')$ with $S = F\,\mathrm{diag}(x^0)^{-1}$, and each column of `F_Y` scales with its
-    final-demand column total.
+    $F' = S\,\mathrm{diag}(x')$ with $S = F\,\mathrm{diag}(x^0)^{-1}$ wherever $x^0 \ne 0$ (0 where $x^0 = 0$: the
+    intensities `S` of [`Economy`][diffmrio.Economy], negative outputs included), and each column of `F_Y` scales with its
+    final-demand column total (wherever that total is non-zero).
 
     **Arguments:**
 
@@ -50,7 +53,11 @@ def anais_update(
     **Returns:** `(updated MRIO, AnaisReport)`; the updated table keeps the labels, units, extensions and
     population, and is named `"<name> updated by ANAIS"`.
 
-    **Raises:** `ValueError` naming the argument for a wrong shape or labels, a negative or non-finite target, a
+    **Warns:** `UserWarning` naming the region-sectors whose gross output changes sign (a negative prior output,
+    e.g. from inventory changes, given a positive target): their emissions change sign with it.
+
+    **Raises:** `ValueError` naming the argument for a wrong shape or labels, a non-finite target or a negative one
+    where the prior's total is non-negative (negative targets are allowed where the prior's is negative), a
     `coef_range` outside `[0, 1)`, or grand totals that disagree; [`AnaisInfeasibleError`][diffmrio.tables.AnaisInfeasibleError]
     when no table meets the margins and bounds (widen `coef_range`).
     """
@@ -59,16 +66,17 @@ def anais_update(
     rs = {"region": list(mrio.regions), "sector": list(mrio.sectors)}
     fdc = {"fd_region": list(mrio.regions), "category": list(mrio.categories)}
     fd_dims = ("fd_region", "category")
-    u = _target(output, ("region", "sector"), rs, "output", fn, (R, N), n)
-    vz = _target(inputs, ("region", "sector"), rs, "inputs", fn, (R, N), n)
-    vy = _target(final_demand, fd_dims, fdc, "final_demand", fn, (R, mrio.n_categories), R * mrio.n_categories)
+    Z, Y = np.asarray(mrio.Z, dtype=np.float64), np.asarray(mrio.Y, dtype=np.float64)
+    u = _target(output, ("region", "sector"), rs, "output", fn, (R, N), n, Z.sum(axis=1) + Y.sum(axis=1))
+    vz = _target(inputs, ("region", "sector"), rs, "inputs", fn, (R, N), n, Z.sum(axis=0))
+    vy = _target(final_demand, fd_dims, fdc, "final_demand", fn, (R, mrio.n_categories), R * mrio.n_categories,
+                 Y.sum(axis=0))
     v = np.concatenate([vz, vy])
     gap = abs(u.sum() - v.sum())
     if gap > total_rtol * max(abs(u.sum()), abs(v.sum()), 1e-300):
         raise ValueError(f"`{fn}`: the grand totals disagree: sum(output) = {u.sum():.10g} but sum(inputs) + "
                          f"sum(final_demand) = {vz.sum():.10g} + {vy.sum():.10g} = {v.sum():.10g}; every unit of output "
                          "is bought as an intermediate input or by final demand, so make them equal.")
-    Z, Y = np.asarray(mrio.Z, dtype=np.float64), np.asarray(mrio.Y, dtype=np.float64)
     X0 = np.hstack([Z, Y])
     lo = hi = None
     if coef_range is not None:
@@ -90,9 +98,19 @@ def anais_update(
     x_old = Z.sum(axis=1) + Y.sum(axis=1)
     x_new = X.sum(axis=1)
     F = np.asarray(mrio.F, dtype=np.float64)
-    S = np.divide(F, x_old, out=np.zeros_like(F), where=x_old > 0)
+    # intensities as the rest of the library defines them (`diffmrio.Economy.S`, docs/science.md): divided wherever
+    # x != 0, so a region-sector with negative gross output (inventory drawdown larger than its sales) keeps its
+    # emissions instead of losing them
+    S = _safe_div(F, x_old[None, :], xp=np)
     fd_old = Y.sum(axis=0)
-    fd_ratio = np.divide(X[:, n:].sum(axis=0), fd_old, out=np.ones_like(fd_old), where=fd_old > 0)
+    fd_ratio = np.divide(X[:, n:].sum(axis=0), fd_old, out=np.ones_like(fd_old), where=fd_old != 0)
+    flips = np.nonzero((np.sign(x_old) * np.sign(x_new) < 0) & (np.abs(F).sum(axis=0) > 0))[0]
+    if len(flips):
+        where = [f"{mrio.regions[k // N]}/{mrio.sectors[k % N]}" for k in flips[:5]]
+        warnings.warn(f"`{fn}`: gross output changes sign at {len(flips)} region-sector(s) ({', '.join(where)}"
+                      f"{' ...' if len(flips) > 5 else ''}); their direct intensities S = F / x are kept, so their "
+                      "emissions F' = S x' change sign too. Check the prior's negative outputs (inventory changes) "
+                      "and the `output` targets there.", UserWarning, stacklevel=2)
     updated = MRIO.from_arrays(
         X[:, :n], X[:, n:], S * x_new[None, :], np.asarray(mrio.F_Y, dtype=np.float64) * fd_ratio[None, :],
         regions=mrio.regions, sectors=mrio.sectors, categories=mrio.categories, stressors=mrio.stressors,
@@ -102,13 +120,17 @@ def anais_update(
     return updated, rep
 
 
-def _target(value, dims, coords, name: str, fn: str, shape: tuple[int, int], flat: int) -> np.ndarray:
+def _target(value, dims, coords, name: str, fn: str, shape: tuple[int, int], flat: int, prior) -> np.ndarray:
+    """The target as a flat array in the table's order; negative only where the prior's total is negative too
+    (e.g. an output or a final-demand column pulled below zero by inventory changes: ANAIS keeps each cell's
+    sign, so a negative total is reachable only there)."""
     if not hasattr(value, "dims") and np.ndim(value) == 1:
         out = unlabel(value, dims, coords, name=name, fn=fn, shape=(flat,))
     else:
         out = unlabel(value, dims, coords, name=name, fn=fn, units=MONEY).reshape(-1)
-    if not np.all(np.isfinite(out)) or (out < 0).any():
-        k = int(np.nonzero(~(np.isfinite(out) & (out >= 0)))[0][0])
+    ok = np.isfinite(out) & ((out >= 0) | (prior < 0))
+    if not ok.all():
+        k = int(np.nonzero(~ok)[0][0])
         raise ValueError(f"`{fn}`: `{name}` has the value {float(out[k])!r} at entry {k} (of {flat}, in the table's order); "
-                         "targets must be finite and non-negative.")
+                         "targets must be finite, and non-negative where the prior's total is non-negative.")
     return out
