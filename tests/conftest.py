@@ -11,8 +11,13 @@ from pathlib import Path
 # Must be set before JAX initialises its backends. Backend optimisation level 0: the tests' arrays are small,
 # so XLA's compile time, not the run time, is most of the suite's time; without LLVM's optimisation passes a
 # compile takes about half the CPU time (tests/test_reference_ctm.py: 53 -> 37 CPU-s for three adjoint and
-# ensemble tests on a 2-core box) with the same results to rounding. Subprocesses that the tests start inherit it.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0")
+# ensemble tests on a 2-core box) with the same results to rounding. And XLA's older CPU code generator for
+# fusions instead of its "fusion emitters" (on by default since jax 0.9.1; openxla/xla#41173 reports their compile
+# cost): compiles take about half the CPU time again (tests/test_attribution_memory.py 81 -> 48 CPU-s,
+# tests/test_reference_ctm.py 93 -> 54 CPU-s, both with -n 0 on the loaded 2-core box), the same tests pass.
+# Subprocesses that the tests start inherit these flags.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0 "
+                      "--xla_cpu_use_fusion_emitters=false")
 
 # One persistent XLA compilation cache for the whole test session, shared with the subprocesses the tests
 # start (CLI commands, kill -9 and Ctrl-C fault injection, multi-process Monte Carlo, SLURM array tasks) and,
