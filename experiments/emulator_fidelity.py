@@ -18,14 +18,19 @@ independent Latin hypercube) and held-out adjoint states (training-design states
 Learning curve (spectral CTM only: it runs extra designs through the CTM's Python interface, the same CTM
 as its folder): held-out NME and per-species gradient R^2 against the number of forward runs, for a one-shot
 Latin hypercube of each size against adaptive batches proposed by `surrogate.propose` from the disagreement of
-a bootstrap committee of polynomial emulators (cheap, closed form).
+a bootstrap committee of polynomial emulators (cheap, closed form). With `--curve-adjoints K`, each scored
+design also carries K adjoint runs of population-weighted PM2.5 and is fitted with the Sobolev term
+(`--curve-sobolev`): the adaptive design's at the states `propose` ranks for adjoints (its last batch first),
+the one-shot design's at its first runs (base case first, as for the run folders' Sobolev states).
 
 Targets (issue 13): worst-receptor NME <= 2 %, MaxNE <= 10 %, per-species R^2 >= 0.9, slope 0.9-1.1,
 spurious <= 2 %.
 
 Usage: `python -m experiments.emulator_fidelity --out DIR [--ctms reference,spectral] [--n-train 150]
 [--n-test 40] [--n-adj 30] [--n-adj-test 10] [--members 3] [--steps 1500] [--sobolev 0.05] [--families ...]
-[--curve 50,100,150] [--curve-family polynomial] [--spectral-days 6] [--reference-days 4]`. The run folders
+[--curve 50,100,150] [--curve-family polynomial] [--curve-adjoints 0] [--curve-sobolev W] [--curve-adjoint-at ranked]
+[--curve-score SIZES]
+[--spectral-days 6] [--reference-days 4]`. The run folders
 are reused while the settings match (`DIR/folder_<ctm>/experiment.json`).
 """
 
@@ -250,8 +255,8 @@ def with_adjoints(case, ds: xr.Dataset, states: np.ndarray, g: np.ndarray, w: np
 def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj, args) -> list[dict]:
     """Held-out scores against the number of forward runs, one-shot LHS against adaptive batches. With
     `args.curve_adjoints` = k > 0, each scored design also carries k adjoint runs of population-weighted PM2.5
-    (`adjoint_order`: the adaptive design's at the states `propose` ranks, the one-shot design's at its first
-    runs) and is fitted with the Sobolev term (`args.curve_sobolev`). Only the sizes in `args.curve_score`
+    (`adjoint_order`: the adaptive design's at the states `propose` ranks, or at its first runs with
+    `args.curve_adjoint_at == "first"`; the one-shot design's at its first runs) and is fitted with the Sobolev term (`args.curve_sobolev`). Only the sizes in `args.curve_score`
     (default all) are fitted and scored; the others only grow the adaptive design."""
     cache = out / f"curve_{case.name}.nc"
     n_adj = int(getattr(args, "curve_adjoints", 0) or 0)
@@ -321,7 +326,8 @@ def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj,
         y_ad = np.concatenate([y_ad, ys[f"y_ad{n}"]])
         assert len(x_ad) == n, (len(x_ad), n)
         if n in scored:
-            ds = design_set(f"ad{n}", x_ad, y_ad, adjoint_order(sizes[0], batches))
+            first = getattr(args, "curve_adjoint_at", "ranked") == "first"  # ablation: the one-shot placement
+            ds = design_set(f"ad{n}", x_ad, y_ad, adjoint_order(n, []) if first else adjoint_order(sizes[0], batches))
             m = fit_family(family, ds, key, args, sobolev=sob)
             rows.append({"design": "adaptive", "n": n, "adjoints": n_adj, **score(m, test, adj)})
     dims = {"x": ("run", "source", "species"), "y": ("run", "component", "receptor"), "g": ("state", "source", "species"),
@@ -370,6 +376,8 @@ def main(argv=None) -> dict:
                     help="adjoint runs per learning-curve design (adaptive: at the states propose ranks; LHS: its "
                          "first runs), fitted with the Sobolev term")  # fmt: skip
     ap.add_argument("--curve-sobolev", type=float, default=None, help="Sobolev weight of the curve (default --sobolev)")
+    ap.add_argument("--curve-adjoint-at", choices=("ranked", "first"), default="ranked",
+                    help="adaptive design's adjoint states: ranked by propose (default) or its first runs")  # fmt: skip
     ap.add_argument("--curve-score", default="", help="learning-curve sizes to fit and score (default all)")
     ap.add_argument("--curve-ctms", default="spectral", help="only the spectral CTM (it runs extra designs)")
     ap.add_argument("--spectral-days", type=float, default=6.0, help="days simulated per season (spectral CTM)")
@@ -427,9 +435,10 @@ def main(argv=None) -> dict:
         f"{args.n_adj_test} adjoint states. MLP ensemble: {args.members} members; neural steps {args.steps}.", "",
         table(results), "",
     ]  # fmt: skip
+    sobolev_fit = args.curve_family not in ("linear", "polynomial")  # closed-form fits take no Sobolev term
     for name, rows in curves.items():
         report += [f"Learning curve ({name}, {args.curve_family}; {args.curve_adjoints} adjoint runs per design, "
-                   f"Sobolev {args.curve_sobolev if args.curve_adjoints else 0}):", "",
+                   f"Sobolev {args.curve_sobolev if args.curve_adjoints and sobolev_fit else 0}):", "",
                    "| design | runs | worst NME | MaxNE | species R^2 min | slopes | pooled R^2 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         report += [f"| {r['design']} | {r['n']} | {_pct(r['nme'])} | {_pct(r['maxne'])} | {r['r2_species_min']:.3f} | "
                    f"{r['slope_min']:.2f}-{r['slope_max']:.2f} | {r['r2_pooled']:.3f} |" for r in rows]  # fmt: skip

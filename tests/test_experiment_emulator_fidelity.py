@@ -97,23 +97,21 @@ def test_curve_adjoint_states_and_cache(tmp_path):
     sens = ef.with_adjoints(case, test, np.array([1, 4]), np.ones((2, 8, 6)), case.w)["sensitivity"].values
     assert np.isfinite(sens[[1, 4]]).all() and np.isnan(sens[[0, 2, 3, 5]]).all()
 
-    def curve(k, **kw):
+    def curve(k):
         case.calls = 0
         args = argparse.Namespace(curve_adjoints=k, curve_sobolev=0.05, sobolev=0.05, curve_score=[12], members=1)
         rows = ef.learning_curve(case, tmp_path, [8, 12], "linear", test, adj, args)
         assert [(r["design"], r["n"], r["adjoints"]) for r in rows] == [("one-shot LHS", 12, k), ("adaptive", 12, k)]
         return case.calls
 
-    assert curve(0) == 0  # forward runs only: no adjoint runs
-    assert curve(4) == 8  # 4 per design, not taken from the cache written without adjoints
-    assert curve(5) == 10  # other states: recomputed
+    assert curve(5) == 10  # 5 per design
     case.w = case.w * 2.0  # another cost: nothing reused
     assert curve(5) == 10
-    assert curve(0) == 0 and curve(5) == 0  # a curve without adjoints keeps the cached ones and their cost
+    assert curve(4) == 8  # other states: recomputed
+    assert curve(0) == 0 and curve(4) == 0  # a curve without adjoints keeps the cached ones and their cost
     c = xr.load_dataset(tmp_path / "curve_spectral.nc")
-    np.testing.assert_array_equal(c["ia_lhs12"].values, np.arange(5))  # the one-shot design: its first runs
-    # the adaptive design: its whole batch of 4 (runs 8-11, after the 8-run hypercube), then its first run
-    np.testing.assert_array_equal(c["ia_ad12"].values, [0, 8, 9, 10, 11])
+    np.testing.assert_array_equal(c["ia_lhs12"].values, np.arange(4))  # the one-shot design: its first runs
+    np.testing.assert_array_equal(c["ia_ad12"].values, [8, 9, 10, 11])  # adaptive: its batch (after 8 LHS runs)
     assert sorted(c["ar_ad12"].values.tolist()) == [0, 1, 2, 3]  # propose's adjoint ranks of the batch, cached
     g = c["g_ad12"].values
     np.testing.assert_allclose(g[0], np.einsum("cr,crij->ij", case.w, case.m), rtol=1e-12)
