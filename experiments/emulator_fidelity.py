@@ -18,14 +18,19 @@ independent Latin hypercube) and held-out adjoint states (training-design states
 Learning curve (spectral CTM only: it runs extra designs through the CTM's Python interface, the same CTM
 as its folder): held-out NME and per-species gradient R^2 against the number of forward runs, for a one-shot
 Latin hypercube of each size against adaptive batches proposed by `surrogate.propose` from the disagreement of
-a bootstrap committee of polynomial emulators (cheap, closed form).
+a bootstrap committee of polynomial emulators (cheap, closed form). With `--curve-adjoints K`, each scored
+design also carries K adjoint runs of population-weighted PM2.5 and is fitted with the Sobolev term
+(`--curve-sobolev`): the adaptive design's at the states `propose` ranks for adjoints (its last batch first),
+the one-shot design's at its first runs (base case first, as for the run folders' Sobolev states).
 
 Targets (issue 13): worst-receptor NME <= 2 %, MaxNE <= 10 %, per-species R^2 >= 0.9, slope 0.9-1.1,
 spurious <= 2 %.
 
 Usage: `python -m experiments.emulator_fidelity --out DIR [--ctms reference,spectral] [--n-train 150]
 [--n-test 40] [--n-adj 30] [--n-adj-test 10] [--members 3] [--steps 1500] [--sobolev 0.05] [--families ...]
-[--curve 50,100,150] [--curve-family polynomial] [--spectral-days 6] [--reference-days 4]`. The run folders
+[--curve 50,100,150] [--curve-family polynomial] [--curve-adjoints 0] [--curve-sobolev W] [--curve-adjoint-at ranked]
+[--curve-score SIZES]
+[--spectral-days 6] [--reference-days 4]`. The run folders
 are reused while the settings match (`DIR/folder_<ctm>/experiment.json`).
 """
 
@@ -59,11 +64,20 @@ class SpectralCase:
     def __init__(self, n_days: float = 6.0):
         from ctm_interface.spectral import SpectralCTM, SpectralWorld
 
+        self.n_days = float(n_days)
         self.world = SpectralWorld.default(SpectralCTM.default(n_days=n_days))
         self.regions, self.species, self.components = self.world.regions, self.world.species, self.world.components
 
     def run(self, x):
         return self.world.run(x)
+
+    def cost_weights(self) -> np.ndarray:
+        """`w[component, receptor]` of population-weighted PM2.5 (the cost of the curve's adjoint runs)."""
+        return self.world.pwpm_weights()
+
+    def adjoint(self, x, w):
+        """Exact adjoints `dJ/dx[n, source, species]` of `J = sum(w * y)` at each state."""
+        return self.world.adjoint(x, w)
 
 
 def lhs(case, n: int, seed: int, include_base: bool) -> np.ndarray:
@@ -150,12 +164,12 @@ def make_model(family: str, labels, key, members: int):
     raise ValueError(f"unknown family {family!r}; choose from {FAMILIES + ('structured_ensemble',)}")
 
 
-def fit_family(family, train, key, args):
+def fit_family(family, train, key, args, sobolev: float | None = None):
     labels = sg.EmulatorLabels.from_runs(train)
     model = make_model(family, labels, key, args.members)
     if family in ("linear", "polynomial"):
         return sg.fit(model, train.drop_vars(["sensitivity", "cost_weights"], errors="ignore"))
-    sob = args.sobolev if "sensitivity" in train else 0.0
+    sob = (args.sobolev if sobolev is None else sobolev) if "sensitivity" in train else 0.0
     method = sg.Adam(steps=args.steps, learning_rate=3e-3, validation_fraction=args.val_fraction, patience=None,
                      sobolev_weight=sob)
     return sg.fit(model, train, method, key=jr.fold_in(key, 1), progress=False)
@@ -219,41 +233,110 @@ def committee(train: xr.Dataset, n: int = 5, seed: int = 0) -> sg.Ensemble:
     return sg.Ensemble(ms)
 
 
+def adjoint_order(n_start: int, batches: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """Where a design's adjoint runs go, best first, as indices into the design (`n_start` initial runs, then
+    each adaptive batch of `(size, adjoint_rank)` in order): the last batch's states by `surrogate.propose`'s
+    `adjoint_rank` (0 = where an adjoint pays most), then the batch before it, ..., then the initial runs in
+    their order (a one-shot design: its first runs, base case first, as for the run folder's Sobolev states)."""
+    offsets = np.cumsum([n_start] + [len(r) for _, r in batches])
+    order = [offsets[i] + np.argsort(np.asarray(r), kind="stable") for i, (_, r) in enumerate(batches)][::-1]
+    return np.concatenate(order + [np.arange(n_start)]).astype(int)
+
+
+def with_adjoints(case, ds: xr.Dataset, states: np.ndarray, g: np.ndarray, w: np.ndarray) -> xr.Dataset:
+    """The run set plus `sensitivity` (`g` at the runs `states`, NaN elsewhere) and `cost_weights`
+    (`w[component, receptor]`), the layout `surrogate.fit` takes for its Sobolev term."""
+    sens = np.full(ds["scale"].shape, np.nan)
+    sens[states] = g
+    return ds.assign(sensitivity=(("run", "source", "species"), sens),
+                     cost_weights=(("component", "receptor"), np.asarray(w)))  # fmt: skip
+
+
 def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj, args) -> list[dict]:
+    """Held-out scores against the number of forward runs, one-shot LHS against adaptive batches. With
+    `args.curve_adjoints` = k > 0, each scored design also carries k adjoint runs of population-weighted PM2.5
+    (`adjoint_order`: the adaptive design's at the states `propose` ranks, or at its first runs with
+    `args.curve_adjoint_at == "first"`; the one-shot design's at its first runs) and is fitted with the Sobolev term (`args.curve_sobolev`). Only the sizes in `args.curve_score`
+    (default all) are fitted and scored; the others only grow the adaptive design."""
     cache = out / f"curve_{case.name}.nc"
+    n_adj = int(getattr(args, "curve_adjoints", 0) or 0)
+    sob = float(getattr(args, "curve_sobolev", args.sobolev))
+    scored = set(getattr(args, "curve_score", None) or sizes)
+    w = case.cost_weights() if n_adj else None
     rows = []
-    xs, ys = {}, {}
+    xs, ys, extra, w_cached = {}, {}, {}, None
     if cache.exists():
         c = xr.load_dataset(cache)
-        # the one-shot designs depend on their size only; the adaptive batches on the whole sequence of sizes
+        # the one-shot designs depend on their size only; the adaptive batches (and their adjoint ranks) on the
+        # whole sequence of sizes; adjoints are reused only at the same states of the same design and the same cost
         same = [int(v) for v in np.atleast_1d(c.attrs.get("sizes", []))] == list(sizes)
-        xs = {k: c[k].values for k in c.data_vars if k.startswith("x_lhs") or (same and k.startswith("x_ad"))}
-        ys = {k: c[k].values for k in c.data_vars if k.startswith("y_lhs") or (same and k.startswith("y_ad"))}
+        if float(c.attrs.get("n_days", np.nan)) != case.n_days:  # another CTM configuration: nothing is reusable
+            c = xr.Dataset()
+        ok = lambda k: k.split("_")[1].startswith("lhs") or (same and k.split("_")[1].startswith("ad"))  # noqa: E731
+        xs = {k: c[k].values for k in c.data_vars if k.startswith("x_") and ok(k)}
+        ys = {k: c[k].values for k in c.data_vars if k.startswith("y_") and ok(k)}
+        extra = {k: c[k].values for k in c.data_vars if k.split("_")[0] in ("g", "ia", "ar") and ok(k)}
+        cw = c["cost_weights"].values if "cost_weights" in c else None
+        if cw is None or (w is not None and (cw.shape != w.shape or not np.array_equal(cw, w))):
+            extra = {k: v for k, v in extra.items() if not k.startswith(("g_", "ia_"))}
+        w_cached = cw
+
+    def design_set(tag, x, y, order):
+        ds = run_set(case, x, y)
+        if not n_adj:
+            return ds
+        if n_adj > len(x):
+            raise ValueError(f"--curve-adjoints {n_adj}: more than the {len(x)} runs of the design")
+        states = np.sort(order[:n_adj])
+        gk, ik = f"g_{tag}", f"ia_{tag}"
+        if ik not in extra or not np.array_equal(extra[ik], states):
+            extra[ik], extra[gk] = states, case.adjoint(x[states], w)
+        return with_adjoints(case, ds, states, extra[gk], w)
+
     key = jr.PRNGKey(7)
     for n in sizes:  # one-shot Latin hypercubes of each size
+        if n not in scored and n != sizes[0]:
+            continue
         k = f"x_lhs{n}"
         if k not in xs:
             xs[k] = lhs(case, n - 1, 100 + n, include_base=True)
             ys[f"y_lhs{n}"] = case.run(xs[k])
-        m = fit_family(family, run_set(case, xs[k], ys[f"y_lhs{n}"]), key, args)
-        rows.append({"design": "one-shot LHS", "n": n, **score(m, test, adj)})
+        if n in scored:
+            ds = design_set(f"lhs{n}", xs[k], ys[f"y_lhs{n}"], adjoint_order(n, []))
+            m = fit_family(family, ds, key, args, sobolev=sob)
+            rows.append({"design": "one-shot LHS", "n": n, "adjoints": n_adj, **score(m, test, adj)})
     x_ad, y_ad = xs[f"x_lhs{sizes[0]}"], ys[f"y_lhs{sizes[0]}"]
-    rows.append({**rows[0], "design": "adaptive"})
+    if sizes[0] in scored:
+        rows.append({**rows[0], "design": "adaptive"})
+    batches = []
     for step, n in enumerate(sizes[1:]):
         k = f"x_ad{n}"
-        if k not in xs:
+        if k not in xs or f"ar_ad{n}" not in extra:
             com = committee(run_set(case, x_ad, y_ad))
-            prop = sg.propose(com, run_set(case, x_ad, y_ad), n - len(x_ad), key=jr.fold_in(key, step))
-            xs[k] = prop["scale"].values
-            ys[f"y_ad{n}"] = case.run(xs[k])
+            prop = sg.propose(com, run_set(case, x_ad, y_ad), n - len(x_ad), key=jr.fold_in(key, step),
+                              cost_weights=case.cost_weights())  # fmt: skip
+            if k in xs and not np.array_equal(xs[k], prop["scale"].values):
+                raise RuntimeError(f"{cache}: the cached batch {k} is not what propose gives now: move the file away")
+            if k not in xs:
+                xs[k] = prop["scale"].values
+                ys[f"y_ad{n}"] = case.run(xs[k])
+            extra[f"ar_ad{n}"] = prop["adjoint_rank"].values
+        batches.append((n, extra[f"ar_ad{n}"]))
         x_ad = np.concatenate([x_ad, xs[k]])
         y_ad = np.concatenate([y_ad, ys[f"y_ad{n}"]])
         assert len(x_ad) == n, (len(x_ad), n)
-        m = fit_family(family, run_set(case, x_ad, y_ad), key, args)
-        rows.append({"design": "adaptive", "n": n, **score(m, test, adj)})
-    dv = {k: (tuple(f"{k}_{d}" for d in ("run", "source", "species")), v) for k, v in xs.items()}
-    dv.update({k: (tuple(f"{k}_{d}" for d in ("run", "component", "receptor")), v) for k, v in ys.items()})
-    write_netcdf_atomic(xr.Dataset(dv, attrs={"sizes": list(sizes)}), cache)
+        if n in scored:
+            first = getattr(args, "curve_adjoint_at", "ranked") == "first"  # ablation: the one-shot placement
+            ds = design_set(f"ad{n}", x_ad, y_ad, adjoint_order(n, []) if first else adjoint_order(sizes[0], batches))
+            m = fit_family(family, ds, key, args, sobolev=sob)
+            rows.append({"design": "adaptive", "n": n, "adjoints": n_adj, **score(m, test, adj)})
+    dims = {"x": ("run", "source", "species"), "y": ("run", "component", "receptor"), "g": ("state", "source", "species"),
+            "ia": ("state",), "ar": ("run",)}  # fmt: skip
+    dv = {k: (tuple(f"{k}_{d}" for d in dims[k.split("_")[0]]), v) for k, v in {**xs, **ys, **extra}.items()}
+    cw = w if w is not None else w_cached  # the cost of the cached adjoints (kept by a curve without adjoints)
+    if cw is not None:
+        dv["cost_weights"] = (("cw_component", "cw_receptor"), cw)
+    write_netcdf_atomic(xr.Dataset(dv, attrs={"sizes": list(sizes), "n_days": case.n_days}), cache)
     return rows
 
 
@@ -289,10 +372,23 @@ def main(argv=None) -> dict:
     ap.add_argument("--val-fraction", type=float, default=0.1, help="training runs held for early stopping")
     ap.add_argument("--curve", default="50,100,150", help="learning-curve sizes ('' = none)")
     ap.add_argument("--curve-family", default="polynomial")
+    ap.add_argument("--curve-adjoints", type=int, default=0,
+                    help="adjoint runs per learning-curve design (adaptive: at the states propose ranks; LHS: its "
+                         "first runs), fitted with the Sobolev term")  # fmt: skip
+    ap.add_argument("--curve-sobolev", type=float, default=None, help="Sobolev weight of the curve (default --sobolev)")
+    ap.add_argument("--curve-adjoint-at", choices=("ranked", "first"), default="ranked",
+                    help="adaptive design's adjoint states: ranked by propose (default) or its first runs")  # fmt: skip
+    ap.add_argument("--curve-score", default="", help="learning-curve sizes to fit and score (default all)")
     ap.add_argument("--curve-ctms", default="spectral", help="only the spectral CTM (it runs extra designs)")
     ap.add_argument("--spectral-days", type=float, default=6.0, help="days simulated per season (spectral CTM)")
     ap.add_argument("--reference-days", type=float, default=4.0, help="days simulated per season (reference CTM)")
     args = ap.parse_args(argv)
+    args.curve_sobolev = args.sobolev if args.curve_sobolev is None else args.curve_sobolev
+    args.curve_score = [int(v) for v in args.curve_score.split(",") if v]
+    if args.curve_adjoints < 0:
+        raise ValueError(f"--curve-adjoints must be >= 0, got {args.curve_adjoints}")
+    if set(args.curve_score) - {int(v) for v in args.curve.split(",") if v}:
+        raise ValueError(f"--curve-score {args.curve_score}: every size must be one of --curve {args.curve!r}")
     if set(args.curve_ctms.split(",")) - {"spectral", ""}:
         raise ValueError(f"--curve-ctms {args.curve_ctms!r}: the learning curve runs only on the spectral CTM")
     out = args.out
@@ -327,7 +423,8 @@ def main(argv=None) -> dict:
             case = SpectralCase(args.spectral_days)
             curves[name] = learning_curve(case, out, sizes, args.curve_family, test, adj, args)
             for row in curves[name]:
-                print(f"[{name}] curve {args.curve_family} {row['design']} n={row['n']}: NME {_pct(row['nme'])}, "
+                print(f"[{name}] curve {args.curve_family} {row['design']} n={row['n']} adjoints={row['adjoints']} "
+                      f"(Sobolev {args.curve_sobolev}): NME {_pct(row['nme'])}, "
                       f"MaxNE {_pct(row['maxne'])}, species R^2 min {row['r2_species_min']:.3f}, slopes "
                       f"{row['slope_min']:.2f}-{row['slope_max']:.2f}, pooled R^2 {row['r2_pooled']:.3f}", flush=True)  # fmt: skip
                 print(f"    MaxNE at {json.dumps(row['worst_case'])}")
@@ -338,8 +435,10 @@ def main(argv=None) -> dict:
         f"{args.n_adj_test} adjoint states. MLP ensemble: {args.members} members; neural steps {args.steps}.", "",
         table(results), "",
     ]  # fmt: skip
+    sobolev_fit = args.curve_family not in ("linear", "polynomial")  # closed-form fits take no Sobolev term
     for name, rows in curves.items():
-        report += [f"Learning curve ({name}, {args.curve_family}):", "",
+        report += [f"Learning curve ({name}, {args.curve_family}; {args.curve_adjoints} adjoint runs per design, "
+                   f"Sobolev {args.curve_sobolev if args.curve_adjoints and sobolev_fit else 0}):", "",
                    "| design | runs | worst NME | MaxNE | species R^2 min | slopes | pooled R^2 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         report += [f"| {r['design']} | {r['n']} | {_pct(r['nme'])} | {_pct(r['maxne'])} | {r['r2_species_min']:.3f} | "
                    f"{r['slope_min']:.2f}-{r['slope_max']:.2f} | {r['r2_pooled']:.3f} |" for r in rows]  # fmt: skip

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import ctm_interface as ci
 import surrogate as sg
@@ -57,3 +58,60 @@ def test_emulator_fidelity_tiny(tmp_path):
 
 def _args():
     return argparse.Namespace(n_train=10, n_test=3, n_adj=2, n_adj_test=2, spectral_days=1.0, reference_days=4.0)
+
+
+def test_curve_adjoint_states_and_cache(tmp_path):
+    """`--curve-adjoints`: where the adjoint runs go (the last adaptive batch by `propose`'s rank, then earlier
+    ones, then the first runs), the run set's Sobolev layout, and a cache that reuses adjoints only at the same
+    states and the same cost. A linear stand-in CTM (exact adjoints `w . M`), linear emulator: fast."""
+    from ctm_interface.spectral import COMPONENTS, REGIONS, SPECIES
+    from experiments import emulator_fidelity as ef
+
+    order = ef.adjoint_order(3, [(5, np.array([1, 0])), (7, np.array([2, 0, 1]))])
+    assert order.tolist() == [6, 7, 5, 4, 3, 0, 1, 2]  # design = 3 first runs, batch (3, 4), batch (5, 6, 7)
+
+    class Linear:
+        name, n_days = "spectral", 1.0
+        regions, species, components = REGIONS, SPECIES, COMPONENTS
+
+        def __init__(self, seed=0):
+            shape = (len(COMPONENTS), len(REGIONS), len(REGIONS), len(SPECIES))
+            self.m = np.random.default_rng(seed).uniform(0.1, 1.0, shape)
+            self.w = np.full((len(COMPONENTS), len(REGIONS)), 1.0 / len(REGIONS))
+            self.calls = 0
+
+        def run(self, x):
+            return np.einsum("crij,nij->ncr", self.m, x)
+
+        def cost_weights(self):
+            return self.w
+
+        def adjoint(self, x, w):
+            self.calls += len(x)
+            return np.broadcast_to(np.einsum("cr,crij->ij", w, self.m), x.shape).copy()
+
+    case = Linear()
+    xt = ef.lhs(case, 6, 1, include_base=False)
+    test = ef.run_set(case, xt, case.run(xt))
+    adj = ef.with_adjoints(case, test, np.arange(6), case.adjoint(xt, case.w), case.w).drop_vars("pm25")
+    sens = ef.with_adjoints(case, test, np.array([1, 4]), np.ones((2, 8, 6)), case.w)["sensitivity"].values
+    assert np.isfinite(sens[[1, 4]]).all() and np.isnan(sens[[0, 2, 3, 5]]).all()
+
+    def curve(k):
+        case.calls = 0
+        args = argparse.Namespace(curve_adjoints=k, curve_sobolev=0.05, sobolev=0.05, curve_score=[12], members=1)
+        rows = ef.learning_curve(case, tmp_path, [8, 12], "linear", test, adj, args)
+        assert [(r["design"], r["n"], r["adjoints"]) for r in rows] == [("one-shot LHS", 12, k), ("adaptive", 12, k)]
+        return case.calls
+
+    assert curve(5) == 10  # 5 per design
+    case.w = case.w * 2.0  # another cost: nothing reused
+    assert curve(5) == 10
+    assert curve(4) == 8  # other states: recomputed
+    assert curve(0) == 0 and curve(4) == 0  # a curve without adjoints keeps the cached ones and their cost
+    c = xr.load_dataset(tmp_path / "curve_spectral.nc")
+    np.testing.assert_array_equal(c["ia_lhs12"].values, np.arange(4))  # the one-shot design: its first runs
+    np.testing.assert_array_equal(c["ia_ad12"].values, [8, 9, 10, 11])  # adaptive: its batch (after 8 LHS runs)
+    assert sorted(c["ar_ad12"].values.tolist()) == [0, 1, 2, 3]  # propose's adjoint ranks of the batch, cached
+    g = c["g_ad12"].values
+    np.testing.assert_allclose(g[0], np.einsum("cr,crij->ij", case.w, case.m), rtol=1e-12)
