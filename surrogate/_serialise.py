@@ -239,7 +239,8 @@ def load(path, like: AbstractEmulator | None = None) -> AbstractEmulator:
             raise ValueError(
                 f"{path}: parameter shapes in the metadata do not match the rebuilt {meta['class']} (an Ensemble or "
                 "StructuredEmulator saved before surrogate 0.2 also stored its computed `base`/`x_ref`, which are no "
-                "longer leaves): re-fit and save it with this version"
+                "longer leaves; a StructuredEmulator saved before its tied backgrounds lacks `background_tie`): "
+                "re-fit and save it with this version"
             )
     buf = io.BytesIO(weights)
     try:
