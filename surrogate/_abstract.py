@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from equinox import AbstractVar
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Bool, Float, Real
 
 from ctm_interface._vocabulary import (
     DEFAULT_OM_OC as OM_OC_RATIO,
@@ -321,17 +321,17 @@ class AbstractEmulator(eqx.Module):
             x = x.astype(self.x_ref.dtype)
         return x
 
-    def __call__(self, x: Float[Array, "*shape"]) -> Float[Array, " component *receptor"]:
+    def __call__(self, x: Real[Array | np.ndarray, "*shape"]) -> Float[Array, " component *receptor"]:
         x = self._check_input(x)
         x = self.envelope.check(x)
         return self._predict(x)
 
-    def pm25(self, x: Float[Array, "*shape"]) -> Float[Array, "*receptor"]:
+    def pm25(self, x: Real[Array | np.ndarray, "*shape"]) -> Float[Array, "*receptor"]:
         y = self(x)
         w = jnp.asarray(self.labels.component_weights(), dtype=y.dtype)
         return jnp.tensordot(w, y, axes=1)
 
-    def in_envelope(self, x: Float[Array, "*shape"]) -> Bool[Array, ""]:
+    def in_envelope(self, x: Real[Array | np.ndarray, "*shape"]) -> Bool[Array, ""]:
         return self.envelope.contains(self._check_input(x))
 
     # ----------------------------------------------------------------- members (one for a single model)
@@ -340,7 +340,7 @@ class AbstractEmulator(eqx.Module):
         """Number of ensemble members (1 for a single model)."""
         return 1
 
-    def member_predictions(self, x: Float[Array, "*shape"]) -> Float[Array, " member component *receptor"]:
+    def member_predictions(self, x: Real[Array | np.ndarray, "*shape"]) -> Float[Array, " member component *receptor"]:
         """Each member's prediction, `[member, component, receptor...]` (a single model: `self(x)[None]`)."""
         return self(x)[None]
 

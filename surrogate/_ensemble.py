@@ -14,7 +14,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Float, PRNGKeyArray
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray, Real
 
 from ._abstract import AbstractEmulator, EmulatorLabels, Envelope
 
@@ -106,12 +107,12 @@ class Ensemble(AbstractEmulator):
     def member(self, i: int) -> AbstractEmulator:
         return _member(self.members, i)
 
-    def member_predictions(self, x: Float[Array, "*shape"]) -> Float[Array, " member component *receptor"]:
+    def member_predictions(self, x: Real[Array | np.ndarray, "*shape"]) -> Float[Array, " member component *receptor"]:
         x = self.envelope.check(self._check_input(x))
         return eqx.filter_vmap(lambda m: m._predict(x))(self.members)
 
     def _predict(self, x):
         return jnp.mean(eqx.filter_vmap(lambda m: m._predict(x))(self.members), axis=0)
 
-    def spread(self, x: Float[Array, "*shape"]) -> Float[Array, " component *receptor"]:
+    def spread(self, x: Real[Array | np.ndarray, "*shape"]) -> Float[Array, " component *receptor"]:
         return jnp.std(self.member_predictions(x), axis=0)

@@ -448,7 +448,7 @@ _RUNNERS = {ClosedForm: _run_closed_form, Adam: _run_adam}
 def fit(
     model: AbstractEmulator,
     runs,
-    method: AbstractFitMethod | None = None,
+    method=None,  # AbstractFitMethod | None: checked below, with a message that names the method classes
     *,
     key=None,
     inputs: str | None = None,
