@@ -91,19 +91,14 @@ def available_memory(devices: Sequence | None = None) -> int:
 
 
 def _memory(compiled) -> tuple[int, int]:
+    """Memory of a compiled program (a `jax.stages.Compiled` or equinox's wrapper of one) on each device by XLA's
+    memory analysis: its arguments, outputs and temporaries less what they alias; and its arguments alone."""
     ma = getattr(compiled, "compiled", compiled).memory_analysis()
     if ma is None:
         raise ValueError("XLA gives no memory analysis of the compiled draws on this backend, so a memory_budget "
                          "cannot size the chunks: pass an integer chunk_size instead")
     total = ma.argument_size_in_bytes + ma.output_size_in_bytes + ma.temp_size_in_bytes - ma.alias_size_in_bytes
     return int(total), int(ma.argument_size_in_bytes)
-
-
-def compiled_bytes(compiled) -> int:
-    """Memory of a compiled program on each device by XLA's memory analysis: its arguments, outputs and
-    temporaries (`argument_size + output_size + temp_size - alias_size`). `compiled` is a
-    `jax.stages.Compiled` or an equinox `Compiled`."""
-    return _memory(compiled)[0]
 
 
 @dataclass(frozen=True)

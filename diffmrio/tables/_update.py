@@ -67,10 +67,11 @@ def anais_update(
     fdc = {"fd_region": list(mrio.regions), "category": list(mrio.categories)}
     fd_dims = ("fd_region", "category")
     Z, Y = np.asarray(mrio.Z, dtype=np.float64), np.asarray(mrio.Y, dtype=np.float64)
-    u = _target(output, ("region", "sector"), rs, "output", fn, (R, N), n, Z.sum(axis=1) + Y.sum(axis=1))
+    x_old, fd_old = Z.sum(axis=1) + Y.sum(axis=1), Y.sum(axis=0)  # the prior's totals
+    u = _target(output, ("region", "sector"), rs, "output", fn, (R, N), n, x_old)
     vz = _target(inputs, ("region", "sector"), rs, "inputs", fn, (R, N), n, Z.sum(axis=0))
     vy = _target(final_demand, fd_dims, fdc, "final_demand", fn, (R, mrio.n_categories), R * mrio.n_categories,
-                 Y.sum(axis=0))
+                 fd_old)
     v = np.concatenate([vz, vy])
     gap = abs(u.sum() - v.sum())
     if gap > total_rtol * max(abs(u.sum()), abs(v.sum()), 1e-300):
@@ -95,14 +96,12 @@ def anais_update(
     X, rep = anais(X0, u, v, coef_lower=lo, coef_upper=hi, weights=weights, total_rtol=total_rtol)
     # the LP solver's round-off around zero (a non-negative prior cell may come back as -1e-17)
     X = np.where((X0 >= 0) & (X < 0) & (np.abs(X) < 1e-12 * np.abs(X0).max()), 0.0, X)
-    x_old = Z.sum(axis=1) + Y.sum(axis=1)
     x_new = X.sum(axis=1)
     F = np.asarray(mrio.F, dtype=np.float64)
     # intensities as the rest of the library defines them (`diffmrio.Economy.S`, docs/science.md): divided wherever
     # x != 0, so a region-sector with negative gross output (inventory drawdown larger than its sales) keeps its
     # emissions instead of losing them
     S = _safe_div(F, x_old[None, :], xp=np)
-    fd_old = Y.sum(axis=0)
     fd_ratio = np.divide(X[:, n:].sum(axis=0), fd_old, out=np.ones_like(fd_old), where=fd_old != 0)
     flips = np.nonzero((np.sign(x_old) * np.sign(x_new) < 0) & (np.abs(F).sum(axis=0) > 0))[0]
     if len(flips):
