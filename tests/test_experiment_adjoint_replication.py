@@ -1,5 +1,6 @@
-"""The national-deaths part of the adjoint-replication experiment: the reference CTM's adjoint of deaths against
-finite differences of the forward model, and the downscaled chain against it."""
+"""The adjoint-replication experiment: the reference CTM's adjoints (of J and of national deaths) against finite
+differences of the forward model, the downscaled chain against them, and `compute` at a tiny size (every emulator
+family's numbers against numpy, the Sobolev training sets) and `report` (its tables against the dataset)."""
 
 import jax
 import jax.numpy as jnp
