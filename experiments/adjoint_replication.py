@@ -590,9 +590,9 @@ def compute(
     res["grad_adjoint"] = grads[names[0]]["adjoint"].assign_attrs(units="ug m-3")
     res["deaths_grad_adjoint"] = dadj["g_deaths_adj"].assign_attrs(units="deaths")
     res["deaths_grad_downscaled_ctm"] = dadj["g_down_adj"].assign_attrs(units="deaths")
-    res[f"deaths_grad_emulator_{list(models).index(mlp)}"] = (
-        ("adj", "source", "species"), deaths_grads[(mlp, "adj")], {"units": "deaths", "model": mlp}
-    )  # fmt: skip
+    for i, name in enumerate(models):  # every row of the report's deaths table, from the dataset alone
+        res[f"deaths_grad_emulator_{i}"] = (("adj", "source", "species"), deaths_grads[(name, "adj")],
+                                            {"units": "deaths", "model": name})  # fmt: skip
     res["cell_grad_emulator"] = ggrad["emulator"].assign_attrs(units="ug m-3 (kt/yr)-1")
     res["cell_grad_adjoint"] = ggrad["adjoint"].assign_attrs(units="ug m-3 (kt/yr)-1")
     res.attrs.update(

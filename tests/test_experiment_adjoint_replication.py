@@ -242,7 +242,7 @@ def test_compute_polynomial_numbers_against_numpy(world, computed):
     """The polynomial emulator's rows: its source weights are each region's share of the base emissions per
     species, its PM2.5 on the test runs and its gradient of J at the adjoint states equal the polynomial
     evaluated in numpy from the fitted coefficients (the gradient by central differences, exact for a
-    quadratic up to rounding)."""
+    quadratic up to rounding), and so does its deaths gradient through the downscaler and GEMM."""
     res, out = computed
     ds, models = res["dataset"], res["models"]
     name = "polynomial (pf-ERSM, D=2)"
@@ -270,6 +270,19 @@ def test_compute_polynomial_numbers_against_numpy(world, computed):
                 fd[r, k] = (J(x + step) - J(x - step)) / (2 * h)
         g = ds[f"grad_emulator_{i}"].values[n]
         np.testing.assert_allclose(g, fd, rtol=1e-7, atol=1e-9 * np.abs(fd).max())
+    # national deaths through the polynomial -> downscaler (ratio to the base case) -> GEMM, by central differences
+    down = world.downscaler(runs["c_train"].values[0])
+    y0 = jnp.asarray(_polynomial_numpy(poly, np.ones((1, 6, 7)))[0])
+
+    def deaths(s):
+        return float(world.deaths_downscaled(down, jnp.asarray(_polynomial_numpy(poly, s[None])[0]), y0))
+
+    x, dg, h = runs["x_adj"].values[1], ds[f"deaths_grad_emulator_{i}"].values[1], 1e-4
+    for r, k in ((0, 1), (2, 2), (5, 4)):
+        step = np.zeros((6, 7))
+        step[r, k] = h
+        fd = (deaths(x + step) - deaths(x - step)) / (2 * h)
+        np.testing.assert_allclose(dg[r, k], fd, rtol=1e-5, atol=1e-7 * np.abs(dg).max())
 
 
 def test_compute_gridded_numbers_against_numpy(world, computed):
@@ -411,10 +424,10 @@ def test_report_tables_equal_the_dataset(world, computed, tmp_path):
                                                                "fresh_grad_slope")], atol=5e-4)  # fmt: skip
     # the chain's deaths gradient: the MLP row and the downscaler-only row from the stored gradients
     deaths = _md_rows(text, "| chain | deaths grad R^2 |")
+    assert list(deaths) == [*models, "downscaler only"]
     ad = ds["deaths_grad_adjoint"].values
-    mlp = "neural (MLP ensemble)"
-    for name, emu in ((mlp, ds[f"deaths_grad_emulator_{models.index(mlp)}"].values),
-                      ("downscaler only", ds["deaths_grad_downscaled_ctm"].values)):  # fmt: skip
+    for name, emu in [*((m, ds[f"deaths_grad_emulator_{i}"].values) for i, m in enumerate(models)),
+                      ("downscaler only", ds["deaths_grad_downscaled_ctm"].values)]:  # fmt: skip
         r2, slope = _r2_slope(emu, ad)
         np.testing.assert_allclose([float(deaths[name][0].split()[0]), float(deaths[name][1].split()[0])],
                                    [r2, slope], atol=5e-4)  # fmt: skip
