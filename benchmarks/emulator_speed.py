@@ -39,6 +39,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ctm-repeats", type=int, default=3)
     args = ap.parse_args(argv)
+    from ctm_interface import allocate_to_grid
     from ctm_interface.reference import (
         COMPONENTS,
         REGIONS,
@@ -51,7 +52,9 @@ def main(argv=None) -> dict:
     ctm = ReferenceCTM.default()
     dom = demo_domain()
     e_reg = np.asarray(demo_base_emissions(dom))
-    patterns = jnp.asarray(np.einsum("sgl,glyx->gslyx", e_reg, np.asarray(dom.allocation)))
+    # each source region's base emissions alone on the grid (one-hot over sources), [source, species, level, y, x]
+    one_hot = np.einsum("go,sol->gsol", np.eye(e_reg.shape[1]), e_reg)
+    patterns = jnp.asarray(allocate_to_grid(one_hot, np.asarray(dom.allocation)))
     e0 = jnp.einsum("gslyx->slyx", patterns)
     t_ctm = _time(ctm.run, e0, repeats=args.ctm_repeats)
 

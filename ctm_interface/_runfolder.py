@@ -1,6 +1,6 @@
 """Run folders: a CTM ensemble as users hand it over (design table, run outputs, masks, population, base
-emissions, optional adjoints), described by a small `runs.toml` (see docs/run_folders.md and
-`/work/shared/design/RUN_FOLDER.md`), read into the run sets `surrogate` fits on.
+emissions, optional adjoints), described by a small `runs.toml` (the format: docs/run_folders.md), read into
+the run sets `surrogate` fits on.
 
 Run ids are **labels** (`17`, `"run017"`): an output pattern formats the label, never a position. Everything
 that reading refuses is reported with the run id and the file.

@@ -339,6 +339,24 @@ def gridded_runs(world: World, x: np.ndarray, conc: np.ndarray) -> xr.Dataset:
     )
 
 
+def sobolev_runs(world: World, runs: xr.Dataset, *, gridded: bool = False) -> xr.Dataset:
+    """The training runs of `ctm_runs` with the adjoints of J for a Sobolev term: `sensitivity` (dJ/dscale, or
+    dJ/dE with `gridded`) at runs 1..`train_adj` (the states the adjoints were run at; NaN at the others) and
+    `cost_weights` of J = population-weighted PM2.5 (`[component, receptor]`, or `[component, row, col]`), at
+    source level (`source_runs`) or on the grid (`gridded_runs`)."""
+    n_ta = runs.sizes["train_adj"]
+    x, c = runs["x_train"].values, runs["c_train"].values
+    if gridded:
+        ds, inputs, g = gridded_runs(world, x, c), "emissions", runs["gt_cell"].values
+        w = (("component", "row", "col"), world.cell_w)
+    else:
+        ds, inputs, g = source_runs(world, x, c), "scale", runs["gt_src"].values
+        w = (("component", "receptor"), world.receptor_cost_w)
+    sens = np.full(ds[inputs].shape, np.nan)
+    sens[1 : 1 + n_ta] = g  # run 0 is the base case; the adjoints were run at the next n_ta training states
+    return ds.assign(sensitivity=(ds[inputs].dims, sens), cost_weights=w)
+
+
 def _scatter(ax, x, y, label):
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     ax.plot([lo, hi], [lo, hi], "k-", lw=0.7)
@@ -391,12 +409,8 @@ def compute(
     train = source_runs(world, runs["x_train"].values, runs["c_train"].values)
     test = source_runs(world, runs["x_test"].values, runs["c_test"].values)
     n_ta = runs.sizes["train_adj"]
-    g = np.full(train["scale"].shape, np.nan)
-    g[1 : 1 + n_ta] = runs["gt_src"].values
-    train_sob = train.assign(
-        sensitivity=(("run", "source", "species"), g),
-        cost_weights=(("component", "receptor"), world.receptor_cost_w),
-    )
+    train_sob = sobolev_runs(world, runs)
+    g = train_sob["sensitivity"].values
     adj = xr.Dataset(
         {
             "scale": (("run", "source", "species"), runs["x_adj"].values),
@@ -464,13 +478,7 @@ def compute(
         fgrads[name] = sg.gradient_agreement(m, fadj)
 
     # gridded emulator: trained on the same 150 runs (fields), with cell-level agreement at the 10 states
-    g_train = gridded_runs(world, runs["x_train"].values, runs["c_train"].values)
-    gc = np.full(g_train["emissions"].shape, np.nan)
-    gc[1 : 1 + n_ta] = runs["gt_cell"].values
-    g_train = g_train.assign(
-        sensitivity=(("run", "species", "level", "row", "col"), gc),
-        cost_weights=(("component", "row", "col"), world.cell_w),
-    )
+    g_train = sobolev_runs(world, runs, gridded=True)
     g_test = gridded_runs(world, runs["x_test"].values, runs["c_test"].values)
     glabels = sg.EmulatorLabels.from_runs(g_train)
     e0 = world.emissions(np.ones((6, 7)))
@@ -582,9 +590,9 @@ def compute(
     res["grad_adjoint"] = grads[names[0]]["adjoint"].assign_attrs(units="ug m-3")
     res["deaths_grad_adjoint"] = dadj["g_deaths_adj"].assign_attrs(units="deaths")
     res["deaths_grad_downscaled_ctm"] = dadj["g_down_adj"].assign_attrs(units="deaths")
-    res[f"deaths_grad_emulator_{list(models).index(mlp)}"] = (
-        ("adj", "source", "species"), deaths_grads[(mlp, "adj")], {"units": "deaths", "model": mlp}
-    )  # fmt: skip
+    for i, name in enumerate(models):  # every row of the report's deaths table, from the dataset alone
+        res[f"deaths_grad_emulator_{i}"] = (("adj", "source", "species"), deaths_grads[(name, "adj")],
+                                            {"units": "deaths", "model": name})  # fmt: skip
     res["cell_grad_emulator"] = ggrad["emulator"].assign_attrs(units="ug m-3 (kt/yr)-1")
     res["cell_grad_adjoint"] = ggrad["adjoint"].assign_attrs(units="ug m-3 (kt/yr)-1")
     res.attrs.update(
@@ -665,12 +673,19 @@ def _figures(ds: xr.Dataset, out: Path) -> None:
 
 
 def report(ds: xr.Dataset, out: str | Path) -> Path:
-    """Write `out/results.nc`, the figures and `out/report.md` from `compute`'s dataset. **Returns** the report's
-    path."""
+    """Write `out/results.nc`, the figures and `out/report.md` from `compute`'s dataset (each file whole or not at
+    all; the report's text is composed before anything is written, so a dataset it cannot report writes nothing).
+    **Returns** the report's path."""
     out = Path(out)
+    summary = json.loads(ds.attrs["summary"]) if "summary" in ds.attrs else {}
+    missing = [k for k in ("neural (MLP ensemble)", "gridded (FNO)", "downscaler only") if k not in summary]
+    if missing:
+        raise ValueError(f"report: the dataset's summary has no rows {missing}; pass the dataset that `compute` "
+                         "returns (or its results.nc)")
+    text = _report(summary, ds.attrs)
     write_netcdf_atomic(ds, out / "results.nc")
     _figures(ds, out)
-    return write_text_atomic(out / "report.md", _report(json.loads(ds.attrs["summary"]), ds.attrs))
+    return write_text_atomic(out / "report.md", text)
 
 
 def save_models(result: dict, out: str | Path) -> None:

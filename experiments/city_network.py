@@ -36,6 +36,7 @@ from diffmrio import MRIO
 from diffmrio._io import write_netcdf_atomic
 from diffmrio.datasets import _demo
 from diffmrio.demo._report import Report, subplots
+from diffmrio.tables import read_margins_csv  # public since issue 11 item 5; kept importable from here
 
 from ._common import cli_main, footer, make_parser, seed_or, table_or_demo, tag
 
@@ -77,36 +78,6 @@ def scenario_margins(mrio: MRIO, *, seed: int = 7, trend=(-0.02, 0.05), spread: 
     fy = Y.sum(0) * (1 + np.repeat(g_reg, K) + rng.uniform(-spread, spread, R * K))
     fy = fy * (u.sum() - vz.sum()) / fy.sum()
     return {"output": u, "inputs": vz, "final_demand": fy, "growth": g}
-
-
-def read_margins_csv(path: str | Path, mrio: MRIO) -> dict[str, np.ndarray]:
-    """New-year margins from a long-format CSV with columns `kind, region, label, value`.
-
-    `kind` is `output` (label = sector: new gross output), `inputs` (label = sector: new total intermediate
-    input of that column) or `final_demand` (label = category: new final-demand column total). Every
-    region-sector needs an `output` and an `inputs` row, every region-category a `final_demand` row; the grand
-    totals must agree (sum of output = sum of inputs + sum of final demand).
-    """
-    df = pd.read_csv(path)
-    need = {"kind", "region", "label", "value"}
-    if not need.issubset(df.columns):
-        raise ValueError(f"{path}: margins CSV needs columns {sorted(need)}, found {list(df.columns)}")
-    df = df.assign(kind=df["kind"].astype(str).str.strip(), region=df["region"].astype(str).str.strip(),
-                   label=df["label"].astype(str).str.strip())
-    out = {}
-    for kind, labels in (("output", mrio.sectors), ("inputs", mrio.sectors), ("final_demand", mrio.categories)):
-        sub = df[df["kind"] == kind].set_index(["region", "label"])["value"]
-        if sub.index.duplicated().any():
-            raise ValueError(f"{path}: duplicated {kind} rows, e.g. {sub.index[sub.index.duplicated()][0]}")
-        want = pd.MultiIndex.from_product([mrio.regions, labels])
-        missing = want.difference(sub.index)
-        if len(missing):
-            raise ValueError(f"{path}: {len(missing)} {kind} entries missing, e.g. {tuple(missing[0])}; give one "
-                             f"row per (region, {'sector' if kind != 'final_demand' else 'category'})")
-        out[kind] = pd.to_numeric(sub.reindex(want)).to_numpy(dtype=np.float64)
-    x = np.asarray(mrio.Z).sum(1) + np.asarray(mrio.Y).sum(1)
-    out["growth"] = out["output"] / np.where(x > 0, x, 1.0) - 1.0
-    return out
 
 
 def anais_update(mrio: MRIO, margins: dict[str, np.ndarray], *, coef_range: float = 0.3):
@@ -296,7 +267,7 @@ def compute(
 
     - `mrio`: the prior table (default: the synthetic demo world); needs a `stressor` row.
     - `margins`: new-year margins (`output`, `inputs`, `final_demand`; see
-      [`read_margins_csv`][experiments.city_network.read_margins_csv]); default: the synthetic
+      [`diffmrio.tables.read_margins_csv`][diffmrio.tables.read_margins_csv]); default: the synthetic
       [`scenario_margins`][experiments.city_network.scenario_margins] with `seed`.
     - `stressor`: the pollutant of the network (NOx in the study); `coef_range`: relative range allowed for each
       input-structure coefficient in ANAIS; `sector_groups`: group name -> sectors for the aggregated heat map;

@@ -23,6 +23,23 @@ def make_mrio(R=3, N=4, K=2, p=2, seed=0):
     return random_mrio(R, N, K, p, seed=seed)
 
 
+def ceads_arrays(R, N, seed=0, *, other=False, imports=0.05):
+    """The arrays of a CEADs-layout workbook (`diffmrio.tables._ceads.write_ceads_like`) from
+    `random_mrio(R, N, 6, 0, seed=seed)`: its first five final-demand categories are the domestic ones, the sixth,
+    summed over buyers, the producer's exports; with `other` a small signed "other" column. **Returns**
+    `(Z, fd[n, R, 5], exports[n], other[n] or None, imports[n], va[4, n], x)`, `x` the row totals, imports a share
+    `imports` of them and value added the rest of each column in four fixed parts."""
+    n = R * N
+    Z, Y, _, _ = random_mrio(R, N, 6, 0, seed=seed, labelled=False)
+    Y = Y.reshape(n, R, 6)
+    fd, ex = Y[:, :, :5], Y[:, :, 5].sum(1)
+    oth = np.random.default_rng(seed).normal(0, 0.05, n) if other else None
+    x = Z.sum(1) + fd.sum((1, 2)) + ex + (oth if other else 0)
+    imp = imports * x
+    va = np.array([0.5, 0.1, 0.15, 0.25])[:, None] * (x - Z.sum(0) - imp)[None, :]
+    return Z, fd, ex, oth, imp, va, x
+
+
 def to_pymrio(Z, Y, F, F_Y, R, N, K, p):
     import pandas as pd
     import pymrio
@@ -39,4 +56,4 @@ def to_pymrio(Z, Y, F, F_Y, R, N, K, p):
     return io
 
 
-__all__ = ["random_system", "labels", "make_mrio", "to_pymrio", "np"]
+__all__ = ["random_system", "labels", "make_mrio", "ceads_arrays", "to_pymrio", "np"]

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from _systems import ceads_arrays
 
 from diffmrio import MRIOError
 from diffmrio.tables import read_ceads
@@ -13,18 +14,7 @@ SECT = ["Agriculture", "Coal mining", "Electricity", "Services"]
 
 
 def _table(seed=0, other=False):
-    rng = np.random.default_rng(seed)
-    R, N = len(PROV), len(SECT)
-    n = R * N
-    Z = rng.random((n, n))
-    fd = rng.random((n, R, 5)) * 3
-    ex = rng.random(n)
-    oth = rng.normal(0, 0.05, n) if other else None
-    x = Z.sum(1) + fd.sum((1, 2)) + ex + (oth if other else 0)
-    imp = 0.05 * x
-    va_tot = x - Z.sum(0) - imp
-    va = np.vstack([0.5 * va_tot, 0.1 * va_tot, 0.15 * va_tot, 0.25 * va_tot])
-    return Z, fd, ex, oth, imp, va, x
+    return ceads_arrays(len(PROV), len(SECT), seed, other=other)
 
 
 def test_reads_published_layout(tmp_path):

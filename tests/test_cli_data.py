@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
+from _systems import ceads_arrays
 from test_health_loaders import AGES, write_world
 
 from diffmrio.cli import main
@@ -84,15 +85,7 @@ def test_accounts_from_netcdf_table_and_ceads_workbook(tmp_path):
     np.testing.assert_allclose(acc.x.values.ravel(), x, rtol=1e-10)
     np.testing.assert_allclose(acc.D_cba_reg.sel(stressor="CO2").values, fp, rtol=1e-8)
 
-    rng = np.random.default_rng(0)
-    n, R = 6, 2
-    Zc = rng.random((n, n))
-    fd = rng.random((n, R, 5)) * 3
-    ex = rng.random(n)
-    xc = Zc.sum(1) + fd.sum((1, 2)) + ex
-    imp = 0.05 * xc
-    va_tot = xc - Zc.sum(0) - imp
-    va = np.vstack([0.5 * va_tot, 0.1 * va_tot, 0.15 * va_tot, 0.25 * va_tot])
+    Zc, fd, ex, _, imp, va, xc = ceads_arrays(2, 3, seed=0)
     wb = write_ceads_like(tmp_path / "prov.xlsx", Zc, fd, ex, va, ["P1", "P2"], ["a", "b", "c"], imports=imp)
     assert main(["accounts", str(wb), "--out", str(tmp_path / "prov.nc")]) == 0
     np.testing.assert_allclose(xr.load_dataset(tmp_path / "prov.nc").x.values.ravel(), xc, rtol=1e-10)

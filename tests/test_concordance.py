@@ -172,30 +172,13 @@ def test_link_tables_maps_and_rebalances():
     importlib.util.find_spec("diffmrio._mrio") is None, reason="diffmrio._mrio not written yet"
 )
 def test_aggregate_mrio():
-    from diffmrio._mrio import MRIO
+    from diffmrio.datasets import random_mrio
 
-    rng = np.random.default_rng(6)
     regions, sectors, cats = ("Capital", "Harbor", "Steppe"), ("agriculture", "power", "services"), ("h", "g")
-    n = 9
-    x = rng.uniform(50, 100, n)
-    A = rng.uniform(0, 0.6 / n, (n, n))
-    Z = A * x[None, :]
-    fd = x - Z.sum(1)
-    Y = rng.random((n, 6))
-    Y *= (fd / Y.sum(1))[:, None]
-    F = rng.random((2, n))
-    FY = rng.random((2, 6))
-    mrio = MRIO.from_arrays(
-        Z=Z,
-        Y=Y,
-        F=F,
-        F_Y=FY,
-        regions=regions,
-        sectors=sectors,
-        categories=cats,
-        stressors=("SO2", "CO2"),
-        units=("kt", "Mt"),
-    )
+    mrio = random_mrio(3, 3, 2, 2, seed=6, regions=regions, sectors=sectors, categories=cats, stressors=("SO2", "CO2"),
+                       units=("kt", "Mt"))  # fmt: skip
+    Z, Y, F, FY = (np.asarray(v) for v in (mrio.Z, mrio.Y, mrio.F, mrio.F_Y))
+    assert np.abs(FY).sum() > 0  # the final-demand stressors are aggregated too
     agg = aggregate_mrio(
         mrio, region_map={"Capital": "Coast", "Harbor": "Coast"}, sector_map=["agri", "ind", "ind"]
     )

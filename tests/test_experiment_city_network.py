@@ -133,12 +133,19 @@ def test_scenario_margins_balance_and_csv_roundtrip(world, tmp_path):
         rows.append(("final_demand", r, c, sc["final_demand"][k]))
     df = pd.DataFrame(rows, columns=["kind", "region", "label", "value"]).sample(frac=1.0, random_state=0)
     df.to_csv(tmp_path / "m.csv", index=False)
-    back = exp.read_margins_csv(tmp_path / "m.csv", world)
+    assert exp.read_margins_csv is diffmrio.tables.read_margins_csv  # the library reader, still importable here
+    back = diffmrio.tables.read_margins_csv(tmp_path / "m.csv", world)
     for key in ("output", "inputs", "final_demand"):
         np.testing.assert_allclose(back[key], sc[key], rtol=1e-12)
     df.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(ValueError, match="missing"):
-        exp.read_margins_csv(tmp_path / "short.csv", world)
+        diffmrio.tables.read_margins_csv(tmp_path / "short.csv", world)
+    df.rename(columns={"value": "v"}).to_csv(tmp_path / "cols.csv", index=False)
+    with pytest.raises(ValueError, match=r"cols\.csv: margins CSV needs columns"):
+        diffmrio.tables.read_margins_csv(tmp_path / "cols.csv", world)
+    pd.concat([df, df.iloc[:1]]).to_csv(tmp_path / "dup.csv", index=False)
+    with pytest.raises(ValueError, match=r"dup\.csv: duplicated"):
+        diffmrio.tables.read_margins_csv(tmp_path / "dup.csv", world)
 
 
 def test_top_links_and_bad_inputs(world, tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from _systems import ceads_arrays
 
 import diffmrio
 from diffmrio.datasets import _demo
@@ -190,11 +191,7 @@ def test_cli_on_ceads_workbook_with_emissions_and_distances(tmp_path):
     rng = np.random.default_rng(1)
     provinces, sectors = ["P1", "P2", "P3"], ["s1", "s2"]
     n = 6
-    Z = rng.uniform(1, 5, (n, n))
-    fd = rng.uniform(5, 10, (n, 3, 5))
-    exports = rng.uniform(1, 3, n)
-    x = Z.sum(1) + fd.sum(axis=(1, 2)) + exports
-    va = np.array([0.5, 0.1, 0.15, 0.25])[:, None] * (x - Z.sum(0))[None, :]
+    Z, fd, exports, _, _, va, x = ceads_arrays(3, 2, seed=1, imports=0.0)
     write_ceads_like(tmp_path / "t.xlsx", Z, fd, exports, va, provinces, sectors)
     co2 = rng.uniform(1, 10, n)
     pd.DataFrame([("CO2", p, s, co2[k], "Mt") for k, (p, s) in enumerate((p, s) for p in provinces for s in sectors)],

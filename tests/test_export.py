@@ -4,25 +4,27 @@ import numpy as np
 import pytest
 
 from diffmrio import MRIO
+from diffmrio.datasets import random_mrio
 from diffmrio.supply_chain._export import export_emissions
 
 
 def build(seed, regions, own_exports_only=True):
-    rng = np.random.default_rng(seed)
+    """The coefficients A, S and final demand of a random table (`diffmrio.datasets.random_mrio`), with the export
+    columns selling only the exporter's products if `own_exports_only`: the MRIO and A, S, L, Y[n, region, category]."""
     R, N, K = len(regions), 3, 2  # categories: household, export
     n = R * N
-    A = rng.uniform(0, 1, (n, n)) * (rng.random((n, n)) < 0.7)
-    A *= rng.uniform(0.3, 0.7, n) / A.sum(axis=0)
-    Y = rng.uniform(0.2, 2.0, (n, R, K))
+    Z0, Y, F0, _ = random_mrio(R, N, K, 2, seed=seed, structure="uniform", fd_range=(0.2, 2.0),
+                               stressor_range=(0.0, 2.0), labelled=False)  # fmt: skip
+    x0 = Z0.sum(1) + Y.sum(1)
+    A, S = Z0 / x0, F0 / x0
+    Y = Y.reshape(n, R, K)
     if own_exports_only:  # the export column of region u sells only u's products abroad
-        own = np.kron(np.eye(R), np.ones((N, 1)))  # [n, R]
-        Y[:, :, 1] *= own
+        Y[:, :, 1] *= np.kron(np.eye(R), np.ones((N, 1)))  # [n, R]
     Y = Y.reshape(n, R * K)
-    x = np.linalg.solve(np.eye(n) - A, Y.sum(1))
-    F = rng.uniform(0, 2, (2, n)) * x
-    m = MRIO.from_arrays(A * x, Y, F, regions=regions, sectors=["a", "b", "c"], categories=["household", "export"],
-                         stressors=["CO2", "SO2"], units=["Mt", "kt"])
-    return m, A, F / x, np.linalg.inv(np.eye(n) - A), Y.reshape(n, R, K)
+    x = np.linalg.solve(np.eye(n) - A, Y.sum(1))  # the same A and S, the new final demand
+    m = MRIO.from_arrays(A * x, Y, S * x, regions=regions, sectors=["a", "b", "c"],
+                         categories=["household", "export"], stressors=["CO2", "SO2"], units=["Mt", "kt"])  # fmt: skip
+    return m, A, S, np.linalg.inv(np.eye(n) - A), Y.reshape(n, R, K)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

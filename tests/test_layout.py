@@ -54,3 +54,30 @@ def test_the_core_does_not_import_matplotlib():
     code = "import sys, diffmrio, diffmrio.chain, diffmrio.tables, diffmrio.health; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_docs_the_code_cites_are_in_the_repository():
+    """Issue 11 item 6: every docs page a docstring or comment cites (`docs/<page>.md`) is a file of the
+    repository, every cited section of the science page (`science.md, section N` or a quoted heading) exists,
+    and nothing cites the design notes that were never in the repository or a path outside it."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    science = " ".join((root / "docs" / "science.md").read_text().split())
+    sections = set(re.findall(r"## (\d+)\. ", science))
+    bad = []
+    for path in sorted(p for d in ("diffmrio", "surrogate", "ctm_interface", "experiments", "benchmarks")
+                       for p in (root / d).rglob("*.py")):  # fmt: skip
+        text = path.read_text()
+        name = path.relative_to(root)
+        bad += [f"{name}: docs/{page}" for page in re.findall(r"docs/([\w/]+\.md)", text)
+                if not (root / "docs" / page).is_file()]  # fmt: skip
+        bad += [f"{name}: science.md section {n}" for n in re.findall(r"science\.md,? section (\d+)", text)
+                if n not in sections]  # fmt: skip
+        bad += [f"{name}: science.md {q!r}" for q in re.findall(r'science\.md, "([^"]+)"', text)
+                if " ".join(q.split()) not in science]  # fmt: skip
+        bad += [f"{name}: {ref}" for ref in ("ARCHITECTURE.md", "SCIENCE.md", "STYLE.md", "RUN_FOLDER.md", "/work/")
+                if ref in text]  # fmt: skip
+    assert sections == {str(i) for i in range(1, 8)}
+    assert not bad, bad

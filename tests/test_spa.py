@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from diffmrio import MRIO
+from diffmrio.datasets import random_mrio
 from diffmrio.supply_chain._spa import structural_path_analysis, structural_paths
 
 
@@ -126,16 +126,14 @@ def test_sparse_input_and_precomputed_multipliers_agree():
 
 
 def test_wrapper_labels_and_coverage():
-    rng = np.random.default_rng(3)
     R, N, K = 3, 4, 2
     n = R * N
-    A = rng.uniform(0, 1, (n, n)) * (rng.random((n, n)) < 0.6)
-    A *= 0.5 / A.sum(axis=0)
-    Y = rng.uniform(0.1, 1, (n, R * K))
-    x = np.linalg.solve(np.eye(n) - A, Y.sum(1))
-    F = rng.uniform(0, 1, (2, n)) * x
-    m = MRIO.from_arrays(A * x, Y, F, regions=["a", "b", "c"], sectors=list("wxyz"), categories=["hh", "export"],
-                         stressors=["CO2", "SO2"], units=["Mt", "kt"])
+    m = random_mrio(R, N, K, 2, seed=3, structure="uniform", density=0.6, input_range=(0.5, 0.5), fd_range=(0.1, 1.0),
+                    stressor_range=(0.0, 1.0), regions=["a", "b", "c"], sectors=list("wxyz"),
+                    categories=["hh", "export"], stressors=["CO2", "SO2"], units=["Mt", "kt"])  # fmt: skip
+    Z, Y, F = (np.asarray(v) for v in (m.Z, m.Y, m.F))
+    x = Z.sum(1) + Y.sum(1)
+    A = Z / x
     ds = structural_path_analysis(m, "SO2", k=30, categories="export")
     S = F / x
     y = Y.reshape(n, R, K)[:, :, 1].sum(1)

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from .._atomic import atomic_path, write_text_atomic
+from .._vocabulary import DEFAULT_OM_OC
 from ._domain import LEVELS, REGIONS, SPECIES, CTMGrid, demo_base_emissions, demo_domain
 from ._io import ADJOINT_VARIABLES, _base_attrs
 from ._model import COMPONENTS, PM25_WEIGHTS, ReferenceCTM
@@ -239,7 +240,7 @@ def write_run_folder(
     pattern = "runs/CCTM_ELMO_run{run:03d}.nc" if fmt == "ioapi" else "runs/GEOSChem.AerosolMass.run{run:03d}.nc4"
     tables: dict[str, dict] = {
         "design": {"file": "design.csv", "run": "run", "low": float(low), "high": float(high)},
-        "outputs": {"pattern": pattern, "format": fmt, "components": vocabulary, "om_oc": 1.4},
+        "outputs": {"pattern": pattern, "format": fmt, "components": vocabulary, "om_oc": DEFAULT_OM_OC},
         "emissions": {"file": "base_emissions.nc", "species": spname, "levels": list(LEVELS)},
         "regions": {"masks": "region_mask.nc"},
         "population": {"file": "population.nc", "variable": "POP" if fmt == "ioapi" else "population"},

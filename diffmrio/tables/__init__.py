@@ -1,10 +1,10 @@
 """Building and reading tables: RAS/GRAS balancing, ANAIS (and updating a whole MRIO by it), concordances (aggregation, splitting, linking
-tables), interregional trade from single-region tables (gravity prior + RAS), and readers for real tables (CEADs workbooks, WIOD world tables, emission inventories as CSV) with the cleaning helper for their
+tables), interregional trade from single-region tables (gravity prior + RAS), and readers for real tables (CEADs workbooks, WIOD world tables, emission inventories and new-year margins as CSV) with the cleaning helper for their
 rounding artefacts."""
 
 from ._balancing import BalanceReport as BalanceReport, gras as gras, ras as ras
 from ._anais import AnaisInfeasibleError as AnaisInfeasibleError, AnaisReport as AnaisReport, anais as anais
-from ._update import anais_update as anais_update
+from ._update import anais_update as anais_update, read_margins_csv as read_margins_csv
 from ._concordance import (
     aggregate_arrays as aggregate_arrays,
     aggregate_flows as aggregate_flows,

@@ -4,9 +4,11 @@ intensities (BTH study; docs/table_building.md)."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .._economy import _safe_div
 from .._labels import unlabel
@@ -14,7 +16,7 @@ from .._mrio import MRIO
 from .._units import MONEY
 from ._anais import AnaisReport, anais
 
-__all__ = ["anais_update"]
+__all__ = ["anais_update", "read_margins_csv"]
 
 
 def anais_update(
@@ -132,4 +134,40 @@ def _target(value, dims, coords, name: str, fn: str, shape: tuple[int, int], fla
         k = int(np.nonzero(~ok)[0][0])
         raise ValueError(f"`{fn}`: `{name}` has the value {float(out[k])!r} at entry {k} (of {flat}, in the table's order); "
                          "targets must be finite, and non-negative where the prior's total is non-negative.")
+    return out
+
+
+def read_margins_csv(path: str | Path, mrio: MRIO) -> dict[str, np.ndarray]:
+    """New-year margins for [`anais_update`][diffmrio.tables.anais_update] from a long-format CSV with columns
+    `kind, region, label, value`, rows in any order.
+
+    `kind` is `output` (label = sector: new gross output), `inputs` (label = sector: new total intermediate
+    input of that column) or `final_demand` (label = category: new final-demand column total). Every
+    region-sector needs an `output` and an `inputs` row, every region-category a `final_demand` row; the grand
+    totals must agree (sum of output = sum of inputs + sum of final demand; `anais_update` checks them).
+
+    **Returns** `{"output": (n,), "inputs": (n,), "final_demand": (R K,), "growth": (n,)}` float64 arrays in the
+    table's region-major order, `growth` the output's relative change from the table's gross output.
+
+    **Raises** `ValueError` naming the file and the missing columns, a duplicated row or a missing entry.
+    """
+    df = pd.read_csv(path)
+    need = {"kind", "region", "label", "value"}
+    if not need.issubset(df.columns):
+        raise ValueError(f"{path}: margins CSV needs columns {sorted(need)}, found {list(df.columns)}")
+    df = df.assign(kind=df["kind"].astype(str).str.strip(), region=df["region"].astype(str).str.strip(),
+                   label=df["label"].astype(str).str.strip())
+    out = {}
+    for kind, labels in (("output", mrio.sectors), ("inputs", mrio.sectors), ("final_demand", mrio.categories)):
+        sub = df[df["kind"] == kind].set_index(["region", "label"])["value"]
+        if sub.index.duplicated().any():
+            raise ValueError(f"{path}: duplicated {kind} rows, e.g. {sub.index[sub.index.duplicated()][0]}")
+        want = pd.MultiIndex.from_product([mrio.regions, labels])
+        missing = want.difference(sub.index)
+        if len(missing):
+            raise ValueError(f"{path}: {len(missing)} {kind} entries missing, e.g. {tuple(missing[0])}; give one "
+                             f"row per (region, {'sector' if kind != 'final_demand' else 'category'})")
+        out[kind] = pd.to_numeric(sub.reindex(want)).to_numpy(dtype=np.float64)
+    x = np.asarray(mrio.Z).sum(1) + np.asarray(mrio.Y).sum(1)
+    out["growth"] = out["output"] / np.where(x > 0, x, 1.0) - 1.0
     return out
