@@ -231,8 +231,11 @@ def test_linear_underdetermined_design_warns():
     ds = runs(2)
     ds["scale"] = ds["scale"].copy(data=np.stack([np.ones((2, 2)), np.full((2, 2), 0.7)]))
     ds["pm25"] = ds["pm25"].copy(data=ctm(ds["scale"].values).transpose(0, 2, 1))
-    with pytest.warns(UserWarning, match="determine only 2 of the 5 parameters"):
+    with pytest.warns(UserWarning, match="determine only 2 of the 5 parameters") as record:
         m = sg.fit(sg.LinearEmulator(sg.EmulatorLabels.from_runs(ds)), ds)
+    # the warning points at the user's call (this file), whatever wraps surrogate's functions (here the test
+    # run's jaxtyping/beartype checks, which a fixed stacklevel miscounted)
+    assert [w.filename for w in record] == [__file__]
     jac = np.asarray(m.jacobian)  # [output, source x species]
     np.testing.assert_allclose(jac, jac[:, :1] * np.ones(4), rtol=1e-12)  # the even split the warning names
     full = runs(12)
