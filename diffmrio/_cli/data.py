@@ -220,9 +220,11 @@ def health_deaths(pm25, *, population, regions, mortality, ages, causes, variabl
     import xarray as xr
 
     from .. import health as H
+    from ..health._loaders import _warn_years_apart
 
     pm = H.load_pm25_netcdf(pm25, variable, fill_nan=fill_nan)
     pop = H.load_gridded_population(population, population_column, like=pm)
+    _warn_years_apart(("PM2.5", pm), ("population", pop))  # population vs the GBD tables: build_health_inputs
     reg = H.load_grid_regions(regions, region_column, like=pm)
     rates = H.load_gbd_baseline_mortality(mortality, mortality_column)
     age = H.load_gbd_age_structure(ages, ages_column)
