@@ -166,3 +166,29 @@ def test_health_command_against_a_cell_loop(tmp_path):
     # the default causes include COPD and LC, which these GBD tables lack: refused with the cause named
     assert main([*argv[:-1], str(tmp_path / "d2.nc")]) == 2
     assert not (tmp_path / "d2.nc").exists()
+
+
+def test_a_format_that_does_not_fit_the_path_says_what_it_expected(pymrio_folder, tmp_path, caplog):
+    """`--format pymrio` on a netCDF table used to end in pymrio's "File parameter file ... not found": the
+    error names the file, what the format reads, what the path is, and the --format that reads it. No output."""
+    from diffmrio.datasets import demo_world
+
+    folder, _ = pymrio_folder
+    table = tmp_path / "table.nc"
+    demo_world(geography=False).mrio.to_xarray().to_netcdf(table)
+    out = tmp_path / "acc.nc"
+    cases = [
+        ((table, "pymrio"), f"{table}: --format pymrio reads a folder or .zip archive written by pymrio's save_all "
+                            "(with a file_parameters.json), but this is a netCDF file; pass --format netcdf"),
+        ((folder, "netcdf"), f"{folder}: --format netcdf reads a netCDF table file in the layout of MRIO.to_xarray, "
+                             "but this is a pymrio save_all folder; pass --format pymrio or leave out --format"),
+        ((folder.parent, "pymrio"), f"but this is a folder without a file_parameters.json (its subfolder(s) "
+                                    f"['{folder.name}'] have one)"),
+    ]
+    for (src, fmt), message in cases:
+        caplog.clear()
+        assert main(["accounts", str(src), "--format", fmt, "--out", str(out)]) == 2
+        assert message in caplog.text
+        assert "file_parameters.json not found" not in caplog.text
+    assert not out.exists()
+    assert main(["accounts", str(table), "--format", "netcdf", "--out", str(out), "-q"]) == 0  # the right one reads
