@@ -192,3 +192,34 @@ def test_a_format_that_does_not_fit_the_path_says_what_it_expected(pymrio_folder
         assert "file_parameters.json not found" not in caplog.text
     assert not out.exists()
     assert main(["accounts", str(table), "--format", "netcdf", "--out", str(out), "-q"]) == 0  # the right one reads
+
+
+def test_cli_warnings_are_one_line_each_once_without_a_source_path(tmp_path, capsys):
+    """A warning on the command line reads `diffmrio COMMAND: warning: ...` once, not Python's `/path/x.py:209:
+    UserWarning: ...` plus a source line (and not once per ensemble member): here a 2030 scenario field with the
+    default 2015 population. The caller's own warning display is back afterwards."""
+    import warnings
+
+    from diffmrio.cli import _warning_printer
+
+    paths, *_ = write_world(tmp_path)
+    xr.Dataset({"PM2.5": (("lat", "lon"), np.full((3, 4), 20.0))},
+               coords={"lat": [31.25, 30.75, 30.25], "lon": [100.25, 100.75, 101.25, 101.75]}
+               ).to_netcdf(tmp_path / "pm25_ssp_2030.nc")
+    before = warnings.showwarning
+    argv = ["health", str(tmp_path / "pm25_ssp_2030.nc"), "--population", str(paths["population"]), "--regions",
+            str(paths["grid"]), "--mortality", str(paths["mort"]), "--ages", str(paths["ages"]),
+            "--causes", "IHD", "--out", str(tmp_path / "d.nc")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "warning" in ln]
+    assert len(lines) == 1 and lines[0].startswith("diffmrio health: warning: the health inputs are for different "
+                                                   "years: PM2.5 2030 (pm25_ssp_2030.nc, file name)")
+    assert ".py:" not in err and "UserWarning" not in err
+    assert warnings.showwarning is before
+    show = _warning_printer("emulator")
+    for _ in range(3):  # e.g. each member of an ensemble
+        show(UserWarning("the same advice"), UserWarning, "x.py", 1)
+    show(RuntimeWarning("other"), RuntimeWarning, "x.py", 2)
+    assert capsys.readouterr().err.splitlines() == ["diffmrio emulator: warning: the same advice",
+                                                    "diffmrio emulator: warning (RuntimeWarning): other"]

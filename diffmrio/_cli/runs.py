@@ -27,15 +27,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fit = esub.add_parser("fit", help="fit an emulator on the train split (adjoints used when present)")
     fit.add_argument("runs_toml", type=Path)
     fit.add_argument("--out", type=Path, required=True, help="emulator file (e.g. model.eqx)")
-    fit.add_argument("--family", choices=("linear", "polynomial", "mlp", "ensemble", "structured"), default="linear")
+    fit.add_argument("--family", choices=("linear", "polynomial", "mlp", "ensemble", "structured"), default="linear",
+                     help="linear source-receptor matrix (default), polynomial (pf-ERSM style, degree 2), mlp, "
+                     "ensemble (3 MLPs: `propose` scores their disagreement), structured")
     fit.add_argument("--split", default="train", help="split to train on (default train)")
-    fit.add_argument("--steps", type=int, default=2000, help="optimisation steps (mlp, ensemble)")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--steps", type=int, default=2000,
+                     help="optimisation steps (mlp, ensemble, structured; default 2000)")
+    fit.add_argument("--seed", type=int, default=0,
+                     help="seed of the initial weights and the validation split (default 0)")
     fit.add_argument("--force", action="store_true", help="replace --out if it exists")
-    ev = esub.add_parser("evaluate", help="errors on a split (and gradient agreement with the adjoints)")
-    ev.add_argument("model", type=Path)
+    ev = esub.add_parser("evaluate", help="errors on a split (and gradient agreement with the adjoints)",
+                         description="Print (as JSON) the emulator's errors on a split of the folder: NMB, NME, R "
+                         "and MaxNE of PM25 per receptor, as fractions (0.02 = 2%), and with adjoints the "
+                         "agreement of its gradients with them.")
+    ev.add_argument("model", type=Path, help="emulator file written by `diffmrio emulator fit`")
     ev.add_argument("runs_toml", type=Path)
-    ev.add_argument("--split", default="test")
+    ev.add_argument("--split", default="test", help="split to evaluate on (default test)")
     ev.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
     ev.add_argument("--force", action="store_true", help="replace --json if it exists")
 
