@@ -163,6 +163,11 @@ def _propose(args) -> int:
 
     if args.out.exists():
         raise FileExistsError(f"{args.out} exists: pass another --out (proposals never overwrite a file)")
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1 (the number of runs to propose), got {args.n}")
+    if args.candidates is not None and args.candidates < args.n:
+        raise ValueError(f"--candidates ({args.candidates}) must be at least --n ({args.n}): the proposals are "
+                         "picked from the candidates")
     model = sg.load(args.model)
     folder = ci.read_run_folder(args.runs_toml)
     prop = sg.propose(model, folder.runs, args.n, key=jr.PRNGKey(args.seed), n_candidates=args.candidates)
