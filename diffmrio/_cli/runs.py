@@ -264,6 +264,10 @@ def _evaluate(args) -> int:
     if folder.adjoints is not None and "cost_weights" in folder.adjoints:
         ga = sg.gradient_agreement(model, _in_label_order(folder.adjoints, model.labels))
         out["gradient_agreement"] = {k: float(ga[f"source_{k}_pooled"]) for k in ("r2", "slope", "r", "nrmse")}
+        # the agreement is at the adjoint states, whatever --split says: how many of them the model was trained on
+        # (same run id and factors as a training run) tells a held-out check from an in-sample one
+        out["adjoint_states"] = int(folder.adjoints.sizes["run"])
+        out["adjoint_states_in_training_runs"] = _states_in_training(folder, prov.get("run_ids"))
         out["gradient_agreement_per_species"] = {
             k: {str(sp): float(v) for sp, v in zip(ga["species"].values, ga[f"source_species_{k}"].values, strict=True)}
             for k in ("r2", "slope", "share")
@@ -277,6 +281,25 @@ def _evaluate(args) -> int:
 
         write_text_atomic(args.json, text)
     return 0
+
+
+def _states_in_training(folder, run_ids) -> int | None:
+    """How many adjoint states are training runs of the model (run id in its provenance's `run_ids` and the same
+    factors in the folder's design); None when the model file does not list its training runs."""
+    import numpy as np
+
+    if run_ids is None:
+        return None
+    runs = folder.runs["scale"]
+    position = {str(r): i for i, r in enumerate(runs["run"].values)}
+    adj = folder.adjoints["scale"].transpose("run", *runs.dims[1:])
+    adj = adj.sel({d: runs[d].values for d in runs.dims[1:]})
+    trained = {str(r) for r in run_ids}
+    return sum(
+        1 for i, sid in enumerate(str(r) for r in adj["run"].values)
+        if sid in trained and sid in position
+        and np.allclose(adj.values[i], runs.values[position[sid]], rtol=1e-9, atol=0)
+    )
 
 
 def _json_text(obj) -> str:
