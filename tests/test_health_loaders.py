@@ -137,8 +137,9 @@ def test_unknown_country_raise_or_drop(tmp_path):
     A = load_gbd_age_structure(paths["ages"])
     with pytest.raises(ValueError, match=r"Bland.*on_missing='drop'"):
         build_health_inputs(R, P, A, M, causes=("STROKE",))
-    with pytest.warns(UserWarning, match="Bland"):
+    with pytest.warns(UserWarning, match="Bland") as record:
         inputs = build_health_inputs(R, P, A, M, causes=("STROKE",), on_missing="drop")
+    assert [w.filename for w in record] == [__file__]  # the user's call, not the type checker's wrapper
     assert inputs.regions == ("Aland",)
     with pytest.raises(ValueError, match="no endpoint"):
         build_health_inputs(R, P, A, M, causes=("COPD",))

@@ -613,7 +613,7 @@ def build_health_inputs(
                                  f"{dict(list(upop.items())[:10])}; add them to the tables or pass "
                                  "on_missing='drop' (`diffmrio health --on-missing drop`) to leave them out")
             warnings.warn(f"leaving out {len(unknown)} region(s) without GBD rates ({sum(upop.values()):.3g} "
-                          f"persons): {unknown[:10]}", stacklevel=2)
+                          f"persons): {unknown[:10]}", stacklevel=user_stacklevel("diffmrio"))
             names = [n for n in names if n in known]
     code = {n: i for i, n in enumerate(names)}
     idx = np.array([code.get(v, -1) for v in lab.ravel()], dtype=np.int64).reshape(lab.shape)
