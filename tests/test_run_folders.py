@@ -445,9 +445,15 @@ def test_cli_evaluate_says_when_the_gradient_check_is_on_training_runs(geoschem,
     (this folder) it is an in-sample check, and the JSON says how many states the model was trained on."""
     model = tmp_path / "model.eqx"
     assert _cli(capsys, "emulator", "fit", geoschem, "--out", model)[0] == 0
-    rc, out, _ = _cli(capsys, "emulator", "evaluate", model, geoschem, "--split", "test")
+    rc, out, err = _cli(capsys, "emulator", "evaluate", model, geoschem, "--split", "test")
     metrics = json.loads(out)
     assert rc == 0 and (metrics["adjoint_states"], metrics["adjoint_states_in_training_runs"]) == (2, 2)
+    assert "in-sample" not in err
+    # evaluating on the training split itself is allowed, with a word that the errors are in-sample
+    rc, out, err = _cli(capsys, "emulator", "evaluate", model, geoschem, "--split", "train")
+    assert rc == 0 and json.loads(out)["n_runs"] == 4
+    assert (f"diffmrio emulator: warning: 4 of the 4 runs of split 'train' are runs {model} was trained on (split "
+            "'train' of this folder): their errors are in-sample") in err
 
 
 def test_cli_check_reports_problems_and_ctm_run(copy_of, capsys):

@@ -249,6 +249,7 @@ def _evaluate(args) -> int:
         raise ValueError(f"{args.model} was trained on components {trained} but "
                          f"{args.runs_toml} defines {voc}: evaluate on runs with the same component definitions")
     runs = _in_label_order(folder.split(args.split), model.labels)
+    _warn_in_sample(args, prov, runs)
     ev = sg.evaluate(model, runs)
     out = {
         "model": str(args.model),
@@ -281,6 +282,20 @@ def _evaluate(args) -> int:
 
         write_text_atomic(args.json, text)
     return 0
+
+
+def _warn_in_sample(args, prov: dict, runs) -> None:
+    """Warn when the evaluated runs are runs of the same folder the emulator was trained on (errors in-sample)."""
+    import warnings
+
+    trained = {str(r) for r in prov.get("run_ids") or ()}
+    same_folder = prov.get("runs_toml") == str(Path(args.runs_toml).resolve())
+    seen = [str(r) for r in runs["run"].values if str(r) in trained]
+    if same_folder and seen:
+        warnings.warn(
+            f"{len(seen)} of the {runs.sizes['run']} runs of split {args.split!r} are runs {args.model} was trained on "
+            f"(split {prov.get('split')!r} of this folder): their errors are in-sample, not a validation; evaluate "
+            "on runs it has not seen (e.g. --split test)", UserWarning, stacklevel=2)
 
 
 def _states_in_training(folder, run_ids) -> int | None:
