@@ -147,6 +147,7 @@ def test_health_command_against_a_cell_loop(tmp_path):
     ds = xr.load_dataset(out)
     assert ds.deaths.dims == ("region", "cause") and list(ds.region.values) == ["Aland", "Bland"]
     assert all("units" in ds[v].attrs for v in ds.data_vars)
+    assert "with the Chinese cohort" in ds.attrs["crf"]  # the reference below is GEMM.burnett2018's default fit
     crf = GEMM.burnett2018(causes, ages=tuple(AGES))
     rr = np.asarray(crf.relative_risk(jnp.asarray(C)))
     ref = np.zeros((2, 3))

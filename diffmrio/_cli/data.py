@@ -283,7 +283,8 @@ def health_deaths(pm25, *, population, regions, mortality, ages, causes, variabl
          "pwpm": (("region",), pw, {"units": "ug m-3", "long_name": "population-weighted PM2.5"}),
          "population": (("region",), people, {"units": "persons"})},
         coords=coords,
-        attrs={"crf": "GEMM (Burnett et al. 2018), central parameters", "pm25": str(pm25)},
+        attrs={"crf": "GEMM (Burnett et al. 2018), central parameters of the fit with the Chinese cohort, "
+                      "age-specific", "pm25": str(pm25)},
     )  # fmt: skip
 
 
