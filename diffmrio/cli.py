@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -28,6 +29,31 @@ def main(argv: list[str] | None = None) -> int:
     experiment.add_commands(sub)
     args = parser.parse_args(argv)
     data.setup(args)
+    with warnings.catch_warnings():  # restores the caller's warning display on return
+        warnings.showwarning = _warning_printer(args.command)
+        return _dispatch(args)
+
+
+def _warning_printer(command: str):
+    """A `warnings.showwarning` for the command line: `diffmrio COMMAND: warning: MESSAGE` on stderr, each
+    message once (an ensemble's members or a loop would repeat it), without the file and line of the code that
+    warned (the message says what to change; the Python source line means nothing to a command-line user)."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if text in seen:
+            return
+        seen.add(text)
+        kind = "" if category is UserWarning else f" ({category.__name__})"
+        print(f"diffmrio {command}: warning{kind}: {text}", file=sys.stderr if file is None else file)
+
+    return show
+
+
+def _dispatch(args) -> int:
+    from ._cli import data, runs
+
     if hasattr(args, "func"):
         return data.run(args)
     if args.command == "demo":

@@ -30,6 +30,7 @@ from scipy.stats import qmc
 
 from ._abstract import AbstractEmulator, with_envelope_policy
 from ._ensemble import Ensemble
+from ._runs import align
 
 
 def _as_inputs(model: AbstractEmulator, runs) -> tuple[np.ndarray, str, object]:
@@ -41,8 +42,13 @@ def _as_inputs(model: AbstractEmulator, runs) -> tuple[np.ndarray, str, object]:
         xname = xname or next((n for n in ("scale", "emissions") if n in runs.data_vars), None)
         if xname is None:
             raise ValueError("`runs` has no input variable (`scale` or `emissions`)")
+        dims = model.labels.input_dims
         var = runs[xname]
-        return np.asarray(var.transpose("run", *model.labels.input_dims).values, np.float64), xname, var
+        if set(var.dims) != {"run", *dims}:
+            raise ValueError(f"`runs`: {xname!r} has dims {var.dims} but the emulator's inputs are ('run', *{dims}): "
+                             "pass the run set the emulator was fitted on (or one with the same inputs)")
+        var = align(var, dims, model.labels.input_coords, xname)  # by label: another order is read right
+        return np.asarray(var.transpose("run", *dims).values, np.float64), xname, var
     x = np.asarray(runs, np.float64)
     if x.shape[1:] != model.labels.input_shape:
         raise ValueError(f"`runs` must be a run set or an array [run, *{model.labels.input_shape}], got {x.shape}")

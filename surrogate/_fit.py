@@ -32,6 +32,7 @@ import numpy as np
 import optax
 
 from ctm_interface._atomic import write_bytes_atomic
+from ctm_interface._callers import user_stacklevel
 from ctm_interface._progress import tqdm
 
 from ._abstract import AbstractEmulator, Envelope, envelope_from_design, with_envelope
@@ -387,7 +388,7 @@ def _method_from_keywords(model, legacy: dict) -> tuple[AbstractFitMethod, int |
             "surrogate.fit's `checkpoint_every=` is deprecated and will be removed in 0.3: pass "
             "checkpoint=surrogate.Checkpoint(path, every=...)",
             DeprecationWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel("surrogate"),
         )
     adam = Adam(**{k: legacy[k] for k in _ADAM_KEYWORDS if k in legacy})
     closed = ClosedForm(**{k: legacy[k] for k in _CLOSED_FORM_KEYWORDS if k in legacy})
@@ -399,7 +400,7 @@ def _method_from_keywords(model, legacy: dict) -> tuple[AbstractFitMethod, int |
             f"method=surrogate.{kind}(...) with the same settings (surrogate.ClosedForm(ridge=, ridge_alphas=) "
             "or surrogate.Adam(steps=, learning_rate=, ...))",
             DeprecationWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel("surrogate"),
         )
     method = closed if isinstance(model.default_fit_method(), ClosedForm) else adam
     return method, every

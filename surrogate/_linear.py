@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from ctm_interface._callers import user_stacklevel
+
 from ._abstract import AbstractEmulator, EmulatorLabels, Envelope, default_envelope
 from ._methods import ClosedForm
 
@@ -94,7 +96,7 @@ class LinearEmulator(AbstractEmulator):
                     "over inputs the design cannot tell apart, so per-source or per-species sensitivities are not "
                     "identified. Add runs that vary the inputs independently (at least inputs + 1 runs, e.g. "
                     "ctm_interface.latin_hypercube_design), or pass method=surrogate.ClosedForm(ridge=...)",
-                    UserWarning, stacklevel=5)
+                    UserWarning, stacklevel=user_stacklevel("surrogate"))
         model = eqx.tree_at(lambda m: m.jacobian, self, jnp.asarray(sol[1:].T))
         return eqx.tree_at(lambda m: m.base, model, jnp.asarray(sol[0].reshape(self.base.shape)))
 

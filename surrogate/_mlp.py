@@ -23,11 +23,15 @@ network.
 
 from __future__ import annotations
 
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
+
+from ctm_interface._callers import user_stacklevel
 
 from ._abstract import AbstractEmulator, EmulatorLabels, Envelope, default_envelope
 from ._linear import _reference_input
@@ -162,7 +166,20 @@ class MLPEmulator(AbstractEmulator):
         scale = np.maximum(np.abs(x - x_ref).max(axis=0), 1e-12)
         d = ((x - x_ref) / scale).reshape(n, -1)
         rel = (y / base - 1.0).reshape(n, -1)
-        lin = np.linalg.lstsq(d, rel, rcond=None)[0].T
+        lin, _, rank, _ = np.linalg.lstsq(d, rel, rcond=None)
+        lin = lin.T
+        if rank < d.shape[1]:
+            warnings.warn(
+                f"MLPEmulator: the {n} training runs span only {rank} of the {d.shape[1]} input directions "
+                f"(rank of x - x_ref is {rank}): they do not determine the response along the other "
+                f"{d.shape[1] - rank}, so per-source or per-species sensitivities are not identified; the "
+                "fitted response along those directions comes from the initial weights (the linear part starts "
+                "from the minimum-norm least-squares fit, the footprints from an even split over sources) and the "
+                "training path, not from the runs. Add runs that vary the inputs independently (at least "
+                f"{d.shape[1] + 1} with the base case; the MLP is meant for ~150, e.g. "
+                "ctm_interface.latin_hypercube_design), or fit a LinearEmulator with "
+                "method=surrogate.ClosedForm(ridge=...)",
+                UserWarning, stacklevel=user_stacklevel("surrogate"))
         model = eqx.tree_at(lambda m: m.base, self, jnp.asarray(base))
         model = eqx.tree_at(lambda m: m.input_scale, model, jnp.asarray(scale))
         return eqx.tree_at(lambda m: m.linear, model, jnp.asarray(lin)), train_base

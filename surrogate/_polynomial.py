@@ -22,12 +22,15 @@ by exact leave-one-out cross-validation (`surrogate.fit`).
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
+
+from ctm_interface._callers import user_stacklevel
 
 from ._abstract import AbstractEmulator, EmulatorLabels, Envelope, default_envelope
 from ._linear import _closed_form_only, _reference_input
@@ -149,9 +152,43 @@ class PolynomialEmulator(AbstractEmulator):
         n = x.shape[0]
         phi = np.asarray(jax.vmap(self.features)(jnp.asarray(x)))
         n_linear = int(np.prod(self.labels.input_shape))
+        _warn_few_runs(self, phi[:, :n_linear], n_linear)
         coef, intercept, _ = ridge_loo(phi, y.reshape(n, -1), method.ridge_alphas, n_unpenalised=n_linear)
         model = eqx.tree_at(lambda m: m.coef, self, jnp.asarray(coef))
         return eqx.tree_at(lambda m: m.base, model, jnp.asarray(intercept.reshape(self.base.shape)))
 
     def _training_start(self, x, y, base):
         raise TypeError(_closed_form_only(self))
+
+
+def _warn_few_runs(model: PolynomialEmulator, linear: np.ndarray, n_linear: int) -> None:
+    """Warn when the runs cannot determine the unpenalised terms (intercept and linear sensitivities), or
+    determine them exactly with no run left over for the penalised interaction terms."""
+    n = linear.shape[0]
+    n_unpen = 1 + n_linear
+    n_inter = model.n_features - n_linear
+    rank = int(np.linalg.matrix_rank(np.concatenate([np.ones((n, 1)), linear], axis=1)))
+    remedy = (
+        f"Add runs that vary the inputs independently (pf-ERSM designs use a few hundred; at the very least "
+        f"{n_unpen} for the linear terms" + (f" and more for the {n_inter} interaction terms" if n_inter else "")
+        + ", e.g. ctm_interface.latin_hypercube_design), or fit a LinearEmulator with "
+        "method=surrogate.ClosedForm(ridge=...)"
+    )
+    if rank < n_unpen:
+        msg = (
+            f"PolynomialEmulator: the {n} training runs determine only {rank} of its {n_unpen} unpenalised "
+            f"parameters (intercept and {n_linear} linear sensitivities; rank of [1, x - x_ref] is {rank}): the "
+            "linear terms are the minimum-norm least-squares solution, which spreads each response over inputs "
+            "the design cannot tell apart, so per-source or per-species sensitivities are not identified"
+            + (f", and no run is left over to fit the {n_inter} interaction terms (they are zero). " if n_inter
+               and n <= rank else ". ")
+        )
+    elif n_inter and n <= rank:
+        msg = (
+            f"PolynomialEmulator: the {n} training runs only just determine its {n_unpen} unpenalised parameters "
+            f"(intercept and {n_linear} linear sensitivities): no run is left over to fit the {n_inter} "
+            "interaction terms, which are zero, so the fit is the linear interpolant of the runs. "
+        )
+    else:
+        return
+    warnings.warn(msg + remedy, UserWarning, stacklevel=user_stacklevel("surrogate"))

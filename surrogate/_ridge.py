@@ -38,7 +38,10 @@ def ridge_loo(
     z = resid(q / sd)
     yc = resid(y)
     u, s, vt = np.linalg.svd(z, full_matrices=False)
-    keep = s > 1e-10 * (s[0] if s.size else 1.0)
+    # numerical rank relative to the standardised features before the unpenalised block is partialled out:
+    # when that block already fits every run (n <= its rank), z is rounding noise, and a threshold relative to
+    # z's own largest singular value kept that noise and turned it into O(1) interaction coefficients
+    keep = s > 1e-10 * max(np.linalg.norm(q / sd), 1e-300)
     u, s, vt = u[:, keep], s[keep], vt[keep]
     uty = u.T @ yc
     smax2 = s[0] ** 2 if s.size else 1.0

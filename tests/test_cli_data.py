@@ -140,6 +140,7 @@ def test_health_command_against_a_cell_loop(tmp_path):
     ds = xr.load_dataset(out)
     assert ds.deaths.dims == ("region", "cause") and list(ds.region.values) == ["Aland", "Bland"]
     assert all("units" in ds[v].attrs for v in ds.data_vars)
+    assert "with the Chinese cohort" in ds.attrs["crf"]  # the reference below is GEMM.burnett2018's default fit
     crf = GEMM.burnett2018(causes, ages=tuple(AGES))
     rr = np.asarray(crf.relative_risk(jnp.asarray(C)))
     ref = np.zeros((2, 3))
@@ -159,3 +160,60 @@ def test_health_command_against_a_cell_loop(tmp_path):
     # the default causes include COPD and LC, which these GBD tables lack: refused with the cause named
     assert main([*argv[:-1], str(tmp_path / "d2.nc")]) == 2
     assert not (tmp_path / "d2.nc").exists()
+
+
+def test_a_format_that_does_not_fit_the_path_says_what_it_expected(pymrio_folder, tmp_path, caplog):
+    """`--format pymrio` on a netCDF table used to end in pymrio's "File parameter file ... not found": the
+    error names the file, what the format reads, what the path is, and the --format that reads it. No output."""
+    from diffmrio.datasets import demo_world
+
+    folder, _ = pymrio_folder
+    table = tmp_path / "table.nc"
+    demo_world(geography=False).mrio.to_xarray().to_netcdf(table)
+    out = tmp_path / "acc.nc"
+    cases = [
+        ((table, "pymrio"), f"{table}: --format pymrio reads a folder or .zip archive written by pymrio's save_all "
+                            "(with a file_parameters.json), but this is a netCDF file; pass --format netcdf"),
+        ((folder, "netcdf"), f"{folder}: --format netcdf reads a netCDF table file in the layout of MRIO.to_xarray, "
+                             "but this is a pymrio save_all folder; pass --format pymrio or leave out --format"),
+        ((folder.parent, "pymrio"), f"but this is a folder without a file_parameters.json (its subfolder(s) "
+                                    f"['{folder.name}'] have one)"),
+    ]
+    for (src, fmt), message in cases:
+        caplog.clear()
+        assert main(["accounts", str(src), "--format", fmt, "--out", str(out)]) == 2
+        assert message in caplog.text
+        assert "file_parameters.json not found" not in caplog.text
+    assert not out.exists()
+    assert main(["accounts", str(table), "--format", "netcdf", "--out", str(out), "-q"]) == 0  # the right one reads
+
+
+def test_cli_warnings_are_one_line_each_once_without_a_source_path(tmp_path, capsys):
+    """A warning on the command line reads `diffmrio COMMAND: warning: ...` once, not Python's `/path/x.py:209:
+    UserWarning: ...` plus a source line (and not once per ensemble member): here a 2030 scenario field with the
+    default 2015 population. The caller's own warning display is back afterwards."""
+    import warnings
+
+    from diffmrio.cli import _warning_printer
+
+    paths, *_ = write_world(tmp_path)
+    xr.Dataset({"PM2.5": (("lat", "lon"), np.full((3, 4), 20.0))},
+               coords={"lat": [31.25, 30.75, 30.25], "lon": [100.25, 100.75, 101.25, 101.75]}
+               ).to_netcdf(tmp_path / "pm25_ssp_2030.nc")
+    before = warnings.showwarning
+    argv = ["health", str(tmp_path / "pm25_ssp_2030.nc"), "--population", str(paths["population"]), "--regions",
+            str(paths["grid"]), "--mortality", str(paths["mort"]), "--ages", str(paths["ages"]),
+            "--causes", "IHD", "--out", str(tmp_path / "d.nc")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "warning" in ln]
+    assert len(lines) == 1 and lines[0].startswith("diffmrio health: warning: the health inputs are for different "
+                                                   "years: PM2.5 2030 (pm25_ssp_2030.nc, file name)")
+    assert ".py:" not in err and "UserWarning" not in err
+    assert warnings.showwarning is before
+    show = _warning_printer("emulator")
+    for _ in range(3):  # e.g. each member of an ensemble
+        show(UserWarning("the same advice"), UserWarning, "x.py", 1)
+    show(RuntimeWarning("other"), RuntimeWarning, "x.py", 2)
+    assert capsys.readouterr().err.splitlines() == ["diffmrio emulator: warning: the same advice",
+                                                    "diffmrio emulator: warning (RuntimeWarning): other"]

@@ -41,3 +41,8 @@ def test_cli_propose_writes_a_new_design(tmp_path, capsys):
     # never overwrites
     rc, _, err = _cli(capsys, "emulator", "propose", model, toml, "--n", "2", "--out", out_csv)
     assert rc == 2 and "exists" in err
+    # bad counts are named by their flags (the library's `n`/`n_candidates` mean nothing on the command line)
+    for args, msg in ((("--n", "0"), "--n must be >= 1 (the number of runs to propose), got 0"),
+                      (("--n", "5", "--candidates", "3"), "--candidates (3) must be at least --n (5)")):
+        rc, _, err = _cli(capsys, "emulator", "propose", model, toml, *args, "--out", tmp_path / "bad.csv")
+        assert rc == 2 and msg in err and not (tmp_path / "bad.csv").exists()

@@ -137,8 +137,9 @@ def test_unknown_country_raise_or_drop(tmp_path):
     A = load_gbd_age_structure(paths["ages"])
     with pytest.raises(ValueError, match=r"Bland.*on_missing='drop'"):
         build_health_inputs(R, P, A, M, causes=("STROKE",))
-    with pytest.warns(UserWarning, match="Bland"):
+    with pytest.warns(UserWarning, match="Bland") as record:
         inputs = build_health_inputs(R, P, A, M, causes=("STROKE",), on_missing="drop")
+    assert [w.filename for w in record] == [__file__]  # the user's call, not the type checker's wrapper
     assert inputs.regions == ("Aland",)
     with pytest.raises(ValueError, match="no endpoint"):
         build_health_inputs(R, P, A, M, causes=("COPD",))
@@ -256,6 +257,10 @@ def test_real_health_2015_files(shared_dir):
     assert P.shape == pm.shape == (296, 720)
     raw = pd.read_csv(d / "population_0p5deg.csv.gz")
     assert float(P.sum()) == pytest.approx(raw["base2015"].sum(), rel=1e-12)
+    # the SSP1 2030 run keeps the meteorological year 2015 in `time`: its scenario year is in the file name
+    assert (pm.attrs["year"], P.attrs["year"]) == (2015, 2015)
+    pm30 = load_pm25_netcdf(shared_dir / "fixtures" / "geoschem" / "Annual_pm25_SSP1-Baseline_2030.nc", fill_nan="zero")
+    assert (pm30.attrs["year"], pm30.attrs["year_from"]) == (2030, "file name")
     R = load_grid_regions(d / "grid_info_0p5deg.csv.gz", like=pm)
     M = load_gbd_baseline_mortality(d / "gbd_baseline_mortality_per100k.csv.gz")
     A = load_gbd_age_structure(d / "gbd_age_structure.csv.gz")
@@ -285,3 +290,58 @@ def test_real_china_and_draw_files(shared_dir):
     assert D.shape == (5, 20, len(inputs.regions)) and float(D.sum()) > 1e5
     draws = load_ier_draws(shared_dir / "reference" / "ier2015_draws.csv")
     assert draws.alpha.shape == (1000, 5, 20)
+
+
+def test_inputs_for_years_far_apart_warn_naming_files_and_years(tmp_path):
+    """Population, GBD tables and PM2.5 read for different years (a 2030 scenario field with the default 2015
+    population, 2030 rates with 2015 people) give deaths for no year: a warning names each file, its year and
+    where the year was read (column, file name, `time`). Within the tolerance (2 years), or without a year to
+    read, nothing is said."""
+    import warnings
+
+    from diffmrio._cli.data import health_deaths
+
+    paths, *_ = write_world(tmp_path)
+    P = load_gridded_population(paths["population"], "base2015")
+    assert (P.attrs["year"], P.attrs["year_from"]) == (2015, "column 'base2015'")
+    R = load_grid_regions(paths["grid"], like=P)
+    A = load_gbd_age_structure(paths["ages"], "base2015")
+    M30 = load_gbd_baseline_mortality(paths["mort"], "SSP1-Baseline_2030")
+    with pytest.warns(UserWarning, match=r"population 2015 \(population.csv.gz, column 'base2015'\) but baseline "
+                      r"mortality 2030 \(mort.csv.gz, column 'SSP1-Baseline_2030'\)") as record:
+        build_health_inputs(R, P, A, M30, causes=["IHD"])
+    assert [w.filename for w in record] == [__file__]  # the user's call, and one warning (the ages agree)
+    mort = pd.read_csv(paths["mort"])
+    mort.rename(columns={"base2015": "gbd2017"}).to_csv(tmp_path / "rates.csv", index=False)
+    mort.rename(columns={"base2015": "rate"}).to_csv(tmp_path / "rates_2018.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_health_inputs(R, P, A, load_gbd_baseline_mortality(tmp_path / "rates.csv", "gbd2017"), causes=["IHD"])
+        unknown = P.copy()
+        unknown.attrs = {}
+        build_health_inputs(R, unknown, A, M30, causes=["IHD"])  # a population without a year: nothing to compare
+    M18 = load_gbd_baseline_mortality(tmp_path / "rates_2018.csv", "rate")
+    assert (M18.attrs["year"], M18.attrs["year_from"]) == (2018, "file name")
+    with pytest.warns(UserWarning, match=r"baseline mortality 2018 \(rates_2018.csv, file name\)"):
+        build_health_inputs(R, P, A, M18, causes=["IHD"])
+
+    # PM2.5: a `year` attribute, else the year in the file name, else a one-record datetime `time`
+    field = np.full((1, 3, 4), 30.0)
+    ds = xr.Dataset({"PM2.5": (("time", "lat", "lon"), field)},
+                    coords={"time": pd.to_datetime(["2015-06-16"]), "lat": [31.25, 30.75, 30.25],
+                            "lon": [100.25, 100.75, 101.25, 101.75]})
+    ds.to_netcdf(tmp_path / "pm.nc")
+    ds.to_netcdf(tmp_path / "pm25_ssp_2030.nc")
+    ds["PM2.5"].attrs["year"] = 2016
+    ds.to_netcdf(tmp_path / "pm_attr_2030.nc")
+    years = [(load_pm25_netcdf(tmp_path / f).attrs["year"], load_pm25_netcdf(tmp_path / f).attrs["year_from"])
+             for f in ("pm.nc", "pm25_ssp_2030.nc", "pm_attr_2030.nc")]
+    assert years == [(2015, "time coordinate"), (2030, "file name"), (2016, "variable attribute 'year'")]
+    kw = dict(population=paths["population"], regions=paths["grid"], mortality=paths["mort"], ages=paths["ages"],
+              causes=["IHD", "STROKE", "LRI"])
+    with pytest.warns(UserWarning, match=r"PM2.5 2030 \(pm25_ssp_2030.nc, file name\) but population 2015"):
+        scenario = health_deaths(tmp_path / "pm25_ssp_2030.nc", **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        base = health_deaths(tmp_path / "pm.nc", **kw)
+    xr.testing.assert_identical(scenario.deaths, base.deaths)  # a warning, not a change of result

@@ -436,6 +436,24 @@ def test_cli_check_collect_fit_evaluate(elmo, tmp_path, capsys):
     assert metrics["pm25"]["NME"]["Capital"] == pytest.approx(float(ev["NME"].sel(component="PM25", receptor="Capital")))
     ga = sg.gradient_agreement(sg.load(model), folder.adjoints)
     assert metrics["gradient_agreement"]["r"] == pytest.approx(float(ga["source_r_pooled"]))
+    # the adjoint states here have their own design: ids 0 and 1 are also training runs' ids, with other factors
+    assert (metrics["adjoint_states"], metrics["adjoint_states_in_training_runs"]) == (2, 0)
+
+
+def test_cli_evaluate_says_when_the_gradient_check_is_on_training_runs(geoschem, tmp_path, capsys):
+    """The gradient agreement is computed at the adjoint states whatever --split says; at the first training runs
+    (this folder) it is an in-sample check, and the JSON says how many states the model was trained on."""
+    model = tmp_path / "model.eqx"
+    assert _cli(capsys, "emulator", "fit", geoschem, "--out", model)[0] == 0
+    rc, out, err = _cli(capsys, "emulator", "evaluate", model, geoschem, "--split", "test")
+    metrics = json.loads(out)
+    assert rc == 0 and (metrics["adjoint_states"], metrics["adjoint_states_in_training_runs"]) == (2, 2)
+    assert "in-sample" not in err
+    # evaluating on the training split itself is allowed, with a word that the errors are in-sample
+    rc, out, err = _cli(capsys, "emulator", "evaluate", model, geoschem, "--split", "train")
+    assert rc == 0 and json.loads(out)["n_runs"] == 4
+    assert (f"diffmrio emulator: warning: 4 of the 4 runs of split 'train' are runs {model} was trained on (split "
+            "'train' of this folder): their errors are in-sample") in err
 
 
 def test_cli_check_reports_problems_and_ctm_run(copy_of, capsys):

@@ -164,8 +164,11 @@ def test_the_chain_does_not_probe_capabilities_with_hasattr():
 
 
 def _old(fn, *args, **kw):
-    with pytest.warns(DeprecationWarning, match=r"training keywords .* deprecated.*method=surrogate\."):
-        return fn(*args, **kw)
+    with pytest.warns(DeprecationWarning, match=r"training keywords .* deprecated.*method=surrogate\.") as record:
+        out = fn(*args, **kw)
+    # the deprecation points at the call (Python shows DeprecationWarnings by default only for __main__'s own calls)
+    assert __file__ in [w.filename for w in record if w.category is DeprecationWarning]
+    return out
 
 
 def _leaves_close(a, b, rtol):

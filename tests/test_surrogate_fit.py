@@ -231,8 +231,11 @@ def test_linear_underdetermined_design_warns():
     ds = runs(2)
     ds["scale"] = ds["scale"].copy(data=np.stack([np.ones((2, 2)), np.full((2, 2), 0.7)]))
     ds["pm25"] = ds["pm25"].copy(data=ctm(ds["scale"].values).transpose(0, 2, 1))
-    with pytest.warns(UserWarning, match="determine only 2 of the 5 parameters"):
+    with pytest.warns(UserWarning, match="determine only 2 of the 5 parameters") as record:
         m = sg.fit(sg.LinearEmulator(sg.EmulatorLabels.from_runs(ds)), ds)
+    # the warning points at the user's call (this file), whatever wraps surrogate's functions (here the test
+    # run's jaxtyping/beartype checks, which a fixed stacklevel miscounted)
+    assert [w.filename for w in record] == [__file__]
     jac = np.asarray(m.jacobian)  # [output, source x species]
     np.testing.assert_allclose(jac, jac[:, :1] * np.ones(4), rtol=1e-12)  # the even split the warning names
     full = runs(12)
@@ -247,3 +250,49 @@ def test_linear_underdetermined_design_warns():
     y = full["pm25"].transpose("run", *labels.output_dims).values.reshape(12, -1)  # the emulator's output order
     ref = np.linalg.lstsq(a, y, rcond=None)[0]
     np.testing.assert_allclose(np.asarray(mf.jacobian), ref[1:].T, rtol=1e-8, atol=1e-12)
+
+
+def test_polynomial_on_too_few_runs_warns_and_is_the_linear_interpolant():
+    """2 sources x 2 species: 5 unpenalised parameters (intercept + 4 linear terms). Five runs determine them
+    exactly and leave nothing for the interactions, which must then be zero (rounding noise in the partialled-
+    out features used to become O(1) interaction coefficients): the fit equals numpy's interpolating linear
+    least squares, and says so. Three runs cannot even determine the linear terms. Twelve fit silently."""
+    import warnings
+
+    ds = runs(5, seed=3)
+    labels = sg.EmulatorLabels.from_runs(ds)
+    with pytest.warns(UserWarning, match="only just determine its 5 unpenalised parameters") as record:
+        m = sg.fit(sg.PolynomialEmulator(labels), ds)
+    assert [w.filename for w in record] == [__file__]
+    assert "interaction terms, which are zero" in str(record[0].message)
+    np.testing.assert_array_equal(np.asarray(m.coef)[:, 4:], 0.0)
+    # off the training runs, the prediction is the plane through the five runs (independent numpy solve)
+    x = ds["scale"].values.reshape(5, -1) - 1.0
+    y = ds["pm25"].transpose("run", *labels.output_dims).values.reshape(5, -1)
+    plane = np.linalg.solve(np.concatenate([np.ones((5, 1)), x], axis=1), y)
+    probe = np.full((2, 2), 0.9)
+    expect = plane[0] + (probe.reshape(-1) - 1.0) @ plane[1:]
+    got = np.asarray(m.with_envelope_policy("ignore")(probe)).reshape(-1)
+    np.testing.assert_allclose(got, expect, rtol=1e-8, atol=1e-10)
+
+    few = runs(3, seed=4)
+    with pytest.warns(UserWarning, match="determine only 3 of its 5 unpenalised parameters") as record:
+        sg.fit(sg.PolynomialEmulator(labels), few)
+    assert "Add runs" in str(record[0].message) and record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        sg.fit(sg.PolynomialEmulator(labels), runs(12))
+
+
+def test_mlp_on_fewer_runs_than_inputs_warns(labels):
+    """Three runs for 4 inputs span at most 3 input directions: the MLP's sensitivities along the fourth are
+    not identified by the runs, and fit says so (pointing at this file). A full-rank design does not warn."""
+    import warnings
+
+    kw = {"method": sg.Adam(steps=5, eval_every=5), "key": jr.PRNGKey(1), "progress": False}
+    with pytest.warns(UserWarning, match="span only 3 of the 4 input directions") as record:
+        sg.fit(_mlp(labels), runs(3, seed=5), **kw)
+    assert [w.filename for w in record] == [__file__]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        sg.fit(_mlp(labels), runs(12, seed=5), **kw)

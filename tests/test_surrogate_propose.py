@@ -66,3 +66,25 @@ def test_distance_criterion_and_errors():
         sg.propose(lin, runs, 2, key=jr.PRNGKey(0), criterion="disagreement")
     with pytest.raises(ValueError, match="n_candidates"):
         sg.propose(lin, runs, 5, key=jr.PRNGKey(0), n_candidates=3)
+
+
+def test_run_set_in_another_label_order_or_of_other_inputs():
+    """The existing runs are matched to the emulator by label: the same run set with its sources and species
+    listed in another order gives the same proposals (it was read by position, so the distances compared
+    different inputs), and a run set of other inputs is refused naming the labels, not a broadcasting error."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 2, (10, 2, 2))
+    runs = _runs(x)
+    ens = _ensemble(runs)
+    x[:, 0, 1] = 1.9  # a run set whose columns are not interchangeable
+    runs = _runs(x)
+    p = sg.propose(ens, runs, 3, key=jr.PRNGKey(3), n_candidates=200)
+    shuffled = runs.isel(source=[1, 0], species=[1, 0])
+    q = sg.propose(ens, shuffled, 3, key=jr.PRNGKey(3), n_candidates=200)
+    np.testing.assert_array_equal(q["scale"].values, p["scale"].values)
+    np.testing.assert_array_equal(q["min_distance"].values, p["min_distance"].values)
+    other = runs.assign_coords(source=["a", "c"])
+    with pytest.raises(ValueError, match=r"labels along 'source' do not match the emulator's: missing \['b'\]"):
+        sg.propose(ens, other, 3, key=jr.PRNGKey(3))
+    with pytest.raises(ValueError, match=r"'scale' has dims \('run', 'source'\) but the emulator's inputs"):
+        sg.propose(ens, runs.isel(species=0, drop=True), 3, key=jr.PRNGKey(3))

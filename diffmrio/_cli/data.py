@@ -131,6 +131,7 @@ def read_table(path: Path, fmt: str = "auto", *, extensions=None):
             fmt = "netcdf"
         else:
             raise ValueError(f"{path}: cannot tell the format from the name; pass --format pymrio|ceads|netcdf|wiod")
+    _check_format(path, fmt)
     if fmt == "pymrio":
         try:
             import pymrio
@@ -150,6 +151,48 @@ def read_table(path: Path, fmt: str = "auto", *, extensions=None):
             return MRIO.from_xarray(ds.load())
     log.info("%s: a WIOD netCDF table (row_country/row_industry labels); reading it with read_wiod", path)
     return _read_wiod_cleaned(path)
+
+
+#: what each --format reads, for the message when the path is something else
+_FORMAT_EXPECTS = {
+    "pymrio": "a folder or .zip archive written by pymrio's save_all (with a file_parameters.json)",
+    "ceads": "a CEADs .xlsx workbook",
+    "netcdf": "a netCDF table file in the layout of MRIO.to_xarray",
+    "wiod": "a WIOD 2013-release netCDF table file",
+}
+
+
+def _what_it_is(path: Path) -> tuple[str, str | None]:
+    """A description of `path` and the --format that reads such a path (None: no guess)."""
+    import zipfile
+
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        if (path / "file_parameters.json").is_file():
+            return "a pymrio save_all folder", "pymrio"
+        inside = sorted(q.name for q in path.iterdir() if (q / "file_parameters.json").is_file())[:5]
+        return "a folder without a file_parameters.json" + (f" (its subfolder(s) {inside} have one)" if inside
+                                                           else ""), None
+    if suffix in (".nc", ".nc4", ".netcdf"):
+        return "a netCDF file", "netcdf (or wiod for a WIOD table; auto tells them apart)"
+    if suffix in (".xlsx", ".xlsm"):
+        return "an Excel workbook", "ceads"
+    if zipfile.is_zipfile(path):
+        return "a zip archive", "pymrio"
+    return f"a {suffix or 'file without a suffix'} file", None
+
+
+def _check_format(path: Path, fmt: str) -> None:
+    """Refuse a path that --format cannot read, with what it is, what was expected and the format to use
+    (instead of the reader's own message, e.g. pymrio's "file parameter file ... not found")."""
+    if fmt not in _FORMAT_EXPECTS:
+        return
+    kind, fits = _what_it_is(path)
+    ok = {"pymrio": fits == "pymrio", "ceads": path.is_file(), "netcdf": path.is_file(), "wiod": path.is_file()}
+    if ok[fmt]:
+        return
+    fix = f"pass --format {fits} or leave out --format" if fits else "pass the path of such a table"
+    raise ValueError(f"{path}: --format {fmt} reads {_FORMAT_EXPECTS[fmt]}, but this is {kind}; {fix}")
 
 
 def _read_wiod_cleaned(path: Path):
@@ -220,9 +263,11 @@ def health_deaths(pm25, *, population, regions, mortality, ages, causes, variabl
     import xarray as xr
 
     from .. import health as H
+    from ..health._loaders import _warn_years_apart
 
     pm = H.load_pm25_netcdf(pm25, variable, fill_nan=fill_nan)
     pop = H.load_gridded_population(population, population_column, like=pm)
+    _warn_years_apart(("PM2.5", pm), ("population", pop))  # population vs the GBD tables: build_health_inputs
     reg = H.load_grid_regions(regions, region_column, like=pm)
     rates = H.load_gbd_baseline_mortality(mortality, mortality_column)
     age = H.load_gbd_age_structure(ages, ages_column)
@@ -238,7 +283,8 @@ def health_deaths(pm25, *, population, regions, mortality, ages, causes, variabl
          "pwpm": (("region",), pw, {"units": "ug m-3", "long_name": "population-weighted PM2.5"}),
          "population": (("region",), people, {"units": "persons"})},
         coords=coords,
-        attrs={"crf": "GEMM (Burnett et al. 2018), central parameters", "pm25": str(pm25)},
+        attrs={"crf": "GEMM (Burnett et al. 2018), central parameters of the fit with the Chinese cohort, "
+                      "age-specific", "pm25": str(pm25)},
     )  # fmt: skip
 
 

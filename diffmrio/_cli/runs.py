@@ -27,15 +27,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fit = esub.add_parser("fit", help="fit an emulator on the train split (adjoints used when present)")
     fit.add_argument("runs_toml", type=Path)
     fit.add_argument("--out", type=Path, required=True, help="emulator file (e.g. model.eqx)")
-    fit.add_argument("--family", choices=("linear", "polynomial", "mlp", "ensemble", "structured"), default="linear")
+    fit.add_argument("--family", choices=("linear", "polynomial", "mlp", "ensemble", "structured"), default="linear",
+                     help="linear source-receptor matrix (default), polynomial (pf-ERSM style, degree 2), mlp, "
+                     "ensemble (3 MLPs: `propose` scores their disagreement), structured")
     fit.add_argument("--split", default="train", help="split to train on (default train)")
-    fit.add_argument("--steps", type=int, default=2000, help="optimisation steps (mlp, ensemble)")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--steps", type=int, default=2000,
+                     help="optimisation steps (mlp, ensemble, structured; default 2000)")
+    fit.add_argument("--seed", type=int, default=0,
+                     help="seed of the initial weights and the validation split (default 0)")
     fit.add_argument("--force", action="store_true", help="replace --out if it exists")
-    ev = esub.add_parser("evaluate", help="errors on a split (and gradient agreement with the adjoints)")
-    ev.add_argument("model", type=Path)
+    ev = esub.add_parser("evaluate", help="errors on a split (and gradient agreement with the adjoints)",
+                         description="Print (as JSON) the emulator's errors on a split of the folder: NMB, NME, R "
+                         "and MaxNE of PM25 per receptor, as fractions (0.02 = 2%), and with adjoints the "
+                         "agreement of its gradients with them.")
+    ev.add_argument("model", type=Path, help="emulator file written by `diffmrio emulator fit`")
     ev.add_argument("runs_toml", type=Path)
-    ev.add_argument("--split", default="test")
+    ev.add_argument("--split", default="test", help="split to evaluate on (default test)")
     ev.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
     ev.add_argument("--force", action="store_true", help="replace --json if it exists")
 
@@ -156,6 +163,11 @@ def _propose(args) -> int:
 
     if args.out.exists():
         raise FileExistsError(f"{args.out} exists: pass another --out (proposals never overwrite a file)")
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1 (the number of runs to propose), got {args.n}")
+    if args.candidates is not None and args.candidates < args.n:
+        raise ValueError(f"--candidates ({args.candidates}) must be at least --n ({args.n}): the proposals are "
+                         "picked from the candidates")
     model = sg.load(args.model)
     folder = ci.read_run_folder(args.runs_toml)
     prop = sg.propose(model, folder.runs, args.n, key=jr.PRNGKey(args.seed), n_candidates=args.candidates)
@@ -237,6 +249,7 @@ def _evaluate(args) -> int:
         raise ValueError(f"{args.model} was trained on components {trained} but "
                          f"{args.runs_toml} defines {voc}: evaluate on runs with the same component definitions")
     runs = _in_label_order(folder.split(args.split), model.labels)
+    _warn_in_sample(args, prov, runs)
     ev = sg.evaluate(model, runs)
     out = {
         "model": str(args.model),
@@ -252,6 +265,10 @@ def _evaluate(args) -> int:
     if folder.adjoints is not None and "cost_weights" in folder.adjoints:
         ga = sg.gradient_agreement(model, _in_label_order(folder.adjoints, model.labels))
         out["gradient_agreement"] = {k: float(ga[f"source_{k}_pooled"]) for k in ("r2", "slope", "r", "nrmse")}
+        # the agreement is at the adjoint states, whatever --split says: how many of them the model was trained on
+        # (same run id and factors as a training run) tells a held-out check from an in-sample one
+        out["adjoint_states"] = int(folder.adjoints.sizes["run"])
+        out["adjoint_states_in_training_runs"] = _states_in_training(folder, prov.get("run_ids"))
         out["gradient_agreement_per_species"] = {
             k: {str(sp): float(v) for sp, v in zip(ga["species"].values, ga[f"source_species_{k}"].values, strict=True)}
             for k in ("r2", "slope", "share")
@@ -265,6 +282,39 @@ def _evaluate(args) -> int:
 
         write_text_atomic(args.json, text)
     return 0
+
+
+def _warn_in_sample(args, prov: dict, runs) -> None:
+    """Warn when the evaluated runs are runs of the same folder the emulator was trained on (errors in-sample)."""
+    import warnings
+
+    trained = {str(r) for r in prov.get("run_ids") or ()}
+    same_folder = prov.get("runs_toml") == str(Path(args.runs_toml).resolve())
+    seen = [str(r) for r in runs["run"].values if str(r) in trained]
+    if same_folder and seen:
+        warnings.warn(
+            f"{len(seen)} of the {runs.sizes['run']} runs of split {args.split!r} are runs {args.model} was trained on "
+            f"(split {prov.get('split')!r} of this folder): their errors are in-sample, not a validation; evaluate "
+            "on runs it has not seen (e.g. --split test)", UserWarning, stacklevel=2)
+
+
+def _states_in_training(folder, run_ids) -> int | None:
+    """How many adjoint states are training runs of the model (run id in its provenance's `run_ids` and the same
+    factors in the folder's design); None when the model file does not list its training runs."""
+    import numpy as np
+
+    if run_ids is None:
+        return None
+    runs = folder.runs["scale"]
+    position = {str(r): i for i, r in enumerate(runs["run"].values)}
+    adj = folder.adjoints["scale"].transpose("run", *runs.dims[1:])
+    adj = adj.sel({d: runs[d].values for d in runs.dims[1:]})
+    trained = {str(r) for r in run_ids}
+    return sum(
+        1 for i, sid in enumerate(str(r) for r in adj["run"].values)
+        if sid in trained and sid in position
+        and np.allclose(adj.values[i], runs.values[position[sid]], rtol=1e-9, atol=0)
+    )
 
 
 def _json_text(obj) -> str:

@@ -169,7 +169,7 @@ def health_section(rep, dc, out, log) -> dict:
     d = np.asarray(res.deaths.sum(axis=1))  # cause, region
     df = pd.DataFrame(d.T, index=list(hi.regions), columns=list(hi.causes))
     df["total"] = df.sum(axis=1)
-    df["pop-weighted PM2.5"] = np.asarray(res.pwpm)
+    df["pop-weighted PM2.5 (ug m-3)"] = np.asarray(res.pwpm)
     df.index.name = "region"
     rep.table(df, "Attributable deaths per year by receptor region and cause (synthetic)", floatfmt="{:,.0f}")
     log(f"deaths: {float(d.sum()):,.0f} per year (synthetic)")

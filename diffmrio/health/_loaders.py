@@ -14,6 +14,7 @@ All errors name the file and say what to fix. File parsing happens outside `jit`
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ import pandas as pd
 import xarray as xr
 from jaxtyping import Float, Float64, Int
 
+from ctm_interface._callers import user_stacklevel
 from ctm_interface._vocabulary import CONC_UNITS
 
 from .._io import load_netcdf
@@ -51,6 +53,54 @@ __all__ = [
 ]
 
 PER_100K = 1e-5
+
+#: inputs of one health calculation whose years differ by more than this many years get a warning
+YEAR_TOLERANCE = 2
+
+# a year 1800-2199 that is not part of a longer number (`base2015`, `SSP1-Baseline_2030`, `pm25_2015.nc`)
+_YEAR = re.compile(r"(?<!\d)(1[89]\d\d|2[01]\d\d)(?!\d)")
+
+
+def _year_in(text) -> int | None:
+    """The one year written in `text` (a column or file name); None if there is none or several."""
+    years = {int(y) for y in _YEAR.findall(str(text))}
+    return years.pop() if len(years) == 1 else None
+
+
+def _mark_year(da: xr.DataArray, p: Path, column: str | None = None) -> xr.DataArray:
+    """Record in `da.attrs` the year of the data (`year`) and where it was read (`year_from`): the value
+    column's name, else the file's name; nothing when neither names one year."""
+    for text, where in ((column, f"column {column!r}"), (p.name, "file name")):
+        year = _year_in(text) if text is not None else None
+        if year is not None:
+            da.attrs.update({"year": year, "year_from": where})
+            break
+    return da
+
+
+def _described_year(name: str, da: xr.DataArray) -> str:
+    return f"{name} {da.attrs['year']} ({Path(str(da.attrs.get('source', '?'))).name}, {da.attrs['year_from']})"
+
+
+def _warn_years_apart(reference: tuple[str, xr.DataArray], *others: tuple[str, xr.DataArray],
+                      tolerance: int = YEAR_TOLERANCE) -> None:
+    """Warn (naming the files, years and where each year was read) when an input of a health calculation is
+    for a year more than `tolerance` years from the `reference` input's; inputs without a known year
+    (`attrs["year"]`, set by the loaders) are not compared."""
+    name, ref = reference
+    if "year" not in ref.attrs:
+        return
+    apart = [(n, da) for n, da in others if "year" in da.attrs
+             and abs(int(da.attrs["year"]) - int(ref.attrs["year"])) > tolerance]
+    if apart:
+        warnings.warn(
+            f"the health inputs are for different years: {_described_year(name, ref)} but "
+            + ", ".join(_described_year(n, da) for n, da in apart)
+            + f" (more than {tolerance} years apart): the deaths would combine one year's population, PM2.5 "
+            "or rates with another's. Pass the columns or files of one year (`diffmrio health "
+            "--population-column/--mortality-column/--ages-column`), or ignore this warning if the mix is "
+            "intended (e.g. a future scenario's PM2.5 on today's population)",
+            UserWarning, stacklevel=user_stacklevel("diffmrio"))
 
 
 def _path(path) -> Path:
@@ -174,8 +224,9 @@ def load_gridded_field(
     lat, lon, iy, ix = _grid_indices(df, p, like)
     out = np.full((len(lat), len(lon)), fill_value, dtype=np.float64)
     out[iy, ix] = v
-    return xr.DataArray(out, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name=name or column,
-                        attrs={"source": str(p), "column": column})
+    da = xr.DataArray(out, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name=name or column,
+                      attrs={"source": str(p), "column": column})
+    return _mark_year(da, p, column)
 
 
 def load_gridded_population(path, column: str = "base2015", *, like: xr.DataArray | None = None) -> xr.DataArray:
@@ -227,6 +278,7 @@ def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") 
         raise ValueError(f"{p}: {variable!r} has units {units!r}, not ug m-3: convert it to ug m-3 (and set its "
                          "`units` attribute) first; concentration-response functions take ug m-3")
     da = da.rename({d: n for d, n in (("latitude", "lat"), ("longitude", "lon")) if d in da.dims})
+    year = _netcdf_year(p, ds, da)
     for d in list(da.dims):
         if d not in ("lat", "lon"):
             if da.sizes[d] != 1:
@@ -256,7 +308,29 @@ def load_pm25_netcdf(path, variable: str = "PM2.5", *, fill_nan: str = "raise") 
     out = da.copy(data=v)
     out.attrs.update({"units": "ug m-3", "source": str(p), "n_filled": int(bad.sum()),
                       "fill_nan": fill_nan})
+    for key in ("year", "year_from"):
+        out.attrs.pop(key, None)
+    if year is not None:
+        out.attrs.update({"year": year[0], "year_from": year[1]})
     return out
+
+
+def _netcdf_year(p: Path, ds: xr.Dataset, da: xr.DataArray) -> tuple[int, str] | None:
+    """The year of an annual field and where it was read: a `year` attribute of the variable or the file,
+    else the one year in the file name (a scenario's year: GEOS-Chem runs of a future scenario often keep
+    the meteorological year in `time`), else a length-1 `time` coordinate."""
+    for attrs, where in ((da.attrs, "variable attribute 'year'"), (ds.attrs, "file attribute 'year'")):
+        try:
+            return int(attrs["year"]), where
+        except (KeyError, TypeError, ValueError):
+            pass
+    year = _year_in(p.name)
+    if year is not None:
+        return year, "file name"
+    time = da.coords.get("time")
+    if time is not None and time.size == 1 and np.issubdtype(time.dtype, np.datetime64):
+        return int(pd.Timestamp(time.values.reshape(-1)[0]).year), "time coordinate"
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ GBD tables
@@ -297,7 +371,7 @@ def load_gbd_baseline_mortality(path, column: str = "base2015") -> xr.DataArray:
     da = da.fillna(0.0)
     da.name = "baseline_mortality"
     da.attrs.update({"units": "deaths person-1 yr-1", "source": str(p), "column": column})
-    return da
+    return _mark_year(da, p, column)
 
 
 def _check_per_100k(p, what: str, rate: Float[np.ndarray, "*shape"]) -> None:
@@ -337,7 +411,7 @@ def load_gbd_age_structure(path, column: str = "base2015", *, atol: float = 1e-3
                          f"{tot.values[off][:5]} instead of 1; normalise them (or raise `atol`)")
     da.name = "age_fraction"
     da.attrs.update({"units": "1", "source": str(p), "column": column})
-    return da
+    return _mark_year(da, p, column)
 
 
 def _wide_ages(df: pd.DataFrame, p) -> list[str]:
@@ -368,7 +442,8 @@ def load_gbd_china_mortality(path, year: int) -> xr.DataArray:
     return xr.DataArray(v * PER_100K, dims=("endpoint", "age"),
                         coords={"endpoint": sel["endpoint"].tolist(), "age": [int(c) for c in cols]},
                         name="baseline_mortality",
-                        attrs={"units": "deaths person-1 yr-1", "source": str(p), "year": int(year)})
+                        attrs={"units": "deaths person-1 yr-1", "source": str(p), "year": int(year),
+                               "year_from": "argument `year`"})
 
 
 def load_gbd_china_population_by_age(path, year: int, *, normalize: bool = True) -> xr.DataArray:
@@ -390,7 +465,7 @@ def load_gbd_china_population_by_age(path, year: int, *, normalize: bool = True)
     da = xr.DataArray(v / total if normalize else v, dims=("age",), coords={"age": [int(c) for c in cols]},
                       name="age_fraction" if normalize else "population",
                       attrs={"units": "1" if normalize else "persons", "total_population": total,
-                             "source": str(p), "year": int(year)})
+                             "source": str(p), "year": int(year), "year_from": "argument `year`"})
     return da
 
 
@@ -496,6 +571,8 @@ def build_health_inputs(
     """
     if on_missing not in ("raise", "drop"):
         raise ValueError(f"`on_missing` must be 'raise' or 'drop', got {on_missing!r}")
+    _warn_years_apart(("population", population), ("baseline mortality", baseline_mortality),
+                      ("age structure", age_structure))
     for name, da in (("regions", regions), ("population", population)):
         if not isinstance(da, xr.DataArray) or set(da.dims) != {"lat", "lon"}:
             raise TypeError(f"`{name}` must be a DataArray with dims (lat, lon)")
@@ -536,7 +613,7 @@ def build_health_inputs(
                                  f"{dict(list(upop.items())[:10])}; add them to the tables or pass "
                                  "on_missing='drop' (`diffmrio health --on-missing drop`) to leave them out")
             warnings.warn(f"leaving out {len(unknown)} region(s) without GBD rates ({sum(upop.values()):.3g} "
-                          f"persons): {unknown[:10]}", stacklevel=2)
+                          f"persons): {unknown[:10]}", stacklevel=user_stacklevel("diffmrio"))
             names = [n for n in names if n in known]
     code = {n: i for i, n in enumerate(names)}
     idx = np.array([code.get(v, -1) for v in lab.ravel()], dtype=np.int64).reshape(lab.shape)
