@@ -32,11 +32,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jaxtyping import Array, Float, Shaped
 
 from .._units import MONEY, common_unit, per
 from ._chain import Chain, ChainInputs
 from ._fastdraw import (
     GROUPINGS as GROUPINGS,  # noqa: F401  (re-exported)
+    GroupIndex,
+    Grouping,
     group_index,
 )
 from ._targets import DEATHS_UNITS, PM_UNITS
@@ -53,7 +56,9 @@ def _target_units(target: str) -> str:
     raise ValueError(f"target must be 'deaths' or 'pwpm', got {target!r}")
 
 
-def group_masks(chain: Chain, by: str, foreign_categories=("export",)) -> tuple[np.ndarray, list[str]]:
+def group_masks(
+    chain: Chain, by: Grouping, foreign_categories=("export",)
+) -> tuple[Float[np.ndarray, "group n fd"], list[str]]:
     """Dense 0/1 masks `[group, n, fd]` over final-demand entries that partition `Y` (O(groups x n x fd)
     memory: for small tables and checks; the attribution and Monte Carlo use
     [`group_index`][diffmrio.chain.group_index] instead).
@@ -80,7 +85,9 @@ def _target_fn(chain: Chain, inp: ChainInputs, target: str, receptor):
 # wrapped in `assert_max_traces(max_traces=None)` so that the tests can count its traces.
 
 
-def _jacobian(chain, inp, target, Y=None):
+def _jacobian(
+    chain: Chain, inp: ChainInputs, target: str, Y: Float[Array, "n fd"] | None = None
+) -> Float[Array, "receptor n fd"]:
     """Jacobian of the per-region target w.r.t. Y (at `Y`, default `inp.Y`): one reverse pass per receptor."""
     f = _target_fn(chain, inp, target, "all")
     return jax.jacrev(f)(inp.Y if Y is None else Y)  # (receptor, n, fd)
@@ -88,7 +95,9 @@ def _jacobian(chain, inp, target, Y=None):
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
-def _grad_wrt(chain, inp, wrt: str, target: str, receptor):
+def _grad_wrt(
+    chain: Chain, inp: ChainInputs, wrt: str, target: str, receptor: str | None
+) -> Float[Array, "n fd"] | Float[Array, "p n"] | Float[Array, "species source level"]:
     """Gradient of the scalar target w.r.t. `Y` (`final_demand`), `S` (`intensity`) or the CTM sources'
     emissions (`emissions`)."""
     if wrt == "final_demand":
@@ -104,7 +113,7 @@ def _grad_wrt(chain, inp, wrt: str, target: str, receptor):
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
-def _zero_out(chain, inp, target, groups):
+def _zero_out(chain: Chain, inp: ChainInputs, target: str, groups: GroupIndex) -> Float[Array, "group receptor"]:
     """`J(Y) - J(Y - Y_g)` per group, one group at a time (O(n fd) memory whatever the number of groups)."""
     f_all = _target_fn(chain, inp, target, "all")
     base = f_all(inp.Y)
@@ -113,13 +122,18 @@ def _zero_out(chain, inp, target, groups):
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
-def _zero_out_masks(chain, inp, target, masks):
+def _zero_out_masks(
+    chain: Chain, inp: ChainInputs, target: str, masks: Shaped[Array, "group n fd"]
+) -> Float[Array, "group receptor"]:
     f_all = _target_fn(chain, inp, target, "all")
     base = f_all(inp.Y)
     return jax.lax.map(lambda mk: base - f_all(inp.Y * (1.0 - mk)), masks)
 
 
-def _contract(Jac, Y, groups, masks):
+def _contract(
+    Jac: Float[Array, "receptor n fd"], Y: Float[Array, "n fd"], groups: GroupIndex | None,
+    masks: Shaped[Array, "group n fd"] | None,
+) -> Float[Array, "group receptor"]:
     """`sum_{(i,j) in g} Jac[a, i, j] Y[i, j]` per group: a segment sum over an index array, or (user masks)
     a contraction with the dense masks."""
     if groups is not None:
@@ -129,13 +143,19 @@ def _contract(Jac, Y, groups, masks):
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
-def _first_order(chain, inp, target, groups, masks):
+def _first_order(
+    chain: Chain, inp: ChainInputs, target: str, groups: GroupIndex | None, masks: Shaped[Array, "group n fd"] | None
+) -> Float[Array, "group receptor"]:
     return _contract(_jacobian(chain, inp, target), inp.Y, groups, masks)
 
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
-def _path_run(chain, inp, target, groups, masks, alphas, wts, edges, n_intervals: int, n_nodes: int):
+def _path_run(
+    chain: Chain, inp: ChainInputs, target: str, groups: GroupIndex | None, masks: Shaped[Array, "group n fd"] | None,
+    alphas: Float[Array, " node"], wts: Float[Array, " node"], edges: Float[Array, " edge"], n_intervals: int,
+    n_nodes: int,
+) -> tuple[Float[Array, "interval group receptor"], Float[Array, "interval receptor"], Float[Array, " receptor"]]:
     """Gauss-Legendre estimates per interval and group, and the exact increments of the target."""
     f_all = _target_fn(chain, inp, target, "all")
     Y = inp.Y
@@ -155,7 +175,7 @@ def attribute(
     chain: Chain,
     inputs: ChainInputs | None = None,
     *,
-    by: str = "consumer",
+    by: Grouping = "consumer",
     method: str = "path",
     target: str = "deaths",
     n_nodes: int = 8,
@@ -207,7 +227,10 @@ def attribute(
     )  # fmt: skip
 
 
-def _path_integral(chain, inp, target, groups, masks, n_intervals: int, n_nodes: int):
+def _path_integral(
+    chain: Chain, inp: ChainInputs, target: str, groups: GroupIndex | None, masks: Shaped[Array, "group n fd"] | None,
+    n_intervals: int, n_nodes: int,
+) -> tuple[Float[np.ndarray, "group receptor"], float, float]:
     """Composite Gauss-Legendre Aumann-Shapley integral with exact per-interval increments."""
     nodes, weights = np.polynomial.legendre.leggauss(n_nodes)
     edges = np.linspace(0.0, 1.0, n_intervals + 1)

@@ -20,6 +20,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jaxtyping import ArrayLike
 
 from ctm_interface._regions import allocate_to_grid, spread_to_grid
 from ctm_interface._vocabulary import EMISSION_LEVELS as LEVELS
@@ -121,7 +122,7 @@ class SourceMap(eqx.Module):
         )  # fmt: skip
 
     def __call__(
-        self, E_ind: Float[Array, "p n"], E_fd: Float[Array, "p region"]
+        self, E_ind: Float[ArrayLike, "p n"], E_fd: Float[ArrayLike, "p region"]
     ) -> Float[Array, "species source level"]:
         R = self.region_source.shape[0]
         rows = jnp.asarray(self.stressor_rows)
@@ -141,7 +142,9 @@ class Downscaler(eqx.Module):
     base_grid: Float[Array, "component row col"]
     receptor_fraction: Float[Array, "receptor row col"]
 
-    def __call__(self, y: Float[Array, "component receptor"], y_base: Float[Array, "component receptor"]):
+    def __call__(
+        self, y: Float[Array, "component receptor"], y_base: Float[Array, "component receptor"]
+    ) -> Float[Array, "component row col"]:
         ratio = jnp.where(y_base != 0, y / jnp.where(y_base != 0, y_base, 1.0), 1.0) - 1.0
         return self.base_grid * (1.0 + spread_to_grid(ratio, self.receptor_fraction))
 
@@ -153,19 +156,21 @@ class ChainInputs(eqx.Module):
       emissions of final demand per unit of final demand; `A[n, n]`: technical coefficients.
     - `species_factor[species]`: multiplies CTM-species emissions (inventory uncertainty).
     - `baseline_factor[cause]`: multiplies baseline mortality rates.
-    - `crf`: the concentration-response function (a Module).
+    - `crf`: the concentration-response function (a Module; `None` in a chain without a health model).
     - `member_weights[member]`: weights over emulator ensemble members (one-hot picks a member; `None` for a
       single emulator).
+
+    Arrays may be numpy (`Chain.base_inputs` passes the table's `Y` as it is) or JAX (inside `jit`, `grad`, `vmap`).
     """
 
-    Y: Float[Array, "n fd"]
-    S: Float[Array, "p n"]
-    S_Y: Float[Array, "p fd"]
-    A: Float[Array, "n n"]
-    species_factor: Float[Array, " species"]
-    baseline_factor: Float[Array, " cause"]
-    crf: AbstractCRF
-    member_weights: Float[Array, " member"] | None = None
+    Y: Float[Array | np.ndarray, "n fd"]
+    S: Float[Array | np.ndarray, "p n"]
+    S_Y: Float[Array | np.ndarray, "p fd"]
+    A: Float[Array | np.ndarray, "n n"]
+    species_factor: Float[Array | np.ndarray, " species"]
+    baseline_factor: Float[Array | np.ndarray, " cause"]
+    crf: AbstractCRF | None
+    member_weights: Float[Array | np.ndarray, " member"] | None = None
 
 
 class ChainOutputs(eqx.Module):
@@ -195,6 +200,11 @@ class Chain(eqx.Module):
     - `health`: a `diffmrio.health.HealthModel` (its CRF is replaced by `ChainInputs.crf`); `None` for a chain
       that stops at emissions or concentrations.
     """
+
+    # The test run's jaxtyping hook checks the stages' shapes but not the constructor's arguments:
+    # `__check_init__` refuses a wrong emulator or health model with a message naming the fix, which the
+    # hook's type check would pre-empt (and `AbstractEmulator` is imported for type checkers only).
+    __no_type_check__ = True
 
     mrio: MRIO
     source_map: SourceMap
@@ -255,12 +265,14 @@ class Chain(eqx.Module):
     def output(self, inp: ChainInputs) -> Float[Array, " n"]:
         return leontief_solve(inp.A, inp.Y.sum(axis=1))
 
-    def emissions(self, inp: ChainInputs, x=None) -> Float[Array, "species source level"]:
+    def emissions(
+        self, inp: ChainInputs, x: Float[ArrayLike, " n"] | None = None
+    ) -> Float[Array, "species source level"]:
         x = self.output(inp) if x is None else x
         return self.emissions_from_totals(inp, x, inp.Y.sum(axis=0))
 
     def emissions_from_totals(
-        self, inp: ChainInputs, x: Float[Array, " n"], fd_total: Float[Array, " fd"]
+        self, inp: ChainInputs, x: Float[ArrayLike, " n"], fd_total: Float[ArrayLike, " fd"]
     ) -> Float[Array, "species source level"]:
         """Emissions from output `x` and the column totals of final demand `fd_total = 1^T Y` (all the
         chain needs of `Y` besides `x`; used to evaluate zero-out scenarios from group totals)."""
@@ -269,7 +281,7 @@ class Chain(eqx.Module):
         E_fd = (inp.S_Y * fd_total[None, :]).reshape(inp.S_Y.shape[0], R, -1).sum(axis=2)
         return self.source_map(E_ind, E_fd) * inp.species_factor[:, None, None]
 
-    def emulator_input(self, E: Float[Array, "species source level"]):
+    def emulator_input(self, E: Float[Array, "species source level"]) -> Float[Array, "*input"]:
         lab = self.emulator.labels
         if lab.input_kind == "scale":
             tot = E.sum(axis=2)  # (species, source)
@@ -285,7 +297,9 @@ class Chain(eqx.Module):
             raise ValueError("a gridded emulator needs `allocation[source, level, row, col]` in the Chain")
         return allocate_to_grid(E, self.allocation)
 
-    def concentration(self, E, member_weights=None) -> Float[Array, "component row col"]:
+    def concentration(
+        self, E: Float[Array, "species source level"], member_weights: Float[Array, " member"] | None = None
+    ) -> Float[Array, "component row col"]:
         xin = self.emulator_input(E)
         if member_weights is not None:
             y = jnp.tensordot(member_weights, self.emulator.member_predictions(xin), axes=1)
@@ -366,14 +380,17 @@ class Chain(eqx.Module):
         return xr.merge([ds, h], combine_attrs="override")
 
     # ---------------------------------------------------------------- targets
-    def target(self, inp: ChainInputs, name: str = "deaths", receptor: str | None = None):
+    def target(
+        self, inp: ChainInputs, name: str = "deaths", receptor: str | None = None
+    ) -> Float[Array, ""] | Float[Array, " region"]:
         """Scalar (or per-region vector with `receptor="all"`) target: `"deaths"` or `"pwpm"`
         (population-weighted PM2.5)."""
         E = self.emissions(inp)
         return self.target_from_pm25(self.pm25(self.concentration(E, inp.member_weights)), inp, name, receptor)
 
-    def target_from_pm25(self, pm: Float[Array, "row col"], inp: ChainInputs, name: str = "deaths",
-                         receptor: str | None = None):
+    def target_from_pm25(
+        self, pm: Float[Array, "row col"], inp: ChainInputs, name: str = "deaths", receptor: str | None = None
+    ) -> Float[Array, ""] | Float[Array, " region"]:
         """The target of [`Chain.target`][diffmrio.chain.Chain.target] from a PM2.5 field: deaths summed over causes
         and ages, or population-weighted PM2.5; per health region (`receptor="all"`), for one region, or for
         the whole domain (`None`)."""

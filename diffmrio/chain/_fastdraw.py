@@ -39,16 +39,21 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Mapping, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
+import pandas as pd
 import scipy.linalg as sl
+import xarray as xr
+from jaxtyping import Array, ArrayLike, Float, Int, Key, Shaped, UInt32
 
 from .._leontief import leontief_solve
 from ..health import GEMM
+from ..health._crf import AbstractCRF
 from ._chain import Chain, ChainInputs
 
 GROUPINGS = ("consumer", "final_producer", "sector", "region_sector", "foreign")
@@ -61,7 +66,7 @@ class GroupIndex(eqx.Module):
     `fd`), -1 for none; static `axis` and `labels`.
     """
 
-    ids: jax.Array
+    ids: Int[Array | np.ndarray, " entry"]
     axis: str = eqx.field(static=True)
     labels: tuple[str, ...] = eqx.field(static=True)
 
@@ -73,10 +78,10 @@ class GroupIndex(eqx.Module):
     def n_groups(self) -> int:
         return len(self.labels)
 
-    def _onehot(self, dtype) -> jax.Array:
+    def _onehot(self, dtype) -> Shaped[Array, "group entry"]:
         return (self.ids[None, :] == jnp.arange(self.n_groups)[:, None]).astype(dtype)  # [G, n or fd]
 
-    def totals(self, Y) -> tuple[jax.Array, jax.Array]:
+    def totals(self, Y: Float[ArrayLike, "n fd"]) -> tuple[Float[Array, "group n"], Float[Array, "group fd"]]:
         """Per-group row totals `[G, n]` and column totals `[G, fd]` of `Y` (O(G (n + fd)) memory)."""
         G = self.n_groups
         ids = jnp.where(self.ids < 0, G, self.ids)
@@ -88,12 +93,12 @@ class GroupIndex(eqx.Module):
             cG = jax.ops.segment_sum(Y, ids, num_segments=G + 1)[:G]
         return yG, cG
 
-    def without(self, Y, g) -> jax.Array:
+    def without(self, Y: Float[Array, "n fd"], g: int | Int[Array, ""]) -> Float[Array, "n fd"]:
         """`Y` with the entries of group `g` (an int, possibly traced) set to zero (O(n fd))."""
         keep = self.ids != g
         return Y * (keep[None, :] if self.axis == "col" else keep[:, None]).astype(Y.dtype)
 
-    def contract(self, T) -> jax.Array:
+    def contract(self, T: Float[Array, "*batch n fd"]) -> Float[Array, "*batch group"]:
         """`sum over the entries (i, j) of group g of T[..., i, j]` -> `[..., G]` (a segment sum, no masks)."""
         G = self.n_groups
         ids = jnp.where(self.ids < 0, G, self.ids)
@@ -101,7 +106,7 @@ class GroupIndex(eqx.Module):
         out = jax.ops.segment_sum(jnp.moveaxis(s, -1, 0), ids, num_segments=G + 1)[:G]
         return jnp.moveaxis(out, 0, -1)
 
-    def dense_masks(self, n: int, fd: int) -> np.ndarray:
+    def dense_masks(self, n: int, fd: int) -> Float[np.ndarray, "group n fd"]:
         """The 0/1 masks `[group, n, fd]` (dense: O(G n fd) memory; for small tables and tests)."""
         ids = np.asarray(self.ids)
         hit = ids[None, :] == np.arange(self.n_groups)[:, None]
@@ -110,7 +115,12 @@ class GroupIndex(eqx.Module):
         return np.broadcast_to(m, shape).astype(np.float64)
 
 
-def group_index(chain: Chain, by: str, foreign_categories=("export",)) -> GroupIndex:
+#: A grouping of final demand: a standard one by name (`GROUPINGS`) or a user's own grouping of the rows or
+#: columns of `Y` (see [`custom_group_index`][diffmrio.chain.custom_group_index]).
+Grouping = str | GroupIndex | xr.DataArray | pd.Series | Mapping | Sequence | np.ndarray
+
+
+def group_index(chain: Chain, by: Grouping, foreign_categories=("export",)) -> GroupIndex:
     """The [`GroupIndex`][diffmrio.chain.GroupIndex] of a standard grouping of final demand.
 
     - `consumer`: the columns of each consuming region (all categories);
@@ -170,8 +180,8 @@ class LeontiefFactor(eqx.Module):
     **Fields:** `lu_t[n, n]`: the factors of $(I - A)^T$, transposed; `piv[n]`: LAPACK's pivots (0-based).
     """
 
-    lu_t: jax.Array
-    piv: jax.Array
+    lu_t: Float[Array, "n n"]
+    piv: Int[Array, " n"]
 
     @classmethod
     def from_coefficients(cls, A, *, overwrite: bool = False) -> LeontiefFactor:
@@ -217,11 +227,11 @@ class LeontiefFactor(eqx.Module):
     def n(self) -> int:
         return self.lu_t.shape[0]
 
-    def solve(self, B) -> jax.Array:
+    def solve(self, B: Float[ArrayLike, " n *k"]) -> Float[Array, " n *k"]:
         """$(I - A)^{-1} B$ for `B[n]` or `B[n, k]`."""
         return jsl.lu_solve((self.lu_t.T, self.piv), B, trans=1)
 
-    def solve_left(self, C) -> jax.Array:
+    def solve_left(self, C: Float[ArrayLike, "*m n"]) -> Float[Array, "*m n"]:
         """$C (I - A)^{-1}$ for `C[n]` or `C[m, n]`."""
         return jsl.lu_solve((self.lu_t.T, self.piv), C.T, trans=0).T
 
@@ -243,7 +253,7 @@ def _work_buffer(M, overwrite: bool, name: str) -> np.ndarray:
 
 @eqx.filter_jit
 def factored_gradient(chain: Chain, inp: ChainInputs, factor: LeontiefFactor, target: str = "deaths",
-                      receptor: str | None = None) -> jax.Array:
+                      receptor: str | None = None) -> Float[Array, "n fd"]:
     r"""$\partial J / \partial Y$ over all entries of final demand, as `diffmrio.chain.sensitivity(...,
     wrt="final_demand")` computes it, but with the economy's factors given (`inp.A` is not read, so it may be a
     placeholder): one forward solve and one transposed solve with `factor`, no $n \times n$ temporary."""
@@ -322,14 +332,14 @@ class HealthKernel(eqx.Module):
     health inputs' cells), `cause[curve]`, `age[curve]` (the representative age group); static `n_causes`.
     """
 
-    weight: jax.Array
-    region_weight: jax.Array
-    pop_region: jax.Array
-    pop_total: jax.Array
-    cells: jax.Array
-    cause: jax.Array
-    age: jax.Array
-    shape_curve: jax.Array | None  # [shape] a curve of each GEMM shape (alpha, mu, nu); None: generic CRF path
+    weight: Float[Array, "curve cell"]
+    region_weight: Float[Array, "cell region"]
+    pop_region: Float[Array, "cell region"]
+    pop_total: Float[Array, " region"]
+    cells: Int[Array, " cell"]
+    cause: Int[Array, " curve"]
+    age: Int[Array, " curve"]
+    shape_curve: Int[Array, " shape"] | None  # [shape] a curve of each GEMM shape (alpha, mu, nu); None: generic CRF path
     n_causes: int = eqx.field(static=True)
     # runs of consecutive curves with the same shape, (shape, length): g is broadcast, not gathered, per curve
     shape_runs: tuple[tuple[int, int], ...] | None = eqx.field(static=True, default=None)
@@ -381,7 +391,7 @@ class HealthKernel(eqx.Module):
 
         return jax.tree.map(pick, crf)
 
-    def curve_deaths(self, pm, crf) -> jax.Array:
+    def curve_deaths(self, pm: Float[Array, " cell"], crf: AbstractCRF) -> Float[Array, "curve cell"]:
         """`weight * PAF` per curve and kept cell, `[curve, cell]` (baseline factor not applied)."""
         if self.shape_runs is not None and isinstance(crf, GEMM):
             logrr = self._gemm_log_rr(pm, crf)
@@ -389,7 +399,7 @@ class HealthKernel(eqx.Module):
             logrr = self._curve_crf(crf)._log_rr(pm)[0]  # [curve, cell]
         return self.weight * -jnp.expm1(-logrr)
 
-    def _gemm_log_rr(self, pm, crf) -> jax.Array:
+    def _gemm_log_rr(self, pm: Float[Array, " cell"], crf: GEMM) -> Float[Array, "curve cell"]:
         """GEMM `log RR` per curve and cell, with `g = log1p(z / alpha) * sigmoid((z - mu) / nu)` evaluated
         once per shape (the same formula and excess `z` as `GEMM._log_rr`)."""
         d = pm - crf.cf
@@ -405,18 +415,22 @@ class HealthKernel(eqx.Module):
         theta = crf.theta[self.cause, self.age][:, None]  # [curve, 1]
         return theta * gk
 
-    def deaths(self, pm, crf, baseline_factor) -> jax.Array:
+    def deaths(
+        self, pm: Float[Array, " cell"], crf: AbstractCRF, baseline_factor: Float[Array, " cause"]
+    ) -> Float[Array, "cause region"]:
         """Deaths `[cause, region]` from PM2.5 at the kept cells."""
         d = self.curve_deaths(pm, crf) @ self.region_weight  # [curve, region]
         return jax.ops.segment_sum(d, self.cause, num_segments=self.n_causes) * baseline_factor[:, None]
 
-    def total(self, pm, crf, baseline_factor) -> jax.Array:
+    def total(
+        self, pm: Float[Array, " cell"], crf: AbstractCRF, baseline_factor: Float[Array, " cause"]
+    ) -> Float[Array, ""]:
         """Deaths summed over causes, ages and regions (weights summed over regions first: no matrix product
         per scenario)."""
         w = self.region_weight.sum(axis=1)[None, :] * baseline_factor[self.cause][:, None]  # [curve, cell]
         return jnp.sum(self.curve_deaths(pm, crf) * w)
 
-    def pwpm(self, pm) -> jax.Array:
+    def pwpm(self, pm: Float[Array, " cell"]) -> Float[Array, " region"]:
         """Population-weighted PM2.5 per region (`nan` where a region has no population)."""
         num = pm @ self.pop_region
         ok = self.pop_total > 0
@@ -428,9 +442,9 @@ class PM25Map(eqx.Module):
     component weights are fused into one matrix: $PM_g = PM^{base}_g + \\sum_{c,a} r_{ca} B_{ca,g}$ with
     $r = y / y^{base} - 1$ and $B_{ca,g} = w_c C^{base}_{c,g} \\phi_{a,g}$."""
 
-    base_pm: jax.Array | None
-    B: jax.Array | None
-    flat: jax.Array  # flat [row, col] grid index of each kept cell
+    base_pm: Float[Array, " cell"] | None
+    B: Float[Array, "component_receptor cell"] | None
+    flat: Int[Array, " cell"]  # flat [row, col] grid index of each kept cell
 
     @classmethod
     def build(cls, chain: Chain, kernel: HealthKernel) -> PM25Map:
@@ -446,7 +460,9 @@ class PM25Map(eqx.Module):
         B = (w[:, None, None] * base[:, None, :] * frac[None, :, :]).reshape(-1, flat.size)
         return cls(jnp.asarray(w @ base), jnp.asarray(B), jnp.asarray(flat, jnp.int32))
 
-    def __call__(self, chain: Chain, E, member_weights) -> jax.Array:
+    def __call__(
+        self, chain: Chain, E: Float[Array, "species source level"], member_weights: Float[Array, " member"] | None
+    ) -> Float[Array, " cell"]:
         xin = chain.emulator_input(E)
         emu = chain.emulator
         if member_weights is not None:
@@ -489,9 +505,9 @@ class ChainDraw(eqx.Module):
     base: ChainInputs
     health: HealthKernel
     pm: PM25Map
-    E0: jax.Array | None  # [scenario, species, source, level] without the species factors (economy fixed)
-    y_s: jax.Array | None  # [scenario, n] row totals of final demand (economy perturbed)
-    c_s: jax.Array | None  # [scenario, fd] column totals
+    E0: Float[Array, "scenario species source level"] | None  # without the species factors (economy fixed)
+    y_s: Float[Array, "scenario n"] | None  # row totals of final demand (economy perturbed)
+    c_s: Float[Array, "scenario fd"] | None  # column totals
     n_groups: int = eqx.field(static=True)
     target: eqx.Module | None = None  # a `Target` (`None`: total deaths); `attribution` is its zero-out
 
@@ -524,7 +540,7 @@ class ChainDraw(eqx.Module):
 
 
 @eqx.debug.assert_max_traces(max_traces=None)  # counted by the no-recompilation tests
-def _draw(d: ChainDraw, key) -> dict:
+def _draw(d: ChainDraw, key: Key[Array, ""] | UInt32[Array, " 2"]) -> dict[str, Array]:
     from ._uncertainty import sample_inputs
 
     ch = d.chain

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax
@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from ctm_interface._atomic import write_bytes_atomic
 
@@ -254,6 +255,7 @@ class _Draws:
         return plan
 
 
+@no_type_check  # not checked by the test run's jaxtyping hook: chunk_size and memory_budget are validated here
 def plan_chunks(
     draw: Callable,
     n_draws: int,
@@ -270,6 +272,7 @@ def plan_chunks(
     return _Draws(draw, n_draws, key, devices).plan(chunk_size, memory_budget)
 
 
+@no_type_check  # not checked by the test run's jaxtyping hook: chunk_size and memory_budget are validated here
 def run_draws(
     draw: Callable,
     n_draws: int,
@@ -599,7 +602,7 @@ def summarise(draws: xr.DataArray | xr.Dataset, dim: str = "draw", q=QUANTILES) 
     return xr.Dataset(out)
 
 
-def lognormal_factor(key, cv, shape=()):
+def lognormal_factor(key, cv: Real[ArrayLike, "*cv"], shape: tuple[int, ...] = ()) -> Float[Array, "*out"]:
     r"""Mean-one lognormal factors with coefficient of variation `cv`:
     $\sigma^2 = \ln(1 + cv^2)$, $\mu = -\sigma^2/2$."""
     cv = jnp.asarray(cv, dtype=jnp.float64)

@@ -7,12 +7,15 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import numpy as np
+from jaxtyping import Float
 
 from .._mrio import MRIO
 from ._chain import Chain, ChainInputs
 
 
-def deaths_satellite(chain: Chain, inputs: ChainInputs | None = None) -> tuple[np.ndarray, np.ndarray]:
+def deaths_satellite(
+    chain: Chain, inputs: ChainInputs | None = None
+) -> tuple[Float[np.ndarray, " n"], Float[np.ndarray, " fd"]]:
     r"""First-order deaths caused by each region-sector's and each final-demand column's direct emissions.
 
     $$F^{D}_{(r,i)} = \sum_p S_{p,(r,i)}\,\frac{\partial J}{\partial S_{p,(r,i)}}, \qquad

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
 from ..health._exposure import DEATHS_UNITS as DEATHS_UNITS, PM_UNITS as PM_UNITS
 
@@ -35,7 +35,7 @@ class Target(eqx.Module):
     (`kind="custom"`: `fn(deaths[cause, region], pwpm[region]) -> scalar`).
     """
 
-    weights: jax.Array | None
+    weights: Float[Array, "cause region"] | Float[Array, " region"] | None
     kind: str = eqx.field(static=True)
     name: str = eqx.field(static=True)
     units: str = eqx.field(static=True)
@@ -57,9 +57,12 @@ class Target(eqx.Module):
             raise TypeError(f"Target.custom needs a callable fn(deaths, pwpm), got {type(fn).__name__}")
         return cls(None, "custom", str(name), str(units), fn)
 
-    def of_arrays(self, deaths, pwpm_num, pop):
-        """The target from deaths `[cause, region]`, the population-weighted sums $\\sum_g C_g p_g w_{rg}$ `[region]`
-        and the population per region `[region]`."""
+    def of_arrays(
+        self, deaths: Float[Array, "cause region"] | None, pwpm_num: Float[Array, " region"],
+        pop: Float[Array, " region"],
+    ) -> Float[Array, ""]:
+        """The target from deaths `[cause, region]` (`None` for a `"pwpm"` target, which does not need them), the
+        population-weighted sums $\\sum_g C_g p_g w_{rg}$ `[region]` and the population per region `[region]`."""
         if self.kind in ("total_deaths", "deaths"):
             return jnp.sum(self.weights * deaths)
         if self.kind == "pwpm":
@@ -67,7 +70,10 @@ class Target(eqx.Module):
         ok = pop > 0
         return self.fn(deaths, jnp.where(ok, pwpm_num / jnp.where(ok, pop, 1.0), jnp.nan))
 
-    def of_kernel(self, kernel, pm, crf, baseline_factor, deaths=None):
+    def of_kernel(
+        self, kernel, pm: Float[Array, " cell"], crf, baseline_factor: Float[Array, " cause"],
+        deaths: Float[Array, "cause region"] | None = None,
+    ) -> Float[Array, ""]:
         """The target from PM2.5 at the kept cells of a `HealthKernel` (the Monte Carlo fast path), reusing
         `deaths[cause, region]` when they are already known; total deaths skip the per-region sum."""
         if self.kind == "total_deaths":
@@ -76,7 +82,7 @@ class Target(eqx.Module):
             deaths = kernel.deaths(pm, crf, baseline_factor)
         return self.of_arrays(deaths, pm @ kernel.pop_region, kernel.pop_total)
 
-    def of_outputs(self, chain, out):
+    def of_outputs(self, chain, out) -> Float[Array, ""]:
         """The target from the [`ChainOutputs`][diffmrio.chain.ChainOutputs] of `chain(inputs)` (the plain path)."""
         hi = chain.health.inputs
         pop = hi.to_regions(hi.population)
@@ -84,7 +90,7 @@ class Target(eqx.Module):
         return self.of_arrays(out.deaths.sum(axis=1), num, pop)
 
 
-def _pick(labels: tuple, sel, dim: str) -> np.ndarray:
+def _pick(labels: tuple, sel, dim: str) -> Float[np.ndarray, " label"]:
     """0/1 weights over `labels` for a label or a list of labels."""
     want = [sel] if isinstance(sel, (str, int)) else list(sel)
     missing = [w for w in want if w not in labels]

@@ -26,10 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from ..health._crf import AbstractCRF
 from ._chain import Chain, ChainInputs
-from ._fastdraw import ChainDraw, group_index
+from ._fastdraw import ChainDraw, Grouping, group_index
 from ._montecarlo import lognormal_factor, run_draws, summarise
 from ._targets import DEATHS_UNITS, PM_UNITS, resolve_target
 
@@ -51,12 +52,12 @@ class UncertaintySpec(eqx.Module):
     [`envelope_species_bounds`][diffmrio.chain.envelope_species_bounds]).
     """
 
-    species_cv: jax.Array
+    species_cv: Float[Array, " species"]
     baseline_cv: float
     mrio_cv: float
     crf_sampler: Callable | None = None
     sample_member: bool = eqx.field(static=True, default=True)
-    species_bounds: jax.Array | None = None
+    species_bounds: Float[Array, "species 2"] | None = None
 
     @classmethod
     def default(cls, chain: Chain, *, baseline_cv: float = 0.1, mrio_cv: float = 0.0, species_cv=None,
@@ -86,7 +87,7 @@ class UncertaintySpec(eqx.Module):
                    sampler, bool(sample_member), bounds)
 
 
-def envelope_species_bounds(chain: Chain) -> np.ndarray:
+def envelope_species_bounds(chain: Chain) -> Float[np.ndarray, "species 2"]:
     """`[species, 2]`: the range of each CTM species' inventory factor (multiplying the base-case emissions of
     that species at every source) that keeps the emulator's input inside its training envelope.
 
@@ -121,7 +122,9 @@ def envelope_species_bounds(chain: Chain) -> np.ndarray:
     return out
 
 
-def truncated_lognormal_factor(key, cv, lower, upper):
+def truncated_lognormal_factor(
+    key, cv: Real[ArrayLike, "*#shape"], lower: Real[ArrayLike, "*#shape"], upper: Real[ArrayLike, "*#shape"]
+) -> Float[Array, "*#shape"]:
     r"""Mean-one lognormal factors (coefficient of variation `cv`, as `lognormal_factor`) conditioned on
     `lower <= f <= upper`, by inverse-CDF sampling: $f = \exp(\mu + \sigma \Phi^{-1}(u))$ with `u` uniform
     on $[\Phi(a), \Phi(b)]$, $a = (\ln l - \mu)/\sigma$, $b = (\ln u - \mu)/\sigma$. A zero `cv` gives 1."""
@@ -140,7 +143,9 @@ def truncated_lognormal_factor(key, cv, lower, upper):
     return jnp.where(ok, jnp.clip(jnp.exp(mu + ss * z), lower, upper), 1.0)
 
 
-def truncated_lognormal_mean(cv, lower, upper) -> np.ndarray:
+def truncated_lognormal_mean(
+    cv: Real[ArrayLike, "*#shape"], lower: Real[ArrayLike, "*#shape"], upper: Real[ArrayLike, "*#shape"]
+) -> Float[np.ndarray, "*#shape"]:
     r"""Mean of the factors `truncated_lognormal_factor` draws (host-side, numpy): for a mean-one lognormal with
     $\sigma^2 = \ln(1 + cv^2)$, $\mu = -\sigma^2/2$, truncated to $[l, u]$, the mean is
     $(\Phi(b - \sigma) - \Phi(a - \sigma)) / (\Phi(b) - \Phi(a))$ with $a = (\ln l - \mu)/\sigma$,
@@ -193,7 +198,7 @@ def monte_carlo(
     n_draws: int = 1000,
     *,
     key,
-    by="consumer",
+    by: Grouping | None = "consumer",
     target="deaths",
     chunk_size: int | str | None = None,
     memory_budget: int | float | str | None = None,

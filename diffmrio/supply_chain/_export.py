@@ -21,7 +21,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from .._economy import Economy, prepared
 from ._layers import _region_aggregator, _stressor_indices, _units, leontief_solve
@@ -32,7 +32,7 @@ __all__ = ["export_emissions", "export_emissions_kernel"]
 @eqx.filter_jit
 def export_emissions_kernel(
     A: Float[Array, "n n"], S: Float[Array, "p n"], Ye: Float[Array, "n e"], G: Float[Array, "R n"],
-    factors: tuple[Array, Array] | None = None,
+    factors: tuple[Float[Array, "n n"], Int[Array, " n"]] | None = None,
 ) -> Float[Array, "p R R e"]:
     """Export-related emissions by emitting region, exporting region and foreign consumer.
 

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from .._economy import Economy, prepared
 from .._labels import label, unlabel
@@ -59,7 +59,7 @@ def _units(mrio: Any, idx: Sequence[int]) -> list[str]:
     return [str(units[i]) for i in idx]
 
 
-def _region_aggregator(n_regions: int, n_sectors: int) -> np.ndarray:
+def _region_aggregator(n_regions: int, n_sectors: int) -> Float[np.ndarray, "R n"]:
     """`G[R, n]` with `G[r, (r, i)] = 1`: sums region-major vectors over sectors."""
     return np.kron(np.eye(n_regions), np.ones((1, n_sectors)))
 
@@ -69,7 +69,7 @@ def _fd_mask(
     consumers: str | Sequence[str] | None,
     categories: str | Sequence[str] | None,
     fn: str,
-) -> np.ndarray:
+) -> Float[np.ndarray, " fd"]:
     """`[R*K]` 0/1 selector of the final-demand columns of the chosen consuming regions and categories."""
     regions, cats = list(mrio.regions), list(mrio.categories)
     R, K = len(regions), len(cats)
@@ -96,7 +96,7 @@ def _final_demand(
     consumers: str | Sequence[str] | None,
     categories: str | Sequence[str] | None,
     fn: str,
-) -> Array:
+) -> Float[Array, " n"]:
     """Sum of the final-demand columns of the chosen consuming regions and categories, shape `[n]`."""
     return jnp.asarray(mrio.Y) @ jnp.asarray(_fd_mask(mrio, consumers, categories, fn))
 
@@ -106,7 +106,7 @@ def _final_demand(
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _powers_applied(A: Array, y: Array, T: int) -> Array:
+def _powers_applied(A: Float[Array, "n n"], y: Float[Array, " n *c"], T: int) -> Float[Array, "layer n *c"]:
     """`[A^0 y, A^1 y, ..., A^T y]` stacked on a new leading axis (matrix-vector products only)."""
 
     def step(v, _):
@@ -119,7 +119,7 @@ def _powers_applied(A: Array, y: Array, T: int) -> Array:
 @eqx.filter_jit
 def production_layers_kernel(
     A: Float[Array, "n n"], S: Float[Array, "p n"], y: Float[Array, " n"], T: int,
-    factors: tuple[Array, Array] | None = None,
+    factors: tuple[Float[Array, "n n"], Int[Array, " n"]] | None = None,
 ) -> tuple[Float[Array, "layer p n"], Float[Array, "p n"]]:
     """Stressors emitted at production layers `0..T` and the exact remainder, per emitting region-sector.
 
@@ -147,7 +147,7 @@ def production_layers_kernel(
 
 def production_layers(
     mrio: Any | Economy,
-    T: int = 4,
+    T: int | np.integer = 4,
     *,
     stressor: str | Sequence[str] | None = None,
     consumers: str | Sequence[str] | None = None,
@@ -205,7 +205,7 @@ def production_layers(
     return ds
 
 
-def _demand_vector(mrio, y, consumers, categories, fn) -> Array:
+def _demand_vector(mrio, y, consumers, categories, fn) -> Float[Array, " n"]:
     """Final demand `[n]`: the chosen columns of `Y`, or the explicit `y` aligned to the table by label."""
     if y is None:
         return _final_demand(mrio, consumers, categories, fn)
@@ -228,7 +228,7 @@ def layer_flows_kernel(
     G_from: Float[Array, "g n"],
     G_to: Float[Array, "h n"],
     T: int,
-    factors: tuple[Array, Array] | None = None,
+    factors: tuple[Float[Array, "n n"], Int[Array, " n"]] | None = None,
 ) -> Float[Array, "layer p g h c"]:
     """Flows between adjacent production layers, aggregated by producer and buyer groups.
 
@@ -259,7 +259,7 @@ def layer_flows_kernel(
 
 def layer_flows(
     mrio: Any | Economy,
-    T: int = 3,
+    T: int | np.integer = 3,
     *,
     stressor: str | Sequence[str] | None = None,
     categories: str | Sequence[str] | None = None,

@@ -31,12 +31,13 @@ Implementation (data-dependent shapes, so outside `jit`, like jax-md's neighbour
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, no_type_check
 
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 import xarray as xr
+from jaxtyping import ArrayLike, Float, Int, Real
 
 from .._economy import Economy, prepared
 from ._layers import _demand_vector, _stressor_indices, _units, leontief_solve_left
@@ -56,16 +57,16 @@ class SPAResult(NamedTuple):
     - `nodes_per_depth`: how many tree nodes were kept at each depth.
     """
 
-    paths: np.ndarray
-    depth: np.ndarray
-    values: np.ndarray
+    paths: Int[np.ndarray, "path position"]
+    depth: Int[np.ndarray, " path"]
+    values: Float[np.ndarray, " path"]
     total: float
     total_abs: float
     threshold: float
     nodes_per_depth: tuple[int, ...]
 
 
-def _multipliers(A: Any, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _multipliers(A: Any, s: Float[np.ndarray, " n"]) -> tuple[Float[np.ndarray, " n"], Float[np.ndarray, " n"]]:
     """`(s L, |s| L)` by one transposed Leontief solve (two right-hand sides)."""
     C = np.stack([s, np.abs(s)])
     if sp.issparse(A):
@@ -94,7 +95,7 @@ class _TopK:
         self.depth = np.empty(0, dtype=np.int64)
         self.pos = np.empty(0, dtype=np.int64)
 
-    def add(self, absv: np.ndarray, depth: int, pos: np.ndarray, floor: float) -> None:
+    def add(self, absv: Float[np.ndarray, " m"], depth: int, pos: Int[np.ndarray, " m"], floor: float) -> None:
         keep = absv > floor
         if not keep.any():
             return
@@ -109,15 +110,18 @@ class _TopK:
         return float(self.absv.min()) if self.absv.size >= self.k else 0.0
 
 
+# not checked by the test run's jaxtyping hook: the function checks its arguments itself (shapes, NaN, `k`, which
+# may be a numpy integer) with errors naming the argument, and the hook's generic check would pre-empt them
+@no_type_check
 def structural_paths(
     A: Any,
-    s: np.ndarray,
-    y: np.ndarray,
+    s: Real[ArrayLike, " n"],
+    y: Real[ArrayLike, " n"],
     *,
-    k: int | None = 1000,
+    k: int | np.integer | None = 1000,
     tol: float = 0.0,
     max_depth: int | None = None,
-    M: tuple[np.ndarray, np.ndarray] | None = None,
+    M: tuple[Real[ArrayLike, " n"], Real[ArrayLike, " n"]] | None = None,
     max_nodes: int = 50_000_000,
     batch: int = 2_000_000,
 ) -> SPAResult:
@@ -179,7 +183,7 @@ def structural_paths(
     yabs = np.abs(y)
     total_abs = float(mabs @ yabs)
     floor = tol * total_abs
-    kk = k if k is not None else np.iinfo(np.int64).max
+    kk = int(k) if k is not None else int(np.iinfo(np.int64).max)
     top = _TopK(kk)
 
     # Column-wise children lists sorted by the bound factor A_kj * mbar_k (descending). Entries that cannot pass
@@ -282,7 +286,10 @@ def structural_paths(
     )
 
 
-def _surviving_counts(ptr, bfac, nodes, pabs, thr) -> np.ndarray:
+def _surviving_counts(
+    ptr: Int[np.ndarray, " n_plus_1"], bfac: Float[np.ndarray, " nnz"], nodes: Int[np.ndarray, " m"],
+    pabs: Float[np.ndarray, " m"], thr: float,
+) -> Int[np.ndarray, " m"]:
     """Per parent: how many of its sorted children have `pabs * bfac > thr` (vectorised binary search)."""
     lo = ptr[nodes].copy()
     hi = ptr[nodes + 1].copy()
@@ -303,7 +310,7 @@ def structural_path_analysis(
     mrio: Any | Economy,
     stressor: str,
     *,
-    k: int | None = 100,
+    k: int | np.integer | None = 100,
     tol: float = 0.0,
     max_depth: int | None = None,
     consumers: str | Sequence[str] | None = None,

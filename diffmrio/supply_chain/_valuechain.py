@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from .._accounts import region_sum_fd
 from .._economy import Economy, prepared
@@ -50,7 +50,7 @@ VALUE_CHAIN_PARTS = ("intra_regional", "returning_imports", "final_exports", "in
 @eqx.filter_jit
 def value_chain_kernel(
     A: Float[Array, "n n"], S: Float[Array, "p n"], Yreg: Float[Array, "n R"],
-    factors: tuple[Array, Array] | None = None,
+    factors: tuple[Float[Array, "n n"], Int[Array, " n"]] | None = None,
 ) -> tuple[Float[Array, "p R 4"], Float[Array, "p R R N"], Float[Array, "p R R N"]]:
     """The four-part decomposition and the bilateral local/upstream flows (VALUECHAIN study, eqs. 3-7).
 
