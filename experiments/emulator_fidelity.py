@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -382,6 +384,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--curve-ctms", default="spectral", help="only the spectral CTM (it runs extra designs)")
     ap.add_argument("--spectral-days", type=float, default=6.0, help="days simulated per season (spectral CTM)")
     ap.add_argument("--reference-days", type=float, default=4.0, help="days simulated per season (reference CTM)")
+    argv = sys.argv[1:] if argv is None else list(argv)  # the report names the command as run
     args = ap.parse_args(argv)
     args.curve_sobolev = args.sobolev if args.curve_sobolev is None else args.curve_sobolev
     args.curve_score = [int(v) for v in args.curve_score.split(",") if v]
@@ -430,7 +433,7 @@ def main(argv=None) -> dict:
                 print(f"    MaxNE at {json.dumps(row['worst_case'])}")
     report = [
         "# Emulator fidelity on two stand-in CTMs", "",
-        f"`python -m experiments.emulator_fidelity {' '.join(argv or [])}`", "",
+        f"`python -m experiments.emulator_fidelity {shlex.join(argv)}`", "",
         f"Budget: {args.n_train} forward runs, {args.n_adj} adjoint runs; held out: {args.n_test} runs, "
         f"{args.n_adj_test} adjoint states. MLP ensemble: {args.members} members; neural steps {args.steps}.", "",
         table(results), "",

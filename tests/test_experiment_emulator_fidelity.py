@@ -4,6 +4,7 @@ and the folder."""
 
 import argparse
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -115,3 +116,14 @@ def test_curve_adjoint_states_and_cache(tmp_path):
     assert sorted(c["ar_ad12"].values.tolist()) == [0, 1, 2, 3]  # propose's adjoint ranks of the batch, cached
     g = c["g_ad12"].values
     np.testing.assert_allclose(g[0], np.einsum("cr,crij->ij", case.w, case.m), rtol=1e-12)
+
+
+def test_report_names_the_command_as_run(tmp_path, monkeypatch):
+    """Run as `python -m` (argv None), the report names the command line, quoted so it can be pasted back
+    (it printed an empty command before)."""
+    from experiments import emulator_fidelity as ef
+
+    monkeypatch.setattr("sys.argv", ["emulator_fidelity.py", "--out", str(tmp_path), "--ctms", "", "--curve", ""])
+    ef.main()  # no CTM, no curve: only the report
+    line = (tmp_path / "report.md").read_text().splitlines()[2]
+    assert line == f"`python -m experiments.emulator_fidelity --out {shlex.quote(str(tmp_path))} --ctms '' --curve ''`"
