@@ -305,6 +305,19 @@ def worst_case(model, test: xr.Dataset) -> dict:
     return out
 
 
+def describe_states(x, g, species: int, low: float = 0.2) -> dict:
+    """How extreme a set of adjoint states is, and how concentrated its adjoints are, for one input species
+    (index `species` of `x[state, source, species]`, `g` the adjoints at those states): the share of (state,
+    source) factors of that species below `low`, the mean |factor - 1| over all factors, the share of the
+    species' adjoint sum of squares carried by the three largest states, and the species' share of the whole
+    adjoint sum of squares."""
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    per_state = np.sort((g[:, :, species] ** 2).sum(axis=1))[::-1]
+    return {"below": float(np.mean(x[:, :, species] < low)), "mean_abs_dev": float(np.abs(x - 1.0).mean()),
+            "top3_share": float(per_state[:3].sum() / per_state.sum()),
+            "species_share": float((g[:, :, species] ** 2).sum() / (g**2).sum())}  # fmt: skip
+
+
 def committee(train: xr.Dataset, n: int = 5, seed: int = 0) -> sg.Ensemble:
     """Bootstrap committee of polynomial emulators (the disagreement for `propose`)."""
     rng = np.random.default_rng(seed)

@@ -205,3 +205,16 @@ def test_reference_case_reproduces_its_folder(tmp_path):
     g = case.adjoint(a["scale"].transpose("run", "source", "species").values, case.cost_weights())
     s = a["sensitivity"].transpose("run", "source", "species").values
     np.testing.assert_allclose(g, s, rtol=1e-5, atol=1e-6 * np.abs(s).max())
+
+
+def test_describe_states_by_hand():
+    """`describe_states` on two states of two sources and two species, each number computed by hand."""
+    from experiments import emulator_fidelity as ef
+
+    x = np.array([[[0.1, 1.0], [1.5, 0.5]], [[1.0, 1.0], [0.05, 2.0]]])
+    g = np.array([[[3.0, 1.0], [4.0, 0.0]], [[0.0, 2.0], [1.0, 0.0]]])
+    d = ef.describe_states(x, g, species=0)
+    assert d["below"] == 0.5  # 0.1 and 0.05 of the four species-0 factors
+    assert d["mean_abs_dev"] == pytest.approx((0.9 + 0 + 0.5 + 0.5 + 0 + 0 + 0.95 + 1.0) / 8)
+    assert d["top3_share"] == 1.0  # only two states
+    assert d["species_share"] == pytest.approx((9 + 16 + 0 + 1) / (9 + 1 + 16 + 0 + 0 + 4 + 1 + 0))
