@@ -65,6 +65,7 @@ class SpectralCase:
     `run(x[n, source, species]) -> y[n, component, receptor]`)."""
 
     name = "spectral"
+    config = ""  # the CTM's settings besides n_days that the learning-curve cache must match (none)
 
     def __init__(self, n_days: float = 6.0):
         from ctm_interface.spectral import SpectralCTM, SpectralWorld
@@ -104,7 +105,11 @@ class ReferenceCase:
         from ctm_interface.reference._folder import _ELMO, _ctm
 
         f = ci.read_run_folder(toml)
+        if "reference_ctm" not in f.config.raw or f.adjoints is None:
+            raise ValueError(f"{toml}: ReferenceCase needs a folder written by ctm_interface.reference.write_run_folder "
+                             "with adjoints (its [reference_ctm] and [adjoints] tables)")  # fmt: skip
         ref, g = f.config.raw["reference_ctm"], f.config.raw["reference_ctm"]["grid"]
+        self.config = json.dumps(ref, sort_keys=True)  # the learning-curve cache is reused only for the same CTM
         if ref.get("vocabulary") != "cmaq-elmo":
             raise ValueError(f"{toml}: ReferenceCase reads cmaq-elmo folders (this one is {ref.get('vocabulary')!r})")
         self.n_days = float(ref["n_days"])
@@ -372,6 +377,7 @@ def learning_curve(case: SpectralCase | ReferenceCase, out: Path, sizes, family:
     `args.curve_adjoint_at == "first"`; the one-shot design's at its first runs) and is fitted with the Sobolev term (`args.curve_sobolev`). Only the sizes in `args.curve_score`
     (default all) are fitted and scored; the others only grow the adaptive design."""
     cache = out / f"curve_{case.name}.nc"
+    ctm_config = getattr(case, "config", "")  # the CTM's settings the cache must match besides n_days
     n_adj = int(getattr(args, "curve_adjoints", 0) or 0)
     sob = float(getattr(args, "curve_sobolev", args.sobolev))
     scored = set(getattr(args, "curve_score", None) or sizes)
@@ -384,7 +390,8 @@ def learning_curve(case: SpectralCase | ReferenceCase, out: Path, sizes, family:
         # the one-shot designs depend on their size only; the adaptive batches (and their adjoint ranks) on the
         # whole sequence of sizes; adjoints are reused only at the same states of the same design and the same cost
         same = [int(v) for v in np.atleast_1d(c.attrs.get("sizes", []))] == list(sizes)
-        if float(c.attrs.get("n_days", np.nan)) != case.n_days:  # another CTM configuration: nothing is reusable
+        if float(c.attrs.get("n_days", np.nan)) != case.n_days or c.attrs.get("config", "") != ctm_config:
+            # another CTM configuration: nothing is reusable
             c = xr.Dataset()
         ok = lambda k: k.split("_")[1].startswith("lhs") or (same and k.split("_")[1].startswith("ad"))  # noqa: E731
         xs = {k: c[k].values for k in c.data_vars if k.startswith("x_") and ok(k)}
@@ -454,7 +461,8 @@ def learning_curve(case: SpectralCase | ReferenceCase, out: Path, sizes, family:
     cw = w if w is not None else w_cached  # the cost of the cached adjoints (kept by a curve without adjoints)
     if cw is not None:
         dv["cost_weights"] = (("cw_component", "cw_receptor"), cw)
-    write_netcdf_atomic(xr.Dataset(dv, attrs={"sizes": list(sizes), "n_days": case.n_days}), cache)
+    write_netcdf_atomic(xr.Dataset(dv, attrs={"sizes": list(sizes), "n_days": case.n_days, "config": ctm_config}),
+                        cache)  # fmt: skip
     return rows
 
 

@@ -115,6 +115,8 @@ def test_curve_adjoint_states_and_cache(tmp_path):
     assert sorted(c["ar_ad12"].values.tolist()) == [0, 1, 2, 3]  # propose's adjoint ranks of the batch, cached
     g = c["g_ad12"].values
     np.testing.assert_allclose(g[0], np.einsum("cr,crij->ij", case.w, case.m), rtol=1e-12)
+    case.config = "another CTM configuration"  # (ReferenceCase: its folder's [reference_ctm] table)
+    assert curve(4) == 8  # nothing reused
 
 
 def test_seed_changes_the_fits_only(tmp_path, monkeypatch):
@@ -198,6 +200,7 @@ def test_reference_case_reproduces_its_folder(tmp_path):
     f = ci.read_run_folder(toml)
     case = ef.ReferenceCase(toml)
     assert case.n_days == 0.5 and case.regions == tuple(f.runs["source"].values.tolist())
+    assert json.loads(case.config)["seed"] == 4  # the learning-curve cache is tied to this CTM configuration
     x = f.runs["scale"].transpose("run", "source", "species").values
     y = f.runs["pm25"].transpose("run", "component", "receptor").values
     np.testing.assert_allclose(case.run(x), y, rtol=1e-6)  # the files are float32
