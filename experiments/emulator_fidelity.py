@@ -15,13 +15,16 @@ independent Latin hypercube) and held-out adjoint states (training-design states
 - spurious sensitivity (largest over the structural zeros, relative to the largest real sensitivity).
 - where the PM2.5 MaxNE comes from (`worst_case`: the run, receptor and component errors).
 
-Learning curve (spectral CTM only: it runs extra designs through the CTM's Python interface, the same CTM
-as its folder): held-out NME and per-species gradient R^2 against the number of forward runs, for a one-shot
+Learning curve (`--curve-ctms`, spectral by default; it runs extra designs through the CTM's Python interface,
+the same CTM as its folder; the reference CTM as its run folder describes it, `ReferenceCase`): held-out NME and per-species gradient R^2 against the number of forward runs, for a one-shot
 Latin hypercube of each size against adaptive batches proposed by `surrogate.propose` from the disagreement of
 a bootstrap committee of polynomial emulators (cheap, closed form). With `--curve-adjoints K`, each scored
 design also carries K adjoint runs of population-weighted PM2.5 and is fitted with the Sobolev term
 (`--curve-sobolev`): the adaptive design's at the states `propose` ranks for adjoints (its last batch first),
-the one-shot design's at its first runs (base case first, as for the run folders' Sobolev states).
+the one-shot design's at its first runs (base case first, as for the run folders' Sobolev states);
+`--curve-adjoint-at first` puts the adaptive design's at its first runs too, `spread` at states spread over
+the whole design (`spread_order`: greedy maximin). `--seed` changes the emulators' initialisation and
+training key only (the run folders and the curve's designs stay the same).
 
 Targets (issue 13): worst-receptor NME <= 2 %, MaxNE <= 10 %, per-species R^2 >= 0.9, slope 0.9-1.1,
 spurious <= 2 %.
@@ -29,7 +32,8 @@ spurious <= 2 %.
 Usage: `python -m experiments.emulator_fidelity --out DIR [--ctms reference,spectral] [--n-train 150]
 [--n-test 40] [--n-adj 30] [--n-adj-test 10] [--members 3] [--steps 1500] [--sobolev 0.05] [--families ...]
 [--curve 50,100,150] [--curve-family polynomial] [--curve-adjoints 0] [--curve-sobolev W] [--curve-adjoint-at ranked]
-[--curve-score SIZES]
+[--curve-score SIZES] [--curve-designs lhs,adaptive] [--curve-ctms spectral]
+[--seed 0]
 [--spectral-days 6] [--reference-days 4]`. The run folders
 are reused while the settings match (`DIR/folder_<ctm>/experiment.json`).
 """
@@ -44,6 +48,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import xarray as xr
@@ -62,6 +67,7 @@ class SpectralCase:
     `run(x[n, source, species]) -> y[n, component, receptor]`)."""
 
     name = "spectral"
+    config = ""  # the CTM's settings besides n_days that the learning-curve cache must match (none)
 
     def __init__(self, n_days: float = 6.0):
         from ctm_interface.spectral import SpectralCTM, SpectralWorld
@@ -80,6 +86,82 @@ class SpectralCase:
     def adjoint(self, x, w):
         """Exact adjoints `dJ/dx[n, source, species]` of `J = sum(w * y)` at each state."""
         return self.world.adjoint(x, w)
+
+
+def _linear_cost(C, a):
+    """J = sum(a * C) (module level: the reference CTM's compiled adjoint is reused across states)."""
+    return jnp.sum(a * C)
+
+
+class ReferenceCase:
+    """The reference CTM at source level, for the learning curve's extra designs: computed as its run folder
+    (`runs.toml`) describes it -- the folder's base emissions scaled by its region masks (DESID), its grid and
+    simulated days, its components, receptor means weighted by mask x population -- so `run` gives the
+    folder's receptor means (to the float32 of its files) and `adjoint` its adjoints of the folder's cost."""
+
+    name = "reference"
+
+    def __init__(self, toml):
+        import ctm_interface as ci
+        from ctm_interface.reference import COMPONENTS, CTMGrid
+        from ctm_interface.reference._folder import _ELMO, _ctm
+
+        f = ci.read_run_folder(toml)
+        if "reference_ctm" not in f.config.raw or f.adjoints is None:
+            raise ValueError(f"{toml}: ReferenceCase needs a folder written by ctm_interface.reference.write_run_folder "
+                             "with adjoints (its [reference_ctm] and [adjoints] tables)")  # fmt: skip
+        ref, g = f.config.raw["reference_ctm"], f.config.raw["reference_ctm"]["grid"]
+        self.config = json.dumps(ref, sort_keys=True)  # the learning-curve cache is reused only for the same CTM
+        if ref.get("vocabulary") != "cmaq-elmo":
+            raise ValueError(f"{toml}: ReferenceCase reads cmaq-elmo folders (this one is {ref.get('vocabulary')!r})")
+        self.n_days = float(ref["n_days"])
+        grid = CTMGrid(ncols=int(g["ncols"]), nrows=int(g["nrows"]), xcell=float(g["xcell"]), ycell=float(g["ycell"]),
+                       gdnam=str(g.get("gdnam", "RUNS")))  # fmt: skip
+        self.ctm = _ctm(grid, self.n_days)  # the instance `run_one` uses (its compiled run is reused)
+        runs = f.runs
+        self.regions = tuple(str(s) for s in runs["source"].values)
+        self.species = tuple(str(s) for s in runs["species"].values)
+        self.components = tuple(str(c) for c in runs["component"].values)
+        self.masks = f.masks.sel(region=list(self.regions))
+        self.base = f.emissions.sel(species=list(self.species))
+        # folder component c = sum_k M[c, k] * CTM component k (the folder's files are the CTM's, renamed)
+        var_of = {v: COMPONENTS.index(k) for k, v in _ELMO.items()}
+        self.mix = np.zeros((len(self.components), len(COMPONENTS)))
+        for i, c in enumerate(self.components):
+            for v, w in f.components.terms[c]:
+                self.mix[i, var_of[v]] += float(w)
+        rec = runs["receptor"].values.tolist()
+        w = f.masks.sel(region=rec).values * (1.0 if f.population is None else f.population.values[None])
+        self.receptor_weights = w / w.sum(axis=(1, 2), keepdims=True)  # [receptor, ROW, COL]
+        self._cost = np.asarray(f.adjoints["cost_weights"].sel(component=list(self.components), receptor=rec).values)
+
+    def _emissions(self, x) -> np.ndarray:
+        from ctm_interface._runfolder import desid_emissions
+
+        scale = xr.DataArray(np.asarray(x, np.float64), dims=("run", "source", "species"),
+                             coords={"source": list(self.regions), "species": list(self.species)})  # fmt: skip
+        return desid_emissions(self.base, self.masks, scale).values
+
+    def run(self, x):
+        C = np.asarray(self.ctm.run_ensemble(jnp.asarray(self._emissions(x)), batch_size=1, progress=False))
+        return np.einsum("ck,nkyx,ryx->ncr", self.mix, C, self.receptor_weights)
+
+    def cost_weights(self) -> np.ndarray:
+        """`w[component, receptor]` of the folder's adjoint cost (population-weighted PM2.5)."""
+        return self._cost
+
+    def adjoint(self, x, w):
+        """Exact adjoints `dJ/dx[n, source, species]` of `J = sum(w * y)` at each state (the CTM's adjoint,
+        then summed over levels and cells by the region masks, as the folder's adjoints are read)."""
+        a = jnp.asarray(np.einsum("cr,ck,ryx->kyx", np.asarray(w), self.mix, self.receptor_weights))
+        cost = jax.tree_util.Partial(_linear_cost, a=a)
+        E = self._emissions(x)
+        m = self.masks.values
+        out = []
+        for e in E:
+            _, dJdE = self.ctm.adjoint(cost, jnp.asarray(e))
+            out.append(np.einsum("klyx,klyx,gyx->gk", np.asarray(dJdE), self.base.values, m))
+        return np.stack(out)
 
 
 def lhs(case, n: int, seed: int, include_base: bool) -> np.ndarray:
@@ -166,6 +248,12 @@ def make_model(family: str, labels, key, members: int):
     raise ValueError(f"unknown family {family!r}; choose from {FAMILIES + ('structured_ensemble',)}")
 
 
+def fit_key(key, seed: int):
+    """The emulator's initialisation and training key for `--seed` (0: `key` itself, the key of every earlier
+    row; another seed folds it into `key`). The designs do not depend on it."""
+    return key if int(seed) == 0 else jr.fold_in(key, int(seed))
+
+
 def fit_family(family, train, key, args, sobolev: float | None = None):
     labels = sg.EmulatorLabels.from_runs(train)
     model = make_model(family, labels, key, args.members)
@@ -224,6 +312,19 @@ def worst_case(model, test: xr.Dataset) -> dict:
     return out
 
 
+def describe_states(x, g, species: int, low: float = 0.2) -> dict:
+    """How extreme a set of adjoint states is, and how concentrated its adjoints are, for one input species
+    (index `species` of `x[state, source, species]`, `g` the adjoints at those states): the share of (state,
+    source) factors of that species below `low`, the mean |factor - 1| over all factors, the share of the
+    species' adjoint sum of squares carried by the three largest states, and the species' share of the whole
+    adjoint sum of squares."""
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    per_state = np.sort((g[:, :, species] ** 2).sum(axis=1))[::-1]
+    return {"below": float(np.mean(x[:, :, species] < low)), "mean_abs_dev": float(np.abs(x - 1.0).mean()),
+            "top3_share": float(per_state[:3].sum() / per_state.sum()),
+            "species_share": float((g[:, :, species] ** 2).sum() / (g**2).sum())}  # fmt: skip
+
+
 def committee(train: xr.Dataset, n: int = 5, seed: int = 0) -> sg.Ensemble:
     """Bootstrap committee of polynomial emulators (the disagreement for `propose`)."""
     rng = np.random.default_rng(seed)
@@ -245,6 +346,23 @@ def adjoint_order(n_start: int, batches: list[tuple[int, np.ndarray]]) -> np.nda
     return np.concatenate(order + [np.arange(n_start)]).astype(int)
 
 
+def spread_order(x: np.ndarray) -> np.ndarray:
+    """Where a design's adjoint runs go for `--curve-adjoint-at spread`, best first, as indices into the design
+    `x[run, ...]`: greedy maximin (farthest-point) order over the design's own states, from its first run (the
+    base case): each next state is the one farthest (Euclidean, in the factors) from every state chosen
+    before, so the first K cover the design evenly (a 2-approximation of the K states that minimise the
+    largest distance from any design state to its nearest adjoint state)."""
+    z = np.asarray(x, np.float64).reshape(len(x), -1)
+    order = [0]
+    d = np.linalg.norm(z - z[0], axis=1)
+    for _ in range(len(z) - 1):
+        d[order[-1]] = -np.inf
+        i = int(np.argmax(d))
+        order.append(i)
+        d = np.minimum(d, np.linalg.norm(z - z[i], axis=1))
+    return np.asarray(order, dtype=int)
+
+
 def with_adjoints(case, ds: xr.Dataset, states: np.ndarray, g: np.ndarray, w: np.ndarray) -> xr.Dataset:
     """The run set plus `sensitivity` (`g` at the runs `states`, NaN elsewhere) and `cost_weights`
     (`w[component, receptor]`), the layout `surrogate.fit` takes for its Sobolev term."""
@@ -254,16 +372,18 @@ def with_adjoints(case, ds: xr.Dataset, states: np.ndarray, g: np.ndarray, w: np
                      cost_weights=(("component", "receptor"), np.asarray(w)))  # fmt: skip
 
 
-def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj, args) -> list[dict]:
+def learning_curve(case: SpectralCase | ReferenceCase, out: Path, sizes, family: str, test, adj, args) -> list[dict]:
     """Held-out scores against the number of forward runs, one-shot LHS against adaptive batches. With
     `args.curve_adjoints` = k > 0, each scored design also carries k adjoint runs of population-weighted PM2.5
     (`adjoint_order`: the adaptive design's at the states `propose` ranks, or at its first runs with
     `args.curve_adjoint_at == "first"`; the one-shot design's at its first runs) and is fitted with the Sobolev term (`args.curve_sobolev`). Only the sizes in `args.curve_score`
     (default all) are fitted and scored; the others only grow the adaptive design."""
     cache = out / f"curve_{case.name}.nc"
+    ctm_config = getattr(case, "config", "")  # the CTM's settings the cache must match besides n_days
     n_adj = int(getattr(args, "curve_adjoints", 0) or 0)
     sob = float(getattr(args, "curve_sobolev", args.sobolev))
     scored = set(getattr(args, "curve_score", None) or sizes)
+    designs = set(getattr(args, "curve_designs", ("lhs", "adaptive")))
     w = case.cost_weights() if n_adj else None
     rows = []
     xs, ys, extra, w_cached = {}, {}, {}, None
@@ -272,7 +392,8 @@ def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj,
         # the one-shot designs depend on their size only; the adaptive batches (and their adjoint ranks) on the
         # whole sequence of sizes; adjoints are reused only at the same states of the same design and the same cost
         same = [int(v) for v in np.atleast_1d(c.attrs.get("sizes", []))] == list(sizes)
-        if float(c.attrs.get("n_days", np.nan)) != case.n_days:  # another CTM configuration: nothing is reusable
+        if float(c.attrs.get("n_days", np.nan)) != case.n_days or c.attrs.get("config", "") != ctm_config:
+            # another CTM configuration: nothing is reusable
             c = xr.Dataset()
         ok = lambda k: k.split("_")[1].startswith("lhs") or (same and k.split("_")[1].startswith("ad"))  # noqa: E731
         xs = {k: c[k].values for k in c.data_vars if k.startswith("x_") and ok(k)}
@@ -295,7 +416,8 @@ def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj,
             extra[ik], extra[gk] = states, case.adjoint(x[states], w)
         return with_adjoints(case, ds, states, extra[gk], w)
 
-    key = jr.PRNGKey(7)
+    key = jr.PRNGKey(7)  # the adaptive batches' key (the designs); the fits' key also follows --seed
+    fkey = fit_key(key, getattr(args, "seed", 0))
     for n in sizes:  # one-shot Latin hypercubes of each size
         if n not in scored and n != sizes[0]:
             continue
@@ -303,12 +425,12 @@ def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj,
         if k not in xs:
             xs[k] = lhs(case, n - 1, 100 + n, include_base=True)
             ys[f"y_lhs{n}"] = case.run(xs[k])
-        if n in scored:
+        if n in scored and "lhs" in designs:
             ds = design_set(f"lhs{n}", xs[k], ys[f"y_lhs{n}"], adjoint_order(n, []))
-            m = fit_family(family, ds, key, args, sobolev=sob)
+            m = fit_family(family, ds, fkey, args, sobolev=sob)
             rows.append({"design": "one-shot LHS", "n": n, "adjoints": n_adj, **score(m, test, adj)})
     x_ad, y_ad = xs[f"x_lhs{sizes[0]}"], ys[f"y_lhs{sizes[0]}"]
-    if sizes[0] in scored:
+    if sizes[0] in scored and "lhs" in designs and "adaptive" in designs:
         rows.append({**rows[0], "design": "adaptive"})
     batches = []
     for step, n in enumerate(sizes[1:]):
@@ -327,10 +449,13 @@ def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj,
         x_ad = np.concatenate([x_ad, xs[k]])
         y_ad = np.concatenate([y_ad, ys[f"y_ad{n}"]])
         assert len(x_ad) == n, (len(x_ad), n)
-        if n in scored:
-            first = getattr(args, "curve_adjoint_at", "ranked") == "first"  # ablation: the one-shot placement
-            ds = design_set(f"ad{n}", x_ad, y_ad, adjoint_order(n, []) if first else adjoint_order(sizes[0], batches))
-            m = fit_family(family, ds, key, args, sobolev=sob)
+        if n in scored and "adaptive" in designs:
+            at = getattr(args, "curve_adjoint_at", "ranked")
+            order = {"first": lambda: adjoint_order(n, []),  # ablation: the one-shot placement
+                     "spread": lambda: spread_order(x_ad),
+                     "ranked": lambda: adjoint_order(sizes[0], batches)}[at]()  # fmt: skip
+            ds = design_set(f"ad{n}", x_ad, y_ad, order)
+            m = fit_family(family, ds, fkey, args, sobolev=sob)
             rows.append({"design": "adaptive", "n": n, "adjoints": n_adj, **score(m, test, adj)})
     dims = {"x": ("run", "source", "species"), "y": ("run", "component", "receptor"), "g": ("state", "source", "species"),
             "ia": ("state",), "ar": ("run",)}  # fmt: skip
@@ -338,7 +463,8 @@ def learning_curve(case: SpectralCase, out: Path, sizes, family: str, test, adj,
     cw = w if w is not None else w_cached  # the cost of the cached adjoints (kept by a curve without adjoints)
     if cw is not None:
         dv["cost_weights"] = (("cw_component", "cw_receptor"), cw)
-    write_netcdf_atomic(xr.Dataset(dv, attrs={"sizes": list(sizes), "n_days": case.n_days}), cache)
+    write_netcdf_atomic(xr.Dataset(dv, attrs={"sizes": list(sizes), "n_days": case.n_days, "config": ctm_config}),
+                        cache)  # fmt: skip
     return rows
 
 
@@ -371,6 +497,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--sobolev", type=float, default=0.05)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the emulators' initialisation and training key (0: the key of the earlier rows); the "
+                         "run folders and the learning curve's designs do not change with it")  # fmt: skip
     ap.add_argument("--val-fraction", type=float, default=0.1, help="training runs held for early stopping")
     ap.add_argument("--curve", default="50,100,150", help="learning-curve sizes ('' = none)")
     ap.add_argument("--curve-family", default="polynomial")
@@ -378,22 +507,30 @@ def main(argv=None) -> dict:
                     help="adjoint runs per learning-curve design (adaptive: at the states propose ranks; LHS: its "
                          "first runs), fitted with the Sobolev term")  # fmt: skip
     ap.add_argument("--curve-sobolev", type=float, default=None, help="Sobolev weight of the curve (default --sobolev)")
-    ap.add_argument("--curve-adjoint-at", choices=("ranked", "first"), default="ranked",
-                    help="adaptive design's adjoint states: ranked by propose (default) or its first runs")  # fmt: skip
+    ap.add_argument("--curve-adjoint-at", choices=("ranked", "first", "spread"), default="ranked",
+                    help="adaptive design's adjoint states: ranked by propose (default), its first runs, or spread "
+                         "over the design (greedy maximin from the base case)")  # fmt: skip
     ap.add_argument("--curve-score", default="", help="learning-curve sizes to fit and score (default all)")
-    ap.add_argument("--curve-ctms", default="spectral", help="only the spectral CTM (it runs extra designs)")
+    ap.add_argument("--curve-designs", default="lhs,adaptive",
+                    help="learning-curve designs to fit and score: lhs (one-shot), adaptive, or both")
+    ap.add_argument("--curve-ctms", default="spectral",
+                    help="CTMs of the learning curve (spectral, reference: each runs its extra designs through the "
+                         "CTM, the reference CTM as its run folder describes it)")  # fmt: skip
     ap.add_argument("--spectral-days", type=float, default=6.0, help="days simulated per season (spectral CTM)")
     ap.add_argument("--reference-days", type=float, default=4.0, help="days simulated per season (reference CTM)")
     argv = sys.argv[1:] if argv is None else list(argv)  # the report names the command as run
     args = ap.parse_args(argv)
     args.curve_sobolev = args.sobolev if args.curve_sobolev is None else args.curve_sobolev
     args.curve_score = [int(v) for v in args.curve_score.split(",") if v]
+    args.curve_designs = tuple(v for v in args.curve_designs.split(",") if v)
+    if not args.curve_designs or set(args.curve_designs) - {"lhs", "adaptive"}:
+        raise ValueError(f"--curve-designs {','.join(args.curve_designs)!r}: choose lhs, adaptive or lhs,adaptive")
     if args.curve_adjoints < 0:
         raise ValueError(f"--curve-adjoints must be >= 0, got {args.curve_adjoints}")
     if set(args.curve_score) - {int(v) for v in args.curve.split(",") if v}:
         raise ValueError(f"--curve-score {args.curve_score}: every size must be one of --curve {args.curve!r}")
-    if set(args.curve_ctms.split(",")) - {"spectral", ""}:
-        raise ValueError(f"--curve-ctms {args.curve_ctms!r}: the learning curve runs only on the spectral CTM")
+    if set(args.curve_ctms.split(",")) - {"spectral", "reference", ""}:
+        raise ValueError(f"--curve-ctms {args.curve_ctms!r}: the learning curve runs on the CTMs spectral, reference")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     results, curves, meta = {}, {}, {}
@@ -406,7 +543,7 @@ def main(argv=None) -> dict:
         results[name] = {}
         for fam in [f for f in args.families.split(",") if f]:
             t = time.time()
-            model = fit_family(fam, train, jr.PRNGKey(2026), args)
+            model = fit_family(fam, train, fit_key(jr.PRNGKey(2026), args.seed), args)
             sec = time.time() - t
             sg.save(out / f"{name}_{fam}.eqx", model, provenance={"ctm": name, "n_train": args.n_train})
             r = score(model, test, adj)
@@ -423,7 +560,7 @@ def main(argv=None) -> dict:
                   f"{json.dumps({k: round(100 * v, 2) for k, v in r['worst_component_nme'].items()})}")  # fmt: skip
         sizes = [int(s) for s in args.curve.split(",") if s]
         if sizes and name in args.curve_ctms.split(","):
-            case = SpectralCase(args.spectral_days)
+            case = SpectralCase(args.spectral_days) if name == "spectral" else ReferenceCase(toml)
             curves[name] = learning_curve(case, out, sizes, args.curve_family, test, adj, args)
             for row in curves[name]:
                 print(f"[{name}] curve {args.curve_family} {row['design']} n={row['n']} adjoints={row['adjoints']} "

@@ -116,6 +116,112 @@ def test_curve_adjoint_states_and_cache(tmp_path):
     assert sorted(c["ar_ad12"].values.tolist()) == [0, 1, 2, 3]  # propose's adjoint ranks of the batch, cached
     g = c["g_ad12"].values
     np.testing.assert_allclose(g[0], np.einsum("cr,crij->ij", case.w, case.m), rtol=1e-12)
+    case.config = "another CTM configuration"  # (ReferenceCase: its folder's [reference_ctm] table)
+    assert curve(4) == 8  # nothing reused
+
+
+def test_seed_changes_the_fits_only(tmp_path, monkeypatch):
+    """`--seed`: seed 0 keeps the key of the earlier rows; another seed changes every fit's key of the learning
+    curve, and nothing of its designs (the cached runs and adjoint states are the same)."""
+    import jax.random as jr
+
+    from ctm_interface.spectral import COMPONENTS, REGIONS, SPECIES
+    from experiments import emulator_fidelity as ef
+
+    key = jr.PRNGKey(2026)
+    assert ef.fit_key(key, 0) is key
+    assert not np.array_equal(jr.key_data(ef.fit_key(key, 1)), jr.key_data(key))
+    assert not np.array_equal(jr.key_data(ef.fit_key(key, 1)), jr.key_data(ef.fit_key(key, 2)))
+    m = np.random.default_rng(0).uniform(0.1, 1.0, (len(COMPONENTS), len(REGIONS), len(REGIONS), len(SPECIES)))
+
+    class Linear:
+        name, n_days = "spectral", 1.0
+        regions, species, components = REGIONS, SPECIES, COMPONENTS
+
+        def run(self, x):
+            return np.einsum("crij,nij->ncr", m, x)
+
+        def cost_weights(self):
+            return np.full((len(COMPONENTS), len(REGIONS)), 1.0 / len(REGIONS))
+
+        def adjoint(self, x, w):
+            return np.broadcast_to(np.einsum("cr,crij->ij", w, m), x.shape).copy()
+
+    case = Linear()
+    xt = ef.lhs(case, 4, 1, include_base=False)
+    test = ef.run_set(case, xt, case.run(xt))
+    adj = ef.with_adjoints(case, test, np.arange(4), case.adjoint(xt, case.cost_weights()), case.cost_weights())
+    keys, fit = [], ef.fit_family
+    monkeypatch.setattr(ef, "fit_family", lambda fam, ds, k, a, sobolev=None: keys.append(k) or fit(fam, ds, k, a, sobolev))
+
+    def curve(seed, out):
+        args = argparse.Namespace(curve_adjoints=3, curve_sobolev=0.05, sobolev=0.05, curve_score=[12], members=1,
+                                  seed=seed, curve_adjoint_at="spread")  # fmt: skip
+        ef.learning_curve(case, out, [8, 12], "linear", test, adj.drop_vars("pm25"), args)
+        return xr.load_dataset(out / "curve_spectral.nc")
+
+    c0, c5 = curve(0, tmp_path / "a"), curve(5, tmp_path / "b")
+    assert [jr.key_data(k).tolist() for k in keys] == [jr.key_data(jr.PRNGKey(7)).tolist()] * 2 + [
+        jr.key_data(jr.fold_in(jr.PRNGKey(7), 5)).tolist()] * 2  # fmt: skip
+    for v in c0.data_vars:  # the designs, their adjoint states and adjoints: the same for both seeds
+        np.testing.assert_array_equal(c0[v].values, c5[v].values)
+    # --curve-adjoint-at spread: the first 3 states of the maximin order over the adaptive design
+    x_ad = np.concatenate([c0["x_lhs8"].values, c0["x_ad12"].values])
+    np.testing.assert_array_equal(c0["ia_ad12"].values, np.sort(ef.spread_order(x_ad)[:3]))
+
+
+def test_spread_order_is_greedy_maximin():
+    """`spread_order` against a brute-force greedy maximin: from run 0, each next state maximises its smallest
+    distance to the states chosen before; a permutation of the design."""
+    from experiments import emulator_fidelity as ef
+
+    x = np.random.default_rng(3).uniform(0, 2, (25, 4, 3))
+    order = ef.spread_order(x)
+    assert sorted(order.tolist()) == list(range(25)) and order[0] == 0
+    z = x.reshape(25, -1)
+    chosen = [0]
+    for i in order[1:]:
+        rest = [j for j in range(25) if j not in chosen]
+        gap = {j: min(np.sqrt(((z[j] - z[c]) ** 2).sum()) for c in chosen) for j in rest}
+        assert gap[i] == pytest.approx(max(gap.values()), rel=1e-12)
+        chosen.append(int(i))
+
+
+@pytest.mark.slow
+def test_reference_case_reproduces_its_folder(tmp_path):
+    """`ReferenceCase` (the reference CTM's learning curve) computes what its run folder holds: the receptor
+    means of the folder's runs and the adjoints of its states, from the folder's emissions, masks,
+    population and component names (a tiny grid: fast)."""
+    from ctm_interface.reference import CTMGrid, write_run_folder
+    from experiments import emulator_fidelity as ef
+
+    toml = write_run_folder(tmp_path / "f", n_train=3, n_test=0, adjoint_states=2, adjoint_on_train=True,
+                            low=0.0, high=2.0, n_days=0.5, seed=4,
+                            grid=CTMGrid(ncols=8, nrows=6, xcell=216000.0, ycell=216000.0, gdnam="TINY"))  # fmt: skip
+    f = ci.read_run_folder(toml)
+    case = ef.ReferenceCase(toml)
+    assert case.n_days == 0.5 and case.regions == tuple(f.runs["source"].values.tolist())
+    assert json.loads(case.config)["seed"] == 4  # the learning-curve cache is tied to this CTM configuration
+    x = f.runs["scale"].transpose("run", "source", "species").values
+    y = f.runs["pm25"].transpose("run", "component", "receptor").values
+    np.testing.assert_allclose(case.run(x), y, rtol=1e-6)  # the files are float32
+    a = f.adjoints
+    g = case.adjoint(a["scale"].transpose("run", "source", "species").values, case.cost_weights())
+    s = a["sensitivity"].transpose("run", "source", "species").values
+    np.testing.assert_allclose(g, s, rtol=1e-5, atol=1e-6 * np.abs(s).max())
+
+
+def test_describe_states_by_hand():
+    """`describe_states` on two states of two sources and two species, each number computed by hand."""
+    from experiments import emulator_fidelity as ef
+
+    x = np.array([[[0.1, 1.0], [1.5, 0.5]], [[1.0, 1.0], [0.05, 2.0]]])
+    g = np.array([[[3.0, 1.0], [4.0, 0.0]], [[0.0, 2.0], [1.0, 0.0]]])
+    d = ef.describe_states(x, g, species=0)
+    assert d["below"] == 0.5  # 0.1 and 0.05 of the four species-0 factors
+    assert d["mean_abs_dev"] == pytest.approx((0.9 + 0 + 0.5 + 0.5 + 0 + 0 + 0.95 + 1.0) / 8)
+    assert d["top3_share"] == 1.0  # only two states
+    assert d["species_share"] == pytest.approx((9 + 16 + 0 + 1) / (9 + 1 + 16 + 0 + 0 + 4 + 1 + 0))
 
 
 def test_report_names_the_command_as_run(tmp_path, monkeypatch):
