@@ -35,7 +35,9 @@ Usage: `python -m experiments.emulator_fidelity --out DIR [--ctms reference,spec
 [--curve-score SIZES] [--curve-designs lhs,adaptive] [--curve-ctms spectral]
 [--seed 0]
 [--spectral-days 6] [--reference-days 4]`. The run folders
-are reused while the settings match (`DIR/folder_<ctm>/experiment.json`).
+are reused while the settings match (`DIR/folder_<ctm>/experiment.json`). From Python: `compute(out, ...)` (the
+options as keywords) returns the scores as a dataset, `report(ds, out)` writes `report.md` and `results.json` from
+it, `run` does both.
 """
 
 from __future__ import annotations
@@ -485,6 +487,242 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+SCORES = ("nme", "maxne", "r2_pooled", "r2_species_min", "slope_min", "slope_max", "spurious")
+_PER_SPECIES = ("species_r2", "species_slope", "species_share")
+
+
+def _union(lists) -> list[str]:
+    """The labels of every list, in first-seen order."""
+    seen = {}
+    for labels in lists:
+        seen.update(dict.fromkeys(labels))
+    return list(seen)
+
+
+def _to_dataset(results: dict, curves: dict, meta: dict, ctms: list[str], attrs: dict) -> xr.Dataset:
+    """`compute`'s dataset from the per-(CTM, family) score dicts and the learning-curve rows (`report` reads
+    them back from it: `_from_dataset`)."""
+    fams = _union(list(r) for r in results.values())
+    species = _union(list(r["species_r2"]) for fr in results.values() for r in fr.values())
+    comps = _union(list(r["worst_component_nme"]) for fr in results.values() for r in fr.values())
+    nc, nf = len(ctms), len(fams)
+    scal = {k: np.full((nc, nf), np.nan) for k in (*SCORES, "fit_seconds")}
+    per_sp = {k: np.full((nc, nf, len(species)), np.nan) for k in _PER_SPECIES}
+    comp_nme = np.full((nc, nf, len(comps)), np.nan)
+    sp_index = np.full((nc, len(species)), -1)  # position in the CTM's own species list (-1: not a species of it)
+    comp_index = np.full((nc, len(comps)), -1)
+    worst = np.full((nc, nf), "", dtype=object)
+    for i, c in enumerate(ctms):
+        for j, f in enumerate(fams):
+            if f not in results.get(c, {}):
+                continue
+            r = results[c][f]
+            for k in scal:
+                scal[k][i, j] = r[k]
+            for k in _PER_SPECIES:
+                for p, (s, v) in enumerate(r[k].items()):
+                    per_sp[k][i, j, species.index(s)] = v
+                    sp_index[i, species.index(s)] = p
+            for p, (s, v) in enumerate(r["worst_component_nme"].items()):
+                comp_nme[i, j, comps.index(s)] = v
+                comp_index[i, comps.index(s)] = p
+            worst[i, j] = json.dumps(r["worst_case"])
+    n_rows = max([len(v) for v in curves.values()], default=0)
+    cur = {k: np.full((nc, n_rows), np.nan) for k in SCORES}
+    cur_int = {k: np.zeros((nc, n_rows), dtype=np.int64) for k in ("n", "adjoints")}
+    cur_str = {k: np.full((nc, n_rows), "", dtype=object) for k in ("design", "detail")}
+    rows_of = np.full(nc, -1)  # -1: no learning curve for this CTM
+    for i, c in enumerate(ctms):
+        if c not in curves:
+            continue
+        rows_of[i] = len(curves[c])
+        for j, row in enumerate(curves[c]):
+            for k in SCORES:
+                cur[k][i, j] = row[k]
+            for k in cur_int:
+                cur_int[k][i, j] = row[k]
+            cur_str["design"][i, j] = row["design"]
+            cur_str["detail"][i, j] = json.dumps({k: v for k, v in row.items() if k not in (*SCORES, *cur_int, "design")})
+    cf, cfs, cfc, cr = ("ctm", "family"), ("ctm", "family", "species"), ("ctm", "family", "component"), ("ctm", "curve_row")
+    units = {"fit_seconds": "s"}
+    dv = {k: (cf, v, {"units": units.get(k, "1")}) for k, v in scal.items()}
+    dv |= {k: (cfs, v, {"units": "1"}) for k, v in per_sp.items()}
+    dv |= {"worst_component_nme": (cfc, comp_nme, {"units": "1"}), "worst_case": (cf, worst),
+           "species_index": (("ctm", "species"), sp_index), "component_index": (("ctm", "component"), comp_index),
+           "folder": (("ctm",), np.array([json.dumps(meta.get(c, {})) for c in ctms], dtype=object)),
+           "curve_rows": (("ctm",), rows_of)}  # fmt: skip
+    dv |= {f"curve_{k}": (cr, v, {"units": "1"}) for k, v in cur.items()}
+    dv |= {f"curve_{k}": (cr, v) for k, v in {**cur_int, **cur_str}.items()}
+    return xr.Dataset(dv, coords={"ctm": list(ctms), "family": fams, "species": species, "component": comps,
+                                  "curve_row": np.arange(n_rows)}, attrs=attrs)  # fmt: skip
+
+
+def _from_dataset(ds: xr.Dataset) -> tuple[dict, dict, dict]:
+    """`results`, `curves` and the run folders' settings (`results.json`'s) from `compute`'s dataset."""
+    results, curves, meta = {}, {}, {}
+    for i, c in enumerate(ds["ctm"].values.tolist()):
+        meta[c] = json.loads(str(ds["folder"].values[i]))
+        sp = sorted((int(p), s) for s, p in zip(ds["species"].values.tolist(), ds["species_index"].values[i]) if p >= 0)
+        co = sorted((int(p), s) for s, p in zip(ds["component"].values.tolist(), ds["component_index"].values[i]) if p >= 0)  # fmt: skip
+        results[c] = {}
+        for j, f in enumerate(ds["family"].values.tolist()):
+            if not str(ds["worst_case"].values[i, j]):
+                continue
+            at = lambda v, labels, dim: {s: float(ds[v].values[i, j, ds[dim].values.tolist().index(s)]) for _, s in labels}  # noqa: E731
+            results[c][f] = {**{k: float(ds[k].values[i, j]) for k in SCORES},
+                             **{k: at(k, sp, "species") for k in _PER_SPECIES},
+                             "worst_component_nme": at("worst_component_nme", co, "component"),
+                             "worst_case": json.loads(str(ds["worst_case"].values[i, j])),
+                             "fit_seconds": float(ds["fit_seconds"].values[i, j])}  # fmt: skip
+        if int(ds["curve_rows"].values[i]) >= 0:
+            curves[c] = [{"design": str(ds["curve_design"].values[i, j]), "n": int(ds["curve_n"].values[i, j]),
+                          "adjoints": int(ds["curve_adjoints"].values[i, j]),
+                          **{k: float(ds[f"curve_{k}"].values[i, j]) for k in SCORES},
+                          **json.loads(str(ds["curve_detail"].values[i, j]))}
+                         for j in range(int(ds["curve_rows"].values[i]))]  # fmt: skip
+    return results, curves, meta
+
+
+def compute(
+    out: str | Path,
+    *,
+    ctms=("reference", "spectral"),
+    families=FAMILIES,
+    n_train: int = 150,
+    n_test: int = 40,
+    n_adj: int = 30,
+    n_adj_test: int = 10,
+    members: int = 3,
+    steps: int = 1500,
+    sobolev: float = 0.05,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    curve=(50, 100, 150),
+    curve_family: str = "polynomial",
+    curve_adjoints: int = 0,
+    curve_sobolev: float | None = None,
+    curve_adjoint_at: str = "ranked",
+    curve_score=(),
+    curve_designs=("lhs", "adaptive"),
+    curve_ctms=("spectral",),
+    spectral_days: float = 6.0,
+    reference_days: float = 4.0,
+    command: str = "",
+) -> xr.Dataset:
+    """Write (or reuse) each CTM's run folder under `out`, fit every family (saved as `out/<ctm>_<family>.eqx`),
+    score them and run the learning curves (cached as `out/curve_<ctm>.nc`); the settings are `main`'s options.
+    **Returns** a dataset: the scores (`SCORES`, `fit_seconds`) over (ctm, family); per-species gradient R^2,
+    slope and share over (ctm, family, species) and the worst-receptor NME per component over (ctm, family,
+    component), NaN where the species or component is not the CTM's (`species_index`, `component_index`: its
+    position in the CTM's own list, -1 if not); `worst_case` (JSON text); the learning-curve rows over (ctm,
+    curve_row) (`curve_rows`: the CTM's number of rows, -1 without a curve; `curve_detail`: the row's per-species
+    numbers and worst case as JSON text); `folder`: each run folder's settings (JSON text); the settings and
+    `command` in attrs."""
+    args = argparse.Namespace(
+        n_train=n_train, n_test=n_test, n_adj=n_adj, n_adj_test=n_adj_test, members=members, steps=steps,
+        sobolev=sobolev, seed=seed, val_fraction=val_fraction, curve_family=curve_family,
+        curve_adjoints=curve_adjoints, curve_sobolev=sobolev if curve_sobolev is None else curve_sobolev,
+        curve_adjoint_at=curve_adjoint_at, curve_score=[int(v) for v in curve_score],
+        curve_designs=tuple(curve_designs), spectral_days=spectral_days, reference_days=reference_days,
+    )  # fmt: skip
+    ctms, families, sizes, curve_ctms = list(ctms), list(families), [int(s) for s in curve], list(curve_ctms)
+    if not args.curve_designs or set(args.curve_designs) - {"lhs", "adaptive"}:
+        raise ValueError(f"--curve-designs {','.join(args.curve_designs)!r}: choose lhs, adaptive or lhs,adaptive")
+    if args.curve_adjoints < 0:
+        raise ValueError(f"--curve-adjoints must be >= 0, got {args.curve_adjoints}")
+    if set(args.curve_score) - set(sizes):
+        raise ValueError(f"--curve-score {args.curve_score}: every size must be one of --curve {','.join(map(str, sizes))!r}")  # fmt: skip
+    if set(curve_ctms) - {"spectral", "reference", ""}:
+        raise ValueError(f"--curve-ctms {','.join(curve_ctms)!r}: the learning curve runs on the CTMs spectral, reference")  # fmt: skip
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results, curves, meta = {}, {}, {}
+    for name in ctms:
+        if name not in ("reference", "spectral"):
+            raise ValueError(f"--ctms: unknown CTM {name!r} (reference, spectral)")
+        toml = write_folder(name, out, args)
+        meta[name] = json.loads((toml.parent / "experiment.json").read_text())
+        train, test, adj = read_folder(toml, args)
+        results[name] = {}
+        for fam in families:
+            t = time.time()
+            model = fit_family(fam, train, fit_key(jr.PRNGKey(2026), args.seed), args)
+            sec = time.time() - t
+            sg.save(out / f"{name}_{fam}.eqx", model, provenance={"ctm": name, "n_train": args.n_train})
+            r = score(model, test, adj)
+            r["fit_seconds"] = sec
+            results[name][fam] = r
+            print(f"[{name}] {fam}: NME {_pct(r['nme'])}, MaxNE {_pct(r['maxne'])}, species R^2 min "
+                  f"{r['r2_species_min']:.3f}, slopes {r['slope_min']:.2f}-{r['slope_max']:.2f}, pooled R^2 "
+                  f"{r['r2_pooled']:.3f}, spurious {_pct(r['spurious'])}, fit {sec:.0f} s", flush=True)  # fmt: skip
+            print(f"    per-species R^2 {json.dumps({k: round(v, 3) for k, v in r['species_r2'].items()})}, "
+                  f"slope {json.dumps({k: round(v, 3) for k, v in r['species_slope'].items()})}, share "
+                  f"{json.dumps({k: round(v, 3) for k, v in r['species_share'].items()})}")  # fmt: skip
+            print(f"    MaxNE at {json.dumps(r['worst_case'])}")
+            print(f"    worst-receptor NME per component "
+                  f"{json.dumps({k: round(100 * v, 2) for k, v in r['worst_component_nme'].items()})}")  # fmt: skip
+        if sizes and name in curve_ctms:
+            case = SpectralCase(args.spectral_days) if name == "spectral" else ReferenceCase(toml)
+            curves[name] = learning_curve(case, out, sizes, args.curve_family, test, adj, args)
+            for row in curves[name]:
+                print(f"[{name}] curve {args.curve_family} {row['design']} n={row['n']} adjoints={row['adjoints']} "
+                      f"(Sobolev {args.curve_sobolev}): NME {_pct(row['nme'])}, "
+                      f"MaxNE {_pct(row['maxne'])}, species R^2 min {row['r2_species_min']:.3f}, slopes "
+                      f"{row['slope_min']:.2f}-{row['slope_max']:.2f}, pooled R^2 {row['r2_pooled']:.3f}", flush=True)  # fmt: skip
+                print(f"    MaxNE at {json.dumps(row['worst_case'])}")
+    attrs = {"command": command, "n_train": n_train, "n_test": n_test, "n_adj": n_adj, "n_adj_test": n_adj_test,
+             "members": members, "steps": steps, "sobolev": sobolev, "seed": seed, "val_fraction": val_fraction,
+             "curve": ",".join(map(str, sizes)), "curve_family": curve_family, "curve_adjoints": curve_adjoints,
+             "curve_sobolev": args.curve_sobolev, "curve_adjoint_at": curve_adjoint_at,
+             "curve_designs": ",".join(args.curve_designs), "curve_ctms": ",".join(curve_ctms),
+             "spectral_days": spectral_days, "reference_days": reference_days}  # fmt: skip
+    return _to_dataset(results, curves, meta, ctms, attrs)
+
+
+def _report(ds: xr.Dataset, results: dict, curves: dict) -> str:
+    a = ds.attrs
+    report = [
+        "# Emulator fidelity on two stand-in CTMs", "",
+        f"`{a['command']}`", "",
+        f"Budget: {a['n_train']} forward runs, {a['n_adj']} adjoint runs; held out: {a['n_test']} runs, "
+        f"{a['n_adj_test']} adjoint states. MLP ensemble: {a['members']} members; neural steps {a['steps']}.", "",
+        table(results), "",
+    ]  # fmt: skip
+    sobolev_fit = a["curve_family"] not in ("linear", "polynomial")  # closed-form fits take no Sobolev term
+    for name, rows in curves.items():
+        report += [f"Learning curve ({name}, {a['curve_family']}; {a['curve_adjoints']} adjoint runs per design, "
+                   f"Sobolev {a['curve_sobolev'] if a['curve_adjoints'] and sobolev_fit else 0}):", "",
+                   "| design | runs | worst NME | MaxNE | species R^2 min | slopes | pooled R^2 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        report += [f"| {r['design']} | {r['n']} | {_pct(r['nme'])} | {_pct(r['maxne'])} | {r['r2_species_min']:.3f} | "
+                   f"{r['slope_min']:.2f}-{r['slope_max']:.2f} | {r['r2_pooled']:.3f} |" for r in rows]  # fmt: skip
+        report.append("")
+    return "\n".join(report)
+
+
+def report(ds: xr.Dataset, out: str | Path) -> Path:
+    """Write `out/report.md` (the scores' table and the learning curves) and `out/results.json` (`{"results":
+    {ctm: {family: scores}}, "curves": {ctm: [rows]}, "ctm": {ctm: run folder settings}}`) from `compute`'s
+    dataset; the text is composed before anything is written, each file whole or not at all.
+    **Returns** the report's path."""
+    out = Path(out)
+    results, curves, meta = _from_dataset(ds)
+    text = _report(ds, results, curves)
+    saved = json.dumps({"results": results, "curves": curves, "ctm": meta}, indent=1)
+    write_text_atomic(out / "report.md", text)
+    write_text_atomic(out / "results.json", saved)
+    return out / "report.md"
+
+
+def run(out: str | Path, **kw) -> dict:
+    """`compute` + `report`. `kw` go to [`compute`][experiments.emulator_fidelity.compute].
+    **Returns** `{"results", "curves", "dataset", "report"}` (`results.json`'s numbers, the dataset and the
+    report's path)."""
+    ds = compute(out, **kw)
+    path = report(ds, out)
+    results, curves, _ = _from_dataset(ds)
+    return {"results": results, "curves": curves, "dataset": ds, "report": path}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, type=Path)
@@ -520,73 +758,19 @@ def main(argv=None) -> dict:
     ap.add_argument("--reference-days", type=float, default=4.0, help="days simulated per season (reference CTM)")
     argv = sys.argv[1:] if argv is None else list(argv)  # the report names the command as run
     args = ap.parse_args(argv)
-    args.curve_sobolev = args.sobolev if args.curve_sobolev is None else args.curve_sobolev
-    args.curve_score = [int(v) for v in args.curve_score.split(",") if v]
-    args.curve_designs = tuple(v for v in args.curve_designs.split(",") if v)
-    if not args.curve_designs or set(args.curve_designs) - {"lhs", "adaptive"}:
-        raise ValueError(f"--curve-designs {','.join(args.curve_designs)!r}: choose lhs, adaptive or lhs,adaptive")
-    if args.curve_adjoints < 0:
-        raise ValueError(f"--curve-adjoints must be >= 0, got {args.curve_adjoints}")
-    if set(args.curve_score) - {int(v) for v in args.curve.split(",") if v}:
-        raise ValueError(f"--curve-score {args.curve_score}: every size must be one of --curve {args.curve!r}")
-    if set(args.curve_ctms.split(",")) - {"spectral", "reference", ""}:
-        raise ValueError(f"--curve-ctms {args.curve_ctms!r}: the learning curve runs on the CTMs spectral, reference")
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    results, curves, meta = {}, {}, {}
-    for name in [c for c in args.ctms.split(",") if c]:
-        if name not in ("reference", "spectral"):
-            raise ValueError(f"--ctms: unknown CTM {name!r} (reference, spectral)")
-        toml = write_folder(name, out, args)
-        meta[name] = json.loads((toml.parent / "experiment.json").read_text())
-        train, test, adj = read_folder(toml, args)
-        results[name] = {}
-        for fam in [f for f in args.families.split(",") if f]:
-            t = time.time()
-            model = fit_family(fam, train, fit_key(jr.PRNGKey(2026), args.seed), args)
-            sec = time.time() - t
-            sg.save(out / f"{name}_{fam}.eqx", model, provenance={"ctm": name, "n_train": args.n_train})
-            r = score(model, test, adj)
-            r["fit_seconds"] = sec
-            results[name][fam] = r
-            print(f"[{name}] {fam}: NME {_pct(r['nme'])}, MaxNE {_pct(r['maxne'])}, species R^2 min "
-                  f"{r['r2_species_min']:.3f}, slopes {r['slope_min']:.2f}-{r['slope_max']:.2f}, pooled R^2 "
-                  f"{r['r2_pooled']:.3f}, spurious {_pct(r['spurious'])}, fit {sec:.0f} s", flush=True)  # fmt: skip
-            print(f"    per-species R^2 {json.dumps({k: round(v, 3) for k, v in r['species_r2'].items()})}, "
-                  f"slope {json.dumps({k: round(v, 3) for k, v in r['species_slope'].items()})}, share "
-                  f"{json.dumps({k: round(v, 3) for k, v in r['species_share'].items()})}")  # fmt: skip
-            print(f"    MaxNE at {json.dumps(r['worst_case'])}")
-            print(f"    worst-receptor NME per component "
-                  f"{json.dumps({k: round(100 * v, 2) for k, v in r['worst_component_nme'].items()})}")  # fmt: skip
-        sizes = [int(s) for s in args.curve.split(",") if s]
-        if sizes and name in args.curve_ctms.split(","):
-            case = SpectralCase(args.spectral_days) if name == "spectral" else ReferenceCase(toml)
-            curves[name] = learning_curve(case, out, sizes, args.curve_family, test, adj, args)
-            for row in curves[name]:
-                print(f"[{name}] curve {args.curve_family} {row['design']} n={row['n']} adjoints={row['adjoints']} "
-                      f"(Sobolev {args.curve_sobolev}): NME {_pct(row['nme'])}, "
-                      f"MaxNE {_pct(row['maxne'])}, species R^2 min {row['r2_species_min']:.3f}, slopes "
-                      f"{row['slope_min']:.2f}-{row['slope_max']:.2f}, pooled R^2 {row['r2_pooled']:.3f}", flush=True)  # fmt: skip
-                print(f"    MaxNE at {json.dumps(row['worst_case'])}")
-    report = [
-        "# Emulator fidelity on two stand-in CTMs", "",
-        f"`python -m experiments.emulator_fidelity {shlex.join(argv)}`", "",
-        f"Budget: {args.n_train} forward runs, {args.n_adj} adjoint runs; held out: {args.n_test} runs, "
-        f"{args.n_adj_test} adjoint states. MLP ensemble: {args.members} members; neural steps {args.steps}.", "",
-        table(results), "",
-    ]  # fmt: skip
-    sobolev_fit = args.curve_family not in ("linear", "polynomial")  # closed-form fits take no Sobolev term
-    for name, rows in curves.items():
-        report += [f"Learning curve ({name}, {args.curve_family}; {args.curve_adjoints} adjoint runs per design, "
-                   f"Sobolev {args.curve_sobolev if args.curve_adjoints and sobolev_fit else 0}):", "",
-                   "| design | runs | worst NME | MaxNE | species R^2 min | slopes | pooled R^2 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-        report += [f"| {r['design']} | {r['n']} | {_pct(r['nme'])} | {_pct(r['maxne'])} | {r['r2_species_min']:.3f} | "
-                   f"{r['slope_min']:.2f}-{r['slope_max']:.2f} | {r['r2_pooled']:.3f} |" for r in rows]  # fmt: skip
-        report.append("")
-    write_text_atomic(out / "report.md", "\n".join(report))
-    write_text_atomic(out / "results.json", json.dumps({"results": results, "curves": curves, "ctm": meta}, indent=1))
-    print("\n".join(report))
-    return {"results": results, "curves": curves}
+    split = lambda s: [v for v in s.split(",") if v]  # noqa: E731
+    res = run(
+        args.out, ctms=split(args.ctms), families=split(args.families), n_train=args.n_train, n_test=args.n_test,
+        n_adj=args.n_adj, n_adj_test=args.n_adj_test, members=args.members, steps=args.steps, sobolev=args.sobolev,
+        seed=args.seed, val_fraction=args.val_fraction, curve=[int(s) for s in split(args.curve)],
+        curve_family=args.curve_family, curve_adjoints=args.curve_adjoints, curve_sobolev=args.curve_sobolev,
+        curve_adjoint_at=args.curve_adjoint_at, curve_score=[int(v) for v in split(args.curve_score)],
+        curve_designs=split(args.curve_designs), curve_ctms=args.curve_ctms.split(","),
+        spectral_days=args.spectral_days, reference_days=args.reference_days,
+        command=f"python -m experiments.emulator_fidelity {shlex.join(argv)}",
+    )  # fmt: skip
+    print(res["report"].read_text())
+    return res
 
 
 if __name__ == "__main__":

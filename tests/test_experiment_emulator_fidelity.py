@@ -15,7 +15,7 @@ import surrogate as sg
 
 
 @pytest.mark.slow
-def test_emulator_fidelity_tiny(tmp_path):
+def test_emulator_fidelity_tiny(tmp_path, capsys):
     from experiments import emulator_fidelity as ef
 
     argv = ["--out", str(tmp_path), "--ctms", "spectral", "--families", "linear,structured", "--n-train", "10",
@@ -55,6 +55,110 @@ def test_emulator_fidelity_tiny(tmp_path):
     with pytest.raises(FileExistsError, match="not written by this experiment"):
         ef.write_folder("spectral", tmp_path / "other", _args())
     assert ci.read_run_folder(toml).runs.sizes["run"] == 15
+    _check_dataset_and_report(res, tmp_path, capsys.readouterr().out)
+
+
+def _pct(v):
+    return f"{100 * v:.2f} %"
+
+
+def _check_dataset_and_report(res, out, printed):
+    """`compute`'s dataset holds the numbers printed during the fits; `report(ds)` writes them: report.md's
+    table parsed back matches the dataset to printed precision, results.json equals the dataset's values, and
+    `report` on the dataset alone rewrites main's two files byte for byte."""
+    import re
+
+    from experiments import emulator_fidelity as ef
+
+    ds = res["dataset"]
+    assert ds["ctm"].values.tolist() == ["spectral"] and ds["family"].values.tolist() == ["linear", "structured"]
+    lines = printed.splitlines()
+    for fam in ("linear", "structured"):
+        d = ds.sel(ctm="spectral", family=fam)
+        i = next(k for k, line in enumerate(lines) if line.startswith(f"[spectral] {fam}:"))
+        want = (f"[spectral] {fam}: NME {_pct(float(d['nme']))}, MaxNE {_pct(float(d['maxne']))}, species R^2 min "
+                f"{float(d['r2_species_min']):.3f}, slopes {float(d['slope_min']):.2f}-{float(d['slope_max']):.2f}, "
+                f"pooled R^2 {float(d['r2_pooled']):.3f}, spurious {_pct(float(d['spurious']))}, "
+                f"fit {float(d['fit_seconds']):.0f} s")  # fmt: skip
+        assert lines[i] == want
+        own = [s for s in ds["species"].values.tolist() if int(ds["species_index"].sel(ctm="spectral", species=s)) >= 0]
+        r2 = json.loads(re.search(r"per-species R\^2 (\{.*?\}), slope", lines[i + 1]).group(1))
+        assert list(r2) == own
+        assert r2 == {s: round(float(d["species_r2"].sel(species=s)), 3) for s in own}
+        wc = json.loads(lines[i + 2].removeprefix("    MaxNE at "))
+        assert wc == json.loads(str(d["worst_case"].values))
+    # report.md's table, parsed back
+    text = (out / "report.md").read_text()
+    rows = [r.split(" | ") for r in text.splitlines() if r.startswith("| spectral |")]
+    assert [r[1] for r in rows] == ["linear", "structured"]
+    for r in rows:
+        d = ds.sel(ctm="spectral", family=r[1])
+        assert float(r[2].removesuffix(" %")) == pytest.approx(100 * float(d["nme"]), abs=0.005 + 1e-12)
+        assert float(r[3].removesuffix(" %")) == pytest.approx(100 * float(d["maxne"]), abs=0.005 + 1e-12)
+        assert float(r[4]) == pytest.approx(float(d["r2_species_min"]), abs=5e-4 + 1e-12, nan_ok=True)
+        lo, hi = (float(v) for v in re.fullmatch(r"(-?[\d.]+|nan)-(-?[\d.]+|nan)", r[5]).groups())
+        assert lo == pytest.approx(float(d["slope_min"]), abs=5e-3, nan_ok=True)
+        assert hi == pytest.approx(float(d["slope_max"]), abs=5e-3, nan_ok=True)
+        assert float(r[6]) == pytest.approx(float(d["r2_pooled"]), abs=5e-4 + 1e-12, nan_ok=True)
+        assert float(r[7].removesuffix(" %")) == pytest.approx(100 * float(d["spurious"]), abs=0.005 + 1e-12)
+    curve_rows = [r.split(" | ") for r in text.splitlines() if r.startswith(("| one-shot LHS |", "| adaptive |"))]
+    assert len(curve_rows) == int(ds["curve_rows"].sel(ctm="spectral")) == 4
+    for j, r in enumerate(curve_rows):
+        c = ds.sel(ctm="spectral", curve_row=j)
+        assert r[0] == "| " + str(c["curve_design"].values) and int(r[1]) == int(c["curve_n"])
+        assert float(r[2].removesuffix(" %")) == pytest.approx(100 * float(c["curve_nme"]), abs=0.005 + 1e-12)
+        assert float(r[4]) == pytest.approx(float(c["curve_r2_species_min"]), abs=5e-4 + 1e-12, nan_ok=True)
+    # results.json: the dataset's values, exactly
+    saved = json.loads((out / "results.json").read_text())
+    assert list(saved) == ["results", "curves", "ctm"]
+    for fam, r in saved["results"]["spectral"].items():
+        d = ds.sel(ctm="spectral", family=fam)
+        assert list(r) == [*ef.SCORES, *ef._PER_SPECIES, "worst_component_nme", "worst_case", "fit_seconds"]
+        for k in (*ef.SCORES, "fit_seconds"):
+            np.testing.assert_equal(r[k], float(d[k]))
+        for k in ef._PER_SPECIES:
+            np.testing.assert_equal(r[k], {s: float(d[k].sel(species=s)) for s in r[k]})
+        np.testing.assert_equal(r["worst_component_nme"],
+                                {c: float(d["worst_component_nme"].sel(component=c)) for c in r["worst_component_nme"]})  # fmt: skip
+    for j, row in enumerate(saved["curves"]["spectral"]):
+        c = ds.sel(ctm="spectral", curve_row=j)
+        assert (row["design"], row["n"], row["adjoints"]) == (str(c["curve_design"].values), int(c["curve_n"]), 0)
+        for k in ef.SCORES:
+            np.testing.assert_equal(row[k], float(c[f"curve_{k}"]))
+    assert saved["ctm"]["spectral"] == json.loads((out / "folder_spectral" / "experiment.json").read_text())
+    assert saved["results"] == json.loads(json.dumps(res["results"]))  # what main returned
+    # report(ds) alone writes the same two files
+    again = ef.report(ds, out / "again")
+    assert again.read_text() == text and text in printed
+    assert (out / "again" / "results.json").read_text() == (out / "results.json").read_text()
+
+
+def test_dataset_round_trip_two_ctms():
+    """`compute`'s dataset from two CTMs with different species and components (in different orders): NaN
+    where a species is not the CTM's, and `report`'s reading gives back the same dicts, keys in the same order."""
+    from experiments import emulator_fidelity as ef
+
+    def scores(rng, species, comps):
+        return {**{k: float(rng.uniform()) for k in ef.SCORES},
+                **{k: {s: float(rng.uniform()) for s in species} for k in ef._PER_SPECIES},
+                "worst_component_nme": {c: float(rng.uniform()) for c in comps},
+                "worst_case": {"run": int(rng.integers(9)), "errors": [1.5, float("nan")]}, "fit_seconds": 2.0}  # fmt: skip
+
+    rng = np.random.default_rng(0)
+    results = {"reference": {f: scores(rng, ["NOX", "SO2", "NH3"], ["PM25", "NO3"]) for f in ("linear", "mlp")},
+               "spectral": {f: scores(rng, ["SO2", "PEC"], ["NO3", "PM25", "SO4"]) for f in ("linear", "mlp")}}  # fmt: skip
+    row = lambda n: {"design": "adaptive", "n": n, "adjoints": 3,  # noqa: E731
+                     **{k: v for k, v in scores(rng, ["SO2", "PEC"], ["PM25"]).items() if k != "fit_seconds"}}
+    curves = {"reference": [], "spectral": [row(6), row(8)]}
+    meta = {"reference": {"n_train": 5}, "spectral": {"n_train": 6}}
+    ds = ef._to_dataset(results, curves, meta, ["reference", "spectral"], {"command": "x"})
+    assert ds["species"].values.tolist() == ["NOX", "SO2", "NH3", "PEC"]
+    assert np.isnan(ds["species_r2"].sel(ctm="spectral", species="NOX")).all()
+    assert float(ds["species_r2"].sel(ctm="spectral", family="mlp", species="PEC")) == results["spectral"]["mlp"]["species_r2"]["PEC"]
+    assert ds["species_index"].sel(ctm="reference").values.tolist() == [0, 1, 2, -1]
+    assert ds["curve_rows"].values.tolist() == [0, 2]
+    got = ef._from_dataset(ds)
+    assert json.dumps(got) == json.dumps((results, curves, meta))  # values and key order
 
 
 def _args():
