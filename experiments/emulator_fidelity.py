@@ -327,6 +327,13 @@ def describe_states(x, g, species: int, low: float = 0.2) -> dict:
             "species_share": float((g[:, :, species] ** 2).sum() / (g**2).sum())}  # fmt: skip
 
 
+#: what proposes the adaptive batches; a learning-curve cache reuses its adaptive batches only if it was written
+#: under the same tag. Bump it whenever the committee's fits change: session 8's `ridge_loo` fix changed every
+#: first batch (a bootstrap resample of 50 runs holds ~32 distinct runs, fewer than the polynomial's unpenalised
+#: terms, whose interaction terms were rounding noise before), and caches from before it carry no tag.
+COMMITTEE = "polynomial D=2, 5 bootstrap members, ridge_loo rank relative to the raw features (2026-12-01)"
+
+
 def committee(train: xr.Dataset, n: int = 5, seed: int = 0) -> sg.Ensemble:
     """Bootstrap committee of polynomial emulators (the disagreement for `propose`)."""
     rng = np.random.default_rng(seed)
@@ -393,7 +400,8 @@ def learning_curve(case: SpectralCase | ReferenceCase, out: Path, sizes, family:
         c = xr.load_dataset(cache)
         # the one-shot designs depend on their size only; the adaptive batches (and their adjoint ranks) on the
         # whole sequence of sizes; adjoints are reused only at the same states of the same design and the same cost
-        same = [int(v) for v in np.atleast_1d(c.attrs.get("sizes", []))] == list(sizes)
+        same = ([int(v) for v in np.atleast_1d(c.attrs.get("sizes", []))] == list(sizes)
+                and c.attrs.get("committee", "") == COMMITTEE)  # the batches depend on what proposed them
         if float(c.attrs.get("n_days", np.nan)) != case.n_days or c.attrs.get("config", "") != ctm_config:
             # another CTM configuration: nothing is reusable
             c = xr.Dataset()
@@ -465,7 +473,8 @@ def learning_curve(case: SpectralCase | ReferenceCase, out: Path, sizes, family:
     cw = w if w is not None else w_cached  # the cost of the cached adjoints (kept by a curve without adjoints)
     if cw is not None:
         dv["cost_weights"] = (("cw_component", "cw_receptor"), cw)
-    write_netcdf_atomic(xr.Dataset(dv, attrs={"sizes": list(sizes), "n_days": case.n_days, "config": ctm_config}),
+    write_netcdf_atomic(xr.Dataset(dv, attrs={"sizes": list(sizes), "n_days": case.n_days, "config": ctm_config,
+                                              "committee": COMMITTEE}),
                         cache)  # fmt: skip
     return rows
 

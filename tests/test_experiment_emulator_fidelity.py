@@ -222,6 +222,14 @@ def test_curve_adjoint_states_and_cache(tmp_path):
     np.testing.assert_allclose(g[0], np.einsum("cr,crij->ij", case.w, case.m), rtol=1e-12)
     case.config = "another CTM configuration"  # (ReferenceCase: its folder's [reference_ctm] table)
     assert curve(4) == 8  # nothing reused
+    # adaptive batches proposed by another committee (or cached before the tag): the one-shot design's adjoints
+    # are reused, the adaptive design's batch and its adjoints are not
+    assert c.attrs["committee"] == ef.COMMITTEE
+    c = xr.load_dataset(tmp_path / "curve_spectral.nc")
+    c.attrs["committee"] = "an older committee"
+    c.to_netcdf(tmp_path / "curve_spectral.nc")
+    assert curve(4) == 4
+    assert xr.load_dataset(tmp_path / "curve_spectral.nc").attrs["committee"] == ef.COMMITTEE
 
 
 def test_seed_changes_the_fits_only(tmp_path, monkeypatch):
