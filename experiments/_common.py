@@ -30,6 +30,12 @@ from pathlib import Path
 
 import diffmrio
 from diffmrio import MRIO
+from diffmrio._io import (  # noqa: F401  the atomic writers, for every experiment (one private import)
+    atomic_path,
+    save_figure_atomic,
+    write_netcdf_atomic,
+    write_text_atomic,
+)
 from diffmrio.tables import read_emissions_csv  # public since issue 11 item 5; kept importable from here
 
 __all__ = ["Table", "experiment_parser", "make_parser", "show_progress", "seed_or", "parse", "prepare_out", "shared_folder", "load_table",

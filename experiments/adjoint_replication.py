@@ -44,10 +44,17 @@ import xarray as xr
 
 import surrogate as sg
 from ctm_interface import allocate_to_grid, pm25_weights, region_kernel
-from diffmrio._io import save_figure_atomic, write_netcdf_atomic, write_text_atomic
-from diffmrio.demo._report import subplots
+from diffmrio.demo import subplots
 
-from ._common import experiment_parser, parse, seed_or, show_progress
+from ._common import (
+    experiment_parser,
+    parse,
+    save_figure_atomic,
+    seed_or,
+    show_progress,
+    write_netcdf_atomic,
+    write_text_atomic,
+)
 
 jax.config.update("jax_enable_x64", True)
 

@@ -31,10 +31,9 @@ import xarray as xr
 
 import diffmrio  # noqa: F401  (enables float64)
 from diffmrio import health as H
-from diffmrio._io import write_netcdf_atomic, write_text_atomic
-from diffmrio.demo._report import Report, subplots
+from diffmrio.demo import Report, subplots
 
-from ._common import experiment_parser, footer, parse, shared_folder
+from ._common import experiment_parser, footer, parse, shared_folder, write_netcdf_atomic, write_text_atomic
 from .global_health_2015 import PUBLISHED
 
 NAME = "china_health_2015"

@@ -33,12 +33,11 @@ from matplotlib.path import Path as MplPath
 
 import diffmrio
 from diffmrio import MRIO
-from diffmrio._io import write_netcdf_atomic
 from diffmrio.datasets import _demo
-from diffmrio.demo._report import Report, subplots
+from diffmrio.demo import Report, subplots
 from diffmrio.tables import read_margins_csv  # public since issue 11 item 5; kept importable from here
 
-from ._common import cli_main, footer, make_parser, seed_or, table_or_demo, tag
+from ._common import cli_main, footer, make_parser, seed_or, table_or_demo, tag, write_netcdf_atomic
 
 NAME = "city_network"
 # Sector groups for the aggregated heat map (demo world sector names).

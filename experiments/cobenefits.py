@@ -41,11 +41,20 @@ import xarray as xr
 
 import diffmrio
 from diffmrio import MRIO
-from diffmrio._io import write_netcdf_atomic
 from diffmrio.chain import deaths_satellite, with_deaths_row
-from diffmrio.demo._report import Report, subplots
+from diffmrio.demo import Report, subplots
 
-from ._common import demo_source, footer, load_demo, make_parser, parse, seed_or, show_progress, tag
+from ._common import (
+    demo_source,
+    footer,
+    load_demo,
+    make_parser,
+    parse,
+    seed_or,
+    show_progress,
+    tag,
+    write_netcdf_atomic,
+)
 
 NAME = "cobenefits"
 SECTORS = ("power", "metals", "nonmetal")

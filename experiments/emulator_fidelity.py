@@ -56,7 +56,8 @@ import numpy as np
 import xarray as xr
 
 import surrogate as sg
-from diffmrio._io import write_netcdf_atomic, write_text_atomic
+
+from ._common import write_netcdf_atomic, write_text_atomic
 
 jax.config.update("jax_enable_x64", True)
 

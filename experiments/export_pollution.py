@@ -31,10 +31,19 @@ import pandas as pd
 import xarray as xr
 
 import diffmrio
-from diffmrio._io import write_netcdf_atomic
-from diffmrio.demo._report import Report, subplots
+from diffmrio.demo import Report, subplots
 
-from ._common import demo_source, footer, load_demo, load_table, make_parser, parse, show_progress, tag
+from ._common import (
+    demo_source,
+    footer,
+    load_demo,
+    load_table,
+    make_parser,
+    parse,
+    show_progress,
+    tag,
+    write_netcdf_atomic,
+)
 
 NAME = "export_pollution"
 POLLUTANTS = ("SO2", "NOx", "NH3", "VOC", "PM2.5")

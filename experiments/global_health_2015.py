@@ -26,10 +26,18 @@ import xarray as xr
 
 import diffmrio  # noqa: F401  (enables float64)
 from diffmrio import health as H
-from diffmrio._io import atomic_path, save_figure_atomic, write_netcdf_atomic, write_text_atomic
-from diffmrio.demo._report import subplots
+from diffmrio.demo import subplots
 
-from ._common import experiment_parser, parse, seed_or, shared_folder
+from ._common import (
+    atomic_path,
+    experiment_parser,
+    parse,
+    save_figure_atomic,
+    seed_or,
+    shared_folder,
+    write_netcdf_atomic,
+    write_text_atomic,
+)
 
 # Published national totals for 2015 (deaths attributable to ambient PM2.5).
 PUBLISHED = {

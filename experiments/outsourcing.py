@@ -28,12 +28,11 @@ import xarray as xr
 
 import diffmrio
 from diffmrio import MRIO
-from diffmrio._io import write_netcdf_atomic
 from diffmrio.datasets import _demo
-from diffmrio.demo._report import Report, subplots
+from diffmrio.demo import Report, subplots
 from diffmrio.tables import distance_matrix, gravity_ras_rebuild, read_distances_csv
 
-from ._common import cli_main, footer, make_parser, table_or_demo, tag
+from ._common import cli_main, footer, make_parser, table_or_demo, tag, write_netcdf_atomic
 
 NAME = "outsourcing"
 DEMO_HUBS = ("Capital", "Harbor")

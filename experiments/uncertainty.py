@@ -27,10 +27,19 @@ import pandas as pd
 import xarray as xr
 
 import diffmrio
-from diffmrio._io import write_netcdf_atomic
-from diffmrio.demo._report import Report, subplots
+from diffmrio.demo import Report, subplots
 
-from ._common import demo_source, footer, load_demo, make_parser, parse, seed_or, show_progress, tag
+from ._common import (
+    demo_source,
+    footer,
+    load_demo,
+    make_parser,
+    parse,
+    seed_or,
+    show_progress,
+    tag,
+    write_netcdf_atomic,
+)
 
 NAME = "uncertainty"
 FULL_SIZES = (100, 300, 1000, 3000, 10000)

@@ -33,11 +33,19 @@ import xarray as xr
 
 import diffmrio
 from diffmrio import MRIO
-from diffmrio._io import write_netcdf_atomic
 from diffmrio.chain import deaths_satellite, with_deaths_row
-from diffmrio.demo._report import Report, subplots
+from diffmrio.demo import Report, subplots
 
-from ._common import demo_source, footer, load_demo, make_parser, parse, show_progress, tag
+from ._common import (
+    demo_source,
+    footer,
+    load_demo,
+    make_parser,
+    parse,
+    show_progress,
+    tag,
+    write_netcdf_atomic,
+)
 
 NAME = "value_chain"
 STRESSORS = ("value_added", "employment", "deaths")

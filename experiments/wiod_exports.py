@@ -119,7 +119,7 @@ def report(ds: xr.Dataset, out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from diffmrio._io import save_figure_atomic, write_netcdf_atomic
+    from ._common import save_figure_atomic, write_netcdf_atomic
 
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
