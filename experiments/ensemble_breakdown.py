@@ -34,7 +34,7 @@ def breakdown(model: sg.Ensemble, test: xr.Dataset, adj: xr.Dataset, top: int = 
     sensitivities of the ensemble (its member mean, the emulator that is scored) at the states of `adj`, as
     `[(component, species, ratio), ...]`, largest first."""
     if not isinstance(model, sg.Ensemble):
-        raise TypeError(f"breakdown needs an surrogate.Ensemble, got {type(model).__name__}")
+        raise TypeError(f"breakdown needs a surrogate.Ensemble, got {type(model).__name__}")
     sp = sg.gradient_agreement(model, adj)["spurious"]
     flat = sp.values.ravel()
     order = np.argsort(-flat, kind="stable")[:top]
