@@ -19,7 +19,12 @@ from ._leontief import leontief_solve
 from ._mrio import MRIO
 
 
-def eebt_arrays(Z: Float[Array, "n n"], Y: Float[Array, "n fd"], F: Float[Array, "p n"], n_regions: int):
+def eebt_arrays(
+    Z: Float[Array | np.ndarray, "n n"],
+    Y: Float[Array | np.ndarray, "n fd"],
+    F: Float[Array | np.ndarray, "p n"],
+    n_regions: int,
+) -> Float[Array, "p R R"]:
     r"""Emissions embodied in bilateral trade (Peters 2008, *Ecol. Econ.* 65:13).
 
     With the local (domestic) Leontief inverse $L^{loc}_{rr} = (I - A_{rr})^{-1}$ and the gross export
@@ -57,7 +62,7 @@ def eebt_arrays(Z: Float[Array, "n n"], Y: Float[Array, "n fd"], F: Float[Array,
 
 
 def sector_flow_arrays(
-    Z: Float[Array, "n n"], Y: Float[Array, "n fd"], F: Float[Array, "p n"]
+    Z: Float[Array | np.ndarray, "n n"], Y: Float[Array | np.ndarray, "n fd"], F: Float[Array | np.ndarray, "p n"]
 ) -> Float[Array, "p n n"]:
     r"""Sector-pair embodied flows (BTH study, eq. 15): $\Phi = \mathrm{diag}(s) L Z$ per stressor.
 

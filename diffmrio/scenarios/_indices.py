@@ -39,7 +39,9 @@ def _safe_ratio(num, den, fill):
 # TCI / THI
 
 
-def embodied_trade(E: Float[Array | np.ndarray, "R R"]) -> tuple[Float[Array | np.ndarray, " R"], Float[Array | np.ndarray, " R"]]:
+def embodied_trade(
+    E: Float[Array | np.ndarray, "R R"],
+) -> tuple[Float[Array | np.ndarray, " R"], Float[Array | np.ndarray, " R"]]:
     """Embodied imports and exports of every region from a region x region burden matrix.
 
     $E_{rs}$ is the burden emitted (or deaths caused) in region $r$ because of final demand in region $s$
@@ -121,7 +123,9 @@ def _values_and_weights(quantity, population):
     return q, p
 
 
-def gini(quantity: Float[Array | np.ndarray, " R"], population: Float[Array | np.ndarray, " R"] | None = None) -> Float[Array | np.ndarray, ""]:
+def gini(
+    quantity: Float[Array | np.ndarray, " R"], population: Float[Array | np.ndarray, " R"] | None = None
+) -> Float[Array | np.ndarray, ""]:
     """Population-weighted Gini coefficient (VALUECHAIN study, eq. 11).
 
     $$\\mathrm{Gini} = \\sum_i P_i Y_i + 2 \\sum_i P_i (1 - T_i) - 1,$$

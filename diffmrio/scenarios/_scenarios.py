@@ -127,7 +127,7 @@ def intensity_convergence(
     stressor: str = "CO2",
     *,
     sectors: Sequence[str] = DEFAULT_SECTORS,
-    levels: Sequence[float] = (1.0, 0.75, 0.5),
+    levels: Sequence[float] | Float[np.ndarray, " l"] = (1.0, 0.75, 0.5),
     intensity: xr.DataArray | np.ndarray | None = None,
     impact: xr.DataArray | np.ndarray | None = None,
 ) -> xr.Dataset:
