@@ -12,6 +12,7 @@ from typing import NamedTuple, no_type_check
 
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 from jaxtyping import Array, Float
 
 __all__ = [
@@ -41,7 +42,7 @@ def _safe_ratio(num, den, fill):
 
 def embodied_trade(
     E: Float[Array | np.ndarray, "R R"],
-) -> tuple[Float[Array | np.ndarray, " R"], Float[Array | np.ndarray, " R"]]:
+) -> tuple[Float[Array, " R"], Float[Array, " R"]]:
     """Embodied imports and exports of every region from a region x region burden matrix.
 
     $E_{rs}$ is the burden emitted (or deaths caused) in region $r$ because of final demand in region $s$
@@ -90,7 +91,7 @@ def disparity_index(eei, eee, *, fill_value: float = float("nan")):
 
 def disparity_index_from_matrix(
     E: Float[Array | np.ndarray, "R R"], *, fill_value: float = float("nan")
-) -> Float[Array | np.ndarray, " R"]:
+) -> Float[Array, " R"]:
     """TCI/THI of every region from a region x region burden matrix (see
     [`embodied_trade`][diffmrio.scenarios.embodied_trade] and [`disparity_index`][diffmrio.scenarios.disparity_index]).
 
@@ -125,7 +126,7 @@ def _values_and_weights(quantity, population):
 
 def gini(
     quantity: Float[Array | np.ndarray, " R"], population: Float[Array | np.ndarray, " R"] | None = None
-) -> Float[Array | np.ndarray, ""]:
+) -> Float[Array, ""]:
     """Population-weighted Gini coefficient (VALUECHAIN study, eq. 11).
 
     $$\\mathrm{Gini} = \\sum_i P_i Y_i + 2 \\sum_i P_i (1 - T_i) - 1,$$
@@ -156,11 +157,10 @@ def gini(
     return jnp.sum(P * Y) + 2.0 * jnp.sum(P * (1.0 - T)) - 1.0
 
 
-# not checked by the test run's jaxtyping hook: it also takes labelled `xarray.DataArray`s (by their values), which are not arrays to the hook
-@no_type_check
 def lorenz_curve(
-    quantity: Float[Array | np.ndarray, " R"], population: Float[Array | np.ndarray, " R"] | None = None
-) -> tuple[Float[Array | np.ndarray, " R+1"], Float[Array | np.ndarray, " R+1"]]:
+    quantity: Float[Array | np.ndarray, " R"] | xr.DataArray,
+    population: Float[Array | np.ndarray, " R"] | xr.DataArray | None = None,
+) -> tuple[Float[Array, " R+1"], Float[Array, " R+1"]]:
     """Lorenz curve of a quantity over regions (VALUECHAIN study; docs/science.md, "Indices").
 
     Regions sorted by **ascending** per-capita value $q_i / p_i$ (the order [`gini`][diffmrio.scenarios.gini]
@@ -190,7 +190,7 @@ def coefficient_of_variation(
     *,
     weighted: bool = True,
     ddof: int = 0,
-) -> Float[Array | np.ndarray, ""]:
+) -> Float[Array, ""]:
     """Coefficient of variation (sd / mean) of per-capita values across regions (VALUECHAIN study).
 
     With $y_i = q_i / p_i$ and weights $w_i$ ($w_i = p_i / \\sum p$ when `weighted`, else $1/R$):
