@@ -157,6 +157,9 @@ def gini(
     return jnp.sum(P * Y) + 2.0 * jnp.sum(P * (1.0 - T)) - 1.0
 
 
+# not checked by the test run's jaxtyping hook: a labelled `DataArray` input binds no `R` for the `R+1` of the
+# result, and a `population` of the wrong length gets the ValueError naming it (which the hook would pre-empt)
+@no_type_check
 def lorenz_curve(
     quantity: Float[Array | np.ndarray, " R"] | xr.DataArray,
     population: Float[Array | np.ndarray, " R"] | xr.DataArray | None = None,
