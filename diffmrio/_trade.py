@@ -13,13 +13,19 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ._accounts import coefficients, intensities
 from ._custom_types import Array, Float
+from ._economy import Economy, economy_kernel, prepared
 from ._leontief import leontief_solve
 from ._mrio import MRIO
+from ._units import common_unit, stressor_units
 
 
-def eebt_arrays(Z: Float[Array, "n n"], Y: Float[Array, "n fd"], F: Float[Array, "p n"], n_regions: int):
+def eebt_arrays(
+    Z: Float[Array | np.ndarray, "n n"],
+    Y: Float[Array | np.ndarray, "n fd"],
+    F: Float[Array | np.ndarray, "p n"],
+    n_regions: int,
+) -> Float[Array, "p R R"]:
     r"""Emissions embodied in bilateral trade (Peters 2008, *Ecol. Econ.* 65:13).
 
     With the local (domestic) Leontief inverse $L^{loc}_{rr} = (I - A_{rr})^{-1}$ and the gross export
@@ -34,12 +40,17 @@ def eebt_arrays(Z: Float[Array, "n n"], Y: Float[Array, "n fd"], F: Float[Array,
 
     **Returns:** `(p, R, R)` array; rows: exporting (emitting) region, columns: importing region.
     """
-    R = n_regions
+    Z, Y = jnp.asarray(Z), jnp.asarray(Y)
+    _, A, S = economy_kernel(Z, Y, jnp.asarray(F))
+    return _eebt(A, S, Z, Y, n_regions)
+
+
+def _eebt(A, S, Z, Y, R: int):
+    """EEBT from the coefficients `A`, intensities `S` and the flows (shared by the kernel and `eebt`)."""
     n = Z.shape[0]
     N = n // R
-    p = F.shape[0]
-    x, A = coefficients(Z, Y)
-    S = intensities(F, x).reshape(p, R, N)
+    p = S.shape[0]
+    S = S.reshape(p, R, N)
     Zb = Z.reshape(R, N, R, N).sum(axis=3)  # (r, i, s)
     Yb = Y.reshape(R, N, R, -1).sum(axis=3)  # (r, i, s)
     e = Zb + Yb  # gross flows r -> s by product i
@@ -57,7 +68,7 @@ def eebt_arrays(Z: Float[Array, "n n"], Y: Float[Array, "n fd"], F: Float[Array,
 
 
 def sector_flow_arrays(
-    Z: Float[Array, "n n"], Y: Float[Array, "n fd"], F: Float[Array, "p n"]
+    Z: Float[Array | np.ndarray, "n n"], Y: Float[Array | np.ndarray, "n fd"], F: Float[Array | np.ndarray, "p n"]
 ) -> Float[Array, "p n n"]:
     r"""Sector-pair embodied flows (BTH study, eq. 15): $\Phi = \mathrm{diag}(s) L Z$ per stressor.
 
@@ -66,32 +77,64 @@ def sector_flow_arrays(
     Row sums: $\Phi 1 = \mathrm{diag}(s) L Z 1 = \mathrm{diag}(s)(L x - x)$ (since $Z 1 = x - y$ and
     $L y = x$).
     """
-    x, A = coefficients(Z, Y)
-    S = intensities(F, x)
-    LZ = leontief_solve(A, Z)
+    Z = jnp.asarray(Z)
+    eco = Economy.from_arrays(Z, Y, F)
+    return _sector_flows(eco.S, eco.solve(Z))
+
+
+def _sector_flows(S, LZ):
     return S[:, :, None] * LZ[None, :, :]
 
 
-def eebt(mrio: MRIO) -> xr.DataArray:
-    """Labelled [`eebt_arrays`][diffmrio.eebt_arrays]: `EEBT(stressor, region, to_region)`."""
-    arr = eqx.filter_jit(eebt_arrays)(mrio.Z, mrio.Y, mrio.F, mrio.n_regions)
+@eqx.filter_jit
+def _eebt_of(eco: Economy, Z, Y, R: int):
+    return _eebt(eco.A, eco.S, Z, Y, R)
+
+
+@eqx.filter_jit
+def _sector_flows_of(eco: Economy, Z, q: int):
+    return _sector_flows(eco.S[q : q + 1], eco.solve(Z))[0]
+
+
+def eebt(mrio: MRIO | Economy) -> xr.DataArray:
+    """Labelled [`eebt_arrays`][diffmrio.eebt_arrays]: `EEBT(stressor, region, to_region)`, with the stressors'
+    units (the `unit` coordinate; `units` names it, or is the unit itself when all stressors share one).
+
+    `mrio`: a [`MRIO`][diffmrio.MRIO], or an [`Economy`][diffmrio.Economy] prepared from one (its `A` and `S` are
+    reused; EEBT needs each region's *local* inverse, so the global factors are not)."""
+    mrio, eco = prepared(mrio, "eebt")
+    Z, Y = jnp.asarray(mrio.Z), jnp.asarray(mrio.Y)
+    arr = _eebt_of(eco, Z, Y, mrio.n_regions)
+    units = stressor_units(mrio, range(len(mrio.stressors)))
     return xr.DataArray(
         np.asarray(arr), dims=("stressor", "region", "to_region"),
-        coords={"stressor": list(mrio.stressors), "region": list(mrio.regions), "to_region": list(mrio.regions)},
-        name="EEBT", attrs={"description": "emissions embodied in bilateral gross trade (Peters 2008)"},
+        coords={"stressor": list(mrio.stressors), "region": list(mrio.regions), "to_region": list(mrio.regions),
+                "unit": ("stressor", units)},
+        name="EEBT", attrs={"description": "emissions embodied in bilateral gross trade (Peters 2008)",
+                            **_units_attrs(units)},
     )  # fmt: skip
 
 
-def sector_flows(mrio: MRIO, stressor: str) -> xr.DataArray:
-    """Labelled sector-pair embodied flows for one stressor:
-    `Phi(region, sector, to_region, to_sector)`."""
+def _units_attrs(units: list[str]) -> dict[str, str]:
+    u = common_unit(units)
+    return {"units": u, "units_note": "<unit> is the stressor's `unit` coordinate"} if u == "<unit>" else {"units": u}
+
+
+def sector_flows(mrio: MRIO | Economy, stressor: str) -> xr.DataArray:
+    """Labelled sector-pair embodied flows for one stressor: `Phi(region, sector, to_region, to_sector)`, in the
+    stressor's units.
+
+    `mrio`: a [`MRIO`][diffmrio.MRIO], or an [`Economy`][diffmrio.Economy] prepared from one (its factors are
+    reused: one solve with `n` right-hand sides, no new factorisation)."""
+    mrio, eco = prepared(mrio, "sector_flows")
     q = mrio.stressor_index(stressor)
-    arr = eqx.filter_jit(sector_flow_arrays)(mrio.Z, mrio.Y, mrio.F[q : q + 1])[0]
+    arr = _sector_flows_of(eco, jnp.asarray(mrio.Z), q)
     R, N = mrio.n_regions, mrio.n_sectors
     c = mrio.coords()
+    (unit,) = stressor_units(mrio, [q])
     return xr.DataArray(
         np.asarray(arr).reshape(R, N, R, N), dims=("region", "sector", "to_region", "to_sector"),
         coords={k: c[k] for k in ("region", "sector", "to_region", "to_sector")}, name="Phi",
-        attrs={"stressor": stressor, "description": "diag(s) L Z: stressor of (region, sector) embodied in "
-               "intermediate purchases of (to_region, to_sector) (BTH study eq. 15)"},
+        attrs={"stressor": stressor, "units": unit, "description": "diag(s) L Z: stressor of "
+               "(region, sector) embodied in intermediate purchases of (to_region, to_sector) (BTH study eq. 15)"},
     )  # fmt: skip

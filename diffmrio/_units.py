@@ -8,7 +8,7 @@ documentation for the currency and price basis).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import xarray as xr
 
@@ -20,6 +20,12 @@ def common_unit(units: Sequence[str]) -> str:
     """The stressors' unit when they share one, else `"<unit>"` (read the `unit` coordinate)."""
     distinct = sorted({str(u) for u in units})
     return distinct[0] if len(distinct) == 1 and distinct[0] else "<unit>"
+
+
+def stressor_units(mrio, idx: Iterable[int]) -> list[str]:
+    """The units of the stressors `idx` of a table (`""` each when the table records none)."""
+    units = getattr(mrio, "units", None)
+    return ["" if units is None else str(units[i]) for i in idx]
 
 
 def per(a: str, b: str) -> str:

@@ -1,5 +1,7 @@
 """Trade-embodied flows against explicit numpy computations and their identities."""
 
+import dataclasses
+
 import numpy as np
 from _systems import make_mrio
 
@@ -36,3 +38,25 @@ def test_sector_flows_against_dense_formula():
     np.testing.assert_allclose(got, want, rtol=1e-10)
     # row sums: Phi 1 = diag(s) L Z 1 = diag(s) L (x - y) = diag(s) (L x - x)
     np.testing.assert_allclose(got.sum(1), (F[1] / x) * (L @ x - x), rtol=1e-9)
+
+
+def test_prepared_economy_and_units():
+    """`eebt`/`sector_flows` take a prepared `Economy` (same numbers, no new factorisation for the flows) and say
+    their units; the array kernels take numpy arrays."""
+    m = make_mrio(R=3, N=2, K=2, p=2, seed=7)
+    m = dataclasses.replace(m, units=("kt", "Mt"))
+    eco = diffmrio.Economy.from_mrio(m)
+    e_m, e_e = diffmrio.eebt(m), diffmrio.eebt(eco)
+    np.testing.assert_allclose(e_e.values, e_m.values, rtol=1e-12)
+    assert list(e_m.unit.values) == ["kt", "Mt"] and e_m.attrs["units"] == "<unit>"
+    np.testing.assert_allclose(e_m.values, diffmrio.eebt_arrays(*(np.asarray(a) for a in (m.Z, m.Y, m.F)), 3),
+                               rtol=1e-12)  # fmt: skip
+    phi_m, phi_e = diffmrio.sector_flows(m, "q1"), diffmrio.sector_flows(eco, "q1")
+    np.testing.assert_allclose(phi_e.values, phi_m.values, rtol=1e-12)
+    assert phi_m.attrs["units"] == "Mt" and diffmrio.sector_flows(m, "q0").attrs["units"] == "kt"
+    np.testing.assert_allclose(
+        phi_m.values.reshape(6, 6), diffmrio.sector_flow_arrays(np.asarray(m.Z), np.asarray(m.Y), np.asarray(m.F))[1],
+        rtol=1e-12,
+    )
+    one_unit = dataclasses.replace(m, units=("kt", "kt"))
+    assert diffmrio.eebt(one_unit).attrs["units"] == "kt"

@@ -8,10 +8,11 @@ populations, TCI in the flows, APE in the emissions, the supply-chain shares in 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, no_type_check
 
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 from jaxtyping import Array, Float
 
 __all__ = [
@@ -39,7 +40,9 @@ def _safe_ratio(num, den, fill):
 # TCI / THI
 
 
-def embodied_trade(E: Float[Array, "R R"]) -> tuple[Float[Array, " R"], Float[Array, " R"]]:
+def embodied_trade(
+    E: Float[Array | np.ndarray, "R R"],
+) -> tuple[Float[Array, " R"], Float[Array, " R"]]:
     """Embodied imports and exports of every region from a region x region burden matrix.
 
     $E_{rs}$ is the burden emitted (or deaths caused) in region $r$ because of final demand in region $s$
@@ -87,7 +90,7 @@ def disparity_index(eei, eee, *, fill_value: float = float("nan")):
 
 
 def disparity_index_from_matrix(
-    E: Float[Array, "R R"], *, fill_value: float = float("nan")
+    E: Float[Array | np.ndarray, "R R"], *, fill_value: float = float("nan")
 ) -> Float[Array, " R"]:
     """TCI/THI of every region from a region x region burden matrix (see
     [`embodied_trade`][diffmrio.scenarios.embodied_trade] and [`disparity_index`][diffmrio.scenarios.disparity_index]).
@@ -121,7 +124,9 @@ def _values_and_weights(quantity, population):
     return q, p
 
 
-def gini(quantity: Float[Array, " R"], population: Float[Array, " R"] | None = None) -> Float[Array, ""]:
+def gini(
+    quantity: Float[Array | np.ndarray, " R"], population: Float[Array | np.ndarray, " R"] | None = None
+) -> Float[Array, ""]:
     """Population-weighted Gini coefficient (VALUECHAIN study, eq. 11).
 
     $$\\mathrm{Gini} = \\sum_i P_i Y_i + 2 \\sum_i P_i (1 - T_i) - 1,$$
@@ -152,8 +157,12 @@ def gini(quantity: Float[Array, " R"], population: Float[Array, " R"] | None = N
     return jnp.sum(P * Y) + 2.0 * jnp.sum(P * (1.0 - T)) - 1.0
 
 
+# not checked by the test run's jaxtyping hook: a labelled `DataArray` input binds no `R` for the `R+1` of the
+# result, and a `population` of the wrong length gets the ValueError naming it (which the hook would pre-empt)
+@no_type_check
 def lorenz_curve(
-    quantity: Float[Array, " R"], population: Float[Array, " R"] | None = None
+    quantity: Float[Array | np.ndarray, " R"] | xr.DataArray,
+    population: Float[Array | np.ndarray, " R"] | xr.DataArray | None = None,
 ) -> tuple[Float[Array, " R+1"], Float[Array, " R+1"]]:
     """Lorenz curve of a quantity over regions (VALUECHAIN study; docs/science.md, "Indices").
 
@@ -179,8 +188,8 @@ def lorenz_curve(
 
 
 def coefficient_of_variation(
-    quantity: Float[Array, " R"],
-    population: Float[Array, " R"] | None = None,
+    quantity: Float[Array | np.ndarray, " R"],
+    population: Float[Array | np.ndarray, " R"] | None = None,
     *,
     weighted: bool = True,
     ddof: int = 0,
@@ -308,9 +317,12 @@ class SupplyChainEfficiency(NamedTuple):
     inefficient: Array
 
 
+# not checked by the test run's jaxtyping hook: it checks `intensity`'s length against `Phi` and `n_regions` itself with errors naming the
+# argument, which the hook's generic check would pre-empt
+@no_type_check
 def supply_chain_efficiency(
-    Phi: Float[Array, "n n"],
-    intensity: Float[Array, " n"],
+    Phi: Float[Array | np.ndarray, "n n"],
+    intensity: Float[Array | np.ndarray, " n"],
     *,
     n_regions: int,
     by: str = "supplier",

@@ -25,7 +25,7 @@ that reduce a footprint (or, through the chain, deaths) most under a budget
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, no_type_check
 
 import equinox as eqx
 import jax
@@ -127,7 +127,7 @@ def intensity_convergence(
     stressor: str = "CO2",
     *,
     sectors: Sequence[str] = DEFAULT_SECTORS,
-    levels: Sequence[float] = (1.0, 0.75, 0.5),
+    levels: Sequence[float] | Float[np.ndarray, " l"] = (1.0, 0.75, 0.5),
     intensity: xr.DataArray | np.ndarray | None = None,
     impact: xr.DataArray | np.ndarray | None = None,
 ) -> xr.Dataset:
@@ -386,6 +386,9 @@ def _pgd(objective, S0, cost, budget, u_max, optimizer, steps, scale, lr):
     return u, hist / scale
 
 
+# not checked by the test run's jaxtyping hook: the function checks `cost`'s shape and sign and `u_max` itself with
+# errors naming the argument, which the hook's generic check would pre-empt (its helpers are checked)
+@no_type_check
 def optimise_intensity_cuts(
     objective: Callable[[Array], Array],
     S0: Float[Array, "... n"],

@@ -31,6 +31,7 @@ from jaxtyping import Array, Float, Int
 from .._economy import Economy, prepared
 from .._labels import label, unlabel
 from .._leontief import leontief_solve, leontief_solve_left
+from .._units import stressor_units as _units
 
 __all__ = ["production_layers", "production_layers_kernel", "layer_flows", "layer_flows_kernel"]
 
@@ -52,11 +53,6 @@ def _stressor_indices(mrio: Any, stressor: str | Sequence[str] | None, fn: str) 
     return [names.index(s) for s in wanted], wanted
 
 
-def _units(mrio: Any, idx: Sequence[int]) -> list[str]:
-    units = getattr(mrio, "units", None)
-    if units is None:
-        return ["" for _ in idx]
-    return [str(units[i]) for i in idx]
 
 
 def _region_aggregator(n_regions: int, n_sectors: int) -> Float[np.ndarray, "R n"]:
