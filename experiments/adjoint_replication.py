@@ -24,9 +24,9 @@ carrying the top 90 % of the sensitivity.
 Usage: `python -m experiments.adjoint_replication --out DIR [--quick]`. Writes DIR/report.md, figures (PNG),
 results.nc and the trained emulators (*.eqx). CTM runs are cached in DIR/ctm_runs.nc.
 
-From Python: `compute(out, ...)` runs the CTM (cached in `out`), fits and scores the emulators and returns the
-labelled results (`xr.Dataset`, with `units`); `report(ds, out)` writes results.nc, the figures and report.md from
-that dataset alone; `run(out, ...)` does both and saves the emulators.
+From Python: `compute(out, ...)` runs the CTM (cached in `out`), fits and scores the emulators, saves the MLP
+ensemble and the gridded emulator in `out` and returns the labelled results (`xr.Dataset`, with `units`);
+`report(ds, out)` writes results.nc, the figures and report.md from that dataset alone; `run(out, ...)` does both.
 """
 
 from __future__ import annotations
@@ -390,7 +390,7 @@ def compute(
     n_test: int = 50,
     n_adj: int = 10,
     degrees: tuple[int, ...] = (2, 3),
-) -> dict:
+) -> xr.Dataset:
     """CTM runs and adjoints (cached in `out`), the emulators fitted to them and their scores.
 
     **Sizes** (defaults: the experiment): `n_train` Latin-hypercube training runs (plus the base case), `n_test`
@@ -399,10 +399,13 @@ def compute(
     a short `World(n_days=...)` spin-up and small values (the tests) most of the time is compiling, once per
     model structure.
 
-    **Returns** `{"dataset": ds, "models": {name: emulator}, "mlp_scores": xr.Dataset}`: `ds` holds the scores per
-    model (`NME_i`, ..., model `i` of `ds.attrs["models"]`), the emulators' and the adjoint's gradients, the test
-    runs' PM2.5 (`pm25_ctm`, `pm25_emulator_i`), the cell-level gradients, the deaths gradients, and in its attrs
-    the summary numbers (`summary`, JSON) and the settings and timings the report quotes.
+    **Writes** (besides the caches) the fitted MLP ensemble and gridded emulator, `out/mlp_ensemble.eqx` and
+    `out/gridded_fno.eqx` (`surrogate.save`, atomically; read them with `surrogate.load`).
+
+    **Returns** the labelled results: the scores per model (`NME_i`, ..., model `i` of `ds.attrs["models"]`), the
+    emulators' and the adjoint's gradients, the test runs' PM2.5 (`pm25_ctm`, `pm25_emulator_i`), the polynomial
+    emulators' source weights (`polynomial_source_weights`), the cell-level gradients, the deaths gradients, and in
+    its attrs the summary numbers (`summary`, JSON) and the settings and timings the report quotes.
     """
     if n_train < train_adjoints + n_receptor_adjoints:
         raise ValueError(f"n_train={n_train} training runs leave no room for {train_adjoints} training adjoints and "
@@ -600,6 +603,9 @@ def compute(
     for i, name in enumerate(models):  # every row of the report's deaths table, from the dataset alone
         res[f"deaths_grad_emulator_{i}"] = (("adj", "source", "species"), deaths_grads[(name, "adj")],
                                             {"units": "deaths", "model": name})  # fmt: skip
+    if degrees:
+        res["polynomial_source_weights"] = (("source", "species"), shares, {
+            "units": "1", "long_name": "pf-ERSM source weights: each region's share of the base emissions"})
     res["cell_grad_emulator"] = ggrad["emulator"].assign_attrs(units="ug m-3 (kt/yr)-1")
     res["cell_grad_adjoint"] = ggrad["adjoint"].assign_attrs(units="ug m-3 (kt/yr)-1")
     res.attrs.update(
@@ -621,7 +627,8 @@ def compute(
         n_adjoint_states=int(runs.sizes["adj"]),
         quick=int(bool(quick)),
     )
-    return {"dataset": res, "models": {**models, "gridded (FNO)": gmodel}, "mlp_scores": scores[mlp]}
+    _save_emulators(out, ens_model, scores[mlp], gmodel, summary, int(runs.sizes["train"]))
+    return res
 
 
 def _figures(ds: xr.Dataset, out: Path) -> None:
@@ -695,26 +702,22 @@ def report(ds: xr.Dataset, out: str | Path) -> Path:
     return write_text_atomic(out / "report.md", text)
 
 
-def save_models(result: dict, out: str | Path) -> None:
-    """Save `compute`'s MLP ensemble and gridded emulator (`out/mlp_ensemble.eqx`, `out/gridded_fno.eqx`)."""
-    out, models = Path(out), result["models"]
-    summary = json.loads(result["dataset"].attrs["summary"])
-    n = int(result["dataset"].attrs["n_train_runs"])
-    sg.save(out / "mlp_ensemble.eqx", models["neural (MLP ensemble)"], scores=result["mlp_scores"],
+def _save_emulators(out: Path, mlp, mlp_scores: xr.Dataset, gridded, summary: dict, n: int) -> None:
+    """Save `compute`'s MLP ensemble and gridded emulator (`out/mlp_ensemble.eqx`, `out/gridded_fno.eqx`), with
+    their scores and provenance (`n` training runs)."""
+    sg.save(out / "mlp_ensemble.eqx", mlp, scores=mlp_scores,
             provenance={"ctm": "ctm_interface.reference.ReferenceCTM.default()",
                         "design": f"LHS {n - 1} + base, 0-2x, seed 11", "n_runs": n, "synthetic": True})  # fmt: skip
-    sg.save(out / "gridded_fno.eqx", models["gridded (FNO)"], scores={"cell_r2": summary["gridded (FNO)"]["cell_r2"]},
+    sg.save(out / "gridded_fno.eqx", gridded, scores={"cell_r2": summary["gridded (FNO)"]["cell_r2"]},
             provenance={"ctm": "ReferenceCTM.default()", "n_runs": n, "synthetic": True})  # fmt: skip
 
 
 def run(out: str | Path, *, world: World | None = None, **kw) -> dict:
-    """`compute` + `save_models` + `report`. `kw` go to [`compute`][experiments.adjoint_replication.compute].
-    **Returns** `compute`'s dict with `"report"` (the report's path) and `"summary"` (the numbers it quotes)."""
-    result = compute(out, world=world, **kw)
-    save_models(result, out)
-    result["report"] = report(result["dataset"], out)
-    result["summary"] = json.loads(result["dataset"].attrs["summary"])
-    return result
+    """`compute` (which also saves the emulators) + `report`. `kw` go to
+    [`compute`][experiments.adjoint_replication.compute]. **Returns** `{"dataset": ds, "report": path, "summary":
+    dict}`: `compute`'s dataset, the report's path and the numbers it quotes."""
+    ds = compute(out, world=world, **kw)
+    return {"dataset": ds, "report": report(ds, out), "summary": json.loads(ds.attrs["summary"])}
 
 
 def main(argv=None) -> dict:

@@ -33,7 +33,6 @@ from matplotlib.path import Path as MplPath
 
 import diffmrio
 from diffmrio import MRIO
-from diffmrio.datasets import _demo
 from diffmrio.demo import Report, subplots
 from diffmrio.tables import read_margins_csv  # public since issue 11 item 5; kept importable from here
 
@@ -102,7 +101,7 @@ def _link_labels(top: xr.Dataset, side: str) -> np.ndarray:
 
 def _groups_for(sectors: Sequence[str], groups: dict | None) -> dict[str, tuple[str, ...]]:
     if groups is None:
-        if set(sectors) == set(_demo.SECTORS):
+        if set(sectors) == set(diffmrio.datasets.SECTORS):
             groups = DEMO_SECTOR_GROUPS
         elif len(sectors) <= 8:
             groups = {s: (s,) for s in sectors}

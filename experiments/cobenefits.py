@@ -19,7 +19,7 @@ r"""COBENEFIT study (2025 preprint: CO2 and PM2.5 deaths along interprovincial s
    intervals from Monte Carlo draws paired across scenarios (the same draw of inventories, CRF and baseline
    mortality for the base case and every scenario).
 
-`compute(chain) -> Cobenefits` holds every number (two labelled datasets with `units`), `report(result, out)` writes
+`compute(chain) -> xr.Dataset` holds every number (labelled, every variable with `units`), `report(ds, out)` writes
 the report, figures and results; `run(out, ...)` does both on the demo chain.
 Run: `python -m experiments.cobenefits --out DIR [--quick] [--draws N] [--cache DIR]`. On the demo world every
 number is **synthetic**. Writes `DIR/report.md`, `DIR/figures/*.png`, `DIR/results/*.nc` atomically.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import equinox as eqx
@@ -121,16 +120,6 @@ def _fig_convergence(levels, co2_rel, d_lin, d_mean, d_lo, d_hi, synthetic):
 def _deaths(chain, inp):
     """Total deaths of the chain at `inp` (jitted: the chain op by op is slow)."""
     return chain.target(inp, "deaths")
-
-
-@dataclass(frozen=True)
-class Cobenefits:
-    """What [`compute`][experiments.cobenefits.compute] returns: `accounts` (section 1 and 2: the MRIO with the
-    deaths row, the three views, TCI/THI) and `convergence` (section 3: the scenarios and their Monte Carlo draws);
-    every variable has `units`."""
-
-    accounts: xr.Dataset
-    convergence: xr.Dataset
 
 
 def _accounts(chain, inp) -> tuple[xr.Dataset, MRIO]:
@@ -262,14 +251,19 @@ def compute(
     progress: bool = True,
     synthetic: bool = True,
     source: str | None = None,
-) -> Cobenefits:
+) -> xr.Dataset:
     """Every number of the COBENEFIT experiment, no figures.
 
     **Arguments:** `chain`: a `diffmrio.chain.Chain` whose table has a `CO2` row; `n_draws`: Monte Carlo draws
     (>= 2); `seed`; `sectors`, `levels`: the convergence scenarios; `chunk_size`: draws per vmapped chunk;
     `synthetic`, `source`: recorded in the attributes for the report.
 
-    **Returns:** a [`Cobenefits`][experiments.cobenefits.Cobenefits].
+    **Returns:** one dataset, every variable with `units`: sections 1-2 (the accounts of the MRIO with the deaths
+    row: `burden`, `final_producer`, `D_pba_reg`, `D_cba_reg` over `stressor` CO2 and deaths; the three `view`s
+    `co2_views`, `deaths_views`; the first-order attribution by consumer and final producer; the deaths row
+    `deaths_row`, `deaths_households`, `total_deaths`; `tci`, `thi`, `zone` per region) and section 3 (the
+    convergence scenarios per `level`: CO2 and deaths avoided, `intensity_ratio[level, region, sector]`, the Monte
+    Carlo summaries and every `draw`).
     """
     n_draws = int(n_draws)
     if n_draws < 2:
@@ -281,29 +275,27 @@ def compute(
     conv = _convergence(chain, inp, mrio, acc.deaths_row.values, list(sectors), levels, n_draws, seed, chunk_size,
                         progress)
     attrs = {"synthetic": int(bool(synthetic)), "source": source or f"chain on `{chain.mrio.name}`"}
-    return Cobenefits(acc.assign_attrs(attrs), conv.assign_attrs(attrs))
+    return xr.merge([acc, conv], join="exact", combine_attrs="no_conflicts").assign_attrs(attrs)
 
 
 # ------------------------------------------------------------------------------------------ report
 
 
-def report(res: Cobenefits, out: str | Path, *, seconds: float | None = None) -> Path:
-    """Write `out/report.md`, `out/figures/*.png` and `out/results/{accounts,convergence}.nc` from
-    [`compute`][experiments.cobenefits.compute]'s result. **Returns** the report path."""
+def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None) -> Path:
+    """Write `out/report.md`, `out/figures/*.png` and `out/results/cobenefits.nc` (the dataset) from
+    [`compute`][experiments.cobenefits.compute]'s dataset. **Returns** the report path."""
     t0 = time.perf_counter()
     out = Path(out)
-    acc, cv = res.accounts, res.convergence
-    synthetic = bool(acc.attrs["synthetic"])
+    synthetic = bool(ds.attrs["synthetic"])
     results = out / "results"
     results.mkdir(parents=True, exist_ok=True)
-    write_netcdf_atomic(acc, results / "accounts.nc")
-    write_netcdf_atomic(cv, results / "convergence.nc")
-    regions = list(acc.region.values)
-    co2_p, co2_fp, co2_c = acc.co2_views.values
-    d_p, d_fp, d_c = acc.deaths_views.values
+    write_netcdf_atomic(ds, results / "cobenefits.nc")
+    regions = list(ds.region.values)
+    co2_p, co2_fp, co2_c = ds.co2_views.values
+    d_p, d_fp, d_c = ds.deaths_views.values
     rep = Report(out, "COBENEFIT study reproduction: CO2 and PM2.5 deaths along supply chains" + tag(synthetic))
     rep.add(
-        f"Data: {acc.attrs['source']}."
+        f"Data: {ds.attrs['source']}."
         + (" **All numbers and figures are synthetic**: the demo world illustrates the method and is not data "
            "about any real place." if synthetic else "") + "\n\n"
         "The COBENEFIT study (2025 preprint) traced CO2 and PM2.5-related deaths (CMAQ adjoint, CEADs 2017 MRIO, "
@@ -314,11 +306,11 @@ def report(res: Cobenefits, out: str | Path, *, seconds: float | None = None) ->
     )
     dfv = pd.DataFrame({"CO2 where emitted": co2_p, "CO2 final producer": co2_fp, "CO2 consumer": co2_c,
                         "deaths where emitted": d_p, "deaths final producer": d_fp, "deaths consumer": d_c,
-                        "deaths consumer (attribute)": acc.deaths_by_consumer_first_order.sum("receptor").values,
+                        "deaths consumer (attribute)": ds.deaths_by_consumer_first_order.sum("receptor").values,
                         "deaths final producer (attribute)":
-                            acc.deaths_by_final_producer_first_order.sum("receptor").values},
+                            ds.deaths_by_final_producer_first_order.sum("receptor").values},
                        index=pd.Index(regions, name="region"))  # fmt: skip
-    first_order = float(acc.deaths_row.sum() + acc.deaths_households.sum())
+    first_order = float(ds.deaths_row.sum() + ds.deaths_households.sum())
     rep.add(
         "## 1. CO2 and deaths in the consumer and final-producer views\n\n"
         "Deaths are a satellite row of the MRIO: the first-order (adjoint-weighted) deaths caused by each "
@@ -326,36 +318,36 @@ def report(res: Cobenefits, out: str | Path, *, seconds: float | None = None) ->
         "*Where emitted* = deaths caused by the region's emissions (wherever they occur); *consumer* = caused "
         "anywhere by the region's final demand; *final producer* = caused anywhere along the chains that end in "
         "the region's final products. The last two columns are `attribute(chain, by=..., method='first_order')` "
-        f"summed over receptors; they equal the MRIO views (identity). Total deaths {float(acc.total_deaths):,.0f} "
+        f"summed over receptors; they equal the MRIO views (identity). Total deaths {float(ds.total_deaths):,.0f} "
         f"yr-1; first-order total {first_order:,.0f} (the chain is nonlinear, so the first-order sum differs)."
     )
     rep.table(dfv, "CO2 (Mt) and deaths (yr-1) by region in three views")
     rep.figure(_fig_views(regions, co2_c, co2_fp, co2_p, d_c, d_fp, d_p, synthetic), "views",
                f"CO2 and deaths per region where emitted, by final producer and by consumer{tag(synthetic)}.")
-    tci, thi = acc.tci.values, acc.thi.values
+    tci, thi = ds.tci.values, ds.thi.values
     rep.add(
         "## 2. Trade disparity indices\n\n"
         "`TCI_r = (EEI_r - EEE_r)/(EEI_r + EEE_r)` from the CO2 burden matrix (EEI: emitted elsewhere for r's "
         "demand; EEE: emitted in r for others' demand) and `THI_r` the same with the deaths matrix (deaths caused "
         "by emissions elsewhere for r's demand vs by r's emissions for others'). Positive = net outsourcer."
     )
-    rep.table(pd.DataFrame({"TCI": tci, "THI": thi, "zone": acc.zone.values}, index=pd.Index(regions, name="region")),
+    rep.table(pd.DataFrame({"TCI": tci, "THI": thi, "zone": ds.zone.values}, index=pd.Index(regions, name="region")),
               "Trade disparity indices", floatfmt="{:.3f}")
     rep.figure(_fig_zones(regions, tci, thi, synthetic), "zones", f"TCI-THI zone scatter{tag(synthetic)}.")
 
-    lv = cv.level.values
-    sectors = cv.attrs["sectors"].split(",")
-    n_draws = int(cv.attrs["n_draws"])
-    co2_rel, d_lin = cv.co2_relative.values, cv.deaths_relative_first_order.values
-    d_mean, d_lo, d_hi = cv.deaths_relative_mean.values, cv.deaths_relative_lo.values, cv.deaths_relative_hi.values
+    lv = ds.level.values
+    sectors = ds.attrs["sectors"].split(",")
+    n_draws = int(ds.attrs["n_draws"])
+    co2_rel, d_lin = ds.co2_relative.values, ds.deaths_relative_first_order.values
+    d_mean, d_lo, d_hi = ds.deaths_relative_mean.values, ds.deaths_relative_lo.values, ds.deaths_relative_hi.values
     dfc = pd.DataFrame({
-        "CO2 avoided (Mt)": cv.co2_avoided.values, "CO2 avoided %": 100 * co2_rel,
+        "CO2 avoided (Mt)": ds.co2_avoided.values, "CO2 avoided %": 100 * co2_rel,
         "deaths avoided, first-order %": 100 * d_lin,
-        "deaths avoided, chain (central)": cv.deaths_avoided_central.values,
+        "deaths avoided, chain (central)": ds.deaths_avoided_central.values,
         "deaths avoided, chain % (MC mean)": 100 * d_mean,
         "95% interval %": [f"{100 * a:.1f}-{100 * b:.1f}" for a, b in zip(d_lo, d_hi)],
         "deaths avoided 95% interval": [f"{a:,.0f}-{b:,.0f}" for a, b in
-                                        zip(cv.deaths_avoided_lo.values, cv.deaths_avoided_hi.values)],
+                                        zip(ds.deaths_avoided_lo.values, ds.deaths_avoided_hi.values)],
     }, index=pd.Index([f"{100 * v:.0f}%" for v in lv], name="convergence"))  # fmt: skip
     i1 = int(np.argmax(lv))
     rep.add(
@@ -371,7 +363,7 @@ def report(res: Cobenefits, out: str | Path, *, seconds: float | None = None) ->
         "adjoint-weighted deaths matrix); *chain* = `J(S) - J(S')` through emulator and GEMM, relative to the "
         f"first-order trade-related deaths of the same draw. Monte Carlo: {n_draws:,} draws of inventories, GEMM "
         "theta and baseline mortality, paired across scenarios (each draw evaluates the base case and all "
-        f"scenarios), {float(cv.attrs['mc_seconds']):.1f} s. CO2 percentages carry no interval: a CO2 inventory "
+        f"scenarios), {float(ds.attrs['mc_seconds']):.1f} s. CO2 percentages carry no interval: a CO2 inventory "
         "factor cancels in the ratio, and the table itself is not sampled here."
     )
     rep.table(dfc, "Avoided CO2 and deaths by convergence level (% of trade-related CO2 / deaths)")
@@ -390,28 +382,27 @@ def report(res: Cobenefits, out: str | Path, *, seconds: float | None = None) ->
     return rep.write()
 
 
-def headline(res: Cobenefits) -> dict:
-    """The headline numbers of [`compute`][experiments.cobenefits.compute]'s result as a plain dict (fractions
+def headline(ds: xr.Dataset) -> dict:
+    """The headline numbers of [`compute`][experiments.cobenefits.compute]'s dataset as a plain dict (fractions
     in percent where the key says `pct`)."""
-    acc, cv = res.accounts, res.convergence
-    lv = cv.level.values.tolist()
+    lv = ds.level.values.tolist()
     i1 = int(np.argmax(lv))
-    regions = [str(r) for r in acc.region.values]
+    regions = [str(r) for r in ds.region.values]
 
     def per_level(v):
         return dict(zip(lv, np.asarray(v).tolist()))
 
     return {
-        "co2_avoided_pct_100": float(100 * cv.co2_relative[i1]),
-        "deaths_avoided_pct_100": float(100 * cv.deaths_relative_mean[i1]),
-        "deaths_avoided_pct_100_interval": (float(100 * cv.deaths_relative_lo[i1]),
-                                            float(100 * cv.deaths_relative_hi[i1])),
-        "deaths_avoided_pct_first_order": per_level(100 * cv.deaths_relative_first_order.values),
-        "co2_avoided_pct": per_level(100 * cv.co2_relative.values), "co2_avoided": per_level(cv.co2_avoided.values),
-        "deaths_avoided_central": per_level(cv.deaths_avoided_central.values),
-        "tci": dict(zip(regions, acc.tci.values.tolist())), "thi": dict(zip(regions, acc.thi.values.tolist())),
-        "zones": dict(zip(regions, map(str, acc.zone.values))), "n_draws": int(cv.attrs["n_draws"]),
-        "mc_seconds": float(cv.attrs["mc_seconds"]),
+        "co2_avoided_pct_100": float(100 * ds.co2_relative[i1]),
+        "deaths_avoided_pct_100": float(100 * ds.deaths_relative_mean[i1]),
+        "deaths_avoided_pct_100_interval": (float(100 * ds.deaths_relative_lo[i1]),
+                                            float(100 * ds.deaths_relative_hi[i1])),
+        "deaths_avoided_pct_first_order": per_level(100 * ds.deaths_relative_first_order.values),
+        "co2_avoided_pct": per_level(100 * ds.co2_relative.values), "co2_avoided": per_level(ds.co2_avoided.values),
+        "deaths_avoided_central": per_level(ds.deaths_avoided_central.values),
+        "tci": dict(zip(regions, ds.tci.values.tolist())), "thi": dict(zip(regions, ds.thi.values.tolist())),
+        "zones": dict(zip(regions, map(str, ds.zone.values))), "n_draws": int(ds.attrs["n_draws"]),
+        "mc_seconds": float(ds.attrs["mc_seconds"]),
     }  # fmt: skip
 
 
@@ -433,14 +424,14 @@ def run(
 ) -> dict:
     """`compute` + `report` on the demo chain (`demo`, or built / loaded from `cache_dir`, full or `quick`);
     `n_draws` default 10,000 (500 with `quick`). **Returns:** the [headline][experiments.cobenefits.headline]
-    numbers, `result` (the [`Cobenefits`][experiments.cobenefits.Cobenefits]) and `report`."""
+    numbers, `result` (`compute`'s dataset) and `report`."""
     t0 = time.perf_counter()
     if demo is None:
         demo = load_demo(quick, cache_dir, progress)
-    res = compute(demo.chain, n_draws=n_draws if n_draws is not None else (500 if quick else 10_000), seed=seed,
-                  sectors=sectors, levels=levels, chunk_size=chunk_size, progress=progress, synthetic=True,
-                  source=demo_source(demo, quick))
-    return headline(res) | {"result": res, "report": report(res, out, seconds=time.perf_counter() - t0)}
+    ds = compute(demo.chain, n_draws=n_draws if n_draws is not None else (500 if quick else 10_000), seed=seed,
+             sectors=sectors, levels=levels, chunk_size=chunk_size, progress=progress, synthetic=True,
+             source=demo_source(demo, quick))
+    return headline(ds) | {"result": ds, "report": report(ds, out, seconds=time.perf_counter() - t0)}
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

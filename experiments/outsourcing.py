@@ -8,8 +8,8 @@ r"""OUTSOURCE study (Feng et al. 2013, PNAS 110:11654, "Outsourcing CO2 within C
    turned into an MRIO by the proportional-sourcing assumption; its consumption-based CO2 is compared with the
    true table's, region by region.
 
-`compute(mrio) -> Outsourcing` holds every number (labelled datasets with `units`, and the rebuilt table),
-`report(result, out)` writes the files; `run(out, ...)` does both.
+`compute(mrio) -> xr.Dataset` holds every number (labelled, with `units`; the rebuilt table as its `rebuilt_*`
+variables, read back with `rebuilt_table(ds)`), `report(ds, out)` writes the files; `run(out, ...)` does both.
 Run: `python -m experiments.outsourcing --out DIR [--mrio NC | --ceads XLSX --emissions CSV] [--hubs A,B]
 [--distances CSV] [--beta 1.0] [--quick]`. Writes `DIR/report.md`, `DIR/figures/*.png` and `DIR/results/*.nc`
 (all atomically) and prints the report path. On the default demo world every number is **synthetic**.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ import xarray as xr
 
 import diffmrio
 from diffmrio import MRIO
-from diffmrio.datasets import _demo
+from diffmrio.datasets import REGIONS as DEMO_REGIONS, demo_positions
 from diffmrio.demo import Report, subplots
 from diffmrio.tables import distance_matrix, gravity_ras_rebuild, read_distances_csv
 
@@ -45,15 +44,6 @@ CATEGORY_GROUPS = {
     "export": ("export",),
 }
 DEFAULT_BETAS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
-
-
-# ------------------------------------------------------------------------------------------ geography
-
-
-def demo_positions() -> dict[str, tuple[float, float]]:
-    """Positions of the demo regions on the demo world's unit map (x east, y north), a public view of
-    `diffmrio.datasets._demo._POS` (synthetic)."""
-    return {r: (float(p[0]), float(p[1])) for r, p in zip(_demo.REGIONS, _demo._POS)}
 
 
 # ------------------------------------------------------------------------------------------ accounts
@@ -95,21 +85,11 @@ def _reconstruction_errors(true: dict, rebuilt: dict) -> dict[str, np.ndarray]:
 # ------------------------------------------------------------------------------------------ compute
 
 
-@dataclass(frozen=True)
-class Outsourcing:
-    """What [`compute`][experiments.outsourcing.compute] returns: `accounts` (sections 1-2), `reconstruction`
-    (section 3; `None` without distances) and `rebuilt` (the gravity + RAS table at `beta`, or `None`)."""
-
-    accounts: xr.Dataset
-    reconstruction: xr.Dataset | None = None
-    rebuilt: MRIO | None = None
-
-
 def _accounts(mrio, stressor, hubs, top_k) -> xr.Dataset:
     """Sections 1 and 2: PBA/CBA, burden and net transfers, split by final-demand category, hub shares."""
     regions = list(mrio.regions)
     R = len(regions)
-    is_demo_regions = tuple(regions) == _demo.REGIONS
+    is_demo_regions = tuple(regions) == DEMO_REGIONS
     unit = mrio.units[mrio.stressor_index(stressor)]
     groups = category_groups(mrio.categories)
     domestic = tuple(c for g, cs in groups.items() if g != "export" for c in cs)
@@ -217,9 +197,10 @@ def compute(
     beta: float = 1.0,
     betas: Sequence[float] | None = DEFAULT_BETAS,
     top_k: int = 8,
+    reconstruct: bool = True,
     synthetic: bool = False,
     source: str | None = None,
-) -> Outsourcing:
+) -> xr.Dataset:
     """Every number of the OUTSOURCE experiment, no figures.
 
     **Arguments:** `mrio` (needs a `stressor` row and two regions or more); `hubs` (default: Capital, Harbor on
@@ -227,9 +208,17 @@ def compute(
     `distances` (`(region, to_region)` DataArray aligned by label, e.g. from `diffmrio.tables.read_distances_csv`,
     or an `(R, R)` array) for the gravity model (default: the demo map when the regions are the demo's; without
     either the reconstruction is left out); `beta`: distance exponent; `betas`: the sensitivity sweep (`None` or
-    empty: `beta` only); `top_k`: the largest net transfers kept; `synthetic`, `source`: recorded for the report.
+    empty: `beta` only); `top_k`: the largest net transfers kept; `reconstruct=False` leaves the reconstruction
+    out even with distances (sections 1-2 only); `synthetic`, `source`: recorded for the report.
 
-    **Returns:** an [`Outsourcing`][experiments.outsourcing.Outsourcing]; every variable has `units`.
+    **Returns:** one dataset, every variable with `units`: sections 1-2 (`pba`, `cba`, `imports`, `exports`,
+    `burden[region, consumer]`, `net_transfer`, the split by `category_group`, the hub shares, the `top` net
+    transfers, `position` when the regions have positions) and, when there are distances, section 3 (`cba_true`,
+    `cba_rebuilt[variant, region]`, `cba_rel_error`, `imports_rel_error`, `misallocated_share`,
+    `max_abs_cba_error[variant, beta]`, `burden_true`/`burden_rebuilt[.., region, to_region]`, the true and
+    rebuilt trade per `sector`, `distance`, `output_max_rel_gap`) with the rebuilt table at `beta` as
+    `rebuilt_Z`, `rebuilt_Y`, `rebuilt_F`, `rebuilt_F_Y` ([`rebuilt_table`][experiments.outsourcing.rebuilt_table]
+    reads it back as an `MRIO`).
     """
     if stressor not in mrio.stressors:
         raise ValueError(f"stressor {stressor!r} is not in the table ({list(mrio.stressors)}); add it with "
@@ -237,7 +226,7 @@ def compute(
     regions = list(mrio.regions)
     if len(regions) < 2:
         raise ValueError(f"the table has {len(regions)} region: outsourcing between regions needs at least two")
-    demo_map = positions is None and distances is None and tuple(regions) == _demo.REGIONS
+    demo_map = positions is None and distances is None and tuple(regions) == DEMO_REGIONS
     if demo_map:
         positions = demo_positions()
     if distances is None and positions is not None:
@@ -249,40 +238,62 @@ def compute(
     attrs = {"synthetic": int(bool(synthetic)), "source": source or f"table `{mrio.name}`",
              "distances_from": "the demo map" if demo_map else "the given positions/distances"}
     acc.attrs.update(attrs)
-    if distances is None:
-        return Outsourcing(acc)
+    if distances is None or not reconstruct:
+        return acc
     sweep = tuple(sorted(set(betas or ()) | {beta}))
     rec, rebuilt = _reconstruction(mrio, stressor, distances, beta, sweep)
-    return Outsourcing(acc, rec.assign_attrs(attrs), rebuilt)
+    tab = rebuilt.to_xarray()
+    for k in ("Z", "Y", "F", "F_Y"):
+        if k in tab:
+            tab[k].attrs["units"] = "per stressor: see `unit`" if k.startswith("F") else "monetary unit of the table"
+    tab = tab.rename({k: f"rebuilt_{k}" for k in tab.data_vars}).drop_attrs(deep=False)  # name: attrs["rebuilt_name"]
+    ds = xr.merge([acc, rec, tab], combine_attrs="drop_conflicts", join="exact")
+    return ds.assign_attrs(acc.attrs | rec.attrs | {
+        "description": f"{acc.attrs['description']}; reconstruction: {rec.attrs['description']}",
+        "rebuilt_name": rebuilt.name})
 
 
-def headline(res: Outsourcing) -> dict:
-    """The headline numbers of [`compute`][experiments.outsourcing.compute]'s result as a plain dict (fractions
+def rebuilt_table(ds: xr.Dataset) -> MRIO:
+    """The gravity + RAS table (at the dataset's `gravity_beta`, outflows and inflows known) held in a
+    [`compute`][experiments.outsourcing.compute] dataset as its `rebuilt_*` variables."""
+    if "rebuilt_Z" not in ds:
+        raise ValueError("the dataset holds no rebuilt table: compute leaves the reconstruction out without region "
+                         "positions or distances (pass positions=... or distances=...)")
+    names = [v for v in ds.data_vars if v.startswith("rebuilt_")]
+    tab = ds[names].rename({v: v.removeprefix("rebuilt_") for v in names})
+    return MRIO.from_xarray(tab.assign_attrs(name=ds.attrs["rebuilt_name"]))
+
+
+def _has_reconstruction(ds: xr.Dataset) -> bool:
+    return "cba_rel_error" in ds
+
+
+def headline(ds: xr.Dataset) -> dict:
+    """The headline numbers of [`compute`][experiments.outsourcing.compute]'s dataset as a plain dict (fractions
     as fractions, flows in the stressor's unit)."""
-    acc, rec = res.accounts, res.reconstruction
-    regions = [str(r) for r in acc.region.values]
+    regions = [str(r) for r in ds.region.values]
     out = {
-        "stressor": acc.attrs["stressor"], "unit": acc.attrs["unit"], "synthetic": bool(acc.attrs["synthetic"]),
-        "hubs": tuple(map(str, acc.hub.values)),
-        "hub_share_emitted_elsewhere": float(acc.hub_share_emitted_elsewhere),
-        "hub_share_emitted_outside_each_hub": dict(zip(map(str, acc.hub.values),
-                                                       acc.hub_share_emitted_outside.values.tolist())),
-        "share_consumed_outside_producing_region": float(acc.share_consumed_outside_producing_region),
-        "largest_net_transfer": {"from_consumer": str(acc.top_consumer[0].values),
-                                 "to_emitter": str(acc.top_emitter[0].values), "value": float(acc.top_value[0])},
-        "pba": dict(zip(regions, acc.pba.values.tolist())), "cba": dict(zip(regions, acc.cba.values.tolist())),
+        "stressor": ds.attrs["stressor"], "unit": ds.attrs["unit"], "synthetic": bool(ds.attrs["synthetic"]),
+        "hubs": tuple(map(str, ds.hub.values)),
+        "hub_share_emitted_elsewhere": float(ds.hub_share_emitted_elsewhere),
+        "hub_share_emitted_outside_each_hub": dict(zip(map(str, ds.hub.values),
+                                                       ds.hub_share_emitted_outside.values.tolist())),
+        "share_consumed_outside_producing_region": float(ds.share_consumed_outside_producing_region),
+        "largest_net_transfer": {"from_consumer": str(ds.top_consumer[0].values),
+                                 "to_emitter": str(ds.top_emitter[0].values), "value": float(ds.top_value[0])},
+        "pba": dict(zip(regions, ds.pba.values.tolist())), "cba": dict(zip(regions, ds.cba.values.tolist())),
     }  # fmt: skip
-    if rec is not None:
+    if _has_reconstruction(ds):
         known, only = "outflows/inflows known", "totals only"
-        e = rec.cba_rel_error.sel(variant=known).values
+        e = ds.cba_rel_error.sel(variant=known).values
         out.update({
             "reconstruction_error": float(np.abs(e).max()),
             "reconstruction_error_by_region": dict(zip(regions, e.tolist())),
-            "reconstruction_error_totals_only": float(np.abs(rec.cba_rel_error.sel(variant=only)).max()),
-            "imports_error_by_region": dict(zip(regions, rec.imports_rel_error.sel(variant=known).values.tolist())),
-            "misallocated_share": float(rec.misallocated_share.sel(variant=known)),
-            "beta": float(rec.attrs["gravity_beta"]),
-            "beta_sweep": dict(zip(rec.beta.values.tolist(), rec.max_abs_cba_error.sel(variant=known).values.tolist())),
+            "reconstruction_error_totals_only": float(np.abs(ds.cba_rel_error.sel(variant=only)).max()),
+            "imports_error_by_region": dict(zip(regions, ds.imports_rel_error.sel(variant=known).values.tolist())),
+            "misallocated_share": float(ds.misallocated_share.sel(variant=known)),
+            "beta": float(ds.attrs["gravity_beta"]),
+            "beta_sweep": dict(zip(ds.beta.values.tolist(), ds.max_abs_cba_error.sel(variant=known).values.tolist())),
         })  # fmt: skip
     return out
 
@@ -415,31 +426,31 @@ def _fig_reconstruction(regions, errs, sweep, betas, beta, Et, Er, stressor, syn
     return fig
 
 
-def report(res: Outsourcing, out: str | Path, *, seconds: float | None = None) -> Path:
-    """Write `out/report.md`, `out/figures/*.png` and `out/results/{accounts,reconstruction,rebuilt_mrio}.nc` from
-    [`compute`][experiments.outsourcing.compute]'s result. **Returns** the report path."""
+def report(ds: xr.Dataset, out: str | Path, *, seconds: float | None = None) -> Path:
+    """Write `out/report.md`, `out/figures/*.png`, `out/results/outsourcing.nc` (the dataset) and, with the
+    reconstruction, `out/results/rebuilt_mrio.nc` (the rebuilt table, readable with `MRIO.from_xarray`) from
+    [`compute`][experiments.outsourcing.compute]'s dataset. **Returns** the report path."""
     t0 = time.perf_counter()
     out = Path(out)
-    acc, rec = res.accounts, res.reconstruction
-    h = headline(res)
+    h = headline(ds)
     synthetic, stressor, unit = h["synthetic"], h["stressor"], h["unit"]
-    regions = [str(r) for r in acc.region.values]
+    regions = [str(r) for r in ds.region.values]
     results = out / "results"
     results.mkdir(parents=True, exist_ok=True)
-    write_netcdf_atomic(acc, results / "accounts.nc")
-    pba, cba, E, net = acc.pba.values, acc.cba.values, acc.burden.values, acc.net_transfer.values
-    groups = [str(g) for g in acc.category_group.values]
-    cba_by_group = dict(zip(groups, acc.cba_by_category.values))
-    net_by_group = dict(zip(groups, acc.net_import_by_category.values))
-    positions = (dict(zip(regions, map(tuple, acc.position.values))) if "position" in acc else None)
-    demo_map = acc.attrs["distances_from"] == "the demo map"
+    write_netcdf_atomic(ds, results / "outsourcing.nc")
+    pba, cba, E, net = ds.pba.values, ds.cba.values, ds.burden.values, ds.net_transfer.values
+    groups = [str(g) for g in ds.category_group.values]
+    cba_by_group = dict(zip(groups, ds.cba_by_category.values))
+    net_by_group = dict(zip(groups, ds.net_import_by_category.values))
+    positions = (dict(zip(regions, map(tuple, ds.position.values))) if "position" in ds else None)
+    demo_map = ds.attrs["distances_from"] == "the demo map"
     top = [(regions.index(str(r)), regions.index(str(s)), float(v))
-           for r, s, v in zip(acc.top_emitter.values, acc.top_consumer.values, acc.top_value.values)]
+           for r, s, v in zip(ds.top_emitter.values, ds.top_consumer.values, ds.top_value.values)]
     r0, s0, v0 = top[0]
 
     rep = Report(out, f"OUTSOURCE study reproduction: outsourcing {stressor} between regions" + tag(synthetic))
     rep.add(
-        f"Data: {acc.attrs['source']}."
+        f"Data: {ds.attrs['source']}."
         + (" **All numbers and figures are synthetic**: the demo world illustrates the method and is not data about"
            " any real place." if synthetic else "")
         + "\n\nFeng et al. (2013, *PNAS* 110:11654) tracked CO2 embodied in trade among China's 30 provinces with "
@@ -453,10 +464,10 @@ def report(res: Outsourcing, out: str | Path, *, seconds: float | None = None) -
         "`D_pba_reg` is emitted in the region (incl. households' direct emissions); `D_cba_reg` is emitted anywhere "
         "for the region's final demand, `S L y_s + F_Y[s]`. The export category of a region counts as that "
         "region's final demand (pymrio convention); the hub shares below use domestic final demand only "
-        f"({', '.join(acc.attrs['domestic'].split(','))})."
+        f"({', '.join(ds.attrs['domestic'].split(','))})."
     )
-    df = pd.DataFrame({"PBA": pba, "CBA": cba, "embodied imports": acc.imports.values,
-                       "embodied exports": acc.exports.values, "CBA - PBA": cba - pba},
+    df = pd.DataFrame({"PBA": pba, "CBA": cba, "embodied imports": ds.imports.values,
+                       "embodied exports": ds.exports.values, "CBA - PBA": cba - pba},
                       index=pd.Index(regions, name="region"))
     for g, v in cba_by_group.items():
         df[f"CBA {g}"] = v
@@ -471,7 +482,7 @@ def report(res: Outsourcing, out: str | Path, *, seconds: float | None = None) -
         "`N[r, s] = E[r, s] - E[s, r]`: N[r, s] > 0 means s's demand causes more emissions in r than r's demand "
         "causes in s (s outsources to r).\n\n"
         + ("Hubs chosen automatically as the quarter of regions with the highest CBA/PBA ratio (pass `--hubs` "
-           "to choose them).\n\n" if acc.attrs["hubs_auto"] else "")
+           "to choose them).\n\n" if ds.attrs["hubs_auto"] else "")
         + f"- **Share of {stressor} consumed in the hubs ({', '.join(hubs)}) that is emitted outside the hubs: "
         f"{100 * h['hub_share_emitted_elsewhere']:.1f}%** (domestic final demand).\n"
         + "".join(f"- {k}: {100 * v:.1f}% of its consumption-based {stressor} is emitted in other regions.\n"
@@ -492,51 +503,50 @@ def report(res: Outsourcing, out: str | Path, *, seconds: float | None = None) -
     rep.figure(_fig_net(regions, net, net_by_group, unit, stressor, synthetic), "net_transfers",
                f"Net transfer matrix and net embodied imports by final-demand category{tag(synthetic)}.")
 
-    if rec is None:
+    if not _has_reconstruction(ds):
         rep.add("## 3. Gravity + RAS reconstruction\n\nSkipped: no region positions or distances (pass "
                 "`--distances CSV`).")
     else:
-        write_netcdf_atomic(rec, results / "reconstruction.nc")
-        write_netcdf_atomic(res.rebuilt.to_xarray(), results / "rebuilt_mrio.nc")
+        write_netcdf_atomic(rebuilt_table(ds).to_xarray(), results / "rebuilt_mrio.nc")
         beta = h["beta"]
         known, only = "outflows/inflows known", "totals only"
-        e_cba, e_imp = rec.cba_rel_error.sel(variant=known).values, rec.imports_rel_error.sel(variant=known).values
-        sweep_betas = rec.beta.values.tolist()
+        e_cba, e_imp = ds.cba_rel_error.sel(variant=known).values, ds.imports_rel_error.sel(variant=known).values
+        sweep_betas = ds.beta.values.tolist()
         rep.add(
             "## 3. Building the interregional table: gravity model + RAS\n\n"
             "The study's MRIO was compiled from single-region (provincial) tables. Here we pretend only those are "
             "known: per region, intermediate use by product and sector `U_s`, domestic final use `Y_d,s`, output "
             "`x_s`, foreign exports `e_s` and the domestic outflow `O_s` and inflow `I_s` per product. For each "
             f"product i a gravity prior `T0[r, s] = O_r I_s / d_rs^beta` (r != s, beta = {beta:g}, distances from "
-            f"{rec.attrs['distances_from']}) "
+            f"{ds.attrs['distances_from']}) "
             "is balanced by RAS to the outflows (rows) and inflows (columns); each user in s then buys product i "
             "from r in the proportion `T[r, s] / D_s` (Chenery-Moses). The variant *totals only* also estimates "
             "the local flows (prior `(x_r - e_r) D_s / d_rs^beta` with internal distance half the nearest-"
             "neighbour distance, RAS to supply and use).\n\n"
-            f"The rebuilt table reproduces every regional total: output matches to {float(rec.output_max_rel_gap):.1e} "
+            f"The rebuilt table reproduces every regional total: output matches to {float(ds.output_max_rel_gap):.1e} "
             f"(relative), so production-based {stressor} is unchanged; only the interregional allocation differs."
         )
         dfr = pd.DataFrame({
-            "CBA true": rec.cba_true.values, "CBA rebuilt": rec.cba_rebuilt.sel(variant=known).values,
+            "CBA true": ds.cba_true.values, "CBA rebuilt": ds.cba_rebuilt.sel(variant=known).values,
             "CBA error %": 100 * e_cba, "embodied imports error %": 100 * e_imp,
-            "CBA error % (totals only)": 100 * rec.cba_rel_error.sel(variant=only).values,
+            "CBA error % (totals only)": 100 * ds.cba_rel_error.sel(variant=only).values,
         }, index=pd.Index(regions, name="region"))  # fmt: skip
         rep.table(dfr, f"Consumption-based {stressor} ({unit}): true table vs gravity + RAS rebuild")
-        sweep = {str(k): rec.max_abs_cba_error.sel(variant=k).values for k in rec.variant.values}
+        sweep = {str(k): ds.max_abs_cba_error.sel(variant=k).values for k in ds.variant.values}
         rep.add(
             f"- **Largest regional CBA error: {100 * np.abs(e_cba).max():.1f}%** "
             f"({regions[int(np.argmax(np.abs(e_cba)))]}); mean absolute error {100 * np.abs(e_cba).mean():.1f}%.\n"
             f"- Embodied imports are distorted more: largest error {100 * np.abs(e_imp).max():.1f}%.\n"
             f"- Share of interregional burden allocated to the wrong region pair: "
-            f"{100 * float(rec.misallocated_share.sel(variant=known)):.1f}% (outflows known) vs "
-            f"{100 * float(rec.misallocated_share.sel(variant=only)):.1f}% (totals only).\n"
+            f"{100 * float(ds.misallocated_share.sel(variant=known)):.1f}% (outflows known) vs "
+            f"{100 * float(ds.misallocated_share.sel(variant=only)):.1f}% (totals only).\n"
             + ("- Beta sweep (max |CBA error|, outflows known): "
                + ", ".join(f"beta={b:g}: {100 * v:.1f}%" for b, v in zip(sweep_betas, sweep[known]))
                + "." if len(sweep_betas) > 1 else "")
         )
-        errs = {str(k): {"cba": rec.cba_rel_error.sel(variant=k).values} for k in rec.variant.values}
-        rep.figure(_fig_reconstruction(regions, errs, sweep, sweep_betas, beta, rec.burden_true.values,
-                                       rec.burden_rebuilt.sel(variant=known).values, stressor, synthetic),
+        errs = {str(k): {"cba": ds.cba_rel_error.sel(variant=k).values} for k in ds.variant.values}
+        rep.figure(_fig_reconstruction(regions, errs, sweep, sweep_betas, beta, ds.burden_true.values,
+                                       ds.burden_rebuilt.sel(variant=known).values, stressor, synthetic),
                    "reconstruction",
                    f"Gravity + RAS reconstruction: regional CBA error, sensitivity to beta, and true vs rebuilt "
                    f"interregional burden{tag(synthetic)}.")
@@ -566,7 +576,7 @@ def run(
     name says so). `quick`: no beta sweep and five arrows on the map. Other arguments go to
     [`compute`][experiments.outsourcing.compute] (`betas` default `DEFAULT_BETAS`).
 
-    **Returns:** the [headline][experiments.outsourcing.headline] numbers, `result` and `report`.
+    **Returns:** the [headline][experiments.outsourcing.headline] numbers, `result` (the dataset) and `report`.
     """
     t0 = time.perf_counter()
     mrio, synthetic, source = table_or_demo(mrio, synthetic, source)

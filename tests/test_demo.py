@@ -31,6 +31,17 @@ def test_demo_world_is_deterministic_and_structured():
     assert demo_world(seed=1, geography=False).mrio.Z[0, 0] != m.Z[0, 0]
 
 
+def test_demo_positions_are_the_regions_on_the_unit_map():
+    """`demo_positions`: one distinct point per region, in the world's region order, on the unit map, with the
+    coastal hubs east of the inland provinces and the energy exporter furthest west (x east, y north)."""
+    pos = diffmrio.datasets.demo_positions()
+    assert tuple(pos) == diffmrio.datasets.REGIONS == demo_world(seed=0, geography=False).mrio.regions
+    xy = np.array(list(pos.values()))
+    assert xy.shape == (6, 2) and (xy >= 0).all() and (xy <= 1).all() and len({tuple(p) for p in xy}) == 6
+    assert min(pos["Capital"][0], pos["Harbor"][0]) > max(pos[r][0] for r in ("Central", "Basin", "Steppe"))
+    assert min(pos, key=lambda r: pos[r][0]) == "Steppe"
+
+
 def test_demo_command_writes_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--quiet", "--economy-only"]) == 0

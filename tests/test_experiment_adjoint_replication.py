@@ -118,17 +118,37 @@ def computed(world, tmp_path_factory):
     from experiments.adjoint_replication import compute
 
     out = tmp_path_factory.mktemp("adjoint_replication")
-    res = compute(out, world=world, members=1, steps=10, train_adjoints=1, gridded_steps=2, n_receptor_adjoints=1,
-                  ablation=False, progress=False, n_train=4, n_test=2, n_adj=2, degrees=(2,), gridded_sobolev=1.0)  # fmt: skip
-    return res, out
+    ds = compute(out, world=world, members=1, steps=10, train_adjoints=1, gridded_steps=2, n_receptor_adjoints=1,
+                 ablation=False, progress=False, n_train=4, n_test=2, n_adj=2, degrees=(2,), gridded_sobolev=1.0)  # fmt: skip
+    return ds, out
+
+
+@pytest.fixture(scope="module")
+def fitted(world, computed):
+    """The emulators behind `compute`'s dataset: the MLP ensemble and the gridded emulator as `compute` saved them
+    in `out`, and the linear and polynomial emulators fitted again (closed form, so the same fit) to the cached
+    training runs, the polynomial with the dataset's source weights."""
+    import surrogate as sg
+    from experiments.adjoint_replication import source_runs
+
+    ds, out = computed
+    runs = xr.load_dataset(out / "ctm_runs.nc")
+    train = source_runs(world, runs["x_train"].values, runs["c_train"].values)
+    labels = sg.EmulatorLabels.from_runs(train)
+    with pytest.warns(UserWarning, match="minimum-norm"):  # 5 runs for 42 inputs (the fixture's tiny design)
+        linear = sg.fit(sg.LinearEmulator(labels), train)
+    with pytest.warns(UserWarning, match="minimum-norm"):
+        poly = sg.fit(sg.PolynomialEmulator(labels, degree=2, source_weights=ds["polynomial_source_weights"].values),
+                      train)  # fmt: skip
+    return {"linear": linear, "polynomial (pf-ERSM, D=2)": poly, "neural (MLP ensemble)": sg.load(out / "mlp_ensemble.eqx"),
+            "gridded (FNO)": sg.load(out / "gridded_fno.eqx")}  # fmt: skip
 
 
 def test_compute_ctm_numbers_against_numpy_and_finite_differences(world, computed):
     """The CTM side of the dataset: test-run PM2.5 per receptor against a numpy population-weighted mean of the
     cached runs, the exact adjoint of J against central differences of the forward CTM, and the cell-level
     adjoint chained through the allocation giving the source-level one."""
-    res, out = computed
-    ds = res["dataset"]
+    ds, out = computed
     runs = xr.load_dataset(out / "ctm_runs.nc")
     frac, pop = np.asarray(world.dom.region_fraction), np.asarray(world.dom.population)
     pm = np.einsum("c,ncyx->nyx", world.m, runs["c_test"].values)
@@ -151,7 +171,7 @@ def test_compute_ctm_numbers_against_numpy_and_finite_differences(world, compute
         np.testing.assert_allclose(g[r, k], (J(x + e) - J(x - e)) / (2 * h), rtol=1e-5, atol=1e-6 * np.abs(g).max())
 
 
-def test_compute_emulator_numbers_against_numpy(world, computed):
+def test_compute_emulator_numbers_against_numpy(world, computed, fitted):
     """The emulator side: the scores against numpy formulas on the stored PM2.5, the pooled gradient statistics
     against R^2 and slope computed here, and the chain's deaths gradient against central differences of the
     chain (emulator -> downscaler -> GEMM) run forward."""
@@ -159,8 +179,8 @@ def test_compute_emulator_numbers_against_numpy(world, computed):
 
     import surrogate as sg
 
-    res, out = computed
-    ds, models = res["dataset"], res["models"]
+    ds, out = computed
+    models = fitted
     summary = json.loads(ds.attrs["summary"])
     names = list(ds.attrs["models"])
     assert names == ["linear", "polynomial (pf-ERSM, D=2)", "neural (MLP ensemble)",
@@ -179,6 +199,11 @@ def test_compute_emulator_numbers_against_numpy(world, computed):
         slope = np.polyfit(a, e, 1)[0]
         assert summary[name]["grad_r2"] == pytest.approx(r2, rel=1e-9, abs=1e-12)
         assert summary[name]["grad_slope"] == pytest.approx(slope, rel=1e-7)
+    # the emulators behind the dataset: the saved MLP ensemble and the refitted linear emulator give its PM2.5
+    x_test = jnp.asarray(xr.load_dataset(out / "ctm_runs.nc")["x_test"].values)
+    for name in ("linear", "neural (MLP ensemble)"):
+        np.testing.assert_allclose(np.asarray(jax.vmap(models[name].pm25)(x_test)),
+                                   ds[f"pm25_emulator_{names.index(name)}"].values, rtol=1e-10)  # fmt: skip
     # the linear emulator's gradient of the linear cost is its (constant) weighted matrix: the same at every state
     lin = models["linear"]
     x_adj = xr.load_dataset(out / "ctm_runs.nc")["x_adj"].values
@@ -238,19 +263,18 @@ def _polynomial_numpy(model, x):
     return np.stack(out)
 
 
-def test_compute_polynomial_numbers_against_numpy(world, computed):
+def test_compute_polynomial_numbers_against_numpy(world, computed, fitted):
     """The polynomial emulator's rows: its source weights are each region's share of the base emissions per
     species, its PM2.5 on the test runs and its gradient of J at the adjoint states equal the polynomial
     evaluated in numpy from the fitted coefficients (the gradient by central differences, exact for a
     quadratic up to rounding), and so does its deaths gradient through the downscaler and GEMM."""
-    res, out = computed
-    ds, models = res["dataset"], res["models"]
+    ds, out = computed
     name = "polynomial (pf-ERSM, D=2)"
     i = list(ds.attrs["models"]).index(name)
-    poly = models[name]
+    poly = fitted[name]
     assert poly.degree == 2 and poly.total_terms
     e = world.e_reg.sum(-1)  # [species, region]: base emissions summed over levels
-    np.testing.assert_allclose(np.asarray(poly.source_weights), (e / e.sum(1, keepdims=True)).T, rtol=1e-12)
+    np.testing.assert_allclose(ds["polynomial_source_weights"].values, (e / e.sum(1, keepdims=True)).T, rtol=1e-12)
     np.testing.assert_array_equal(np.asarray(poly.x_ref), np.ones((6, 7)))  # d = x - 1: changes from the base case
     runs = xr.load_dataset(out / "ctm_runs.nc")
     y = _polynomial_numpy(poly, runs["x_test"].values)  # [n, component, receptor]
@@ -291,7 +315,7 @@ def test_compute_polynomial_numbers_against_numpy(world, computed):
         np.testing.assert_allclose(dg[r, k], fd, rtol=1e-5, atol=1e-7 * np.abs(dg).max())
 
 
-def test_compute_gridded_numbers_against_numpy(world, computed):
+def test_compute_gridded_numbers_against_numpy(world, computed, fitted):
     """The gridded emulator's rows: its dJ/dE at the adjoint states against central differences of J = sum(cell_w
     * emulator(E)), the cell-level statistics (cells carrying the top 90 % of sum |dJ/dE| per state), the
     source-level ones (cell gradients chained through the per-source patterns) and the median cell NME of PM2.5
@@ -300,8 +324,8 @@ def test_compute_gridded_numbers_against_numpy(world, computed):
 
     import surrogate as sg
 
-    res, out = computed
-    ds, gm = res["dataset"], sg.with_envelope_policy(res["models"]["gridded (FNO)"], "ignore")
+    ds, out = computed
+    gm = sg.with_envelope_policy(fitted["gridded (FNO)"], "ignore")
     g = json.loads(ds.attrs["summary"])["gridded (FNO)"]
     runs = xr.load_dataset(out / "ctm_runs.nc")
     e, a = ds["cell_grad_emulator"].values, ds["cell_grad_adjoint"].values  # [state, species, level, row, col]
@@ -401,8 +425,7 @@ def test_report_tables_equal_the_dataset(world, computed, tmp_path):
 
     from experiments.adjoint_replication import report
 
-    res, out = computed
-    ds = res["dataset"]
+    ds, out = computed
     summary = json.loads(ds.attrs["summary"])
     models = list(ds.attrs["models"])
     path = report(ds, tmp_path / "a")

@@ -77,11 +77,11 @@ def test_co2_avoided_vs_numpy(result, quick_demo_chain):
 
 def test_chain_deaths_avoided_by_hand(result, quick_demo_chain):
     """Apply the hand-built intensity ratios to every emission row of S and rerun the chain."""
-    full, res = result
+    ds, res = result
     chain = quick_demo_chain.chain
     inp = chain.base_inputs()
     _, _, ratio = _convergence_by_hand(chain.mrio, 1.0)
-    np.testing.assert_allclose(full.convergence.intensity_ratio.sel(level=1.0).values.ravel(), ratio, rtol=1e-9)
+    np.testing.assert_allclose(ds.intensity_ratio.sel(level=1.0).values.ravel(), ratio, rtol=1e-9)
     rows = np.array([s in cb.EMISSION_ROWS for s in chain.mrio.stressors])
     S = np.asarray(inp.S).copy()
     S[rows] *= ratio[None, :]
@@ -89,7 +89,6 @@ def test_chain_deaths_avoided_by_hand(result, quick_demo_chain):
     d0, d1 = float(deaths(chain, inp.S)), float(deaths(chain, jnp.asarray(S)))
     assert res["deaths_avoided_central"][1.0] == pytest.approx(d0 - d1, rel=1e-8)
     assert d0 - d1 > 0
-    ds = full.convergence
     lo, hi = res["deaths_avoided_pct_100_interval"]
     assert lo < res["deaths_avoided_pct_100"] < hi
     # the Monte Carlo summaries are numpy's on the same draws
@@ -104,9 +103,8 @@ def test_chain_deaths_avoided_by_hand(result, quick_demo_chain):
 
 
 def test_views_identity_and_tci(result, quick_demo_chain):
-    full, res = result
+    ds, res = result
     mrio = quick_demo_chain.chain.mrio
-    ds = full.accounts
     # consumer and final-producer views of the deaths row == first-order attribution (sum over receptors)
     np.testing.assert_allclose(ds.deaths_views.sel(view="consumer").values,
                                ds.deaths_by_consumer_first_order.sum("receptor").values, rtol=1e-8)
@@ -134,8 +132,8 @@ def test_report_from_result(result, tmp_path):
     lo, hi = res["deaths_avoided_pct_100_interval"]
     assert (f"Full convergence avoids {res['co2_avoided_pct_100']:.1f}% of trade-related CO2 and "
             f"{res['deaths_avoided_pct_100']:.1f}% (95% interval {lo:.1f}-{hi:.1f}%)") in text
-    back = xr.load_dataset(tmp_path / "out" / "results" / "convergence.nc")
-    xr.testing.assert_allclose(back.co2_avoided, full.convergence.co2_avoided)
+    back = xr.load_dataset(tmp_path / "out" / "results" / "cobenefits.nc")
+    xr.testing.assert_allclose(back.co2_avoided, full.co2_avoided)
     assert (tmp_path / "out" / "figures" / "zones.png").is_file()
 
 

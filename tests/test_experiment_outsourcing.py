@@ -12,7 +12,6 @@ import xarray as xr
 from _systems import ceads_arrays
 
 import diffmrio
-from diffmrio.datasets import _demo
 from experiments import _common, outsourcing as exp
 
 
@@ -57,15 +56,21 @@ def test_report_written_from_result(result, tmp_path):
     assert f"Largest regional CBA error: {100 * res['reconstruction_error']:.1f}%" in text
     for name in ("pba_vs_cba", "net_transfers_map", "net_transfers", "reconstruction"):
         assert f"figures/{name}.png" in text
-    for nc in ("accounts.nc", "reconstruction.nc", "rebuilt_mrio.nc"):
+    for nc in ("outsourcing.nc", "rebuilt_mrio.nc"):
         assert (out / "results" / nc).is_file()
     assert not [p for p in out.rglob(".*") if p.is_file()], "temporary files left behind"
-    # the same report from the result alone, without the reconstruction
+    # the same report from the result alone, without the reconstruction (sections 1-2 are the same numbers)
     full = res["result"]
-    text = exp.report(exp.Outsourcing(full.accounts), tmp_path / "o").read_text()
-    assert "Skipped: no region positions or distances" in text and not (tmp_path / "o" / "results" / "reconstruction.nc").exists()
-    assert all("units" in full.accounts[v].attrs for v in full.accounts.data_vars)
-    assert all("units" in full.reconstruction[v].attrs for v in full.reconstruction.data_vars)
+    accounts = exp.compute(diffmrio.datasets.demo_world(seed=0, geography=False).mrio, top_k=5, reconstruct=False,
+                           synthetic=True, source=full.attrs["source"])
+    assert "cba" in accounts and "cba_true" not in accounts and "rebuilt_Z" not in accounts
+    xr.testing.assert_allclose(accounts, full[list(accounts.data_vars)], rtol=1e-12)
+    text = exp.report(accounts, tmp_path / "o").read_text()
+    assert "Skipped: no region positions or distances" in text and not (tmp_path / "o" / "results" / "rebuilt_mrio.nc").exists()
+    assert all("units" in full[v].attrs for v in full.data_vars)
+    # the rebuilt table travels in the dataset and comes back whole
+    back = diffmrio.MRIO.from_xarray(xr.load_dataset(out / "results" / "rebuilt_mrio.nc"))
+    np.testing.assert_array_equal(np.asarray(exp.rebuilt_table(full).Z), np.asarray(back.Z))
 
 
 def test_pba_cba_and_net_transfers_match_numpy(result, world):
@@ -79,7 +84,7 @@ def test_pba_cba_and_net_transfers_match_numpy(result, world):
     lnt = res["largest_net_transfer"]
     assert (lnt["to_emitter"], lnt["from_consumer"]) == (regions[r], regions[s])
     np.testing.assert_allclose(lnt["value"], net[r, s], rtol=1e-9)
-    ds = xr.open_dataset(out / "results" / "accounts.nc")
+    ds = xr.open_dataset(out / "results" / "outsourcing.nc")
     np.testing.assert_allclose(ds["net_transfer"].values, net, rtol=1e-9, atol=1e-9 * np.abs(net).max())
     # the category split adds up to the total burden, and the household part matches numpy
     np.testing.assert_allclose(ds["burden_by_category"].sum("category_group").values, E, rtol=1e-9)
@@ -136,14 +141,15 @@ def test_gravity_trade_equals_hand_ras(result, world):
     R, N, K = world.n_regions, world.n_sectors, world.n_categories
     Z4 = np.asarray(world.Z).reshape(R, N, R, N)
     Y4 = np.asarray(world.Y).reshape(R, N, R, K)
-    i = _demo.SECTORS.index("metals")
+    i = diffmrio.datasets.SECTORS.index("metals")
     T = Z4[:, i].sum(-1) + Y4[:, i, :, :3].sum(-1)  # true flows of product i, r -> s (domestic use)
     out_i = T.sum(1) - np.diag(T)
     in_i = T.sum(0) - np.diag(T)
-    d = np.linalg.norm(_demo._POS[:, None] - _demo._POS[None], axis=-1)
+    pos = np.array([diffmrio.datasets.demo_positions()[r] for r in world.regions])
+    d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
     prior = np.where(np.eye(R, dtype=bool), 0.0, np.outer(out_i, in_i) / np.where(d > 0, d, 1.0))
     expected = _hand_ras(prior, out_i, in_i)
-    rec = xr.open_dataset(out / "results" / "reconstruction.nc")
+    rec = xr.open_dataset(out / "results" / "outsourcing.nc")
     got = rec["trade_rebuilt"].sel(sector="metals").values
     rec.close()
     off = ~np.eye(R, dtype=bool)
@@ -164,7 +170,7 @@ def test_bad_inputs_raise(world, tmp_path):
 def test_distances_csv(world, tmp_path):
     """User-data path: distances from a labelled CSV (the emission inventory reader is tested in
     tests/test_inventory.py)."""
-    d = diffmrio.tables.distance_matrix(exp.demo_positions(), world.regions).values
+    d = diffmrio.tables.distance_matrix(diffmrio.datasets.demo_positions(), world.regions).values
     rev = list(world.regions)[::-1]
     pd.DataFrame(d[::-1, ::-1], index=rev, columns=rev).to_csv(tmp_path / "d.csv")
     np.testing.assert_allclose(diffmrio.tables.read_distances_csv(tmp_path / "d.csv", world.regions).values, d)

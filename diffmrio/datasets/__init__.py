@@ -1,5 +1,6 @@
-"""Datasets: the synthetic demo world (a small MRIO table with geography and air-pollutant satellites) and seeded
-random MRIO tables for tests and benchmarks (`random_mrio`)."""
+"""Datasets: the synthetic demo world (a small MRIO table with geography and air-pollutant satellites, its regions'
+positions on the demo map: `demo_positions`) and seeded random MRIO tables for tests and benchmarks
+(`random_mrio`)."""
 
 from .._deprecated import moved_names as _moved_names
 from ._demo import (
@@ -11,6 +12,7 @@ from ._demo import (
     STRESSORS as STRESSORS,
     UNITS as UNITS,
     DemoWorld as DemoWorld,
+    demo_positions as demo_positions,
     demo_world as demo_world,
 )
 from ._random import random_mrio as random_mrio

@@ -130,6 +130,18 @@ def _shares(rng, attract: np.ndarray, dist: np.ndarray, tradable: np.ndarray) ->
     return sh
 
 
+def demo_positions() -> dict[str, tuple[float, float]]:
+    """Positions of the demo world's six regions on its unit map (x east, y north), the map from which
+    [`demo_world`][diffmrio.datasets.demo_world] takes the distances that shape its trade shares.
+
+    Use them for a distance-based model on the demo world (e.g. `diffmrio.tables.distance_matrix` for the
+    gravity prior of `diffmrio.tables.gravity_ras_rebuild`). Synthetic, like the world.
+
+    **Returns:** `{region: (x, y)}` in the order of `REGIONS`.
+    """
+    return {r: (float(p[0]), float(p[1])) for r, p in zip(REGIONS, _POS, strict=True)}
+
+
 def demo_world(seed: int = 0, *, geography: bool = True) -> DemoWorld:
     """Build the synthetic demo world deterministically (a fraction of a second).
 
