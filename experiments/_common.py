@@ -38,7 +38,7 @@ from diffmrio._io import (  # noqa: F401  the atomic writers, for every experime
 )
 from diffmrio.tables import read_emissions_csv  # public since issue 11 item 5; kept importable from here
 
-__all__ = ["Table", "experiment_parser", "make_parser", "show_progress", "seed_or", "parse", "prepare_out", "shared_folder", "load_table",
+__all__ = ["Table", "lhs_scales", "experiment_parser", "make_parser", "show_progress", "seed_or", "parse", "prepare_out", "shared_folder", "load_table",
            "read_emissions_csv", "cli_main", "footer"]
 
 #: marker file an experiment leaves in its output folder (`prepare_out`): a later run of the same experiment may
@@ -263,6 +263,17 @@ def table_or_demo(mrio: MRIO | None, synthetic: bool | None, source: str | None)
     if synthetic is None:
         synthetic = "synthetic" in mrio.name.lower()
     return mrio, synthetic, source
+
+
+def lhs_scales(n: int, sources: Sequence[str], species: Sequence[str], *, seed: int, include_base: bool):
+    """`scale[run, source, species]` (numpy) of a Latin hypercube over 0-2x (`ctm_interface.latin_hypercube_design`;
+    `include_base` adds the all-ones base case as the first run): the designs of the emulator experiments."""
+    import numpy as np
+
+    from ctm_interface import latin_hypercube_design
+
+    d = latin_hypercube_design(n, sources, species, low=0.0, high=2.0, seed=seed, include_base=include_base)
+    return np.asarray(d.transpose("run", "source", "species").values)
 
 
 def tag(synthetic: bool) -> str:

@@ -43,11 +43,12 @@ import numpy as np
 import xarray as xr
 
 import surrogate as sg
-from ctm_interface import allocate_to_grid, pm25_weights, region_kernel
+from ctm_interface import EMISSION_LEVELS, allocate_to_grid, pm25_weights, region_kernel
 from diffmrio.demo import subplots
 
 from ._common import (
     experiment_parser,
+    lhs_scales,
     parse,
     save_figure_atomic,
     seed_or,
@@ -60,13 +61,6 @@ jax.config.update("jax_enable_x64", True)
 
 RECEPTOR_MODEL = "neural, Sobolev term + receptor adjoints"
 TARGETS = {"nme": 0.02, "maxne": 0.10, "r2": 0.95, "slope": (0.9, 1.1), "cell_r2": 0.9}
-
-
-def _lhs(n: int, regions, species, seed: int, include_base: bool) -> np.ndarray:
-    from ctm_interface import latin_hypercube_design
-
-    d = latin_hypercube_design(n, regions, species, low=0.0, high=2.0, seed=seed, include_base=include_base)
-    return np.asarray(d.transpose("run", "source", "species").values)
 
 
 class World:
@@ -151,12 +145,8 @@ class World:
         return np.swapaxes(pw, -1, -2)
 
     def run(self, scale: np.ndarray, progress: bool = True) -> np.ndarray:
-        from ctm_interface._progress import tqdm
-
-        out = []
-        for s in tqdm(scale, desc="reference CTM runs", disable=not progress, leave=False):
-            out.append(np.asarray(self.ctm.run(jnp.asarray(self.emissions(s)))))
-        return np.stack(out)
+        """scale[run, region, species] -> C[run, component, row, col] (one CTM run per row)."""
+        return np.asarray(self.ctm.run_ensemble(self.emissions(scale), progress=progress))
 
     def adjoint(self, scale: np.ndarray, cost=None, args: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
         """Exact cell-level dJ/dE and source-level dJ/dscale (chain rule through the allocation) at each state
@@ -178,12 +168,12 @@ def ctm_runs(
     world: World, out: Path, n_train_lhs: int, n_test: int, n_adj: int, n_train_adj: int, progress: bool
 ) -> xr.Dataset:
     cache = out / "ctm_runs.nc"
-    x_train = _lhs(n_train_lhs, world.regions, world.species, seed=11, include_base=True)
-    x_test = _lhs(n_test, world.regions, world.species, seed=22, include_base=False)
-    x_adj = _lhs(n_adj, world.regions, world.species, seed=33, include_base=False)
+    x_train = lhs_scales(n_train_lhs, world.regions, world.species, seed=11, include_base=True)
+    x_test = lhs_scales(n_test, world.regions, world.species, seed=22, include_base=False)
+    x_adj = lhs_scales(n_adj, world.regions, world.species, seed=33, include_base=False)
     # a second, untouched test set and adjoint states, never looked at during development
-    x_fresh = _lhs(n_test, world.regions, world.species, seed=44, include_base=False)
-    x_fadj = _lhs(n_adj, world.regions, world.species, seed=55, include_base=False)
+    x_fresh = lhs_scales(n_test, world.regions, world.species, seed=44, include_base=False)
+    x_fadj = lhs_scales(n_adj, world.regions, world.species, seed=55, include_base=False)
     if cache.exists():
         ds = xr.load_dataset(cache)
         if (
@@ -340,7 +330,7 @@ def gridded_runs(world: World, x: np.ndarray, conc: np.ndarray) -> xr.Dataset:
         },
         coords={
             "species": list(world.species),
-            "level": ["ground", "elevated"],
+            "level": list(EMISSION_LEVELS),
             "component": list(world.components),
         },
     )
@@ -510,7 +500,7 @@ def compute(
         },
         coords={
             "species": list(world.species),
-            "level": ["ground", "elevated"],
+            "level": list(EMISSION_LEVELS),
             "component": list(world.components),
         },
     )
@@ -653,7 +643,7 @@ def _figures(ds: xr.Dataset, out: Path) -> None:
     species = list(ds["species"].values)
     s_idx = int(np.argmax(np.abs(ga).sum(axis=(1, 2, 3))))
     fig, axes = subplots(2, 2, figsize=(9, 6.5))
-    for row, lev in enumerate(("ground", "elevated")):
+    for row, lev in enumerate(EMISSION_LEVELS):
         vmax = float(np.abs(ga[s_idx, row]).max())
         for col, (fld, lab) in enumerate(((ga, "CTM adjoint"), (ge, "gridded emulator"))):
             im = axes[row, col].imshow(fld[s_idx, row], origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax)

@@ -57,7 +57,7 @@ import xarray as xr
 
 import surrogate as sg
 
-from ._common import write_netcdf_atomic, write_text_atomic
+from ._common import lhs_scales, write_netcdf_atomic, write_text_atomic
 
 jax.config.update("jax_enable_x64", True)
 
@@ -168,10 +168,7 @@ class ReferenceCase:
 
 
 def lhs(case, n: int, seed: int, include_base: bool) -> np.ndarray:
-    from ctm_interface import latin_hypercube_design
-
-    d = latin_hypercube_design(n, case.regions, case.species, low=0.0, high=2.0, seed=seed, include_base=include_base)
-    return np.asarray(d.transpose("run", "source", "species").values)
+    return lhs_scales(n, case.regions, case.species, seed=seed, include_base=include_base)
 
 
 def run_set(case, x, y) -> xr.Dataset:
