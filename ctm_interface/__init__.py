@@ -1,5 +1,6 @@
 """ctm_interface: chemical transport model files in and out (CMAQ I/O API, GEOS-Chem netCDF),
-grids and region masks, ensemble design and ingestion, and a reference CTM with an exact adjoint."""
+grids and region masks, ensemble design and ingestion; the reference CTM with an exact adjoint and its demo domain
+are in `ctm_interface.reference`, the spectral stand-in CTM in `ctm_interface.spectral`."""
 
 import jax as _jax
 
@@ -59,21 +60,11 @@ from ._regions import region_fractions_from_points as region_fractions_from_poin
 from ._regions import region_fractions_from_polygons as region_fractions_from_polygons  # noqa: E402
 from ._regions import regrid_population as regrid_population  # noqa: E402
 
-from .reference import (  # noqa: E402
-    ADJOINT_VARIABLES as ADJOINT_VARIABLES,
-    COMPONENTS as COMPONENTS,
-    CONC_VARIABLES as CONC_VARIABLES,
-    LEVELS as LEVELS,
-    REGIONS as REGIONS,
-    SEASONS as SEASONS,
-    SPECIES as SPECIES,
-    CTMBudget as CTMBudget,
-    CTMGrid as CTMGrid,
-    CTMResult as CTMResult,
-    DemoDomain as DemoDomain,
-    ReferenceCTM as ReferenceCTM,
-    demo_base_emissions as demo_base_emissions,
-    demo_domain as demo_domain,
-    pm25_from_components as pm25_from_components,
-    population_weighted_pm25 as population_weighted_pm25,
-)
+from . import reference as reference  # noqa: E402
+from ._deprecated import moved_names as _moved_names  # noqa: E402
+
+# the reference CTM and its demo domain moved to ctm_interface.reference in 0.2; the old names warn until 0.3
+__getattr__ = _moved_names("ctm_interface", dict.fromkeys(
+    ("ADJOINT_VARIABLES", "COMPONENTS", "CONC_VARIABLES", "LEVELS", "REGIONS", "SEASONS", "SPECIES", "CTMBudget",
+     "CTMGrid", "CTMResult", "DemoDomain", "ReferenceCTM", "demo_base_emissions", "demo_domain",
+     "pm25_from_components", "population_weighted_pm25"), "ctm_interface.reference"))

@@ -29,6 +29,7 @@ from ._atomic import atomic_path, write_text_atomic
 from ._errors import CTMFileError
 from ._grids import GridDefinition, grid_from_ioapi_attrs
 from ._ioapi import read_ioapi
+from ._regions import aggregate_to_regions, region_kernel
 from ._vocabulary import default_components
 
 MANIFEST_VERSION = 1
@@ -644,18 +645,14 @@ def collect_runs(
     if "receptor" not in masks.dims or not {"ROW", "COL"} <= set(masks.dims):
         raise ValueError(f"receptor_masks needs dims (receptor or region, ROW, COL), got {masks.dims}")
     masks = masks.drop_vars([c for c in masks.coords if c != "receptor"])
-    if weights is None:
-        mw = masks
-    else:
-        w = (
-            weights
-            if isinstance(weights, xr.DataArray)
-            else xr.DataArray(np.asarray(weights, float), dims=("ROW", "COL"))
-        )
-        mw = masks * w.drop_vars(list(w.coords))
-    norm = mw.sum(dim=("ROW", "COL"))
-    if np.any(norm.values <= 0):
-        empty = [str(r) for r, v in zip(masks["receptor"].values, norm.values, strict=True) if v <= 0]
+    fractions = masks.rename(receptor="region").transpose("region", "ROW", "COL")
+    if weights is not None and not isinstance(weights, xr.DataArray):
+        weights = xr.DataArray(np.asarray(weights, float), dims=("ROW", "COL"))
+    # each receptor's total mask x weight, the denominator of its mean
+    norm = region_kernel(np.ones(fractions.shape[1:]), fractions.values,
+                         None if weights is None else weights.transpose("ROW", "COL").values)  # fmt: skip
+    if np.any(norm <= 0):
+        empty = [str(r) for r, v in zip(masks["receptor"].values, norm, strict=True) if v <= 0]
         raise ValueError(f"receptors {empty} have zero total mask weight: drop them or fix the masks/weights")
     ids = (
         [str(v) for v in design["run_id"].values]
@@ -704,7 +701,8 @@ def collect_runs(
                     )
                 fields.append(da.drop_vars(list(da.coords)).astype(np.float64))
             stacked = xr.concat(fields, dim="component").assign_coords(component=comps)
-            outs.append(xr.dot(stacked, mw, dim=["ROW", "COL"]) / norm)
+            means = aggregate_to_regions(stacked, fractions, weights=weights, how="mean")
+            outs.append(means.rename(region="receptor"))
             good.append(i)
         except (CTMFileError, OSError, ValueError, KeyError, RuntimeError) as e:
             failed.append(f"{ids[i]}: {e}")

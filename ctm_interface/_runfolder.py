@@ -32,6 +32,7 @@ import xarray as xr
 from ._errors import CTMFileError
 from ._geoschem import read_cf_latlon
 from ._ioapi import _check_netcdf_file, read_ioapi
+from ._regions import aggregate_to_regions, region_kernel, spread_to_grid
 from ._vocabulary import CONC_UNITS, DEFAULT_OM_OC, VOCABULARIES, ComponentMap, resolve_components
 
 _FORMATS = ("ioapi", "cf", "geoschem")
@@ -411,8 +412,11 @@ def desid_emissions(base: xr.DataArray, masks: xr.DataArray, scale: xr.DataArray
         raise ValueError(f"design sources {lack} have no region mask (masks: {list(m['source'].values)})")
     m = m.sel(source=scale["source"].values)
     sp = [str(s) for s in scale["species"].values]
-    factor = 1.0 + xr.dot(scale.drop_vars([c for c in scale.coords if c not in ("run", "source", "species")]) - 1.0,
-                          m, dim="source")  # fmt: skip
+    # 1 + sum_g m_g (s_g - 1): the factors painted onto the cells by the masks (the one region-to-grid kernel)
+    factor = 1.0 + xr.apply_ufunc(
+        spread_to_grid, scale.drop_vars([c for c in scale.coords if c not in ("run", "source", "species")]) - 1.0,
+        kwargs={"fraction": m.transpose("source", "ROW", "COL").values}, input_core_dims=[["source"]],
+        output_core_dims=[["ROW", "COL"]])  # fmt: skip
     return (base.sel(species=sp) * factor).transpose(*(("run",) if "run" in scale.dims else ()), "species", "level", "ROW", "COL")
 
 
@@ -892,34 +896,38 @@ def _scan(config: str | os.PathLike | RunFolderConfig):
             if nrec[r] < most:
                 problems.add(r, paths[labels.index(r)], f"has {nrec[r]} time records, the other runs up to {most}: "
                                                         "the run probably stopped early; rerun it")
-    # aggregation
-    w = rmask if pop is None else rmask * pop
+    # aggregation: receptor means of mask fraction x weight (population, or cell area) by the one region kernel
+    fractions = rmask.rename(receptor="region").transpose("region", "ROW", "COL")
+    weights = pop
     weighting = "population" if pop is not None else "area (mask fractions)"
     if pop is None and mgrid["kind"] == "cf" and mgrid.get("lat") is not None:
         # cells of a regular lat-lon grid shrink towards the poles: area weights are cos(latitude), not 1 each
-        w = rmask * xr.DataArray(np.cos(np.deg2rad(np.asarray(mgrid["lat"], np.float64))), dims="ROW")
+        coslat = np.cos(np.deg2rad(np.asarray(mgrid["lat"], np.float64)))
+        weights = xr.DataArray(np.broadcast_to(coslat[:, None], fractions.shape[1:]), dims=("ROW", "COL"))
         weighting = "area (mask fractions x cos(latitude))"
-    norm = w.sum(("ROW", "COL"))
-    empty = [str(r) for r, v in zip(receptors, norm.values, strict=True) if not v > 0]
+    norm = region_kernel(np.ones(fractions.shape[1:]), fractions.values,
+                         None if weights is None else weights.transpose("ROW", "COL").values)  # fmt: skip
+    empty = [str(r) for r, v in zip(receptors, norm, strict=True) if not v > 0]
     if empty:
         raise CTMFileError(masks.attrs["source_file"], f"receptors {empty} have zero total mask (x population) weight")
     result = {"config": cfg, "design": design, "masks": masks, "population": pop, "weighting": weighting,
               "emissions": emis, "components": cmap, "n_records": nrec, "paths": dict(zip(labels, paths, strict=True))}  # fmt: skip
     if good:
         stack = xr.concat([fields[r] for r in good], dim="run").assign_coords(run=design.sel(run=good)["run"].values)
-        pm25 = xr.dot(stack, w, dim=["ROW", "COL"]) / norm
+        pm25 = aggregate_to_regions(stack, fractions, weights=weights, how="mean").rename(region="receptor")
         pm25 = pm25.transpose("run", "receptor", "component")
         pm25.attrs = {"units": "ug m-3", "long_name": "receptor-mean surface PM2.5 component",
                       "aggregation": "mask x population weighted mean" if pop is not None else f"mask-weighted mean, {weighting}"}
         result.update(stack=stack, pm25=pm25, good=good)
     # adjoints
     if "adjoints" in cfg.raw:
-        result.update(_scan_adjoints(cfg, masks, mgrid, emis, smap, receptors, w, cmap, problems))
+        result.update(_scan_adjoints(cfg, masks, mgrid, emis, smap, receptors, norm, cmap, problems))
     result["problems"] = problems.items
     return result
 
 
-def _scan_adjoints(cfg, masks, mgrid, emis, smap, receptors, w, cmap, problems) -> dict:
+def _scan_adjoints(cfg, masks, mgrid, emis, smap, receptors, mw_sum, cmap, problems) -> dict:
+    """The adjoint states; `mw_sum[receptor]` is each receptor's total mask x weight (the forward means')."""
     a = cfg.raw["adjoints"]
     for key in ("design", "pattern"):
         if key not in a:
@@ -951,14 +959,13 @@ def _scan_adjoints(cfg, masks, mgrid, emis, smap, receptors, w, cmap, problems) 
                 problems.add(r, p, f"{f.sizes['level']} layers, base emissions {emis.sizes['level']}")
                 continue
             f = f * emis.sel(species=f["species"].values).values
-        s = xr.dot(f.sum("level"), m.drop_vars([c for c in m.coords if c != "region"]), dim=["ROW", "COL"])
+        s = aggregate_to_regions(f.sum("level"), m, how="sum")
         sens.append(s.rename(region="source").transpose("source", "species"))
         good.append(r)
     out: dict = {"adjoint_design": adesign}
     if not good:
         return out
     comps = list(cmap.components) if cmap is not None else None
-    mw_sum = w.sum(("ROW", "COL")).values
     ds = xr.Dataset({"scale": adesign.sel(run=good)})
     ds["sensitivity"] = xr.concat(sens, dim="run").assign_coords(run=ds["run"].values, source=ds["source"].values,
                                                                 species=ds["species"].values)  # fmt: skip

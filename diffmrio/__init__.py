@@ -51,7 +51,7 @@ from . import health as health
 from . import scenarios as scenarios
 from . import supply_chain as supply_chain
 from . import tables as tables
-from ._deprecated import moved_names as _moved_names
+from ctm_interface._deprecated import moved_names as _moved_names
 
 __version__ = "0.2.0"
 

@@ -273,3 +273,14 @@ def test_collect_runs_argument_errors(tmp_path):
         collect_runs(d, [tmp_path / "a.nc"], receptor_masks=masks)
     with pytest.raises(CTMFileError, match="no run could be read"):
         collect_runs(d, [None, None], receptor_masks=masks, on_missing="ignore")
+    # a receptor of zero total mask x weight has no mean: refused before any run is read
+    two = xr.DataArray(np.stack([np.ones(GRID.shape), np.zeros(GRID.shape)]), dims=("region", "ROW", "COL"),
+                       coords={"region": ["r1", "r2"]})  # fmt: skip
+    with pytest.raises(ValueError, match=r"receptors \['r2'\] have zero total mask weight"):
+        collect_runs(d, str(tmp_path / "{run_id}.nc"), receptor_masks=two)
+    pop = np.ones(GRID.shape)
+    pop[:, :3] = 0.0  # nobody lives in r2, the three western columns
+    west = np.broadcast_to(np.arange(GRID.ncols) < 3, GRID.shape).astype(float)
+    half = two.copy(data=np.stack([np.ones(GRID.shape), west]))
+    with pytest.raises(ValueError, match=r"receptors \['r2'\] have zero total mask weight"):
+        collect_runs(d, str(tmp_path / "{run_id}.nc"), receptor_masks=half, weights=pop)

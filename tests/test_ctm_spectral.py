@@ -44,6 +44,10 @@ def test_adjoint_against_finite_differences_and_structure(world):
     lab = sg.EmulatorLabels.from_runs(ds)
     assert lab.input_coords == (REGIONS, SPECIES) and lab.components == COMPONENTS
     assert ds["low"].shape == (len(REGIONS), len(SPECIES))
+    # gridded emissions of a scale: sum over regions of scale x base x allocation (numpy, not the kernel)
+    E = np.asarray(world.emissions(s0))
+    np.testing.assert_allclose(E, np.einsum("gk,gk,gyx->kyx", s0, world.base_emissions, world.allocation),
+                               rtol=1e-12)  # fmt: skip
 
 
 def test_run_folder_round_trips_through_read_run_folder(world, tmp_path):
@@ -60,6 +64,9 @@ def test_run_folder_round_trips_through_read_run_folder(world, tmp_path):
     np.testing.assert_array_equal(x[0], 1.0)  # the base case first
     assert 0.0 <= x.min() and x.max() <= 2.0 and len(np.unique(x[1:, 0, 0])) == 4
     assert f.runs["split"].values.tolist() == ["train"] * 3 + ["test"] * 2
+    # the base emissions file: each region's kt/yr spread by its allocation pattern (numpy, not the kernel)
+    base = np.einsum("gk,gyx->kyx", world.base_emissions, world.allocation)
+    np.testing.assert_allclose(f.emissions.sel(species=list(SPECIES)).isel(level=0).values, base, rtol=1e-12)
     y = world.run(x)  # the CTM's own outputs, computed here independently of the files
     got = f.runs["pm25"].sel(component=list(COMPONENTS), receptor=list(REGIONS)).transpose("run", "component", "receptor")
     np.testing.assert_allclose(got.values, y, rtol=0, atol=1e-10 * np.abs(y).max())

@@ -290,6 +290,33 @@ def test_refuses_nonfinite_and_negative(copy_of, bad, needle):
     _refused(root / "runs.toml", "run 5 (", "CCTM_ELMO_run005.nc): variable PM25_NO3", needle)
 
 
+def test_refuses_a_receptor_without_people(copy_of):
+    """A receptor whose cells hold nobody has no population-weighted mean: refused, naming the masks file."""
+    root = copy_of()
+    mask = _var(root / "region_mask.nc", REGIONS[0])[0, 0]
+    _edit(root / "population.nc", "POP", lambda a: np.where(mask > 0, 0.0, a))
+    _refused(root / "runs.toml", "region_mask.nc",
+             f"receptors ['{REGIONS[0]}'] have zero total mask (x population) weight")  # fmt: skip
+
+
+def test_receptor_means_and_adjoint_sums_go_through_the_one_region_kernel(elmo, monkeypatch):
+    """Issue 11 item 4: `read_run_folder` aggregates with `ctm_interface.region_kernel` (means of the forward
+    runs, sums of the adjoint fields), not with an inline copy of it."""
+    import ctm_interface._regions as regions
+
+    real, calls = regions.region_kernel, []
+
+    def spy(x, fraction, weights=None, *, how="sum"):
+        calls.append((how, weights is not None))
+        return real(x, fraction, weights, how=how)
+
+    monkeypatch.setattr(regions, "region_kernel", spy)
+    folder = ci.read_run_folder(elmo)
+    assert ("mean", True) in calls  # population-weighted receptor means
+    assert ("sum", False) in calls  # mask sums of the adjoint fields
+    assert folder.runs["pm25"].notnull().all()
+
+
 def test_refuses_fewer_records(copy_of):
     root = copy_of()
     p = root / "runs/CCTM_ELMO_run007.nc"

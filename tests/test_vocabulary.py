@@ -107,6 +107,24 @@ def test_demo_domain_call_sites_equal_numpy():
     np.testing.assert_allclose(np.asarray(dom.gridded_emissions(jnp.asarray(E))), ref_E, rtol=1e-12)
 
 
+def test_ctm_interface_has_no_inline_copies_of_the_region_kernels():
+    """Issue 11 item 4: the run-folder and ensemble readers and the spectral CTM aggregate to regions and spread
+    to the grid through `ctm_interface._regions` (no `einsum` or `xr.dot` of their own)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(ci.__file__).parent
+    found = []
+    for name in ("_ensemble.py", "_runfolder.py", "spectral/_model.py", "spectral/_folder.py"):
+        for node in ast.walk(ast.parse((root / name).read_text())):
+            if isinstance(node, ast.Call):
+                f = node.func
+                called = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                if called in ("einsum", "dot", "tensordot", "matmul"):
+                    found.append(f"{name}:{node.lineno} {called}")
+    assert not found, found
+
+
 def test_vocabulary_is_one_table():
     assert COMPONENTS == ci.CTM_COMPONENTS and SPECIES == ci.EMISSION_SPECIES and LEVELS == ci.EMISSION_LEVELS
     assert REGIONS == WORLD_REGIONS == ci.DEMO_REGIONS

@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from .._atomic import atomic_path, write_text_atomic
+from .._regions import spread_to_grid
 from ..reference._folder import _design_csv as _reference_design_csv, _lhs as _reference_lhs, _toml_value
 from ._model import COMPONENTS, REGIONS, SPECIES, SpectralCTM, SpectralWorld
 
@@ -130,7 +131,7 @@ def write_run_folder(
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "design.csv", _design_csv(ids, np.concatenate([xtr, xte]), split))
     masks = _masks(world)
-    base = np.einsum("gk,gyx->kyx", world.base_emissions, world.allocation)  # kt/yr per cell
+    base = spread_to_grid(world.base_emissions.T, world.allocation)  # kt/yr per cell
     _write_cf({"region_mask": (("region", "lat", "lon"), masks, "1")}, shape, folder / "region_mask.nc",
               "spectral CTM source/receptor regions", {"region": list(REGIONS)})  # fmt: skip
     _write_cf({"population": (("lat", "lon"), world.population, "persons")}, shape, folder / "population.nc",

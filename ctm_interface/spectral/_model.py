@@ -272,8 +272,7 @@ class SpectralWorld:
 
     def emissions(self, scale):
         """scale[region, species] -> E[species, row, col] (kt/yr per cell)."""
-        return jnp.einsum("gk,gk,gyx->kyx", jnp.asarray(scale), jnp.asarray(self.base_emissions),
-                          jnp.asarray(self.allocation))  # fmt: skip
+        return spread_to_grid((jnp.asarray(scale) * jnp.asarray(self.base_emissions)).T, jnp.asarray(self.allocation))
 
     def receptor_means(self, scale) -> Float[Array, "component receptor"]:
         """y[component, receptor] for one scale[region, species] (differentiable)."""

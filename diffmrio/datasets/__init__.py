@@ -2,7 +2,7 @@
 positions on the demo map: `demo_positions`) and seeded random MRIO tables for tests and benchmarks
 (`random_mrio`)."""
 
-from .._deprecated import moved_names as _moved_names
+from ctm_interface._deprecated import moved_names as _moved_names
 from ._demo import (
     AIR_POLLUTANTS as AIR_POLLUTANTS,
     CATEGORIES as CATEGORIES,

@@ -1,5 +1,8 @@
 """Old import paths kept for one release (0.2): names that moved into subpackages in the 0.2 layout resolve with a
-`DeprecationWarning` naming the new path (docs/changelog.md)."""
+`DeprecationWarning` naming the new path (docs/changelog.md).
+
+It lives in `ctm_interface`, the bottom of the import order (ctm_interface -> surrogate -> diffmrio), so that every
+package of the distribution can use it; the release named in the warning is the distribution's (`diffmrio`)."""
 
 from __future__ import annotations
 
