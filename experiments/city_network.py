@@ -329,7 +329,8 @@ def compute(
     })  # fmt: skip
 
     # 2. network
-    phi = diffmrio.sector_flows(updated, stressor).assign_attrs(units=unit)
+    eco = diffmrio.Economy.from_mrio(updated)  # x, A, S and the factors of I - A, once for the flows and intensities
+    phi = diffmrio.sector_flows(eco, stressor)  # in the stressor's units
     Phi4 = np.asarray(phi.values)
     Phi = Phi4.reshape(n, n)
     total = float(Phi.sum())
@@ -339,8 +340,7 @@ def compute(
     agg_labels = [f"{r} | {g}" for r in agg["region"].values for g in agg["sector"].values]
     agg = agg.values.reshape(len(agg_labels), len(agg_labels))
     # intensities as the library defines them (divided wherever x != 0, negative outputs included)
-    x_new = np.asarray(updated.Z).sum(1) + np.asarray(updated.Y).sum(1)
-    s = np.asarray(diffmrio.intensities(np.asarray(updated.F), x_new))[mrio.stressor_index(stressor)]
+    s = np.asarray(eco.S)[mrio.stressor_index(stressor)]
     flows = ("region", "sector", "to_region", "to_sector")
 
     # 3. efficiency
