@@ -265,3 +265,29 @@ def test_indices_under_jit_and_vmap():
     E = rng.lognormal(size=(5, 4, 4))
     tci = jax.vmap(disparity_index_from_matrix)(jnp.asarray(E))
     np.testing.assert_allclose(np.asarray(tci[3]), np.asarray(disparity_index_from_matrix(E[3])), rtol=1e-14)
+
+
+def test_labelled_inputs_align_by_label():
+    """A labelled population in another region order gives the same index (it was read by position), and a
+    labelled burden matrix whose columns are in another order than its rows gives the same TCI."""
+    import xarray as xr
+
+    r = ["a", "b", "c", "d"]
+    q, p = np.array([900.0, 400.0, 150.0, 60.0]), np.array([20.0, 30.0, 25.0, 40.0])
+    qd = xr.DataArray(q, dims="region", coords={"region": r})
+    pd = xr.DataArray(p, dims="region", coords={"region": r}).isel(region=[3, 1, 0, 2])
+    assert float(gini(qd, pd)) == pytest.approx(float(gini(q, p)), abs=1e-14)
+    assert float(coefficient_of_variation(qd, pd)) == pytest.approx(float(coefficient_of_variation(q, p)), abs=1e-14)
+    np.testing.assert_allclose(np.asarray(lorenz_curve(qd, pd)[1]), np.asarray(lorenz_curve(q, p)[1]), atol=1e-15)
+    with pytest.raises(ValueError, match="population"):
+        gini(qd, pd.assign_coords(region=["a", "b", "c", "x"]))
+    with pytest.raises(ValueError, match="both as labelled"):
+        gini(qd, p)
+    rng = np.random.default_rng(3)
+    E = rng.uniform(0, 10, (4, 4))
+    want = np.asarray(disparity_index_from_matrix(E))
+    Ed = xr.DataArray(E, dims=("region", "consumer"), coords={"region": r, "consumer": r})
+    got = np.asarray(disparity_index_from_matrix(Ed.isel(consumer=[2, 0, 3, 1])))
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    with pytest.raises(ValueError, match="same regions"):
+        embodied_trade(Ed.assign_coords(consumer=["a", "b", "c", "x"]))

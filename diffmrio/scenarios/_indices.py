@@ -15,6 +15,8 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
+from .._labels import unlabel
+
 __all__ = [
     "embodied_trade",
     "disparity_index",
@@ -41,7 +43,7 @@ def _safe_ratio(num, den, fill):
 
 
 def embodied_trade(
-    E: Float[Array | np.ndarray, "R R"],
+    E: Float[Array | np.ndarray, "R R"] | xr.DataArray,
 ) -> tuple[Float[Array, " R"], Float[Array, " R"]]:
     """Embodied imports and exports of every region from a region x region burden matrix.
 
@@ -53,17 +55,31 @@ def embodied_trade(
 
     **Arguments**
 
-    - `E`: burden matrix, shape `[R, R]`.
+    - `E`: burden matrix, shape `[R, R]`; a `DataArray` whose two dimensions are labelled (e.g. `burden(region,
+      consumer)` of [`accounts`][diffmrio.accounts]) has its columns aligned to its rows by label, so the diagonal
+      is each region's own burden whatever the order.
 
     **Returns**
 
-    `(EEI, EEE)`, each of shape `[R]`.
+    `(EEI, EEE)`, each of shape `[R]` (in the row order).
     """
-    E = jnp.asarray(E)
+    E = jnp.asarray(_square_by_label(E, "embodied_trade"))
     if E.ndim != 2 or E.shape[0] != E.shape[1]:
         raise ValueError(f"`E` must be a square region x region matrix, got shape {E.shape}.")
     d = jnp.diagonal(E)
     return E.sum(0) - d, E.sum(1) - d
+
+
+def _square_by_label(E, fn: str):
+    """A region x region DataArray with labelled dimensions as an array whose columns follow its rows' labels;
+    anything else unchanged (taken positionally)."""
+    if not (isinstance(E, xr.DataArray) and E.ndim == 2 and all(d in E.coords for d in E.dims)):
+        return getattr(E, "values", E)
+    rows, cols = (list(E[d].values) for d in E.dims)
+    if sorted(map(str, rows)) != sorted(map(str, cols)) or len(set(rows)) != len(rows):
+        raise ValueError(f"`{fn}`: the burden matrix's {E.dims[0]!r} and {E.dims[1]!r} labels must be the same "
+                         f"regions (got {rows} and {cols}); select the same regions on both dimensions.")
+    return E.transpose(*E.dims).values[:, [cols.index(r) for r in rows]]
 
 
 def disparity_index(eei, eee, *, fill_value: float = float("nan")):
@@ -90,7 +106,7 @@ def disparity_index(eei, eee, *, fill_value: float = float("nan")):
 
 
 def disparity_index_from_matrix(
-    E: Float[Array | np.ndarray, "R R"], *, fill_value: float = float("nan")
+    E: Float[Array | np.ndarray, "R R"] | xr.DataArray, *, fill_value: float = float("nan")
 ) -> Float[Array, " R"]:
     """TCI/THI of every region from a region x region burden matrix (see
     [`embodied_trade`][diffmrio.scenarios.embodied_trade] and [`disparity_index`][diffmrio.scenarios.disparity_index]).
@@ -112,7 +128,24 @@ def disparity_index_from_matrix(
 # inequality
 
 
-def _values_and_weights(quantity, population):
+def _labelled(a) -> bool:
+    return isinstance(a, xr.DataArray) and a.ndim == 1 and a.dims[0] in a.coords
+
+
+def _values_and_weights(quantity, population, fn: str):
+    # labelled inputs are aligned by label (a population in another region order gives the same index); a
+    # labelled one beside an unlabelled one is refused, as the order of the unlabelled one cannot be checked
+    if _labelled(quantity) and _labelled(population):
+        dim = quantity.dims[0]
+        labels = {dim: [v.item() for v in quantity[dim].values]}
+        quantity = unlabel(quantity, (dim,), labels, name="quantity", fn=fn)
+        population = unlabel(population, (dim,), labels, name="population", fn=fn)
+    elif (_labelled(quantity) and population is not None) or _labelled(population):
+        raise ValueError(f"`{fn}`: pass `quantity` and `population` both as labelled DataArrays (aligned by label) "
+                         "or both unlabelled in the same region order, not one of each")
+    elif isinstance(quantity, xr.DataArray) or isinstance(population, xr.DataArray):
+        quantity = getattr(quantity, "values", quantity)
+        population = getattr(population, "values", population)
     q = jnp.asarray(quantity)
     if q.ndim != 1:
         raise ValueError(f"`quantity` must be a vector (one value per region), got shape {q.shape}.")
@@ -125,7 +158,8 @@ def _values_and_weights(quantity, population):
 
 
 def gini(
-    quantity: Float[Array | np.ndarray, " R"], population: Float[Array | np.ndarray, " R"] | None = None
+    quantity: Float[Array | np.ndarray, " R"] | xr.DataArray,
+    population: Float[Array | np.ndarray, " R"] | xr.DataArray | None = None,
 ) -> Float[Array, ""]:
     """Population-weighted Gini coefficient (VALUECHAIN study, eq. 11).
 
@@ -141,14 +175,15 @@ def gini(
 
     - `quantity`: regional totals $q_i$ (income, value added, deaths...), shape `[R]`, non-negative.
     - `population`: $p_i$, shape `[R]`, positive; `None` gives every region equal weight (then `quantity`
-      holds the values themselves).
+      holds the values themselves). Labelled `DataArray`s (both, or neither) are aligned by label; an unlabelled one is
+      taken positionally.
 
     **Returns**
 
     The Gini coefficient (scalar), in $[0, 1)$. Differentiable in both arguments (the sort is piecewise
     constant and the index continuous across ties).
     """
-    q, p = _values_and_weights(quantity, population)
+    q, p = _values_and_weights(quantity, population, "gini")
     order = jnp.argsort(q / p)
     q, p = q[order], p[order]
     P = p / p.sum()
@@ -173,14 +208,15 @@ def lorenz_curve(
 
     **Arguments**
 
-    - `quantity`: regional totals $q_i$ `[R]` (a labelled `xarray.DataArray` is taken by its values).
-    - `population`: $p_i$ `[R]`, positive, or `None` for equal weights.
+    - `quantity`: regional totals $q_i$ `[R]`.
+    - `population`: $p_i$ `[R]`, positive, or `None` for equal weights. Labelled `DataArray`s (both, or neither) are aligned by label; an unlabelled one is
+      taken positionally.
 
     **Returns**
 
     `(population_share, quantity_share)`, each of shape `[R + 1]`, non-decreasing from 0 to 1.
     """
-    q, p = _values_and_weights(quantity, population)
+    q, p = _values_and_weights(quantity, population, "lorenz_curve")
     order = jnp.argsort(q / p)
     zero = jnp.zeros(1, dtype=q.dtype)
     return (jnp.concatenate([zero, jnp.cumsum(p[order]) / p.sum()]),
@@ -188,8 +224,8 @@ def lorenz_curve(
 
 
 def coefficient_of_variation(
-    quantity: Float[Array | np.ndarray, " R"],
-    population: Float[Array | np.ndarray, " R"] | None = None,
+    quantity: Float[Array | np.ndarray, " R"] | xr.DataArray,
+    population: Float[Array | np.ndarray, " R"] | xr.DataArray | None = None,
     *,
     weighted: bool = True,
     ddof: int = 0,
@@ -203,7 +239,8 @@ def coefficient_of_variation(
     **Arguments**
 
     - `quantity`: regional totals $q_i$ `[R]`, or the values themselves when `population` is `None`.
-    - `population`: $p_i$ `[R]` or `None` (values taken as given, equal weights).
+    - `population`: $p_i$ `[R]` or `None` (values taken as given, equal weights). Labelled `DataArray`s (both, or neither) are aligned by label; an unlabelled one is
+      taken positionally.
     - `weighted`: population-weighted mean and variance (only with `population`).
     - `ddof`: delta degrees of freedom (0: population sd; 1: sample sd, unweighted case).
 
@@ -211,7 +248,7 @@ def coefficient_of_variation(
 
     The CV (scalar).
     """
-    q, p = _values_and_weights(quantity, population)
+    q, p = _values_and_weights(quantity, population, "coefficient_of_variation")
     y = q / p if population is not None else q
     R = y.shape[0]
     w = p / p.sum() if (weighted and population is not None) else jnp.full_like(y, 1.0 / R)
