@@ -406,96 +406,142 @@ def compute(
     world = World() if world is None else world
     runs = ctm_runs(world, out, n_train, n_test, n_adj, train_adjoints, progress)
     t_ctm = time.time() - t_start
-    train = source_runs(world, runs["x_train"].values, runs["c_train"].values)
+    key = jr.PRNGKey(seed)
+    models, fit_seconds = _fit_emulators(
+        world, out, runs, key, members=members, steps=300 if quick else steps, sobolev=sobolev,
+        n_receptor_adjoints=n_receptor_adjoints, ablation=ablation, degrees=degrees, progress=progress,
+    )  # fmt: skip
     test = source_runs(world, runs["x_test"].values, runs["c_test"].values)
-    n_ta = runs.sizes["train_adj"]
+    scores = _score(world, runs, test, models)
+    gmodel, fit_seconds["gridded (FNO)"] = _fit_gridded(
+        world, runs, key, steps=60 if quick else gridded_steps, sobolev=gridded_sobolev, progress=progress
+    )
+    gscores = _score_gridded(world, runs, gmodel)
+    deaths = _deaths_scores(world, out, runs, models)
+    t_total = time.time() - t_start
+    summary = _summary(models, test, fit_seconds, scores, gscores, deaths)
+    res = _results(world, test, models, scores, gscores, deaths, degrees)
+    res.attrs.update(
+        _attrs(runs, models, summary, ctm_seconds=t_ctm, seconds=t_total, sobolev=sobolev,
+               gridded_sobolev=gridded_sobolev, gridded_steps=gridded_steps,
+               receptor_adjoints=n_receptor_adjoints, quick=quick)
+    )  # fmt: skip
+    mlp = "neural (MLP ensemble)"
+    _save_emulators(out, models[mlp], scores[mlp]["test"], gmodel, summary, int(runs.sizes["train"]))
+    return res
+
+
+def _base_shares(world: World) -> np.ndarray:
+    """The pf-ERSM source weights [region, species]: each region's share of the base emissions of each species."""
+    return world.e_reg.sum(-1).T / world.e_reg.sum(-1).T.sum(0, keepdims=True)
+
+
+def _fit_emulators(
+    world: World, out: Path, runs: xr.Dataset, key, *, members: int, steps: int, sobolev: float,
+    n_receptor_adjoints: int, ablation: bool, degrees: tuple[int, ...], progress: bool,
+) -> tuple[dict, dict]:  # fmt: skip
+    """The receptor-level emulators fitted to the training runs of `ctm_runs`, in the report's row order, and each
+    fit's seconds: the linear emulator and the polynomials of `degrees` (forward runs only), the MLP ensemble with
+    the Sobolev term on the adjoints of J, the same ensemble with the receptor adjoints as well
+    (`n_receptor_adjoints` > 0; `receptor_adjoints`, cached in `out`) and without a Sobolev term (`ablation`)."""
+    train = source_runs(world, runs["x_train"].values, runs["c_train"].values)
+    labels = sg.EmulatorLabels.from_runs(train)
+    models, seconds = {}, {}
+
+    def timed(name, fit):
+        t = time.time()
+        models[name] = fit()
+        seconds[name] = time.time() - t
+
+    def ensemble(data, weight):  # the same members (same key) whatever the training set
+        ens = sg.Ensemble(lambda k: sg.MLPEmulator(labels, width=32, depth=2, key=k), members, key=key)
+        method = sg.Adam(steps=steps, learning_rate=3e-3, validation_fraction=0.1, patience=1500,
+                         sobolev_weight=weight)  # fmt: skip
+        return sg.fit(ens, data, method, key=jr.fold_in(key, 1), progress=progress)
+
+    timed("linear", lambda: sg.fit(sg.LinearEmulator(labels), train))
+    for deg in degrees:
+        poly = sg.PolynomialEmulator(labels, degree=deg, source_weights=_base_shares(world))
+        timed(f"polynomial (pf-ERSM, D={deg})", lambda poly=poly: sg.fit(poly, train))
     train_sob = sobolev_runs(world, runs)
-    g = train_sob["sensitivity"].values
-    adj = xr.Dataset(
+    timed("neural (MLP ensemble)", lambda: ensemble(train_sob, sobolev))
+    if n_receptor_adjoints > 0:
+        # the same ensemble with a Sobolev term that also sees each receptor's gradient (per-run cost weights)
+        train_rec = _receptor_training_set(world, out, runs, train, train_sob, n_receptor_adjoints)
+        timed(RECEPTOR_MODEL, lambda: ensemble(train_rec, sobolev))
+    if ablation:
+        # ablation: the same ensemble trained on the forward runs only (no Sobolev term)
+        timed("neural, no Sobolev term", lambda: ensemble(train, 0.0))
+    return models, seconds
+
+
+def _receptor_training_set(
+    world: World, out: Path, runs: xr.Dataset, train: xr.Dataset, train_sob: xr.Dataset, n: int
+) -> xr.Dataset:
+    """The training runs `train` with the adjoints of J of `train_sob` and, at the `n` training states after them,
+    the adjoint of one receptor's PM2.5 each (`receptor_adjoints`, cached in `out`), with per-run cost weights."""
+    radj = receptor_adjoints(world, out, runs, n)
+    idx = radj["train_index"].values
+    g = train_sob["sensitivity"].values.copy()
+    g[idx] = radj["sensitivity"].values
+    w = np.broadcast_to(world.receptor_cost_w, (train.sizes["run"], *world.receptor_cost_w.shape)).copy()
+    w[idx] = radj["cost_weights"].values
+    return train.assign(
+        sensitivity=(("run", "source", "species"), g), cost_weights=(("run", "component", "receptor"), w)
+    )
+
+
+def _source_adjoints(world: World, x: np.ndarray, g: np.ndarray) -> xr.Dataset:
+    """States `x[run, source, species]` with the CTM's dJ/dscale `g` there and J's cost weights (the reference of
+    `surrogate.gradient_agreement` at source level)."""
+    return xr.Dataset(
         {
-            "scale": (("run", "source", "species"), runs["x_adj"].values),
-            "sensitivity": (("run", "source", "species"), runs["g_src"].values),
+            "scale": (("run", "source", "species"), x),
+            "sensitivity": (("run", "source", "species"), g),
             "cost_weights": (("component", "receptor"), world.receptor_cost_w),
         },
         coords={"source": list(world.regions), "species": list(world.species), "component": list(world.components),
                 "receptor": list(world.regions)},
     )  # fmt: skip
-    labels = sg.EmulatorLabels.from_runs(train)
-    shares = world.e_reg.sum(-1).T / world.e_reg.sum(-1).T.sum(0, keepdims=True)  # [region, species]
-    key = jr.PRNGKey(seed)
-    steps = 300 if quick else steps
-    models, fit_seconds = {}, {}
-    t = time.time()
-    models["linear"] = sg.fit(sg.LinearEmulator(labels), train)
-    fit_seconds["linear"] = time.time() - t
-    for deg in degrees:
-        t = time.time()
-        models[f"polynomial (pf-ERSM, D={deg})"] = sg.fit(
-            sg.PolynomialEmulator(labels, degree=deg, source_weights=shares), train
-        )
-        fit_seconds[f"polynomial (pf-ERSM, D={deg})"] = time.time() - t
-    t = time.time()
-    ens = sg.Ensemble(lambda k: sg.MLPEmulator(labels, width=32, depth=2, key=k), members, key=key)
-    models["neural (MLP ensemble)"] = sg.fit(
-        ens, train_sob, sg.Adam(steps=steps, learning_rate=3e-3, validation_fraction=0.1, patience=1500,
-                                sobolev_weight=sobolev), key=jr.fold_in(key, 1), progress=progress,
-    )  # fmt: skip
-    fit_seconds["neural (MLP ensemble)"] = time.time() - t
-    if n_receptor_adjoints > 0:
-        # the same ensemble with a Sobolev term that also sees each receptor's gradient (per-run cost weights)
-        radj = receptor_adjoints(world, out, runs, n_receptor_adjoints)
-        g2 = g.copy()
-        g2[radj["train_index"].values] = radj["sensitivity"].values
-        w2 = np.broadcast_to(world.receptor_cost_w, (train.sizes["run"], *world.receptor_cost_w.shape)).copy()
-        w2[radj["train_index"].values] = radj["cost_weights"].values
-        train_rec = train.assign(
-            sensitivity=(("run", "source", "species"), g2), cost_weights=(("run", "component", "receptor"), w2)
-        )
-        t = time.time()
-        models[RECEPTOR_MODEL] = sg.fit(
-            ens, train_rec, sg.Adam(steps=steps, learning_rate=3e-3, validation_fraction=0.1, patience=1500,
-                              sobolev_weight=sobolev), key=jr.fold_in(key, 1), progress=progress,
-        )  # fmt: skip
-        fit_seconds[RECEPTOR_MODEL] = time.time() - t
-    if ablation:
-        # ablation: the same ensemble trained on the forward runs only (no Sobolev term)
-        t = time.time()
-        models["neural, no Sobolev term"] = sg.fit(
-            ens, train, sg.Adam(steps=steps, learning_rate=3e-3, validation_fraction=0.1, patience=1500),
-            key=jr.fold_in(key, 1), progress=progress,
-        )  # fmt: skip
-        fit_seconds["neural, no Sobolev term"] = time.time() - t
 
+
+def _score(world: World, runs: xr.Dataset, test: xr.Dataset, models: dict) -> dict:
+    """Each receptor-level model's scores: `test` and `fresh` (`surrogate.evaluate` on the test runs `test` and
+    on the untouched ones), `grad` and `fresh_grad` (`surrogate.gradient_agreement` at the adjoint states and at
+    the untouched ones)."""
     fresh = source_runs(world, runs["x_fresh"].values, runs["c_fresh"].values)
-    fadj = adj.copy()
-    fadj["scale"] = (("run", "source", "species"), runs["x_fadj"].values)
-    fadj["sensitivity"] = (("run", "source", "species"), runs["gf_src"].values)
-    scores, grads, fscores, fgrads = {}, {}, {}, {}
-    for name, m in models.items():
-        scores[name] = sg.evaluate(m, test)
-        grads[name] = sg.gradient_agreement(m, adj)
-        fscores[name] = sg.evaluate(m, fresh)
-        fgrads[name] = sg.gradient_agreement(m, fadj)
+    adj = _source_adjoints(world, runs["x_adj"].values, runs["g_src"].values)
+    fadj = _source_adjoints(world, runs["x_fadj"].values, runs["gf_src"].values)
+    return {
+        name: {"test": sg.evaluate(m, test), "grad": sg.gradient_agreement(m, adj),
+               "fresh": sg.evaluate(m, fresh), "fresh_grad": sg.gradient_agreement(m, fadj)}
+        for name, m in models.items()
+    }  # fmt: skip
 
-    # gridded emulator: trained on the same 150 runs (fields), with cell-level agreement at the 10 states
+
+def _fit_gridded(world: World, runs: xr.Dataset, key, *, steps: int, sobolev: float, progress: bool) -> tuple:
+    """The gridded (FNO) emulator fitted to the training runs' fields, with the Sobolev term on the cell-level
+    adjoints of J (`sobolev_runs(..., gridded=True)`), and the fit's seconds."""
     g_train = sobolev_runs(world, runs, gridded=True)
-    g_test = gridded_runs(world, runs["x_test"].values, runs["c_test"].values)
     glabels = sg.EmulatorLabels.from_runs(g_train)
     e0 = world.emissions(np.ones((6, 7)))
     c0 = runs["c_train"].values[0]  # run 0 is the base case
     t = time.time()
     gmodel = sg.GriddedEmulator(glabels, x_ref=e0, base=c0, width=16, n_layers=2, modes=(10, 10), pad=12,
                                 key=jr.fold_in(key, 2))  # fmt: skip
-    gsteps = 60 if quick else gridded_steps
-    gmethod = sg.Adam(steps=gsteps, batch_size=8, learning_rate=3e-3, validation_fraction=0.1, eval_every=20,
-                      patience=None, sobolev_weight=gridded_sobolev)
+    gmethod = sg.Adam(steps=steps, batch_size=8, learning_rate=3e-3, validation_fraction=0.1, eval_every=20,
+                      patience=None, sobolev_weight=sobolev)  # fmt: skip
     gmodel = sg.fit(gmodel, g_train, gmethod, key=jr.fold_in(key, 3), progress=progress)
-    fit_seconds["gridded (FNO)"] = time.time() - t
-    gscore = sg.evaluate(sg.with_envelope_policy(gmodel, "ignore"), g_test)
-    g_adj = xr.Dataset(
+    return gmodel, time.time() - t
+
+
+def _cell_adjoints(world: World, x: np.ndarray, g: np.ndarray) -> xr.Dataset:
+    """The emissions at states `x[run, source, species]` with the CTM's dJ/dE `g` there and J's cell cost weights
+    (the reference of `surrogate.gradient_agreement` on the grid)."""
+    return xr.Dataset(
         {
-            "emissions": (("run", "species", "level", "row", "col"), world.emissions(runs["x_adj"].values)),
-            "sensitivity": (("run", "species", "level", "row", "col"), runs["g_cell"].values),
+            "emissions": (("run", "species", "level", "row", "col"), world.emissions(x)),
+            "sensitivity": (("run", "species", "level", "row", "col"), g),
             "cost_weights": (("component", "row", "col"), world.cell_w),
         },
         coords={
@@ -504,52 +550,75 @@ def compute(
             "component": list(world.components),
         },
     )
-    ggrad = sg.gradient_agreement(gmodel, g_adj, top_fraction=0.9, source_patterns=world.patterns)
-    gf_adj = g_adj.copy()
-    gf_adj["emissions"] = (("run", "species", "level", "row", "col"), world.emissions(runs["x_fadj"].values))
-    gf_adj["sensitivity"] = (("run", "species", "level", "row", "col"), runs["gf_cell"].values)
-    gfgrad = sg.gradient_agreement(gmodel, gf_adj, top_fraction=0.9, source_patterns=world.patterns)
 
-    # national deaths: emulator -> downscaler -> GEMM against the CTM's exact adjoint of deaths
+
+def _score_gridded(world: World, runs: xr.Dataset, gmodel) -> dict:
+    """The gridded emulator's scores: `test` (cell-level `surrogate.evaluate` on the test runs), `grad` and
+    `fresh_grad` (cell-level agreement over the cells carrying the top 90 % of |dJ/dE|, and at source level
+    through the per-source patterns, at the adjoint states and at the untouched ones)."""
+    g_test = gridded_runs(world, runs["x_test"].values, runs["c_test"].values)
+    kw = {"top_fraction": 0.9, "source_patterns": world.patterns}
+    return {
+        "test": sg.evaluate(sg.with_envelope_policy(gmodel, "ignore"), g_test),
+        "grad": sg.gradient_agreement(
+            gmodel, _cell_adjoints(world, runs["x_adj"].values, runs["g_cell"].values), **kw
+        ),
+        "fresh_grad": sg.gradient_agreement(
+            gmodel, _cell_adjoints(world, runs["x_fadj"].values, runs["gf_cell"].values), **kw
+        ),
+    }
+
+
+def _deaths_scores(world: World, out: Path, runs: xr.Dataset, models: dict) -> dict:
+    """National deaths: each model's chain gradient (emulator -> downscaler -> GEMM) against the CTM's exact
+    adjoint of deaths (`deaths_adjoints`, cached in `out`), at the adjoint states (`adj`) and the untouched ones
+    (`fadj`). **Returns** `adjoints` (that dataset), `grads[(name, k)]`, `stats[name][k]` and `down[k]` (the
+    downscaler alone fed the CTM's receptor means)."""
     dadj = deaths_adjoints(world, out, runs)
-    deaths_stats, deaths_grads = {}, {}
+    c0 = runs["c_train"].values[0]  # run 0 is the base case
+    grads, stats = {}, {}
     for name, m in models.items():
-        deaths_stats[name] = {}
+        stats[name] = {}
         for k in ("adj", "fadj"):
-            ge = emulator_deaths_gradients(world, m, c0, dadj[f"x_{k}"].values)
-            deaths_grads[(name, k)] = ge
-            deaths_stats[name][k] = sg.agreement_stats(ge, dadj[f"g_deaths_{k}"].values)
-    down_stats = {k: sg.agreement_stats(dadj[f"g_down_{k}"].values, dadj[f"g_deaths_{k}"].values)
-                  for k in ("adj", "fadj")}  # fmt: skip
-    t_total = time.time() - t_start
+            grads[(name, k)] = emulator_deaths_gradients(world, m, c0, dadj[f"x_{k}"].values)
+            stats[name][k] = sg.agreement_stats(grads[(name, k)], dadj[f"g_deaths_{k}"].values)
+    down = {k: sg.agreement_stats(dadj[f"g_down_{k}"].values, dadj[f"g_deaths_{k}"].values)
+            for k in ("adj", "fadj")}  # fmt: skip
+    return {"adjoints": dadj, "grads": grads, "stats": stats, "down": down}
 
-    # ---- summary numbers
-    summary = {}
-    for name in models:
-        sc, gr = scores[name], grads[name]
-        pm = sc.sel(component="PM25")
-        summary[name] = {
-            "nme_max": float(pm["NME"].max()),
-            "nme_mean": float(pm["NME"].mean()),
-            "maxne": float(pm["MaxNE"].max()),
-            "nmb_absmax": float(np.abs(pm["NMB"]).max()),
-            "r_min": float(pm["R"].min()),
-            "comp_nme_max": float(sc["NME"].max()),
-            "grad_r2": float(gr["source_r2_pooled"]),
-            "grad_slope": float(gr["source_slope_pooled"]),
-            "grad_r2_min_state": float(gr["source_r2"].min()),
-            "grad_nrmse": float(gr["source_nrmse_pooled"]),
-            "fit_s": fit_seconds[name],
-            "comp_nme": {str(c): float(sc["NME"].sel(component=c).max()) for c in sc["component"].values},
-            "fresh_nme_max": float(fscores[name]["NME"].sel(component="PM25").max()),
-            "fresh_maxne": float(fscores[name]["MaxNE"].sel(component="PM25").max()),
-            "fresh_grad_r2": float(fgrads[name]["source_r2_pooled"]),
-            "fresh_grad_slope": float(fgrads[name]["source_slope_pooled"]),
-            "deaths_r2": float(deaths_stats[name]["adj"]["r2"]),
-            "deaths_slope": float(deaths_stats[name]["adj"]["slope"]),
-            "fresh_deaths_r2": float(deaths_stats[name]["fadj"]["r2"]),
-            "fresh_deaths_slope": float(deaths_stats[name]["fadj"]["slope"]),
-        }
+
+def _model_summary(s: dict, deaths: dict, fit_s: float) -> dict:
+    """One receptor-level model's summary numbers from its `_score` entry `s` and its deaths statistics."""
+    sc, gr = s["test"], s["grad"]
+    pm = sc.sel(component="PM25")
+    return {
+        "nme_max": float(pm["NME"].max()),
+        "nme_mean": float(pm["NME"].mean()),
+        "maxne": float(pm["MaxNE"].max()),
+        "nmb_absmax": float(np.abs(pm["NMB"]).max()),
+        "r_min": float(pm["R"].min()),
+        "comp_nme_max": float(sc["NME"].max()),
+        "grad_r2": float(gr["source_r2_pooled"]),
+        "grad_slope": float(gr["source_slope_pooled"]),
+        "grad_r2_min_state": float(gr["source_r2"].min()),
+        "grad_nrmse": float(gr["source_nrmse_pooled"]),
+        "fit_s": fit_s,
+        "comp_nme": {str(c): float(sc["NME"].sel(component=c).max()) for c in sc["component"].values},
+        "fresh_nme_max": float(s["fresh"]["NME"].sel(component="PM25").max()),
+        "fresh_maxne": float(s["fresh"]["MaxNE"].sel(component="PM25").max()),
+        "fresh_grad_r2": float(s["fresh_grad"]["source_r2_pooled"]),
+        "fresh_grad_slope": float(s["fresh_grad"]["source_slope_pooled"]),
+        "deaths_r2": float(deaths["adj"]["r2"]),
+        "deaths_slope": float(deaths["adj"]["slope"]),
+        "fresh_deaths_r2": float(deaths["fadj"]["r2"]),
+        "fresh_deaths_slope": float(deaths["fadj"]["slope"]),
+    }
+
+
+def _summary(models: dict, test: xr.Dataset, fit_seconds: dict, scores: dict, gridded: dict, deaths: dict) -> dict:
+    """The numbers the report quotes: a row per receptor-level model, the downscaler alone and the gridded
+    emulator."""
+    summary = {name: _model_summary(scores[name], deaths["stats"][name], fit_seconds[name]) for name in models}
     # spread of the ensemble members' errors: are the remaining errors variance (more members/data) or bias?
     mlp = "neural (MLP ensemble)"
     ens_model = models[mlp]
@@ -557,12 +626,13 @@ def compute(
         float(sg.evaluate(ens_model.member(i), test)["NME"].sel(component="PM25").max())
         for i in range(ens_model.n_members)
     ]
+    down = deaths["down"]
     summary["downscaler only"] = {
-        "deaths_r2": float(down_stats["adj"]["r2"]), "deaths_slope": float(down_stats["adj"]["slope"]),
-        "fresh_deaths_r2": float(down_stats["fadj"]["r2"]), "fresh_deaths_slope": float(down_stats["fadj"]["slope"]),
-        "base_deaths": float(dadj.attrs["base_deaths"]),
+        "deaths_r2": float(down["adj"]["r2"]), "deaths_slope": float(down["adj"]["slope"]),
+        "fresh_deaths_r2": float(down["fadj"]["r2"]), "fresh_deaths_slope": float(down["fadj"]["slope"]),
+        "base_deaths": float(deaths["adjoints"].attrs["base_deaths"]),
     }  # fmt: skip
-    gpm = gscore.sel(component="PM25")
+    gpm, ggrad, gfgrad = gridded["test"].sel(component="PM25"), gridded["grad"], gridded["fresh_grad"]
     summary["gridded (FNO)"] = {
         "cell_nme_median": float(gpm["NME"].median()),
         "cell_r2": float(ggrad["cell_r2_pooled"]),
@@ -574,51 +644,60 @@ def compute(
         "src_slope": float(ggrad["source_slope_pooled"]),
         "fit_s": fit_seconds["gridded (FNO)"],
     }
+    return summary
 
-    # ---- labelled results
+
+def _results(
+    world: World, test: xr.Dataset, models: dict, scores: dict, gridded: dict, deaths: dict, degrees: tuple
+) -> xr.Dataset:
+    """The labelled results (`compute`'s dataset without its attrs): scores, PM2.5 and gradients per model."""
     names = [n for n in models if not n.startswith("neural, no")]
     res = xr.Dataset(coords={"receptor": list(world.regions)})
     res["pm25_ctm"] = (("test", "receptor"), np.einsum("nrc,c->nr", test["pm25"].values, world.m),
                        {"units": "ug m-3", "long_name": "reference CTM PM2.5 on the test runs"})  # fmt: skip
     for i, name in enumerate(models):
         for k in ("NME", "NMB", "MaxNE", "R"):
-            res[f"{k}_{i}"] = scores[name][k].assign_attrs(model=name, units="1")
-        res[f"grad_emulator_{i}"] = grads[name]["emulator"].assign_attrs(model=name, units="ug m-3")
+            res[f"{k}_{i}"] = scores[name]["test"][k].assign_attrs(model=name, units="1")
+        res[f"grad_emulator_{i}"] = scores[name]["grad"]["emulator"].assign_attrs(model=name, units="ug m-3")
         if name in names:
             p = np.asarray(jax.vmap(models[name].pm25)(jnp.asarray(test["scale"].values)))
             res[f"pm25_emulator_{i}"] = (("test", "receptor"), p, {"units": "ug m-3", "model": name})
-    res["grad_adjoint"] = grads[names[0]]["adjoint"].assign_attrs(units="ug m-3")
-    res["deaths_grad_adjoint"] = dadj["g_deaths_adj"].assign_attrs(units="deaths")
-    res["deaths_grad_downscaled_ctm"] = dadj["g_down_adj"].assign_attrs(units="deaths")
+    res["grad_adjoint"] = scores[names[0]]["grad"]["adjoint"].assign_attrs(units="ug m-3")
+    res["deaths_grad_adjoint"] = deaths["adjoints"]["g_deaths_adj"].assign_attrs(units="deaths")
+    res["deaths_grad_downscaled_ctm"] = deaths["adjoints"]["g_down_adj"].assign_attrs(units="deaths")
     for i, name in enumerate(models):  # every row of the report's deaths table, from the dataset alone
-        res[f"deaths_grad_emulator_{i}"] = (("adj", "source", "species"), deaths_grads[(name, "adj")],
+        res[f"deaths_grad_emulator_{i}"] = (("adj", "source", "species"), deaths["grads"][(name, "adj")],
                                             {"units": "deaths", "model": name})  # fmt: skip
     if degrees:
-        res["polynomial_source_weights"] = (("source", "species"), shares, {
+        res["polynomial_source_weights"] = (("source", "species"), _base_shares(world), {
             "units": "1", "long_name": "pf-ERSM source weights: each region's share of the base emissions"})
-    res["cell_grad_emulator"] = ggrad["emulator"].assign_attrs(units="ug m-3 (kt/yr)-1")
-    res["cell_grad_adjoint"] = ggrad["adjoint"].assign_attrs(units="ug m-3 (kt/yr)-1")
-    res.attrs.update(
+    res["cell_grad_emulator"] = gridded["grad"]["emulator"].assign_attrs(units="ug m-3 (kt/yr)-1")
+    res["cell_grad_adjoint"] = gridded["grad"]["adjoint"].assign_attrs(units="ug m-3 (kt/yr)-1")
+    return res
+
+
+def _attrs(runs: xr.Dataset, models: dict, summary: dict, *, ctm_seconds: float, seconds: float, sobolev: float,
+           gridded_sobolev: float, gridded_steps: int, receptor_adjoints: int, quick: bool) -> dict:  # fmt: skip
+    """`compute`'s dataset attrs: the models in row order, the summary (JSON), the settings and timings."""
+    return dict(
         models=list(models),
         synthetic="reference CTM on the synthetic demo world (stand-in for CMAQ/GEOS-Chem)",
         summary=json.dumps(summary),
-        train_adjoints=int(n_ta),
+        train_adjoints=int(runs.sizes["train_adj"]),
         ctm_seconds_per_run=float(runs.attrs.get("ctm_seconds_per_run", float("nan"))),
         adjoint_seconds_per_run=float(runs.attrs.get("adjoint_seconds_per_run", float("nan"))),
         ensemble_seconds=float(runs.attrs.get("ensemble_seconds", float("nan"))),
-        ctm_seconds=t_ctm,
-        seconds=t_total,
+        ctm_seconds=ctm_seconds,
+        seconds=seconds,
         sobolev=float(sobolev),
         gridded_sobolev=float(gridded_sobolev),
         gridded_steps=int(gridded_steps),
-        receptor_adjoints=int(n_receptor_adjoints),
+        receptor_adjoints=int(receptor_adjoints),
         n_train_runs=int(runs.sizes["train"]),
         n_test_runs=int(runs.sizes["test"]),
         n_adjoint_states=int(runs.sizes["adj"]),
         quick=int(bool(quick)),
     )
-    _save_emulators(out, ens_model, scores[mlp], gmodel, summary, int(runs.sizes["train"]))
-    return res
 
 
 def _figures(ds: xr.Dataset, out: Path) -> None:
@@ -769,14 +848,26 @@ def _target_lines(label: str, v: dict) -> list[str]:
 
 def _report(summary: dict, attrs) -> str:
     """report.md from the summary numbers and the settings and timings in `compute`'s dataset attrs."""
-    mlp = "neural (MLP ensemble)"
-    s = summary[mlp]
-    g = summary["gridded (FNO)"]
+    return "\n".join([
+        *_setup_text(summary, attrs),
+        *_accuracy_tables(summary, attrs),
+        *_targets_text(summary, attrs),
+        *_deaths_text(summary, attrs),
+        *_shortfall_text(summary, attrs),
+        "Figures: `scatter_pm25.png` (emulator vs CTM PM2.5, test runs), `scatter_gradients.png` (emulator vs adjoint "
+        "dJ/dscale), `scatter_gradients_deaths.png` (the chain's d(deaths)/dscale vs the CTM adjoint), `map_source_sensitivity.png`, `map_cell_sensitivity.png` (adjoint vs gridded emulator dJ/dE). "
+        "Numbers: `results.nc`; emulators: `mlp_ensemble.eqx`, `gridded_fno.eqx`.",
+        "",
+    ])
+
+
+def _setup_text(summary: dict, attrs) -> list[str]:
+    """The report's title and setup: the training budget, the test sets, the costs, the timings."""
     n_ta = int(attrs["train_adjoints"])
     ens_s = float(attrs["ensemble_seconds"])
     t_ctm, t_total = float(attrs["ctm_seconds"]), float(attrs["seconds"])
     n_tr, n_te, n_ad = (int(attrs[k]) for k in ("n_train_runs", "n_test_runs", "n_adjoint_states"))
-    lines = [
+    return [
         "# Adjoint replication: emulators of the reference CTM",
         "",
         "Synthetic: the reference CTM (`ctm_interface.reference`) on the demo world stands in for CMAQ/GEOS-Chem.",
@@ -813,6 +904,14 @@ def _report(summary: dict, attrs) -> str:
         + (" (--quick)" if attrs['quick'] else "")
         + ".",
         "",
+    ]
+
+
+def _accuracy_tables(summary: dict, attrs) -> list[str]:
+    """The held-out accuracy and source-level gradient tables, per component, and on the untouched set."""
+    s, g = summary["neural (MLP ensemble)"], summary["gridded (FNO)"]
+    n_te, n_ad = (int(attrs[k]) for k in ("n_test_runs", "n_adjoint_states"))
+    lines = [
         f"## Held-out accuracy (annual PM2.5 per receptor region, {n_te} runs) and source-level gradients",
         "",
         "| emulator | NME max | NME mean | MaxNE | max abs NMB | R min | grad R^2 | grad slope "
@@ -842,7 +941,6 @@ def _report(summary: dict, attrs) -> str:
     for name, v in summary.items():
         if "nme_max" in v:
             lines.append(f"| {name} | " + " | ".join(f"{v['comp_nme'][c]:.2%}" for c in comps) + " |")
-    mem = s["member_nme"]
     lines += [
         "",
         f"## Untouched test set ({n_te} more LHS runs, {n_ad} more adjoint states; never looked at during development)",
@@ -859,6 +957,16 @@ def _report(summary: dict, attrs) -> str:
     lines += [
         f"| gridded (FNO), cell level | | | {g['fresh_cell_r2']:.4f} | {g['fresh_cell_slope']:.3f} |",
         "",
+    ]
+    return lines
+
+
+def _targets_text(summary: dict, attrs) -> list[str]:
+    """The issue's targets, met or not, for the neural emulators and the gridded emulator."""
+    mlp = "neural (MLP ensemble)"
+    s, g = summary[mlp], summary["gridded (FNO)"]
+    n_ta = int(attrs["train_adjoints"])
+    return [
         "## Targets (development test set; untouched set in brackets)",
         "",
         *_target_lines(f"{mlp}, Sobolev term on {n_ta} adjoints of J", s),
@@ -872,6 +980,13 @@ def _report(summary: dict, attrs) -> str:
         f"{g['src_r2']:.4f}, slope {g['src_slope']:.3f}; median cell NME of PM2.5 on the test runs "
         f"{g['cell_nme_median']:.2%}; fit {g['fit_s']:.0f} s",
         "",
+    ]
+
+
+def _deaths_text(summary: dict, attrs) -> list[str]:
+    """The chain's gradient of national deaths against the CTM's exact adjoint, and the downscaler alone."""
+    n_ad = int(attrs["n_adjoint_states"])
+    lines = [
         "## National deaths: the chain's gradient against the CTM's exact adjoint",
         "",
         "J = deaths in the whole domain (GEMM 5-COD, the demo world's synthetic population and baseline rates; "
@@ -895,6 +1010,15 @@ def _report(summary: dict, attrs) -> str:
         f"- The downscaler alone reaches R^2 {d['deaths_r2']:.4f} [{d['fresh_deaths_r2']:.4f}], slope {d['deaths_slope']:.3f} "
         f"[{d['fresh_deaths_slope']:.3f}]: that part of the gap no emulator can close; the rest is the emulator's.",
         "",
+    ]
+    return lines
+
+
+def _shortfall_text(summary: dict, attrs) -> list[str]:
+    """Where the targets are not met: by how much, why, and what would close it."""
+    s, g = summary["neural (MLP ensemble)"], summary["gridded (FNO)"]
+    mem = s["member_nme"]
+    return [
         "## Where targets are not met: by how much, why, what would close it",
         "",
         f"- Accuracy. The neural emulator misses NME <= 2 % by {max(0.0, s['nme_max'] - 0.02) * 100:.2f} "
@@ -942,12 +1066,7 @@ def _report(summary: dict, attrs) -> str:
         "term on 30 cell-level adjoints is what teaches it the spatial sensitivity pattern. Longer training "
         "(an accelerator), more adjoint runs and spatially varied training emissions would improve them.",
         "",
-        "Figures: `scatter_pm25.png` (emulator vs CTM PM2.5, test runs), `scatter_gradients.png` (emulator vs adjoint "
-        "dJ/dscale), `scatter_gradients_deaths.png` (the chain's d(deaths)/dscale vs the CTM adjoint), `map_source_sensitivity.png`, `map_cell_sensitivity.png` (adjoint vs gridded emulator dJ/dE). "
-        "Numbers: `results.nc`; emulators: `mlp_ensemble.eqx`, `gridded_fno.eqx`.",
-        "",
     ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
