@@ -259,7 +259,9 @@ def accounts(
     - `ghosh`: also return Ghosh `B`, `G` and downstream multipliers `M_down`.
     - `leontief`: also return the Leontief inverse `L` (formed explicitly; accounts never need it).
     - `categories`: restrict final demand (and `F_Y`) to these categories, e.g. everything but
-      `"export"` for a domestic consumption-based account.
+      `"export"` for a domestic consumption-based account. Every account then follows that demand only:
+      `D_pba` is the production-based burden *caused by* those categories, not the table's `F` (pymrio's
+      `D_pba = F` holds only with every category), and `D_cba`, `D_pba` still have the same total.
     - `backend`: `"jax"` (jitted, on the default device), `"host"` (numpy/LAPACK with an in-place LU,
       one $n \times n$ buffer less) or `"auto"`: host on a CPU for tables of 2,000 region-sectors or
       more, JAX otherwise (GPU). Both give the same numbers (tested); for gradients use the array

@@ -127,6 +127,10 @@ def sector_flows(mrio: MRIO | Economy, stressor: str) -> xr.DataArray:
     `mrio`: a [`MRIO`][diffmrio.MRIO], or an [`Economy`][diffmrio.Economy] prepared from one (its factors are
     reused: one solve with `n` right-hand sides, no new factorisation)."""
     mrio, eco = prepared(mrio, "sector_flows")
+    if not isinstance(stressor, str):
+        raise TypeError(f"`sector_flows` takes one stressor name (the flows of several are n x n each); got "
+                        f"{stressor!r}. Call it once per stressor, or use `diffmrio.sector_flow_arrays(Z, Y, F)` "
+                        "for every stressor's unlabelled flows at once.")
     q = mrio.stressor_index(stressor)
     arr = _sector_flows_of(eco, jnp.asarray(mrio.Z), q)
     R, N = mrio.n_regions, mrio.n_sectors

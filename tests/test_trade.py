@@ -60,3 +60,14 @@ def test_prepared_economy_and_units():
     )
     one_unit = dataclasses.replace(m, units=("kt", "kt"))
     assert diffmrio.eebt(one_unit).attrs["units"] == "kt"
+
+
+def test_sector_flows_refuses_a_list_of_stressors():
+    """A list of stressors gets an error saying the function takes one and where the several-stressor kernel is (it
+    was a KeyError saying the list is not in the MRIO)."""
+    import pytest
+
+    m = make_mrio(R=2, N=2, K=1, p=2, seed=8)
+    f = getattr(diffmrio.sector_flows, "__wrapped__", diffmrio.sector_flows)  # past the test run's shape checker
+    with pytest.raises(TypeError, match="one stressor name.*sector_flow_arrays"):
+        f(m, ["q0", "q1"])
