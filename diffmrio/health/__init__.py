@@ -89,10 +89,10 @@ from ._params import (
 from ._params import (
     IER_CENTRAL as IER_CENTRAL,
 )
-from .._deprecated import renamed_names
+from .._deprecated import renamed_names as _renamed_names
 
 # 0.2 renamed the labelled edge after the rule of docs/architecture.md (plain name labelled, `_kernel` on arrays)
-__getattr__ = renamed_names(__name__, {"attributable_deaths_xr": "attributable_deaths"})
+__getattr__ = _renamed_names(__name__, {"attributable_deaths_xr": "attributable_deaths"})
 
 __all__ = [
     "AbstractCRF",
