@@ -1,7 +1,20 @@
-"""What one Monte Carlo draw of the chain perturbs and how it is sampled (docs/science.md, section 6): the
-[`UncertaintySpec`][diffmrio.chain.UncertaintySpec], the inventory factors (lognormal, optionally truncated to
-the emulator's training envelope) and [`sample_inputs`][diffmrio.chain.sample_inputs]. A leaf of the chain
-package: the fast draws (`_fastdraw`) and [`monte_carlo`][diffmrio.chain.monte_carlo] (`_uncertainty`) import it.
+r"""What one Monte Carlo draw of the chain perturbs and how it is sampled (docs/science.md, section 6).
+
+Sampled per draw:
+
+- emission inventories: one mean-one lognormal factor per CTM species (coefficient of variation
+  `species_cv`; the EXPORT study quotes MEIC uncertainties of 12% SO2, 31% NOx, 68% NMVOC and 107% primary
+  PM2.5);
+- concentration-response parameters: `crf_sampler(key)` (GEMM: theta ~ Normal(theta, SE) with one standard
+  normal per cause; IER: whole parameter draws from the draw table);
+- baseline mortality: a mean-one lognormal factor per cause (`baseline_cv`);
+- optionally the MRIO coefficients: $A \circ \epsilon$ with mean-one lognormal $\epsilon$ (`mrio_cv`);
+- optionally the emulator: one member of a deep ensemble per draw (`sample_member`), so that emulator
+  error is part of the interval.
+
+[`UncertaintySpec`][diffmrio.chain.UncertaintySpec] says which of these a draw samples and how widely, and
+[`sample_inputs`][diffmrio.chain.sample_inputs] draws them. A leaf of the chain package: the fast draws
+(`_fastdraw`) and [`monte_carlo`][diffmrio.chain.monte_carlo] (`_uncertainty`) import it.
 """
 
 from __future__ import annotations
@@ -27,7 +40,8 @@ DEFAULT_SPECIES_CV = {"SO2": 0.12, "NOx": 0.31, "NH3": 0.50, "VOC": 0.68, "BC": 
 
 
 class UncertaintySpec(eqx.Module):
-    """What a Monte Carlo draw perturbs (see the module docstring).
+    """What a Monte Carlo draw perturbs: emission inventories, CRF parameters, baseline mortality and optionally
+    the MRIO coefficients and the ensemble member (see [`monte_carlo`][diffmrio.chain.monte_carlo]).
 
     **Fields:** `species_cv[species]`, `baseline_cv` (scalar), `mrio_cv` (scalar, 0 = off),
     `crf_sampler` (a callable `key -> crf` or `None` for fixed CRF parameters; static),

@@ -1,17 +1,7 @@
 r"""Monte Carlo uncertainty through the whole chain (docs/science.md, section 6).
 
-Sampled per draw (the [`UncertaintySpec`][diffmrio.chain.UncertaintySpec] and its sampler live in the leaf module
-`diffmrio.chain._sampling`, which the fast draws import too):
-
-- emission inventories: one mean-one lognormal factor per CTM species (coefficient of variation
-  `species_cv`; the EXPORT study quotes MEIC uncertainties of 12% SO2, 31% NOx, 68% NMVOC and 107% primary
-  PM2.5);
-- concentration-response parameters: `crf_sampler(key)` (GEMM: theta ~ Normal(theta, SE) with one standard
-  normal per cause; IER: whole parameter draws from the draw table);
-- baseline mortality: a mean-one lognormal factor per cause (`baseline_cv`);
-- optionally the MRIO coefficients: $A \circ \epsilon$ with mean-one lognormal $\epsilon$ (`mrio_cv`);
-- optionally the emulator: one member of a deep ensemble per draw (`sample_member`), so that emulator
-  error is part of the interval.
+What a draw samples (the [`UncertaintySpec`][diffmrio.chain.UncertaintySpec]) is in the leaf module
+`diffmrio.chain._sampling`, which the fast draws import too.
 
 [`monte_carlo`][diffmrio.chain.monte_carlo] evaluates the chain for each draw with the engine of
 `diffmrio.chain._montecarlo` (vmap, chunks, sharding over devices, resumable) and returns draws and summaries.
