@@ -23,3 +23,17 @@ def moved_names(package: str, moves: Mapping[str, str]) -> Callable[[str], objec
         return getattr(importlib.import_module(target), name)
 
     return __getattr__
+
+
+def renamed_names(package: str, renames: Mapping[str, str]) -> Callable[[str], object]:
+    """A module `__getattr__` for `package`: `renames[old]` is the new name of `old` in the same package."""
+
+    def __getattr__(name: str):
+        new = renames.get(name)
+        if new is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        warnings.warn(f"{package}.{name} is now {package}.{new}; the old path will be removed in diffmrio 0.3",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(package), new)
+
+    return __getattr__

@@ -30,6 +30,8 @@ from ._errors import CTMFileError
 from ._grids import GridDefinition, grid_from_ioapi_attrs
 from ._ioapi import read_ioapi
 from ._regions import aggregate_to_regions, region_kernel
+from ._runfolder import as_field2d, as_region_masks
+from ._slurm import check_run_label, default_status_dir, run_folder_run_ids
 from ._vocabulary import default_components
 
 MANIFEST_VERSION = 1
@@ -408,8 +410,6 @@ def write_slurm_script(
 
     **Returns** the path. Submit with `sbatch path`.
     """
-    from ._slurm import check_run_label, run_folder_run_ids
-
     path = Path(path)
     runs_toml = None
     if isinstance(n_runs, (str, os.PathLike)) and Path(n_runs).suffix == ".toml":
@@ -420,8 +420,6 @@ def write_slurm_script(
         if unknown:
             raise ValueError(f"run_ids {unknown} are not run ids of the design table of {runs_toml}")
         if status_dir is None:
-            from ._slurm import default_status_dir
-
             status_dir = default_status_dir(runs_toml)
     elif run_ids is not None:
         labels = [str(r) for r in run_ids]
@@ -634,7 +632,6 @@ def collect_runs(
     design = _as_design(manifest)
     paths = _run_paths(design, pattern_or_paths)
     reader = reader or partial(read_ioapi, chunks={})
-    from ._runfolder import as_field2d, as_region_masks
 
     receptor_masks = as_region_masks(receptor_masks)
     if weights is not None:

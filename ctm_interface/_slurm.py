@@ -17,6 +17,16 @@ from pathlib import Path
 import pandas as pd
 
 from ._errors import CTMFileError
+from ._runfolder import (
+    _decode_grid,
+    _grid_mismatch,
+    _read_run_fields,
+    format_run_path,
+    read_design,
+    read_region_masks,
+    read_runs_toml,
+)
+from ._vocabulary import DEFAULT_OM_OC
 
 STATUS_DIR = "slurm_status"
 _LABEL = re.compile(r"^[A-Za-z0-9._:+=@,-]+$")
@@ -40,23 +50,17 @@ def default_status_dir(runs_toml: str | os.PathLike) -> Path:
 # ------------------------------------------------------------------------------------ run folder basics
 def _labels(cfg) -> list:
     """The design's run-id labels (ints when every id is an integer, as `read_design` gives them)."""
-    from ._runfolder import read_design
-
     d = cfg.raw["design"]
     return read_design(cfg.file("design"), run=d.get("run", "run"))["run"].values.tolist()
 
 
 def run_folder_run_ids(runs_toml: str | os.PathLike) -> list[str]:
     """The run ids of a run folder's design table, as strings, in design order."""
-    from ._runfolder import read_runs_toml
-
     return [str(r) for r in _labels(read_runs_toml(runs_toml))]
 
 
 def run_output_paths(runs_toml: str | os.PathLike, run_ids: Iterable[str] | None = None) -> dict[str, Path]:
     """Output file of each run id (all of the design by default), from the `[outputs] pattern` of `runs.toml`."""
-    from ._runfolder import format_run_path, read_runs_toml
-
     cfg = read_runs_toml(runs_toml)
     labels = {str(r): r for r in _labels(cfg)}
     ids = list(labels) if run_ids is None else [str(r) for r in run_ids]
@@ -78,9 +82,6 @@ def read_status(path: str | os.PathLike) -> dict[str, str]:
 
 def _output_reader(cfg):
     """`path -> (problem or None, n_records)` with the checks `read_run_folder` applies to one run's file."""
-    from ._runfolder import _decode_grid, _grid_mismatch, _read_run_fields, read_region_masks
-    from ._vocabulary import DEFAULT_OM_OC
-
     out = cfg.raw["outputs"]
     fmt = out.get("format", "ioapi")
     spec = out.get("components", {"ioapi": "cmaq-elmo"}.get(fmt, "geoschem"))
@@ -135,8 +136,6 @@ def check_run_outputs(
     - `"invalid"`: the task succeeded (or left no status) but its output file is truncated, unreadable,
       has NaN/inf or negative values, another grid, or fewer time records than the other runs.
     """
-    from ._runfolder import read_runs_toml
-
     runs_toml = Path(runs_toml)
     status_dir = default_status_dir(runs_toml) if status_dir is None else Path(status_dir)
     paths = run_output_paths(runs_toml, run_ids)

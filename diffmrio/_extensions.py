@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from ._mrio import _strip_extension
 from ._validate import MRIOWarning
 
 PER_CAPITA = ("D_cba_cap", "D_pba_cap", "D_imp_cap", "D_exp_cap")
@@ -79,8 +80,6 @@ def select_extension(ds: xr.Dataset, extension: str) -> xr.Dataset:
         em["D_cba_cap"].to_pandas()
         ```
     """
-    from ._mrio import _strip_extension
-
     if "extension" not in ds.coords:
         raise KeyError(
             "this Dataset has no `extension` coordinate: its table was not built with extensions (build it with "

@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from ._custom_types import Array, Float
+from ._units import add_account_units
 from ._validate import (
     MRIOError,
     as_numeric,
@@ -451,7 +452,6 @@ class MRIO(eqx.Module):
         )
         if self.population is not None:
             ds["population"] = ("region", np.asarray(self.population), {"units": self.population_unit})
-        from ._units import add_account_units
 
         return add_account_units(ds, self)
 

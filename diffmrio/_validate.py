@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ._leontief import EPS64, REFUSE_ERROR, WARN_ERROR
+
 
 class MRIOError(ValueError):
     """A table that cannot be used as it is (wrong shapes, invalid values, an unsolvable system)."""
@@ -63,8 +65,6 @@ def check_conditioning(cond: float, residual: float, Z, x, regions, sectors, *, 
     The solution of a backward-stable solve has relative error up to about `cond * eps`: above `1e-4` (fewer
     than 4 reliable significant digits, or `I - A` singular) the result is refused with the columns at fault;
     above `1e-8` it is returned with a warning that gives the estimate."""
-    from ._leontief import EPS64, REFUSE_ERROR, WARN_ERROR
-
     err = cond * EPS64 if np.isfinite(cond) else np.inf
     res = f", backward error {residual:.1e}" if np.isfinite(residual) else ""
     if not err <= REFUSE_ERROR:  # also NaN

@@ -106,8 +106,7 @@ class ReferenceCase:
 
     def __init__(self, toml):
         import ctm_interface as ci
-        from ctm_interface.reference import COMPONENTS, CTMGrid
-        from ctm_interface.reference._folder import _ELMO, _ctm
+        from ctm_interface.reference import COMPONENTS, CONC_VARIABLES, CTMGrid, ReferenceCTM
 
         f = ci.read_run_folder(toml)
         if "reference_ctm" not in f.config.raw or f.adjoints is None:
@@ -120,7 +119,8 @@ class ReferenceCase:
         self.n_days = float(ref["n_days"])
         grid = CTMGrid(ncols=int(g["ncols"]), nrows=int(g["nrows"]), xcell=float(g["xcell"]), ycell=float(g["ycell"]),
                        gdnam=str(g.get("gdnam", "RUNS")))  # fmt: skip
-        self.ctm = _ctm(grid, self.n_days)  # the instance `run_one` uses (its compiled run is reused)
+        # the CTM `run_one` builds for this folder (an equal Module: its compiled run is reused)
+        self.ctm = ReferenceCTM.default(grid=grid, n_days=self.n_days)
         runs = f.runs
         self.regions = tuple(str(s) for s in runs["source"].values)
         self.species = tuple(str(s) for s in runs["species"].values)
@@ -128,7 +128,7 @@ class ReferenceCase:
         self.masks = f.masks.sel(region=list(self.regions))
         self.base = f.emissions.sel(species=list(self.species))
         # folder component c = sum_k M[c, k] * CTM component k (the folder's files are the CTM's, renamed)
-        var_of = {v: COMPONENTS.index(k) for k, v in _ELMO.items()}
+        var_of = {v: COMPONENTS.index(k) for k, v in CONC_VARIABLES.items()}
         self.mix = np.zeros((len(self.components), len(COMPONENTS)))
         for i, c in enumerate(self.components):
             for v, w in f.components.terms[c]:
@@ -139,7 +139,7 @@ class ReferenceCase:
         self._cost = np.asarray(f.adjoints["cost_weights"].sel(component=list(self.components), receptor=rec).values)
 
     def _emissions(self, x) -> np.ndarray:
-        from ctm_interface._runfolder import desid_emissions
+        from ctm_interface import desid_emissions
 
         scale = xr.DataArray(np.asarray(x, np.float64), dims=("run", "source", "species"),
                              coords={"source": list(self.regions), "species": list(self.species)})  # fmt: skip
@@ -293,11 +293,8 @@ def worst_case(model, test: xr.Dataset) -> dict:
     """Where the PM2.5 MaxNE comes from: the held-out run and receptor of the largest |p - o| / o, each
     component's error there (ug m-3) and the run's scaling factors of the receptor's own region (when the
     receptors are the source regions)."""
-    from surrogate._evaluate import predict
-    from surrogate._fit import run_arrays
-
-    x, y = (run_arrays(test, model.labels, None, None)[k] for k in ("x", "y"))
-    p = predict(sg.with_envelope_policy(model, "ignore"), x)
+    x, y = (sg.run_arrays(test, model.labels, None, None)[k] for k in ("x", "y"))
+    p = sg.predict(sg.with_envelope_policy(model, "ignore"), x)
     w = model.labels.component_weights()
     pm_p, pm_o = np.tensordot(p, w, axes=([1], [0])), np.tensordot(y, w, axes=([1], [0]))
     i, r = np.unravel_index(np.argmax(np.abs(pm_p - pm_o) / pm_o), pm_o.shape)

@@ -30,8 +30,16 @@ import xarray as xr
 
 import diffmrio
 from diffmrio import MRIO
+from diffmrio.demo import subplots
 
-from ._common import experiment_parser, parse, shared_folder
+from ._common import (
+    experiment_parser,
+    parse,
+    save_figure_atomic,
+    shared_folder,
+    write_netcdf_atomic,
+    write_text_atomic,
+)
 
 UNIT = "million USD"
 
@@ -114,13 +122,6 @@ def compute(tables: Mapping[int, MRIO], *, T: int = 4, k: int = 10, focus: str =
 
 def report(ds: xr.Dataset, out: str | Path) -> Path:
     """Write `report.md`, `figures/*.png` and `results/wiod_exports.nc` under `out`; **returns** the report."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ._common import save_figure_atomic, write_netcdf_atomic
-
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,7 @@ def report(ds: xr.Dataset, out: str | Path) -> Path:
     last = ds.sel(year=y1)
     top = last.total.to_series().nlargest(15).index.tolist()
 
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = subplots(figsize=(9, 4))
     d = last.direct.sum("destination").sel(origin=top).values / 1e3
     i = last.indirect.sum("destination").sel(origin=top).values / 1e3
     ax.bar(top, d, label="direct (own final goods)")
@@ -136,9 +137,8 @@ def report(ds: xr.Dataset, out: str | Path) -> Path:
     ax.set(ylabel="billion USD", title=f"Value added embodied in exports, {y1} (WIOD 2013 release)")
     ax.legend()
     save_figure_atomic(fig, out / "figures" / "vax_direct_indirect.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = subplots(figsize=(9, 4))
     parts = np.vstack([last.layers.sel(origin=top).values, last.remainder.sel(origin=top).values[None]])
     shares = parts / parts.sum(axis=0, keepdims=True)
     bottom = np.zeros(len(top))
@@ -149,14 +149,12 @@ def report(ds: xr.Dataset, out: str | Path) -> Path:
     ax.set(ylabel="share of VA exports", title=f"Supply-chain layer of the value added exported, {y1}")
     ax.legend(ncol=len(names), fontsize=8)
     save_figure_atomic(fig, out / "figures" / "vax_layers.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
     change = (ds.total.sel(year=y1) - ds.total.sel(year=y0)) / ds.total.sel(year=y0)
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = subplots(figsize=(9, 4))
     ax.bar(top, 100 * change.sel(origin=top).values)
     ax.set(ylabel="%", title=f"Change in value added exported, {y0} -> {y1} (current USD)")
     save_figure_atomic(fig, out / "figures" / "vax_change.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
     write_netcdf_atomic(ds.assign(path_label=ds.path_label.astype(str)), out / "results" / "wiod_exports.nc")
     lines = [f"# Value added embodied in exports: WIOD {y0} and {y1}", "",
@@ -180,12 +178,7 @@ def report(ds: xr.Dataset, out: str | Path) -> Path:
                                                   if c in names) + "."]
     lines += ["", "![direct and indirect](figures/vax_direct_indirect.png)", "", "![layers](figures/vax_layers.png)",
               "", "![change](figures/vax_change.png)", ""]
-    path = out / "report.md"
-    from ctm_interface._atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text("\n".join(lines))
-    return path
+    return write_text_atomic(out / "report.md", "\n".join(lines))
 
 
 def load_wiod(folder: str | Path, years: Sequence[int] = (2009, 2011)) -> dict[int, MRIO]:

@@ -30,14 +30,12 @@ from scipy.stats import qmc
 
 from ._abstract import AbstractEmulator, with_envelope_policy
 from ._ensemble import Ensemble
-from ._runs import align
+from ._runs import _io_names, align
 
 
 def _as_inputs(model: AbstractEmulator, runs) -> tuple[np.ndarray, str, object]:
     """Existing inputs x[run, *input_shape], the input variable name, and the xarray variable (or None)."""
     if hasattr(runs, "data_vars"):
-        from ._fit import _io_names
-
         xname = _io_names(runs, None, None)[0] if any(n in runs for n in ("pm25", "conc")) else None
         xname = xname or next((n for n in ("scale", "emissions") if n in runs.data_vars), None)
         if xname is None:

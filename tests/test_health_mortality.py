@@ -18,7 +18,7 @@ from diffmrio.health import (
     LogLinear,
     aggregate_to_regions,
     attributable_deaths,
-    attributable_deaths_xr,
+    attributable_deaths_kernel,
     economic_value,
     population_weighted_concentration,
 )
@@ -63,7 +63,7 @@ CRFS = {
 def test_deaths_match_numpy_loop(name, seed):
     crf = CRFS[name]()
     C, pop, agef, y0, _ = make_world(seed)
-    got = np.asarray(jax.jit(attributable_deaths, static_argnums=())(C, pop, agef, y0, crf))
+    got = np.asarray(jax.jit(attributable_deaths_kernel, static_argnums=())(C, pop, agef, y0, crf))
     ref = np.zeros_like(got)
     for i in range(NY):
         for j in range(NX):
@@ -76,23 +76,23 @@ def test_deaths_broadcast_national_rates_and_age_shares():
     crf = IER.central(ages=AGES)
     C, pop, agef, y0, _ = make_world(3)
     f1, r1 = agef[:, 0, 0], y0[:, :, 0, 0]
-    a = attributable_deaths(C, pop, f1, r1, crf)
-    b = attributable_deaths(C, pop, np.broadcast_to(f1[:, None, None], agef.shape),
+    a = attributable_deaths_kernel(C, pop, f1, r1, crf)
+    b = attributable_deaths_kernel(C, pop, np.broadcast_to(f1[:, None, None], agef.shape),
                             np.broadcast_to(r1[..., None, None], y0.shape), crf)
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-14)
 
 
 def test_deaths_additive_over_causes_and_ages():
     C, pop, agef, y0, _ = make_world(4)
-    full = np.asarray(attributable_deaths(C, pop, agef, y0, GEMM.burnett2018(ages=AGES)))
+    full = np.asarray(attributable_deaths_kernel(C, pop, agef, y0, GEMM.burnett2018(ages=AGES)))
     for ci, cause in enumerate(GEMM.burnett2018(ages=AGES).causes):
-        part = attributable_deaths(C, pop, agef, y0[ci : ci + 1], GEMM.burnett2018((cause,), ages=AGES))
+        part = attributable_deaths_kernel(C, pop, agef, y0[ci : ci + 1], GEMM.burnett2018((cause,), ages=AGES))
         np.testing.assert_allclose(np.asarray(part)[0], full[ci], rtol=1e-13)
     for ai, age in enumerate(AGES):
-        part = attributable_deaths(C, pop, agef[ai : ai + 1], y0[:, ai : ai + 1], GEMM.burnett2018(ages=(age,)))
+        part = attributable_deaths_kernel(C, pop, agef[ai : ai + 1], y0[:, ai : ai + 1], GEMM.burnett2018(ages=(age,)))
         np.testing.assert_allclose(np.asarray(part)[:, 0], full[:, ai], rtol=1e-13)
     # totals: sum over causes and ages of the cells equals the regional sums of the parts
-    assert np.isclose(full.sum(), sum(np.asarray(attributable_deaths(
+    assert np.isclose(full.sum(), sum(np.asarray(attributable_deaths_kernel(
         C, pop, agef, y0[ci : ci + 1], GEMM.burnett2018((c,), ages=AGES))).sum()
         for ci, c in enumerate(("IHD", "STROKE", "COPD", "LC", "LRI"))), rtol=1e-13)
 
@@ -103,9 +103,9 @@ def test_deaths_zero_at_or_below_counterfactual(name):
     _, pop, agef, y0, _ = make_world(5)
     cf = 2.4 if isinstance(crf, GEMM) else float(np.min(np.asarray(crf.zcf)))
     for c in (cf, cf - 1e-9, 0.5 * cf, 0.0):
-        d = attributable_deaths(np.full((NY, NX), c), pop, agef, y0, crf)
+        d = attributable_deaths_kernel(np.full((NY, NX), c), pop, agef, y0, crf)
         assert float(jnp.max(jnp.abs(d))) == 0.0
-    d = attributable_deaths(np.full((NY, NX), cf + 10.0), pop, agef, y0, crf)
+    d = attributable_deaths_kernel(np.full((NY, NX), cf + 10.0), pop, agef, y0, crf)
     assert float(jnp.sum(d)) > 0
 
 
@@ -158,11 +158,11 @@ def test_health_model_matches_kernel_and_compressed_cells():
     _, pop, agef, y0, _ = make_world(0)
     D = eqx.filter_jit(lambda m, c: m(c))(model, C)
     assert D.shape == (5, len(AGES), NR)
-    ref = np.einsum("caij,rij->car", np.asarray(attributable_deaths(C, pop, agef, y0, crf)), frac)
+    ref = np.einsum("caij,rij->car", np.asarray(attributable_deaths_kernel(C, pop, agef, y0, crf)), frac)
     np.testing.assert_allclose(np.asarray(D), ref, rtol=1e-12)
     cmodel, C2, idx = _model(crf, compress=True)
     onehot = np.stack([(idx == r) for r in range(NR)]).astype(float)
-    ref = np.einsum("caij,rij->car", np.asarray(attributable_deaths(C, pop, agef, y0, crf)), onehot)
+    ref = np.einsum("caij,rij->car", np.asarray(attributable_deaths_kernel(C, pop, agef, y0, crf)), onehot)
     np.testing.assert_allclose(np.asarray(cmodel(C2)), ref, rtol=1e-12)
 
 
@@ -205,7 +205,7 @@ def test_loglinear_morbidity_formula():
     dC = rng.uniform(0, 60, size=(4, 4))
     pop = rng.uniform(1e3, 1e5, size=(4, 4))
     y0 = np.array([[0.012], [0.009]])
-    got = np.asarray(attributable_deaths(dC, pop, np.ones(1), y0, crf))
+    got = np.asarray(attributable_deaths_kernel(dC, pop, np.ones(1), y0, crf))
     beta = np.log([1.008, 1.0091]) / 10
     ref = y0[:, :, None, None] * pop * (1 - np.exp(-beta[:, None, None, None] * dC))
     np.testing.assert_allclose(got, ref, rtol=1e-12)
@@ -220,9 +220,9 @@ def test_economic_value_and_errors():
     # a per-cell shape mismatch: the kernel's own ValueError, or under the jaxtyping hook (pyproject addopts) the
     # signature's `*cell` check first; both name `population`
     with pytest.raises((ValueError, jaxtyping.TypeCheckError), match="population"):
-        attributable_deaths(C, pop[:2], agef, y0, crf)
+        attributable_deaths_kernel(C, pop[:2], agef, y0, crf)
     with pytest.raises(ValueError, match="baseline_rate"):
-        attributable_deaths(C, pop, agef, y0[:3], crf)
+        attributable_deaths_kernel(C, pop, agef, y0[:3], crf)
     with pytest.raises(ValueError, match="exactly one"):
         HealthInputs(pop, agef, y0, causes=crf.causes, ages=AGES, regions=("a", "b", "c"))
     inputs = HealthInputs(pop, agef, y0, causes=crf.causes, ages=AGES, regions=("a", "b", "c"), region_fraction=frac)
@@ -243,12 +243,30 @@ def test_xarray_wrapper_labels_and_values():
     order = [crf.causes.index(n) for n in ("STROKE", "IHD", "LRI", "LC", "COPD")]
     y0da = xr.DataArray(y0[order], dims=("cause", "age", "lat", "lon"), coords={"cause": names, "age": list(AGES), **sp})
     agda = xr.DataArray(agef, dims=("age", "lat", "lon"), coords={"age": list(AGES), **sp})
-    out = attributable_deaths_xr(Cda, popda, agda, y0da, crf)
+    out = attributable_deaths(Cda, popda, agda, y0da, crf)
     assert out.dims == ("cause", "age", "lat", "lon") and list(out["cause"].values) == list(crf.causes)
-    np.testing.assert_allclose(out.values, np.asarray(attributable_deaths(C, pop, agef, y0, crf)), rtol=1e-13)
+    np.testing.assert_allclose(out.values, np.asarray(attributable_deaths_kernel(C, pop, agef, y0, crf)), rtol=1e-13)
     fda = xr.DataArray(frac, dims=("region", "lat", "lon"), coords={"region": ["a", "b", "c"], **sp})
-    reg = attributable_deaths_xr(Cda, popda.transpose("lon", "lat"), agda, y0da, crf, region_fraction=fda)
+    reg = attributable_deaths(Cda, popda.transpose("lon", "lat"), agda, y0da, crf, region_fraction=fda)
     assert reg.dims == ("cause", "age", "region") and reg.attrs["units"] == "deaths yr-1"
     np.testing.assert_allclose(reg.values, np.einsum("caij,rij->car", out.values, frac), rtol=1e-12)
     with pytest.raises(ValueError, match="lack causes"):
-        attributable_deaths_xr(Cda, popda, agda, y0da.isel(cause=[0, 1]), crf)
+        attributable_deaths(Cda, popda, agda, y0da.isel(cause=[0, 1]), crf)
+
+
+def test_old_names_of_the_labelled_edge_and_the_kernel_warn_for_one_release():
+    """0.2 named the labelled edge `attributable_deaths` (was `attributable_deaths_xr`) and the array kernel
+    `attributable_deaths_kernel` (was `attributable_deaths`): both old uses still give the old answers, warning."""
+    import diffmrio.health
+
+    crf = IER.central(ages=AGES)
+    C, pop, agef, y0, _ = make_world(8)
+    with pytest.warns(DeprecationWarning, match=r"attributable_deaths_xr is now diffmrio\.health\.attributable_deaths"):
+        assert diffmrio.health.attributable_deaths_xr is attributable_deaths
+    with pytest.warns(DeprecationWarning, match="for arrays call diffmrio.health.attributable_deaths_kernel"):
+        old = attributable_deaths(C, pop, agef, y0, crf)
+    assert not isinstance(old, xr.DataArray)
+    np.testing.assert_array_equal(np.asarray(old), np.asarray(attributable_deaths_kernel(C, pop, agef, y0, crf)))
+    Cda = xr.DataArray(C, dims=("lat", "lon"))
+    with pytest.raises(TypeError, match="`population` must be an xarray.DataArray"):
+        attributable_deaths(Cda, pop, agef, y0, crf)

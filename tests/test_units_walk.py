@@ -84,21 +84,21 @@ def test_chain_outputs(chain):
         "summarise": summarise(mc[["deaths", "total_deaths"]]),
         "Chain.evaluate": ch.evaluate(),
         "HealthModel.evaluate": ch.health.evaluate(pm),
-        "attributable_deaths_xr": _deaths_xr(ch, pm),
+        "attributable_deaths": _deaths_xr(ch, pm),
     }
     assert _walk(outputs) == {}
     assert mc.sel(quantile=0.975).attribution_quantile.attrs["units"] == "deaths yr-1"
 
 
 def _deaths_xr(ch, pm):
-    from diffmrio.health import attributable_deaths_xr
+    from diffmrio.health import attributable_deaths
 
     hi = ch.health.inputs
     pop = xr.DataArray(np.asarray(hi.population), dims=pm.dims, coords=pm.coords)
     af = xr.DataArray(np.asarray(hi.age_fraction), dims="age", coords={"age": list(hi.ages)})
     rate = xr.DataArray(np.asarray(hi.baseline_rate), dims=("cause", "age"),
                         coords={"cause": list(hi.causes), "age": list(hi.ages)})
-    return attributable_deaths_xr(pm, pop, af, rate, ch.health.crf)
+    return attributable_deaths(pm, pop, af, rate, ch.health.crf)
 
 
 def test_cli_health_output(tmp_path):

@@ -21,6 +21,16 @@ import numpy as np
 import xarray as xr
 
 from .._atomic import atomic_path, write_text_atomic
+from .._ioapi import write_ioapi
+from .._runfolder import (
+    desid_emissions,
+    format_run_path,
+    read_design,
+    read_emissions,
+    read_population,
+    read_region_masks,
+    read_runs_toml,
+)
 from .._vocabulary import DEFAULT_OM_OC
 from ._domain import LEVELS, REGIONS, SPECIES, CTMGrid, demo_base_emissions, demo_domain
 from ._io import ADJOINT_VARIABLES, _base_attrs
@@ -78,8 +88,6 @@ def _gridded_file(fields: dict[str, np.ndarray], units: str, grid: CTMGrid, path
                   records_tstep: int = 0, desc: str = "", layer_dim: str = "lev") -> Path:
     """Write `{name: (TSTEP, LAY, ROW, COL)}` fields as an I/O API file or a CF lat-lon file."""
     if fmt == "ioapi":
-        from .._ioapi import write_ioapi
-
         nlay = next(iter(fields.values())).shape[1]
         attrs = _base_attrs(grid, nlay)
         attrs.update(SDATE=np.int32(_YEAR * 1000 + 1), STIME=np.int32(0), TSTEP=np.int32(records_tstep))
@@ -304,15 +312,6 @@ def run_one(runs_toml: str | os.PathLike, run_id, *, adjoint: bool = False) -> P
     exactly what the folder describes. **Returns** the path written. Raises `KeyError`-free `ValueError`s
     naming the run id and the design file when the id is not in the design.
     """
-    from .._runfolder import (
-        desid_emissions,
-        format_run_path,
-        read_design,
-        read_emissions,
-        read_region_masks,
-        read_runs_toml,
-    )
-
     cfg = read_runs_toml(runs_toml)
     ref = cfg.raw.get("reference_ctm")
     if ref is None:
@@ -345,7 +344,6 @@ def run_one(runs_toml: str | os.PathLike, run_id, *, adjoint: bool = False) -> P
     a = cfg.raw["adjoints"]
     if a.get("cost") != "population_weighted_pm25":
         raise ValueError(f"{cfg.path}: the reference CTM computes adjoints of cost 'population_weighted_pm25' only")
-    from .._runfolder import read_population
 
     pop = read_population(cfg.file("population"), variable=cfg.get("population", "variable")).values
     m = masks.values.sum(0)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .._ioapi import write_ioapi
 from ._domain import COMPONENTS, LEVELS, PM25_WEIGHTS, SEASONS, SPECIES, CTMGrid
 
 #: I/O API variable names of the CONC-like file, per component (plus `PM25_TOT`).
@@ -157,8 +158,6 @@ def adjoint_dataset(dcost_dE, grid: CTMGrid, *, cost_units: str = "1", year: int
 
 def write_conc(C, grid: CTMGrid, path: str | os.PathLike, *, year: int = 2017, dtype="float32") -> Path:
     """Write `conc_dataset(C, grid)` as an I/O API file (atomically); returns the path. See `conc_dataset`."""
-    from .._ioapi import write_ioapi  # imported lazily: ctm_interface's I/O API module
-
     return write_ioapi(conc_dataset(C, grid, year=year), path, dtype=dtype, filedesc=_DESC + " (CONC-like)")
 
 
@@ -172,7 +171,5 @@ def write_adjoint(
     dtype="float32",
 ) -> Path:
     """Write `adjoint_dataset(dcost_dE, grid)` as an `ADJ_LGRID_EM`-like I/O API file (atomically)."""
-    from .._ioapi import write_ioapi
-
     ds = adjoint_dataset(dcost_dE, grid, cost_units=cost_units, year=year)
     return write_ioapi(ds, path, dtype=dtype, filedesc=_DESC + " (ADJ_LGRID_EM-like)")

@@ -18,6 +18,7 @@ import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, ArrayLike, Float
 
+from .._progress import tqdm
 from ._chemistry import air_umol_per_ppb, nitrate_dissociation_ppb2, oxidant_factor, partition_inorganic
 from ._domain import COMPONENTS, LEVELS, PM25_WEIGHTS, SEASONS, SPECIES, CTMGrid
 from ._io import write_adjoint, write_conc
@@ -761,8 +762,6 @@ class ReferenceCTM(eqx.Module):
 
         **Returns**: `C` `(run, component=6, row, col)` annual means in ug m-3 (a numpy-backed jax array).
         """
-        from .._progress import tqdm
-
         E_batch = jnp.asarray(E_batch, dtype=jnp.float64)
         want = (len(SPECIES), len(LEVELS), *self.grid.shape)
         if E_batch.ndim != 5 or E_batch.shape[1:] != want:

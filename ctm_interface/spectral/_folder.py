@@ -26,6 +26,15 @@ import xarray as xr
 
 from .._atomic import atomic_path, write_text_atomic
 from .._regions import spread_to_grid
+from .._runfolder import (
+    desid_emissions,
+    format_run_path,
+    read_design,
+    read_emissions,
+    read_population,
+    read_region_masks,
+    read_runs_toml,
+)
 from ..reference._folder import _design_csv as _reference_design_csv, _lhs as _reference_lhs, _toml_value
 from ._model import COMPONENTS, REGIONS, SPECIES, SpectralCTM, SpectralWorld
 
@@ -157,16 +166,6 @@ def write_run_folder(
 
 def _compute(toml_path: Path, world: SpectralWorld, batch: int) -> None:
     """Compute every run (and adjoint state) of the folder from its own files and write the outputs."""
-    from .._runfolder import (
-        desid_emissions,
-        format_run_path,
-        read_design,
-        read_emissions,
-        read_population,
-        read_region_masks,
-        read_runs_toml,
-    )
-
     cfg = read_runs_toml(toml_path)
     smap = cfg.get("emissions", "species")
     base = read_emissions(cfg.file("emissions"), smap)

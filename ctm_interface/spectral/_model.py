@@ -38,9 +38,13 @@ from jaxtyping import Array, Float
 
 from .._regions import region_kernel, spread_to_grid
 
+#: The spectral world's 8 source and receptor regions.
 REGIONS: tuple[str, ...] = ("Delta", "Plain", "Uplands", "Coast", "Valley", "Lakes", "Ridge", "Frontier")
+#: Emitted species (EC and OM are primary carbonaceous particles).
 SPECIES: tuple[str, ...] = ("SO2", "NOx", "NH3", "VOC", "EC", "OM")
+#: PM2.5 components of its output (SOA: secondary organic aerosol).
 COMPONENTS: tuple[str, ...] = ("SO4", "NO3", "NH4", "EC", "OM", "SOA")
+#: The seasons it simulates.
 SEASONS: tuple[str, ...] = ("winter", "summer", "autumn")
 #: tracers: SO2, SO4, NOx (ug m-3 of themselves, NOx as NO2), total nitrate and total ammonia (umol m-3),
 #: VOC, SOA, EC, OM (ug m-3)

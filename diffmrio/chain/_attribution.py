@@ -34,6 +34,7 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float, Shaped
 
+from .._labels import label
 from .._units import MONEY, common_unit, per
 from ._chain import Chain, ChainInputs
 from ._fastdraw import (
@@ -221,10 +222,8 @@ def attribute(
         attrs["raw_quadrature_gap"] = raw_gap
     else:
         raise ValueError(f"method must be 'zero_out', 'first_order' or 'path', got {method!r}")
-    return xr.DataArray(
-        np.asarray(contrib), dims=("group", "receptor"), coords={"group": labels, "receptor": regions},
-        name=f"attribution_{method}", attrs=attrs,
-    )  # fmt: skip
+    return label(contrib, ("group", "receptor"), {"group": labels, "receptor": regions}, name=f"attribution_{method}",
+                 attrs=attrs)
 
 
 def _path_integral(
@@ -278,27 +277,19 @@ def sensitivity(
     R, N, K = m.n_regions, m.n_sectors, m.n_categories
     if wrt == "final_demand":
         g = _grad_wrt(chain, inp, wrt, target, receptor)
-        return xr.DataArray(
-            np.asarray(g).reshape(R, N, R, K), dims=("region", "sector", "fd_region", "category"),
-            coords={"region": list(m.regions), "sector": list(m.sectors), "fd_region": list(m.regions),
-                    "category": list(m.categories)},
-            name=f"d{target}_dY", attrs={"receptor": receptor or "all", "units": per(tu, MONEY)},
-        )  # fmt: skip
+        return label(np.asarray(g).reshape(R, N, R, K), ("region", "sector", "fd_region", "category"),
+                     {"region": m.regions, "sector": m.sectors, "fd_region": m.regions, "category": m.categories},
+                     units=per(tu, MONEY), name=f"d{target}_dY", attrs={"receptor": receptor or "all"})
     if wrt == "intensity":
         g = np.asarray(_grad_wrt(chain, inp, wrt, target, receptor))
         su = per(eu, MONEY)
-        return xr.DataArray(
-            g[rows].reshape(len(rows), R, N), dims=("stressor", "region", "sector"),
-            coords={"stressor": [m.stressors[i] for i in rows], "region": list(m.regions), "sector": list(m.sectors),
-                    "unit": ("stressor", [m.units[i] for i in rows])},
-            name=f"d{target}_dS", attrs={"receptor": receptor or "all", "units": per(tu, f"({su})")},
-        )  # fmt: skip
+        out = label(g[rows].reshape(len(rows), R, N), ("stressor", "region", "sector"),
+                    {"stressor": [m.stressors[i] for i in rows], "region": m.regions, "sector": m.sectors},
+                    units=per(tu, f"({su})"), name=f"d{target}_dS", attrs={"receptor": receptor or "all"})
+        return out.assign_coords(unit=("stressor", [m.units[i] for i in rows]))  # each stressor's own unit
     if wrt == "emissions":
         g = _grad_wrt(chain, inp, wrt, target, receptor)
         sm = chain.source_map
-        return xr.DataArray(
-            np.asarray(g), dims=("species", "source", "level"),
-            coords={"species": list(sm.species), "source": list(sm.sources), "level": list(sm.levels)},
-            name=f"d{target}_dE", attrs={"receptor": receptor or "all", "units": per(tu, eu)},
-        )  # fmt: skip
+        return label(g, ("species", "source", "level"), {"species": sm.species, "source": sm.sources, "level": sm.levels},
+                     units=per(tu, eu), name=f"d{target}_dE", attrs={"receptor": receptor or "all"})
     raise ValueError(f"wrt must be 'final_demand', 'intensity' or 'emissions', got {wrt!r}")

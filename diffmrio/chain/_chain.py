@@ -30,8 +30,9 @@ from .._custom_types import Array, Float
 from .._economy import economy_kernel
 from .._leontief import leontief_solve
 from .._mrio import MRIO
+from .._units import MONEY, common_unit
 from ..health._crf import AbstractCRF
-from ..health._exposure import HealthModel
+from ..health._exposure import HealthModel, health_dataset
 
 if TYPE_CHECKING:
     from surrogate import AbstractEmulator
@@ -346,9 +347,6 @@ class Chain(eqx.Module):
     def label(self, out: ChainOutputs) -> xr.Dataset:
         """Label the arrays of one [`ChainOutputs`][diffmrio.chain.ChainOutputs] (see
         [`Chain.evaluate`][diffmrio.chain.Chain.evaluate])."""
-        from .._units import MONEY, common_unit
-        from ..health._exposure import health_dataset
-
         m, sm, lab = self.mrio, self.source_map, self.emulator.labels
         C = np.asarray(out.concentration)
         if self.downscaler is None and len(lab.output_dims) == C.ndim:

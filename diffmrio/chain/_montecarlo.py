@@ -32,6 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike, Float, Real
 
 from ctm_interface._atomic import write_bytes_atomic
+from ctm_interface._progress import tqdm
 
 from .._io import write_text_atomic
 from .._provenance import fingerprint
@@ -343,8 +344,6 @@ def run_draws(
 
     **Returns:** dict of numpy arrays with a leading `draw` axis of length `n_draws`.
     """
-    from ctm_interface._progress import tqdm
-
     n_proc, lead = jax.process_count(), jax.process_index() == 0
     d = _Draws(draw, n_draws, key, devices)
     size = d.plan(chunk_size, memory_budget).chunk_size

@@ -20,17 +20,24 @@ import equinox as eqx
 import numpy as np
 
 from ctm_interface._vocabulary import DEMO_REGIONS as REGIONS
+from ctm_interface.reference import demo_domain
 
 from .._mrio import MRIO
 
+#: The demo world's 12 sectors, in table order (its regions are `REGIONS`, the six demo regions).
 SECTORS = (
     "agriculture", "mining", "power", "metals", "nonmetal", "chemicals",
     "light_mfg", "heavy_mfg", "construction", "transport", "trade", "services",
 )  # fmt: skip
+#: Final-demand categories of each region.
 CATEGORIES = ("household", "government", "capital_formation", "export")
+#: Satellite rows (stressors) of the demo table; their units are `UNITS`, in the same order.
 STRESSORS = ("SO2", "NOx", "NH3", "VOC", "PM2.5", "BC", "OC", "CO2", "value_added", "employment")
+#: Units of `STRESSORS`, in the same order.
 UNITS = ("kt", "kt", "kt", "kt", "kt", "kt", "kt", "Mt", "billion CNY", "thousand persons")
+#: The air-pollutant stressors (the first seven of `STRESSORS`), the chain's emission rows.
 AIR_POLLUTANTS = STRESSORS[:7]
+#: Sectors whose emissions leave tall stacks (the `elevated` emission level).
 ELEVATED_SECTORS = ("power", "metals", "nonmetal", "chemicals")
 
 # Region character: population (million), income level, coastal flag, position (x east, y north) on a unit map
@@ -213,8 +220,6 @@ def demo_world(seed: int = 0, *, geography: bool = True) -> DemoWorld:
     )  # fmt: skip
     geo = None
     if geography:
-        from ctm_interface.reference import demo_domain
-
         geo = demo_domain(seed=seed)
     elevated = np.isin(SECTORS, ELEVATED_SECTORS).astype(np.float64)
     return DemoWorld(mrio=mrio, population=_POP * 1e6, elevated=elevated, geography=geo)

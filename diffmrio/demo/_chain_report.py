@@ -10,7 +10,9 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
+import surrogate
 from ctm_interface._regions import allocate_to_grid
+from ctm_interface.reference import population_weighted_pm25
 
 from .._io import write_netcdf_atomic
 from ..chain._attribution import attribute, sensitivity
@@ -70,8 +72,6 @@ def supply_chain_section(rep, world, log) -> None:
 
 
 def emulator_section(rep, dc, out, log) -> None:
-    import surrogate
-
     sc = dc.scores
     regions = list(sc.receptor.values)
     df = pd.DataFrame({
@@ -112,7 +112,6 @@ def emulator_section(rep, dc, out, log) -> None:
     ch = dc.chain
     E_base = ch.emissions_ref
     alloc = ch.allocation
-    from ctm_interface.reference import population_weighted_pm25
 
     popj = jnp.asarray(ch.health.inputs.population)
 

@@ -18,6 +18,14 @@ from .._accounts import accounts
 from .._io import write_netcdf_atomic, write_text_atomic
 from .._trade import eebt
 from ..datasets import demo_world
+from ._chain_report import (
+    attribution_and_mc_section,
+    emulator_section,
+    health_section,
+    sensitivity_section,
+    supply_chain_section,
+)
+from ._pipeline import demo_chain, demo_config
 from ._report import Report, subplots
 
 MANIFEST = "diffmrio-demo-manifest.json"
@@ -243,19 +251,10 @@ def _run(out: Path, *, quiet: bool, quick: bool, n_draws: int | None, cache: Pat
         "not data about any real place."
     )
     _accounts_section(rep, world, out, log)
-    from ._chain_report import (
-        attribution_and_mc_section,
-        emulator_section,
-        health_section,
-        sensitivity_section,
-        supply_chain_section,
-    )
 
     supply_chain_section(rep, world, log)
     timings = {}
     if not economy_only:
-        from ._pipeline import demo_chain, demo_config
-
         t0 = time.perf_counter()
         cfg = demo_config(quick)
         log("building the chain: reference-CTM ensemble and emulator training (cached after the first run)")

@@ -36,11 +36,15 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+import surrogate
+from ctm_interface import latin_hypercube_design
 from ctm_interface._regions import allocate_to_grid, region_kernel, spread_to_grid
+from ctm_interface.reference import COMPONENTS, CTMGrid, ReferenceCTM, demo_domain
 
 from .._io import load_netcdf, write_netcdf_atomic
 from ..chain._chain import Chain, Downscaler, SourceMap
 from ..datasets._demo import REGIONS, DemoWorld, demo_world
+from ..health import GEMM, HealthInputs, HealthModel
 
 # Synthetic baseline mortality (deaths per 100,000 per year) at age 25 and its growth per 5-year group, per
 # cause: shaped like the age gradients of GBD rates for an East-Asian population, but not data.
@@ -48,6 +52,7 @@ _RATE_25 = {"IHD": 4.0, "STROKE": 5.0, "COPD": 1.0, "LC": 1.5, "LRI": 1.0}
 _GROWTH = {"IHD": 1.62, "STROKE": 1.62, "COPD": 1.75, "LC": 1.45, "LRI": 1.6}
 _LC_CAP = 350.0
 _REGION_RATE = {"Capital": 0.8, "Harbor": 0.85, "Central": 1.1, "Basin": 1.15, "Northeast": 1.1, "Steppe": 1.2}
+#: The demo's adult age groups (lower bounds of 5-year groups, 25 to 95), the ages of its GEMM.
 ADULT_AGES = tuple(range(25, 100, 5))
 
 
@@ -55,8 +60,6 @@ def demo_health_inputs(domain, *, causes=("IHD", "STROKE", "COPD", "LC", "LRI"),
     """Synthetic health inputs on the demo domain: the gridded population, an age structure (share of the
     population in each adult 5-year group) and baseline rates per cause and age, 10-20% higher in the
     inland regions. **Returns:** a `diffmrio.health.HealthInputs` over the demo regions."""
-    from ..health import HealthInputs
-
     ages = tuple(int(a) for a in ages)
     # an ageing, East-Asian-like pyramid for ages 25+ (share of the whole population; the rest is under 25)
     a = np.asarray(ages, dtype=float)
@@ -106,8 +109,6 @@ def _config_key(cfg: dict) -> str:
 def demo_ctm(quick: bool = False):
     """The reference CTM and demo domain used by the demo chain (`quick`: a 24 x 18 grid of 72 km and
     fewer simulated days, for tests)."""
-    from ctm_interface.reference import CTMGrid, ReferenceCTM, demo_domain
-
     if quick:
         grid = CTMGrid(ncols=24, nrows=18, xcell=72000.0, ycell=72000.0)
         return ReferenceCTM.default(grid, n_days=6.0, dt=7200.0), demo_domain(seed=0, grid=grid)
@@ -124,8 +125,6 @@ def ctm_runs(ctm, domain, E_base, scale: xr.DataArray, *, progress: bool = True,
     """Run the reference CTM for every row of a design `scale[run, source, species]` applied to the base
     emissions `E_base[species, source, level]`; **returns** a run set with `scale` and
     `conc[run, component, row, col]` (ug m-3)."""
-    from ctm_interface.reference import COMPONENTS
-
     s = jnp.asarray(scale.transpose("run", "source", "species").values)  # (run, source, species)
     alloc = jnp.asarray(domain.allocation)  # (source, level, row, col)
     E_runs = allocate_to_grid(jnp.einsum("ros,sol->rsol", s, jnp.asarray(E_base)), alloc)
@@ -164,10 +163,6 @@ def demo_chain(
     `"linear"`; `steps`: optimisation steps for the neural emulator; `cache_dir`: where runs and the
     trained emulator are cached.
     """
-    import surrogate
-    from ctm_interface import latin_hypercube_design
-
-    from ..health import GEMM, HealthModel
 
     cfg = {"n_train": n_train, "n_test": n_test, "quick": quick, "emulator": emulator, "seed": seed,
            "steps": steps, "version": 2}

@@ -42,7 +42,7 @@ from ._exposure import (
     attributable_deaths as attributable_deaths,
 )
 from ._exposure import (
-    attributable_deaths_xr as attributable_deaths_xr,
+    attributable_deaths_kernel as attributable_deaths_kernel,
 )
 from ._exposure import (
     economic_value as economic_value,
@@ -89,6 +89,10 @@ from ._params import (
 from ._params import (
     IER_CENTRAL as IER_CENTRAL,
 )
+from ctm_interface._deprecated import renamed_names as _renamed_names
+
+# 0.2 renamed the labelled edge after the rule of docs/architecture.md (plain name labelled, `_kernel` on arrays)
+__getattr__ = _renamed_names(__name__, {"attributable_deaths_xr": "attributable_deaths"})
 
 __all__ = [
     "AbstractCRF",
@@ -105,7 +109,7 @@ __all__ = [
     "LogLinear",
     "aggregate_to_regions",
     "attributable_deaths",
-    "attributable_deaths_xr",
+    "attributable_deaths_kernel",
     "build_health_inputs",
     "canonical_cause",
     "economic_value",

@@ -409,7 +409,7 @@ class LogLinear(AbstractCRF):
 
     $$RR = e^{\beta\,\Delta C},\quad \Delta C = \max(0, C - c_f),\quad \beta = \ln(RR_{10})/10,$$
 
-    so that `attributable_deaths` with this CRF gives cases `dE = y0 Pop (1 - exp(-beta dC))`.
+    so that `attributable_deaths_kernel` with this CRF gives cases `dE = y0 Pop (1 - exp(-beta dC))`.
     """
 
     beta: Float[Array, "cause age"] = eqx.field(converter=_f64)

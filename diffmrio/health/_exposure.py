@@ -8,6 +8,7 @@ $$D_{c,a,g} = P_g\, f_{a,g}\, y_{0,c,a,g}\,\left(1 - 1/RR_{c,a}(C_g)\right),$$
 then summed over cells into regions with a region-fraction array `[region, *cell]` or a region index per cell.
 """
 
+import warnings
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -33,13 +34,13 @@ AgeCellLike = Float[ArrayLike, "age *cell"]
 RegionCellLike = Float[ArrayLike, "region *cell"]
 
 __all__ = [
-    "attributable_deaths",
+    "attributable_deaths_kernel",
     "aggregate_to_regions",
     "population_weighted_concentration",
     "economic_value",
     "HealthInputs",
     "HealthModel",
-    "attributable_deaths_xr",
+    "attributable_deaths",
     "health_dataset",
 ]
 
@@ -71,14 +72,15 @@ def _broadcast_lead(x: ArrayLike, lead: tuple[int, ...], cell_shape: tuple[int, 
     )
 
 
-def attributable_deaths(
+def attributable_deaths_kernel(
     C: Float[ArrayLike, "*cell"],
     population: Float[ArrayLike, "*cell"],
     age_fraction: AgeCellLike | Float[ArrayLike, " age"],
     baseline_rate: Float[ArrayLike, "cause age *cell"] | Float[ArrayLike, "cause age"],
     crf: AbstractCRF,
 ) -> Float[Array, "cause age *cell"]:
-    r"""PM2.5-attributable deaths per cause, age group and cell (pure kernel: jit/grad/vmap-safe).
+    r"""PM2.5-attributable deaths per cause, age group and cell (pure kernel: jit/grad/vmap-safe); the
+    labelled edge is [`attributable_deaths`][diffmrio.health.attributable_deaths].
 
     $$D_{c,a,g} = P_g\, f_{a,g}\, y_{0,c,a,g}\,\left(1 - 1/RR_{c,a}(C_g)\right)$$
 
@@ -307,7 +309,7 @@ class HealthModel(eqx.Module):
     def deaths_per_cell(self, C: Float[ArrayLike, "row col"]) -> Float[Array, "cause age *cell"]:
         """Attributable deaths per cause, age and cell of `inputs`."""
         i = self.inputs
-        return attributable_deaths(i.cells(C), i.population, i.age_fraction, i.baseline_rate, self.crf)
+        return attributable_deaths_kernel(i.cells(C), i.population, i.age_fraction, i.baseline_rate, self.crf)
 
     def __call__(self, C: Float[ArrayLike, "row col"]) -> Float[Array, "cause age region"]:
         """Attributable deaths per year, `[cause, age, region]`."""
@@ -381,16 +383,21 @@ def _deaths_and_pwpm(model: HealthModel, C):
     return model(C), model.population_weighted_concentration(C), model.inputs.to_regions(model.inputs.population)
 
 
-def attributable_deaths_xr(
-    C: xr.DataArray,
-    population: xr.DataArray,
-    age_fraction: xr.DataArray,
-    baseline_rate: xr.DataArray,
+def attributable_deaths(
+    C: xr.DataArray | ArrayLike,  # ArrayLike only for 0.2's deprecated array call (below)
+    population: xr.DataArray | ArrayLike,
+    age_fraction: xr.DataArray | ArrayLike,
+    baseline_rate: xr.DataArray | ArrayLike,
     crf: AbstractCRF,
     *,
     region_fraction: xr.DataArray | None = None,
-) -> xr.DataArray:
-    """Labelled wrapper of `attributable_deaths`.
+) -> xr.DataArray | Float[Array, "cause age *cell"]:
+    """PM2.5-attributable deaths from labelled inputs: the labelled edge of
+    [`attributable_deaths_kernel`][diffmrio.health.attributable_deaths_kernel] (was `attributable_deaths_xr`, which
+    still resolves, with a `DeprecationWarning`, until 0.3).
+
+    Until 0.3 a call with plain arrays (no DataArray at all, e.g. inside `jit`) still runs the array kernel, as
+    `attributable_deaths` did before 0.2, with a `DeprecationWarning`: call `attributable_deaths_kernel` for arrays.
 
     **Arguments:**
     - `C`: PM2.5 (ug m-3) with spatial dims (any names, e.g. `("lat", "lon")` or `("cell",)`).
@@ -402,8 +409,13 @@ def attributable_deaths_xr(
 
     **Returns:** `deaths` with dims `("cause", "age", *spatial)` or `("cause", "age", "region")`, attrs units.
     """
-    for name, da in (("C", C), ("population", population), ("age_fraction", age_fraction),
-                     ("baseline_rate", baseline_rate)):
+    args = (("C", C), ("population", population), ("age_fraction", age_fraction), ("baseline_rate", baseline_rate))
+    if region_fraction is None and not any(isinstance(da, xr.DataArray) for _, da in args):
+        warnings.warn("diffmrio.health.attributable_deaths takes labelled inputs since 0.2; for arrays call "
+                      "diffmrio.health.attributable_deaths_kernel (the old path will be removed in diffmrio 0.3)",
+                      DeprecationWarning, stacklevel=2)
+        return attributable_deaths_kernel(C, population, age_fraction, baseline_rate, crf)
+    for name, da in args:
         if not isinstance(da, xr.DataArray):
             raise TypeError(f"`{name}` must be an xarray.DataArray, got {type(da).__name__}")
     spatial = tuple(C.dims)
@@ -427,7 +439,7 @@ def attributable_deaths_xr(
     af = age_fraction.sel(age=list(crf.ages))
     br = br.transpose("cause", "age", *[d for d in spatial if d in br.dims])
     af = af.transpose("age", *[d for d in spatial if d in af.dims])
-    deaths = attributable_deaths(C.values, population.values, af.values, br.values, crf)
+    deaths = attributable_deaths_kernel(C.values, population.values, af.values, br.values, crf)
     coords = {"cause": list(crf.causes), "age": list(crf.ages)}
     if region_fraction is not None:
         if "region" not in region_fraction.dims or set(region_fraction.dims) - {"region"} != set(spatial):

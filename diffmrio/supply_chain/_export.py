@@ -24,6 +24,7 @@ import xarray as xr
 from jaxtyping import Array, Float, Int
 
 from .._economy import Economy, prepared
+from .._labels import label
 from ._layers import _region_aggregator, _stressor_indices, _units, leontief_solve
 
 __all__ = ["export_emissions", "export_emissions_kernel"]
@@ -141,17 +142,17 @@ def export_emissions(
     indirect = total - direct
     national = total.sum(axis=1)
     share = np.divide(indirect.sum(axis=1), national, out=np.full(national.shape, np.nan), where=national != 0)
-    ds = xr.Dataset(
+    c = {"stressor": names, "region": domestic, "exporter": domestic, "consumer": consumers}
+    sr = ("stressor", "region")
+    return xr.Dataset(
         {
-            "eee": (("stressor", "region", "exporter", "consumer"), out),
-            "direct": (("stressor", "region"), direct),
-            "indirect": (("stressor", "region"), indirect),
-            "total": (("stressor", "region"), total),
-            "indirect_share": (("stressor",), share),
-            "units": (("stressor",), _units(mrio, idx)),
+            "eee": label(out, ("stressor", "region", "exporter", "consumer"), c),
+            "direct": label(direct, sr, c),
+            "indirect": label(indirect, sr, c),
+            "total": label(total, sr, c),
+            "indirect_share": label(share, ("stressor",), c),
+            "units": label(_units(mrio, idx), ("stressor",), c),  # per stressor: one `units` attr cannot hold them
         },
-        coords={"stressor": names, "region": domestic, "exporter": domestic, "consumer": consumers},
         attrs={"description": "stressor emitted in `region` for exports of `exporter`'s products to `consumer`",
                "reference": "EXPORT study, eqs. 10-12"},
     )
-    return ds

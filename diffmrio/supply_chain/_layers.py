@@ -189,15 +189,14 @@ def production_layers(
     coords = {"layer": np.arange(T + 1), "stressor": names, "region": list(mrio.regions), "sector": list(mrio.sectors)}
     ds = xr.Dataset(
         {
-            "layers": (("layer", "stressor", "region", "sector"), layers),
-            "remainder": (("stressor", "region", "sector"), rem),
-            "total": (("stressor",), layers.sum(axis=(0, 2, 3)) + rem.sum(axis=(1, 2))),
+            "layers": label(layers, ("layer", "stressor", "region", "sector"), coords),
+            "remainder": label(rem, ("stressor", "region", "sector"), coords),
+            "total": label(layers.sum(axis=(0, 2, 3)) + rem.sum(axis=(1, 2)), ("stressor",), coords),
         },
-        coords=coords,
         attrs={"description": "S A^t y per production layer t and emitting region-sector; remainder S A^(T+1) L y",
                "reference": "EXPORT study, eqs. 15-17"},
     )
-    ds["units"] = (("stressor",), _units(mrio, idx))
+    ds["units"] = label(_units(mrio, idx), ("stressor",), coords)  # per stressor: one `units` attr cannot hold them
     return ds
 
 

@@ -40,6 +40,7 @@ import xarray as xr
 from jaxtyping import ArrayLike, Float, Int, Real
 
 from .._economy import Economy, prepared
+from .._labels import label
 from ._layers import _demand_vector, _stressor_indices, _units, leontief_solve_left
 
 __all__ = ["structural_path_analysis", "structural_paths", "SPAResult"]
@@ -354,16 +355,17 @@ def structural_path_analysis(
     labels = [" <- ".join(f"{r}/{c}" for r, c in zip(reg[i, : d + 1], sec[i, : d + 1]))
               for i, d in enumerate(res.depth)]
     share = res.values / res.total if res.total != 0 else np.full(res.values.shape, np.nan)
+    c = {"path": np.arange(res.values.size), "position": np.arange(res.paths.shape[1])}
+    pp = ("path", "position")
     return xr.Dataset(
         {
-            "value": (("path",), res.values),
-            "share": (("path",), share),
-            "depth": (("path",), res.depth),
-            "region": (("path", "position"), reg.astype(str)),
-            "sector": (("path", "position"), sec.astype(str)),
-            "label": (("path",), np.asarray(labels, dtype=str)),
+            "value": label(res.values, ("path",), c),
+            "share": label(share, ("path",), c),
+            "depth": label(res.depth, ("path",), c),
+            "region": label(reg.astype(str), pp, c),
+            "sector": label(sec.astype(str), pp, c),
+            "label": label(np.asarray(labels, dtype=str), ("path",), c),
         },
-        coords={"path": np.arange(res.values.size), "position": np.arange(res.paths.shape[1])},
         attrs={
             "stressor": stressor,
             "units": _units(mrio, idx)[0],

@@ -39,6 +39,7 @@ from jaxtyping import Array, Float, Int
 
 from .._accounts import region_sum_fd
 from .._economy import Economy, prepared
+from .._labels import label
 from .._leontief import leontief_solves
 from ._layers import _stressor_indices, _units
 
@@ -143,15 +144,16 @@ def value_chain_decomposition(mrio: Any | Economy, stressor: str | Sequence[str]
     Sq = S[jnp.asarray(idx)]
     parts, EX, FE = value_chain_kernel(A, Sq, Yreg, eco.factors)
     total = np.asarray((Sq * x[None, :]).reshape(len(idx), R, N).sum(axis=2))
+    c = {"stressor": names, "region": regions, "part": VALUE_CHAIN_PARTS, "exporter": regions, "importer": regions,
+         "sector": sectors}
+    flows = ("stressor", "exporter", "importer", "sector")
     return xr.Dataset(
         {
-            "parts": (("stressor", "region", "part"), np.asarray(parts)),
-            "total": (("stressor", "region"), total),
-            "EX": (("stressor", "exporter", "importer", "sector"), np.asarray(EX)),
-            "FE": (("stressor", "exporter", "importer", "sector"), np.asarray(FE)),
-            "units": (("stressor",), _units(mrio, idx)),
+            "parts": label(parts, ("stressor", "region", "part"), c),
+            "total": label(total, ("stressor", "region"), c),
+            "EX": label(EX, flows, c),
+            "FE": label(FE, flows, c),
+            "units": label(_units(mrio, idx), ("stressor",), c),  # per stressor: one `units` attr cannot hold them
         },
-        coords={"stressor": names, "region": regions, "part": list(VALUE_CHAIN_PARTS), "exporter": regions,
-                "importer": regions, "sector": sectors},
         attrs={"reference": "VALUECHAIN study, eqs. 3-7"},
     )

@@ -16,6 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from .._mrio import MRIO
+from ._balancing import gras, ras
+
 __all__ = [
     "concordance_matrix",
     "aggregation_matrix",
@@ -290,8 +293,6 @@ def link_tables(
 
     `(X_linked, report)` as returned by [`ras`][diffmrio.tables.ras] / [`gras`][diffmrio.tables.gras].
     """
-    from ._balancing import gras, ras
-
     balancers = {"ras": ras, "gras": gras}
     if method not in balancers:
         raise ValueError(f"`method` must be 'ras' or 'gras', got {method!r}.")
@@ -380,8 +381,6 @@ def aggregate_mrio(mrio, region_map=None, sector_map=None):
         coarse = aggregate_mrio(mrio, region_map={"Capital": "Coast", "Harbor": "Coast"})
         ```
     """
-    from .._mrio import MRIO  # lazy: _mrio imports heavy machinery and this module must not depend on it
-
     regions, sectors = tuple(mrio.regions), tuple(mrio.sectors)
     GR, new_regions = (None, regions) if region_map is None else aggregation_matrix(regions, region_map)
     GS, new_sectors = (None, sectors) if sector_map is None else aggregation_matrix(sectors, sector_map)
