@@ -160,8 +160,7 @@ def test_cheap_spectral_bound_gives_the_eigensolve_verdicts(monkeypatch, seed):
     """check_table proves rho(A) < 1 by a Collatz-Wielandt bound first and runs the full eigensolve only when the
     bound fails: the verdicts (refused, accepted with the MRIOWarning) are those of the eigensolve path and of
     numpy's eigenvalues, for productive tables whose column sums exceed one and non-productive ones."""
-    from diffmrio import MRIOWarning
-    from diffmrio import _validate as V
+    from diffmrio import MRIOWarning, _validate as V
 
     n, regions, sectors = 30, ["r0", "r1", "r2"], [f"s{k}" for k in range(10)]
     margin = V.spectral_margin(n)
