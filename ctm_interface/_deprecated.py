@@ -7,6 +7,7 @@ package of the distribution can use it; the release named in the warning is the 
 from __future__ import annotations
 
 import importlib
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 
@@ -18,8 +19,12 @@ def moved_names(package: str, moves: Mapping[str, str]) -> Callable[[str], objec
         target = moves.get(name)
         if target is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        warnings.warn(f"{package}.{name} moved to {target}.{name}; the old path will be removed in diffmrio 0.3",
-                      DeprecationWarning, stacklevel=2)
+        # `from package import name` looks the name up twice: `hasattr` in importlib's `_handle_fromlist`, then
+        # the import statement itself. Warn only for the second (stacklevel=2 is then the user's line), so that
+        # one old import gives one warning, also under simplefilter("always").
+        if not sys._getframe(1).f_code.co_filename.startswith("<frozen importlib"):
+            warnings.warn(f"{package}.{name} moved to {target}.{name}; the old path will be removed in diffmrio 0.3",
+                          DeprecationWarning, stacklevel=2)
         return getattr(importlib.import_module(target), name)
 
     return __getattr__

@@ -226,22 +226,48 @@ def check_table(Z: np.ndarray, Y: np.ndarray, regions, sectors, *, check_spectru
     margin = spectral_margin(len(x))
     if colsum.max(initial=0.0) < 1.0 - margin:  # rho(A) <= max column sum < 1 for A >= 0, beyond rounding
         return
-    rho, vec = _perron(A)
-    if rho >= 1.0 - margin:
-        raise MRIOError(
-            f"the technical-coefficient matrix A has spectral radius {rho:.16g} >= 1 - {margin:.1e} (one, less a "
-            "rounding margin), so I - A is singular or has no non-negative inverse. "
-            + _singular_hint(Z, x, regions, sectors, margin)
-        )
+    bound = _rho_upper_bound(A, 1.0 - margin)
+    if bound < 1.0 - margin:  # certified productive by a cheap bound: the eigensolve is not needed
+        rho_text = f"at most {bound:.10g}"
+    else:
+        rho, _ = _perron(A)
+        if rho >= 1.0 - margin:
+            raise MRIOError(
+                f"the technical-coefficient matrix A has spectral radius {rho:.16g} >= 1 - {margin:.1e} (one, less "
+                "a rounding margin), so I - A is singular or has no non-negative inverse. "
+                + _singular_hint(Z, x, regions, sectors, margin)
+            )
+        rho_text = f"{rho:.10g}"
     over = np.nonzero(colsum >= 1.0 - margin)[0]
     if len(over):
         warnings.warn(
             f"sectors whose inputs reach or exceed their output (no or negative value added): {_labels(over, regions, sectors)}. The table "
-            f"is accepted because they buy from sectors that have value added (spectral radius of A {rho:.10g} < 1), "
+            f"is accepted because they buy from sectors that have value added (spectral radius of A {rho_text} < 1), "
             "but a published table rounded to integers can have such sectors by accident: check their value added.",
             MRIOWarning,
             stacklevel=3,
         )
+
+
+def _rho_upper_bound(A: np.ndarray, target: float, iters: int = 60) -> float:
+    """An upper bound on the spectral radius of a non-negative `A`, cheap (a few matrix-vector products).
+
+    Collatz-Wielandt: for any `v > 0`, `rho(A) <= max_i (A v)_i / v_i`, and the same for `A'` (same spectrum).
+    Starting from `v = 1` (the column sums of `A`, then its row sums), a shifted power iteration
+    `v <- A v + v / 1000` (`v` stays positive) tightens the bound towards `rho`. Stops as soon as the bound is
+    below `target`; otherwise returns the best bound found, which may then still be far above `rho` (a
+    reducible or slowly mixing `A`): the caller falls back to the eigensolve of `_perron`."""
+    best = np.inf
+    for M in (A.T, A):
+        v = np.ones(A.shape[0])
+        for _ in range(iters):
+            w = M @ v
+            best = min(best, float(np.max(w / v, initial=0.0)))
+            if best < target:
+                return best
+            v = w + 1e-3 * v
+            v /= v.max()
+    return best
 
 
 def _perron(A: np.ndarray, iters: int = 2000, tol: float = 1e-13) -> tuple[float, np.ndarray]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -75,7 +77,11 @@ def test_page_runs(page: Path, tmp_path, monkeypatch):
             pytest.skip(f"{page.name} reads ../shared, not found at {SHARED}")
         os.symlink(SHARED, tmp_path / "shared")
     monkeypatch.chdir(work)
-    ns: dict = {"__name__": "__docs__"}
+    # the page's namespace is a module in sys.modules, as a reader's __main__ is: a block may define a dataclass
+    # (an equinox Module, e.g. a user's own CRF in docs/health.md), which looks its module up there
+    page_module = types.ModuleType("__docs__")
+    monkeypatch.setitem(sys.modules, "__docs__", page_module)
+    ns: dict = page_module.__dict__
     try:
         for line, code in todo:
             try:

@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jaxtyping import Array, Float
 
-from diffmrio.health import GEMM, GEMM_BURNETT2018, IER, IER_CENTRAL, LogLinear, load_ier_draws
+from diffmrio.health import GEMM, GEMM_BURNETT2018, IER, IER_CENTRAL, AbstractCRF, LogLinear, load_ier_draws
 
 C_GRID = np.array([0.0, 1.0, 2.4, 3.0, 5.0, 7.5, 10.0, 20.0, 35.0, 50.0, 75.0, 100.0, 150.0, 300.0])
 
@@ -274,3 +275,76 @@ def test_vmap_over_draws_equals_loop(tmp_path):
     vm = eqx.filter_vmap(rr)(gemm)
     loop = [rr(jax.tree.map(lambda x: x[i] if eqx.is_array(x) else x, gemm)) for i in range(5)]
     np.testing.assert_allclose(np.asarray(vm), np.asarray(jnp.stack(loop)), rtol=1e-13)
+
+
+# ------------------------------------------------------------------------- a user's own CRF (AbstractCRF)
+
+
+class _UserLogLog(AbstractCRF):
+    """A CRF written outside the package, as AbstractCRF's docstring describes."""
+
+    beta: Float[Array, "cause age"]
+    cf: Float[Array, "cause age"]
+    causes: tuple[str, ...] = eqx.field(static=True)
+    ages: tuple[int, ...] = eqx.field(static=True)
+    applies: tuple[tuple[bool, ...], ...] | None = eqx.field(static=True, default=None)
+
+    def _log_rr(self, C):
+        e = (1,) * C.ndim
+        cf = self.cf.reshape(self.cf.shape + e)
+        return self.beta.reshape(self.beta.shape + e) * jnp.log((jnp.maximum(C, cf) + 1.0) / (cf + 1.0))
+
+
+class _UserSpline(AbstractCRF):
+    """A CRF with an array field that is not a [cause, age] parameter (names its parameters)."""
+
+    scale: Float[Array, "cause age"]
+    knots: Float[Array, " knot"]
+    causes: tuple[str, ...] = eqx.field(static=True)
+    ages: tuple[int, ...] = eqx.field(static=True)
+    applies: tuple[tuple[bool, ...], ...] | None = eqx.field(static=True, default=None)
+    param_fields = ("scale",)
+
+    def _log_rr(self, C):
+        return self.scale.reshape(self.scale.shape + (1,) * C.ndim) * jnp.interp(C, self.knots, self.knots / 100)
+
+
+def test_user_crf_normalises_applies_causes_and_ages():
+    beta, cf = np.full((2, 3), 0.15), np.full((2, 3), 5.0)
+    # applies=None, lists, lower-case and alias cause names: what the built-in CRFs accept
+    crf = _UserLogLog(jnp.asarray(beta), jnp.asarray(cf), ["ihd", "ALRI"], [25, 30, 35], None)
+    assert crf.causes == ("IHD", "LRI") and crf.ages == (25, 30, 35)
+    assert crf.applies == ((True,) * 3,) * 2
+    C = np.array([[1.0, 12.0], [40.0, 5.0]])
+    ref = beta[..., None, None] * np.log((np.maximum(C, 5.0) + 1.0) / 6.0)  # independent numpy formula
+    np.testing.assert_allclose(np.asarray(crf.log_relative_risk(jnp.asarray(C))), ref, rtol=1e-13)
+    # static fields are hashable tuples, so the CRF goes through jit
+    out = eqx.filter_jit(lambda m, c: m.attributable_fraction(c))(crf, jnp.asarray(C))
+    np.testing.assert_allclose(np.asarray(out), 1 - np.exp(-ref), rtol=1e-13)
+    # a partial mask given as nested lists is kept (as tuples)
+    crf2 = _UserLogLog(jnp.asarray(beta), jnp.asarray(cf), ("IHD", "LRI"), (25, 30, 35),
+                       [[True, False, True], [False, False, True]])
+    assert crf2.applies == ((True, False, True), (False, False, True))
+    np.testing.assert_allclose(np.asarray(crf2.log_relative_risk(jnp.asarray(C)))[0, 1], 0.0)
+
+
+def test_user_crf_wrong_shapes_refused_at_construction():
+    ok = np.full((2, 3), 0.1)
+    with pytest.raises(ValueError, match=r"_UserLogLog\.beta has shape \(3, 2\).*\[cause, age\].*transposed"):
+        _UserLogLog(jnp.asarray(ok.T), jnp.asarray(ok), ("IHD", "LRI"), (25, 30, 35))
+    with pytest.raises(ValueError, match=r"_UserLogLog\.cf has shape \(2,\)"):
+        _UserLogLog(jnp.asarray(ok), jnp.ones(2), ("IHD", "LRI"), (25, 30, 35))
+    with pytest.raises(ValueError, match=r"_UserLogLog: `applies` has shape \(3, 2\), expected \[cause, age\]"):
+        _UserLogLog(jnp.asarray(ok), jnp.asarray(ok), ("IHD", "LRI"), (25, 30, 35), [[True, True]] * 3)
+    with pytest.raises(ValueError, match="_UserLogLog: `ages` must be strictly increasing"):
+        _UserLogLog(jnp.asarray(ok), jnp.asarray(ok), ("IHD", "LRI"), (35, 30, 25))
+    with pytest.raises(ValueError, match="_UserLogLog: `causes` has duplicates"):
+        _UserLogLog(jnp.asarray(ok), jnp.asarray(ok), ("IHD", "ihd"), (25, 30, 35))
+
+
+def test_user_crf_param_fields_names_the_cause_age_parameters():
+    knots = jnp.asarray([0.0, 50.0, 100.0])
+    crf = _UserSpline(jnp.ones((1, 2)), knots, ("IHD",), (25, 30))
+    np.testing.assert_allclose(np.asarray(crf.log_relative_risk(jnp.asarray(30.0))), [[0.3, 0.3]], rtol=1e-13)
+    with pytest.raises(ValueError, match=r"_UserSpline\.scale has shape \(2, 1\)"):
+        _UserSpline(jnp.ones((2, 1)), knots, ("IHD",), (25, 30))

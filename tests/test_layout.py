@@ -28,6 +28,30 @@ def test_moved_names_resolve_with_a_deprecation_warning(old, new):
     assert obj is getattr(getattr(diffmrio, new), old)
 
 
+def test_from_import_of_a_moved_name_warns_once_at_the_users_line():
+    """`from ctm_interface import ReferenceCTM` warned twice under simplefilter("always"): importlib's
+    `_handle_fromlist` looks the name up (hasattr) before the import statement does."""
+    import warnings
+
+    import ctm_interface.reference
+
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        from ctm_interface import ReferenceCTM
+        from diffmrio import Chain
+    msgs = [str(w.message) for w in rec if issubclass(w.category, DeprecationWarning)]
+    assert len(msgs) == 2, msgs
+    assert msgs[0].startswith("ctm_interface.ReferenceCTM moved to ctm_interface.reference.ReferenceCTM")
+    assert msgs[1].startswith("diffmrio.Chain moved to diffmrio.chain.Chain")
+    assert all(w.filename == __file__ for w in rec)  # attributed to the import line, not to importlib
+    assert ReferenceCTM is ctm_interface.reference.ReferenceCTM and Chain is diffmrio.chain.Chain
+    with warnings.catch_warnings(record=True) as rec:  # plain attribute access: one warning each time
+        warnings.simplefilter("always")
+        ctm_interface.ReferenceCTM  # noqa: B018
+        ctm_interface.ReferenceCTM  # noqa: B018
+    assert len(rec) == 2
+
+
 def test_demo_pipeline_moved_out_of_datasets():
     import diffmrio.demo
 

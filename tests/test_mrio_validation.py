@@ -134,3 +134,64 @@ def test_missing_labels_and_lookup(arrays):
     with pytest.raises(KeyError, match="available"):
         diffmrio.accounts(m, categories=("nope",))
     assert isinstance(pd.DataFrame(m.to_dataframes()["Z"]), pd.DataFrame)
+
+
+def _table_with_rho(n, rho, seed, *, closed_pair=False):
+    """Z, Y with A = Z diag(x)^-1 of spectral radius `rho` and one column of A summing to more than one; with
+    `closed_pair`, sectors 0 and 1 buy only from each other, all their output (rho = 1, reducible A)."""
+    rng = np.random.default_rng(seed)
+    B = rng.random((n, n)) * (rng.random((n, n)) < 0.3)
+    B[:, 2] *= 25.0  # a column buying far more than the others: column sum of A > 1 whatever rho is
+    A = B * (rho / np.max(np.abs(np.linalg.eigvals(B))))
+    assert A[:, 2].sum() > 1.0
+    x = rng.uniform(1.0, 10.0, n)
+    if closed_pair:
+        A[:2, :], A[:, :2] = 0.0, 0.0
+        A[0, 1] = A[1, 0] = 1.0
+        x[1] = x[0]
+    Z = A * x[None, :]
+    Y = np.zeros((n, 2))
+    Y[:, 0] = x - Z.sum(1)  # gross output is x (rows with negative final demand are fine while x > 0)
+    return Z, Y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cheap_spectral_bound_gives_the_eigensolve_verdicts(monkeypatch, seed):
+    """check_table proves rho(A) < 1 by a Collatz-Wielandt bound first and runs the full eigensolve only when the
+    bound fails: the verdicts (refused, accepted with the MRIOWarning) are those of the eigensolve path and of
+    numpy's eigenvalues, for productive tables whose column sums exceed one and non-productive ones."""
+    from diffmrio import MRIOWarning, _validate as V
+
+    n, regions, sectors = 30, ["r0", "r1", "r2"], [f"s{k}" for k in range(10)]
+    margin = V.spectral_margin(n)
+    cases = [_table_with_rho(n, rho, seed) for rho in (0.3, 0.9, 0.99, 1.0 + 1e-6, 1.01, 1.5)]
+    cases.append(_table_with_rho(n, 0.6, seed, closed_pair=True))  # reducible, rho = 1
+
+    def verdict(Z, Y):
+        import warnings
+
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            try:
+                V.check_table(Z, Y, regions, sectors)
+            except MRIOError as exc:
+                assert "spectral radius" in str(exc)
+                return "refused"
+        assert any(issubclass(w.category, MRIOWarning) and "no or negative value added" in str(w.message) for w in rec)
+        return "accepted"
+
+    x = [Z.sum(1) + Y.sum(1) for Z, Y in cases]
+    rho = [np.max(np.abs(np.linalg.eigvals(Z / xi[None, :]))) for (Z, _), xi in zip(cases, x)]
+    expect = ["refused" if r >= 1.0 - margin else "accepted" for r in rho]
+    assert expect.count("refused") == 4 and expect.count("accepted") == 3
+    new = [verdict(Z, Y) for Z, Y in cases]
+    calls = []
+    perron, bound = V._perron, V._rho_upper_bound
+    monkeypatch.setattr(V, "_perron", lambda A: calls.append(1) or perron(A))
+    assert [verdict(Z, Y) for Z, Y in cases] == new == expect
+    assert len(calls) == 4  # the eigensolve ran for the non-productive tables only
+    monkeypatch.setattr(V, "_rho_upper_bound", lambda A, target, iters=60: np.inf)  # the former path: always eig
+    assert [verdict(Z, Y) for Z, Y in cases] == expect
+    # the bound is a bound: never below numpy's spectral radius
+    for (Z, Y), xi, r in zip(cases, x, rho):
+        assert r * (1 - 1e-12) <= bound(Z / xi[None, :], -1.0, iters=5) < np.inf

@@ -3,6 +3,8 @@ used to pass silently (a wrong number) or end in a traceback, and now gives a cl
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import ctm_interface as ci
@@ -306,6 +308,38 @@ def test_accounts_reads_a_wiod_table_and_footprints_match_numpy(tmp_path, caplog
     # consumption- and production-based totals agree, and value added sums to final demand
     np.testing.assert_allclose(got.sum(), acc["D_pba_reg"].sel(stressor="value_added").sum(), rtol=1e-12)
     np.testing.assert_allclose(got.sum(), Y.sum(), rtol=1e-12)
+
+
+def test_read_wiod_negative_output_error_names_clean_true(tmp_path):
+    """Issue 11 trial: `read_wiod` of the shared WIOD file stopped at "gross output ... negative ...; check final
+    demand ... or rebalance the table" without naming `clean=True`, which was only in docs/table_building.md. The
+    error now says it, with the path, and following it reads the table."""
+    import numpy as np
+
+    import diffmrio
+    from diffmrio.tables import read_wiod
+
+    path = tmp_path / "wiot.nc"
+    _wiod_like(path)
+    with pytest.raises(diffmrio.MRIOError, match=r"negative for \('BBB', 'c2'\).*rebalance the table\. Or read it "
+                       rf"with `read_wiod\('{re.escape(str(path))}', clean=True\)`, which sets the negative inventory"):
+        read_wiod(path)
+    m = read_wiod(path, clean=True)  # the advice works
+    assert m.validation == ("cleaned: BBB/INVEN final demand of BBB/c2 -1 -> 0",)
+    assert float(np.asarray(m.Y)[3, 3]) == 0.0
+    # an error clean=True cannot repair does not advertise it: no negative output, but AAA's two industries buy
+    # all their output from each other (no value added)
+    import xarray as xr
+
+    _wiod_like(path, inventory=1.0)
+    ds = xr.load_dataset(path)
+    ds["Z"][:, :2] = 0
+    ds["Z"][0, :], ds["Z"][1, :] = [0, 10, 0, 0], [10, 0, 0, 0]
+    ds["Y"][:2, :] = 0
+    ds.to_netcdf(path)
+    with pytest.raises(diffmrio.MRIOError, match="spectral radius") as exc:
+        read_wiod(path)
+    assert "clean=True" not in str(exc.value)
 
 
 def test_a_netcdf_in_another_layout_is_a_clear_error_not_a_keyerror(tmp_path, caplog):

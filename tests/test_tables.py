@@ -86,7 +86,7 @@ def wiod(shared_dir):
 
 @pytest.mark.shared
 def test_wiod_policy_and_cleaning(wiod):
-    with pytest.raises(MRIOError, match=r"\('LUX', 'c5'\), \('LUX', 'c8'\)"):
+    with pytest.raises(MRIOError, match=r"\('LUX', 'c5'\), \('LUX', 'c8'\).*wiot_2009\.nc', clean=True\)`"):
         diffmrio.tables.read_wiod(wiod / "wiot_2009.nc")  # the same rounding artefact in both years
     with pytest.warns(TableWarning):
         m = diffmrio.tables.read_wiod(wiod / "wiot_2011.nc", validate="warn")

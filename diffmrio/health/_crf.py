@@ -10,7 +10,9 @@ pattern, so `jax.grad` is finite (zero) at and below the counterfactual instead 
 """
 
 import abc
+import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -79,7 +81,10 @@ def _to_mask(applies, shape: tuple[int, int]) -> tuple[tuple[bool, ...], ...]:
         return tuple(tuple(True for _ in range(shape[1])) for _ in range(shape[0]))
     arr = np.asarray(applies, dtype=bool)
     if arr.shape != shape:
-        raise ValueError(f"`applies` has shape {arr.shape}, expected (cause, age) = {shape}")
+        raise ValueError(
+            f"`applies` has shape {arr.shape}, expected [cause, age] = {shape}: give None (applies everywhere) or "
+            "one row of booleans per cause with one entry per age group"
+        )
     return tuple(tuple(bool(v) for v in row) for row in arr)
 
 
@@ -113,12 +118,41 @@ class AbstractCRF(eqx.Module):
     **What an implementation must provide** (a class missing one cannot be instantiated, and the error names it):
 
     - `causes: tuple[str, ...]`, `ages: tuple[int, ...]` and `applies: tuple[tuple[bool, ...], ...]`
-      (`[cause][age]`: where the function applies; elsewhere RR is exactly 1), usually static fields;
-    - `_log_rr(C) -> log RR[cause, age, *cell]` before the `applies` mask.
+      (`[cause][age]`: where the function applies; elsewhere RR is exactly 1), declared as static fields
+      (`eqx.field(static=True)`);
+    - its parameters as array fields of shape `[cause, age]` (e.g. `beta: Float[Array, "cause age"]`), in the
+      order of `causes` and `ages`;
+    - `_log_rr(C) -> log RR[cause, age, *cell]` before the `applies` mask, for `C[*cell]` of any shape: expand
+      each parameter to `p[cause, age, 1, ..., 1]` (`p.reshape(p.shape + (1,) * C.ndim)`) so that it broadcasts
+      against `C[None, None]`, i.e. parameters broadcast as `[cause, age, *cell]`.
+
+    **What the base class checks and normalises** (after the subclass's own `__init__`/`__post_init__`, so
+    every construction path gets it): `causes` to the package's spelling (`canonical_cause`: `"ihd"` ->
+    `"IHD"`, `"ALRI"` -> `"LRI"`) as a tuple; `ages` to a tuple of strictly increasing ints; `applies=None` to
+    "applies everywhere", lists to tuples (static fields must be hashable), any other shape than `[cause, age]`
+    refused; and every array field must be `[cause, age]` - a class with other array fields (e.g. spline
+    knots) names its `[cause, age]` parameters in the class variable `param_fields`. A wrong shape is refused
+    at construction with the class and field named, not at the first evaluation.
 
     **What it gets by default:** `log_relative_risk`, `relative_risk`, `attributable_fraction`; and `sample(*,
     key, n=None)`, which refuses (a CRF without a parameter distribution) unless the implementation overrides it
     (GEMM draws `theta`); `has_sample` says whether it does (`UncertaintySpec.default` checks it).
+
+    !!! example
+        ```python
+        class LogLinearAbove(AbstractCRF):
+            beta: Float[Array, "cause age"]
+            causes: tuple[str, ...] = eqx.field(static=True)
+            ages: tuple[int, ...] = eqx.field(static=True)
+            applies: tuple[tuple[bool, ...], ...] | None = eqx.field(static=True, default=None)
+
+            def _log_rr(self, C):
+                return self.beta.reshape(self.beta.shape + (1,) * C.ndim) * C
+
+
+        crf = LogLinearAbove(jnp.full((1, 2), 0.01), ("ihd",), (25, 30))
+        crf.causes, crf.applies  # ('IHD',), ((True, True),)
+        ```
     """
 
     # AbstractVars are not fields here, so the implementations' array fields still come first in their
@@ -126,6 +160,35 @@ class AbstractCRF(eqx.Module):
     causes: AbstractVar[tuple[str, ...]]
     ages: AbstractVar[tuple[int, ...]]
     applies: AbstractVar[tuple[tuple[bool, ...], ...]]
+
+    #: The names of the `[cause, age]` parameter fields; `None`: every array field.
+    param_fields: ClassVar[tuple[str, ...] | None] = None
+
+    def __check_init__(self):
+        # Runs for every subclass after its own __init__ (equinox calls each class's __check_init__ along the
+        # MRO). Normalising here uses object.__setattr__, as equinox itself does for field converters, because
+        # the module is frozen by now; the built-in CRFs already hold the normalised values, so nothing changes
+        # for them.
+        name = type(self).__name__
+        try:
+            normal = {"causes": _canonical_causes(self.causes), "ages": _as_ages(self.ages)}
+            normal["applies"] = _to_mask(self.applies, (len(normal["causes"]), len(normal["ages"])))
+        except (TypeError, ValueError) as err:
+            raise type(err)(
+                f"{name}: {err}. An AbstractCRF subclass needs `causes` (cause names), `ages` (age-group lower "
+                "bounds) and `applies` (None, or [cause][age] booleans)"
+            ) from err
+        for field, value in normal.items():
+            old = getattr(self, field)
+            if not (isinstance(old, tuple) and old == value):
+                object.__setattr__(self, field, value)
+        names = self.param_fields
+        if names is None:
+            names = tuple(
+                f.name for f in dataclasses.fields(self)
+                if not f.metadata.get("static", False) and eqx.is_array(getattr(self, f.name))
+            )
+        _check_param_shapes(self, names)
 
     @abc.abstractmethod
     def _log_rr(self, C: Array) -> Array:
@@ -167,10 +230,13 @@ class AbstractCRF(eqx.Module):
 def _check_param_shapes(obj, names: Sequence[str]) -> None:
     shape = (len(obj.causes), len(obj.ages))
     for n in names:
-        s = getattr(obj, n).shape
+        s = tuple(jnp.shape(getattr(obj, n)))
         if s != shape:
+            hint = " (transposed? give it as [cause, age])" if s == shape[::-1] else ""
             raise ValueError(
                 f"{type(obj).__name__}.{n} has shape {s} but causes x ages is {shape}: parameters are [cause, age]"
+                f"{hint}; build it with shape (len(causes), len(ages)) = {shape}, e.g. "
+                f"jnp.broadcast_to(value, {shape})"
             )
     if len(obj.applies) != shape[0] or any(len(r) != shape[1] for r in obj.applies):
         raise ValueError(f"{type(obj).__name__}.applies must be [cause, age] = {shape}")

@@ -113,8 +113,18 @@ def read_wiod(path: str | Path, *, validate: bool | str = "raise", clean: bool =
                       f"{rep.before.values[k]:.6g} -> {rep.after.values[k]:.6g}" for k in range(rep.sizes["change"]))
     x = Z.sum(axis=1) + Y.sum(axis=1)
     va = x - Z.sum(axis=0)
-    m = MRIO.from_arrays(Z, Y, va[None, :], regions=regions, sectors=sectors, categories=categories,
-                         stressors=["value_added"], units=["million USD"], name=name, validate=validate)
+    try:
+        m = MRIO.from_arrays(Z, Y, va[None, :], regions=regions, sectors=sectors, categories=categories,
+                             stressors=["value_added"], units=["million USD"], name=name, validate=validate)
+    except MRIOError as err:
+        if clean or not (x < 0).any():
+            raise
+        # negative gross output is what clean=True repairs: say so where the user meets the error
+        raise MRIOError(
+            f"{err} Or read it with `read_wiod({str(path)!r}, clean=True)`, which sets the negative inventory "
+            "changes (final demand INVEN) of those rows to zero, only as far as needed to make gross output "
+            "non-negative, and lists each changed cell in `MRIO.validation`."
+        ) from err
     if notes:
         import dataclasses
 
