@@ -19,6 +19,7 @@ from lon/lat polygons (share of a regular `k x k` lattice of sub-points of each 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import no_type_check
 
 import jax
 import jax.numpy as jnp
@@ -321,6 +322,9 @@ def _spatial_dims(da: xr.DataArray) -> tuple[str, str]:
     raise ValueError(f"cannot find spatial dims in {da.dims}: name them ('ROW', 'COL') like the fractions")
 
 
+# not checked by the test run's jaxtyping hook: it refuses a plain array itself, saying to label it or to call
+# `region_kernel`, and the hook's generic type error would pre-empt that message
+@no_type_check
 def aggregate_to_regions(
     field: xr.DataArray | xr.Dataset,
     fractions: xr.DataArray,
@@ -347,6 +351,14 @@ def aggregate_to_regions(
     **Returns** the field with `(ROW, COL)` replaced by `region`. Regions with zero total weight get NaN
     means.
     """
+    for arg, value, kinds in (("field", field, (xr.DataArray, xr.Dataset)), ("fractions", fractions, (xr.DataArray,))):
+        if not isinstance(value, kinds):
+            raise TypeError(
+                f"`aggregate_to_regions`: `{arg}` must be an xarray.{' or '.join(k.__name__ for k in kinds)} with the "
+                f"grid's (row, col) dims (e.g. ('ROW', 'COL') or ('lat', 'lon')), got {type(value).__name__}; wrap it "
+                "with xr.DataArray(..., dims=...), or call ctm_interface.region_kernel(x, fraction, weights=..., "
+                "how=...) on plain arrays."
+            )
     if how not in ("mean", "sum"):
         raise ValueError(f"how must be 'mean' or 'sum', got {how!r}")
     sdims = _spatial_dims(fractions)

@@ -3,7 +3,8 @@
 `unlabel` takes a user's input to a table's order: an `xarray.DataArray` is aligned **by label** (never by
 position), so a permuted input gives the same result as an ordered one, and a missing or extra label is an error
 that names it; a plain array is taken positionally and must have the expected shape. `label` wraps a kernel's
-output with its dimensions, coordinates and `units`.
+output with its dimensions, coordinates and `units` (the convention of [`accounts`][diffmrio.accounts]: a
+variable over stressors of different units says `"<unit>"` and the `unit` coordinate of `stressor` holds each).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from ._units import UNIT_NOTE, common_unit
 
 
 def unlabel(
@@ -77,13 +80,27 @@ def label(
     dims: Sequence[str],
     coords: Mapping[str, Sequence[Any]],
     *,
-    units: str | None = None,
+    units: str | Sequence[str] | None = None,
     name: str | None = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.DataArray:
-    """A kernel's output as an `xarray.DataArray` over `dims` with `coords` and a `units` attribute (when given)."""
+    """A kernel's output as an `xarray.DataArray` over `dims` with `coords` and a `units` attribute (when given).
+
+    `units` is one string, or one unit per stressor (a list, for a variable with a `stressor` dimension): then the
+    `stressor` dimension gets a `unit` coordinate and `units` is their common unit, or `"<unit>"` (with a
+    `units_note`) when they differ. A `units` containing `"<unit>"` always gets the note (unless `attrs` has one).
+    """
     at = dict(attrs or {})
+    c = {d: list(coords[d]) for d in dims if d in coords}
+    if units is not None and not isinstance(units, str):
+        per_stressor = [str(u) for u in units]
+        if "stressor" not in dims or len(per_stressor) != len(c.get("stressor", [])):
+            raise ValueError(f"`label`: one unit per stressor needs a `stressor` dimension with {len(per_stressor)} "
+                             f"labels; the dims are {tuple(dims)}.")
+        c["unit"] = ("stressor", per_stressor)
+        units = common_unit(per_stressor)
     if units is not None:
         at["units"] = units
-    return xr.DataArray(np.asarray(array), dims=tuple(dims), coords={d: list(coords[d]) for d in dims if d in coords},
-                        name=name, attrs=at)
+        if "<unit>" in units:
+            at.setdefault("units_note", UNIT_NOTE)
+    return xr.DataArray(np.asarray(array), dims=tuple(dims), coords=c, name=name, attrs=at)

@@ -15,6 +15,9 @@ import xarray as xr
 #: The units of a table's monetary flows when the table does not name them.
 MONEY = "monetary unit of the table"
 
+#: The `units_note` of a variable whose `units` say `<unit>`.
+UNIT_NOTE = "<unit> is the stressor's `unit` coordinate"
+
 
 def common_unit(units: Sequence[str]) -> str:
     """The stressors' unit when they share one, else `"<unit>"` (read the `unit` coordinate)."""
@@ -52,12 +55,18 @@ def add_account_units(ds: xr.Dataset, mrio) -> xr.Dataset:
             continue
         da.attrs["units"] = table[name]
         if "<unit>" in table[name]:
-            da.attrs.setdefault("units_note", "<unit> is the stressor's `unit` coordinate")
+            da.attrs.setdefault("units_note", UNIT_NOTE)
     return ds
 
 
 def missing_units(ds: xr.Dataset | xr.DataArray) -> list[str]:
-    """Names of the data variables without a non-empty `units` attribute (for checks and tests)."""
+    """Names of the numeric data variables without a non-empty `units` attribute (for checks and tests).
+
+    Variables of text (labels such as a structural path's regions) are quantities of no unit and are skipped."""
     if isinstance(ds, xr.DataArray):
-        return [] if ds.attrs.get("units") else [str(ds.name)]
-    return [str(k) for k, v in ds.data_vars.items() if not v.attrs.get("units")]
+        return [] if ds.attrs.get("units") or _is_text(ds) else [str(ds.name)]
+    return [str(k) for k, v in ds.data_vars.items() if not v.attrs.get("units") and not _is_text(v)]
+
+
+def _is_text(da: xr.DataArray) -> bool:
+    return da.dtype.kind in "USO"

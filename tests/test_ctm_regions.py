@@ -142,6 +142,11 @@ def test_aggregate_matches_explicit_sums():
         aggregate_to_regions(field.isel(COL=slice(0, 10)), frac)
     with pytest.raises(ValueError, match="how"):
         aggregate_to_regions(field, frac, how="median")
+    # plain arrays (issue 11 trial: an AttributeError about `.dims`): a TypeError that says what to pass instead
+    with pytest.raises(TypeError, match=r"`field` must be an xarray.DataArray or Dataset.*region_kernel"):
+        aggregate_to_regions(field.values, frac)
+    with pytest.raises(TypeError, match=r"`fractions` must be an xarray.DataArray with the grid's \(row, col\)"):
+        aggregate_to_regions(field, frac.values, weights=pop)
 
 
 def test_area_weighted_mean_on_latlon_grid():

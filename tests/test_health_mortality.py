@@ -16,11 +16,11 @@ from diffmrio.health import (
     HealthInputs,
     HealthModel,
     LogLinear,
-    aggregate_to_regions,
     attributable_deaths,
     attributable_deaths_kernel,
     economic_value,
     population_weighted_concentration,
+    sum_to_regions,
 )
 
 AGES = (0, 25, 50, 80)
@@ -114,11 +114,28 @@ def test_region_fraction_and_region_index_agree_and_match_numpy():
     x = rng.uniform(size=(2, 3, NY, NX))
     idx = rng.integers(-1, NR, size=(NY, NX))
     onehot = np.stack([(idx == r).astype(float) for r in range(NR)])
-    a = aggregate_to_regions(x, n_cell_dims=2, region_index=idx, n_regions=NR)
-    b = aggregate_to_regions(x, n_cell_dims=2, region_fraction=onehot)
+    a = sum_to_regions(x, n_cell_dims=2, region_index=idx, n_regions=NR)
+    b = sum_to_regions(x, n_cell_dims=2, region_fraction=onehot)
     ref = np.stack([x[..., idx == r].sum(-1) for r in range(NR)], axis=-1)
     np.testing.assert_allclose(np.asarray(a), ref, rtol=1e-13)
     np.testing.assert_allclose(np.asarray(b), ref, rtol=1e-13)
+
+
+def test_sum_to_regions_is_the_region_kernel_and_its_old_name_warns():
+    """The health array sum was also called `aggregate_to_regions`, a different function from the labelled
+    `ctm_interface.aggregate_to_regions` (issue 11 trial): it is `sum_to_regions` now, its fraction path is
+    `ctm_interface.region_kernel`'s sum, and the old name still resolves, warning, until 0.3."""
+    import diffmrio.health
+    from ctm_interface import region_kernel
+
+    rng = np.random.default_rng(9)
+    x = rng.uniform(size=(3, NY, NX))
+    frac = rng.dirichlet(np.ones(NR), size=(NY, NX)).transpose(2, 0, 1)
+    np.testing.assert_allclose(np.asarray(sum_to_regions(x, n_cell_dims=2, region_fraction=frac)),
+                               np.asarray(region_kernel(x, frac, how="sum")), rtol=1e-14)
+    assert "aggregate_to_regions" not in diffmrio.health.__all__ and "sum_to_regions" in diffmrio.health.__all__
+    with pytest.warns(DeprecationWarning, match=r"aggregate_to_regions is now diffmrio\.health\.sum_to_regions"):
+        assert diffmrio.health.aggregate_to_regions is sum_to_regions
 
 
 def test_population_weighted_concentration_vs_numpy():

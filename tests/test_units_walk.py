@@ -115,3 +115,66 @@ def test_cli_health_output(tmp_path):
                  str(paths["grid"]), "--mortality", str(paths["mort"]), "--ages", str(paths["ages"]), "--out", str(out),
                  "--causes", "IHD", "STROKE", "LRI"]) == 0
     assert _walk({"cli health": xr.load_dataset(out)}) == {}
+
+
+@pytest.mark.parametrize("units", [("kt", "Mt"), ("kt", "kt"), ("", "")], ids=["different", "same", "none"])
+def test_supply_chain_outputs(units):
+    """The supply-chain outputs follow the accounts' convention (issue 11 trial): `units` on every numeric
+    variable, `<unit>` plus the `unit` coordinate of `stressor` when the stressors' units differ."""
+    import dataclasses
+
+    from diffmrio import supply_chain as sc
+
+    m = dataclasses.replace(diffmrio.datasets.random_mrio(3, 4, 2, 2, seed=1, categories=("household", "export")),
+                            units=units)
+    first = m.stressors[0]
+    outputs = {
+        "production_layers": sc.production_layers(m, T=2),
+        "layer_flows": sc.layer_flows(m, T=1),
+        "export_emissions": sc.export_emissions(m),
+        "export_emissions foreign": sc.export_emissions(m, foreign=[m.regions[-1]]),
+        "value_chain_decomposition": sc.value_chain_decomposition(m),
+        "structural_path_analysis": sc.structural_path_analysis(m, first, k=5),
+    }
+    assert _walk(outputs) == {}
+    want = units[0] if len(set(units)) == 1 and units[0] else "<unit>"
+    emission_like = {"production_layers": ("layers", "remainder", "total"), "layer_flows": (None,),
+                     "export_emissions": ("eee", "direct", "indirect", "total"),
+                     "export_emissions foreign": ("eee", "direct", "indirect", "total"),
+                     "value_chain_decomposition": ("parts", "total", "EX", "FE")}
+    for name, variables in emission_like.items():
+        ds = outputs[name]
+        assert list(ds["unit"].values) == list(units), name  # the coordinate, as in `accounts`
+        assert ds["unit"].dims == ("stressor",)
+        for v in variables:
+            da = ds if v is None else ds[v]
+            assert da.attrs["units"] == want, (name, v)
+            assert ("units_note" in da.attrs) == (want == "<unit>"), (name, v)
+            # one stressor selected: the coordinate still says which unit that is
+            assert str(da.sel(stressor=first)["unit"].values) == units[0]
+        if v is not None:  # the deprecated per-stressor variable stays for one release (docs/changelog.md)
+            assert list(ds["units"].values) == list(units)
+    assert outputs["export_emissions"].indirect_share.attrs["units"] == "1"
+    spa = outputs["structural_path_analysis"]
+    assert spa.value.attrs["units"] == (units[0] or "<unit>") and spa.attrs["units"] == units[0]
+    assert spa.share.attrs["units"] == spa.depth.attrs["units"] == "1"
+    # the numbers are the same whatever the units: all layers of all final demand give S x = F 1
+    np.testing.assert_allclose(outputs["production_layers"].total.values, np.asarray(m.F).sum(axis=1), rtol=1e-10)
+
+
+def test_missing_units_skips_text_but_not_numbers():
+    ds = xr.Dataset({"label": ("x", np.array(["a", "b"])), "n": ("x", [1, 2]), "ok": ("x", [1.0, 2.0], {"units": "1"})})
+    assert missing_units(ds) == ["n"]
+    assert missing_units(ds["label"]) == [] and missing_units(ds["n"].rename("n")) == ["n"]
+
+
+def test_label_per_stressor_units():
+    from diffmrio._labels import label
+
+    c = {"stressor": ["a", "b"], "x": [0, 1, 2]}
+    da = label(np.ones((2, 3)), ("stressor", "x"), c, units=["kt", "Mt"])
+    assert da.attrs["units"] == "<unit>" and "unit" in da.attrs["units_note"]
+    assert list(da["unit"].values) == ["kt", "Mt"]
+    assert label(np.ones((2, 3)), ("stressor", "x"), c, units=["kt", "kt"]).attrs == {"units": "kt"}
+    with pytest.raises(ValueError, match="one unit per stressor"):
+        label(np.ones(3), ("x",), c, units=["kt", "kt"])

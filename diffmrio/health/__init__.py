@@ -36,9 +36,6 @@ from ._exposure import (
     HealthModel as HealthModel,
 )
 from ._exposure import (
-    aggregate_to_regions as aggregate_to_regions,
-)
-from ._exposure import (
     attributable_deaths as attributable_deaths,
 )
 from ._exposure import (
@@ -49,6 +46,9 @@ from ._exposure import (
 )
 from ._exposure import (
     population_weighted_concentration as population_weighted_concentration,
+)
+from ._exposure import (
+    sum_to_regions as sum_to_regions,
 )
 from ._loaders import (
     build_health_inputs as build_health_inputs,
@@ -91,8 +91,10 @@ from ._params import (
 )
 from ctm_interface._deprecated import renamed_names as _renamed_names
 
-# 0.2 renamed the labelled edge after the rule of docs/architecture.md (plain name labelled, `_kernel` on arrays)
-__getattr__ = _renamed_names(__name__, {"attributable_deaths_xr": "attributable_deaths"})
+# 0.2 renamed the labelled edge after the rule of docs/architecture.md (plain name labelled, `_kernel` on arrays),
+# and the array sum into regions, which is not `ctm_interface.aggregate_to_regions` (labelled, sums or means)
+__getattr__ = _renamed_names(__name__, {"attributable_deaths_xr": "attributable_deaths",
+                                        "aggregate_to_regions": "sum_to_regions"})
 
 __all__ = [
     "AbstractCRF",
@@ -107,7 +109,6 @@ __all__ = [
     "IERDraws",
     "IER_CENTRAL",
     "LogLinear",
-    "aggregate_to_regions",
     "attributable_deaths",
     "attributable_deaths_kernel",
     "build_health_inputs",
@@ -123,4 +124,5 @@ __all__ = [
     "load_ier_draws",
     "load_pm25_netcdf",
     "population_weighted_concentration",
+    "sum_to_regions",
 ]

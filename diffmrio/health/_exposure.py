@@ -35,7 +35,7 @@ RegionCellLike = Float[ArrayLike, "region *cell"]
 
 __all__ = [
     "attributable_deaths_kernel",
-    "aggregate_to_regions",
+    "sum_to_regions",
     "population_weighted_concentration",
     "economic_value",
     "HealthInputs",
@@ -142,7 +142,7 @@ def _region_sum(
     return jnp.moveaxis(out, 0, -1)
 
 
-def aggregate_to_regions(
+def sum_to_regions(
     x: Float[ArrayLike, "..."],
     *,
     n_cell_dims: int,
@@ -150,7 +150,13 @@ def aggregate_to_regions(
     region_index: Int[ArrayLike, "*cell"] | None = None,
     n_regions: int | None = None,
 ) -> Float[Array, "*lead region"]:
-    r"""Sum a per-cell quantity into regions: $X_{\dots r} = \sum_g x_{\dots g}\, w_{r g}$.
+    r"""Sum a per-cell quantity into regions: $X_{\dots r} = \sum_g x_{\dots g}\, w_{r g}$ (arrays; JAX).
+
+    With `region_fraction` this is [`ctm_interface.region_kernel`][ctm_interface.region_kernel] (`how="sum"`);
+    `region_index` (one region per cell) sums by segment, without a `[region, *cell]` array. The labelled way
+    to aggregate a gridded `DataArray` (sums or weighted means) is
+    [`ctm_interface.aggregate_to_regions`][ctm_interface.aggregate_to_regions]. Named
+    `diffmrio.health.aggregate_to_regions` before 0.2 (that name warns until 0.3).
 
     **Arguments:** `x[*lead, *cell]`; `n_cell_dims`: how many trailing axes of `x` are cell axes; exactly one of
     `region_fraction[region, *cell]` (fraction of each cell in each region) or `region_index[*cell]` (integer
@@ -445,7 +451,7 @@ def attributable_deaths(
         if "region" not in region_fraction.dims or set(region_fraction.dims) - {"region"} != set(spatial):
             raise ValueError(f"`region_fraction` needs dims ('region', *{spatial}), has {region_fraction.dims}")
         rf = region_fraction.transpose("region", *spatial)
-        out = aggregate_to_regions(deaths, n_cell_dims=len(spatial), region_fraction=rf.values)
+        out = sum_to_regions(deaths, n_cell_dims=len(spatial), region_fraction=rf.values)
         coords["region"] = rf["region"].values
         dims = ("cause", "age", "region")
     else:

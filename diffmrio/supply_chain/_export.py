@@ -92,7 +92,10 @@ def export_emissions(
 
     `xr.Dataset` with `eee(stressor, region, exporter, consumer)`, `direct(stressor, region)`,
     `indirect(stressor, region)`, `total(stressor, region)` `= direct + indirect`, and
-    `indirect_share(stressor)` (national indirect over national total).
+    `indirect_share(stressor)` (national indirect over national total, units `"1"`); the emissions in the
+    stressor's units (`units` attribute; `"<unit>"` with the `unit` coordinate of `stressor` when they differ).
+    The data variable `units(stressor)` repeats the `unit` coordinate and is deprecated (removed in the next
+    release).
     """
     mrio, eco = prepared(mrio, "export_emissions")
     if foreign is None and export_category is None:
@@ -144,14 +147,15 @@ def export_emissions(
     share = np.divide(indirect.sum(axis=1), national, out=np.full(national.shape, np.nan), where=national != 0)
     c = {"stressor": names, "region": domestic, "exporter": domestic, "consumer": consumers}
     sr = ("stressor", "region")
+    su = _units(mrio, idx)
     return xr.Dataset(
         {
-            "eee": label(out, ("stressor", "region", "exporter", "consumer"), c),
-            "direct": label(direct, sr, c),
-            "indirect": label(indirect, sr, c),
-            "total": label(total, sr, c),
-            "indirect_share": label(share, ("stressor",), c),
-            "units": label(_units(mrio, idx), ("stressor",), c),  # per stressor: one `units` attr cannot hold them
+            "eee": label(out, ("stressor", "region", "exporter", "consumer"), c, units=su),
+            "direct": label(direct, sr, c, units=su),
+            "indirect": label(indirect, sr, c, units=su),
+            "total": label(total, sr, c, units=su),
+            "indirect_share": label(share, ("stressor",), c, units="1"),
+            "units": label(su, ("stressor",), c),  # deprecated: the `unit` coordinate holds these (changelog)
         },
         attrs={"description": "stressor emitted in `region` for exports of `exporter`'s products to `consumer`",
                "reference": "EXPORT study, eqs. 10-12"},

@@ -168,7 +168,10 @@ def production_layers(
 
     `xr.Dataset` with `layers(layer, stressor, region, sector)` (by emitting region-sector),
     `remainder(stressor, region, sector)` (layers `> T`), and `total(stressor)` `= S L y` (industries only:
-    the stressors emitted directly by final demand, `F_Y`, belong to no production layer).
+    the stressors emitted directly by final demand, `F_Y`, belong to no production layer); each in the
+    stressor's units (`units` attribute; `"<unit>"` with the `unit` coordinate of `stressor` when they differ).
+    The data variable `units(stressor)` repeats the `unit` coordinate and is deprecated (removed in the next
+    release).
 
     !!! example
         ```python
@@ -187,16 +190,17 @@ def production_layers(
     layers = np.asarray(layers).reshape(T + 1, p, R, N)
     rem = np.asarray(rem).reshape(p, R, N)
     coords = {"layer": np.arange(T + 1), "stressor": names, "region": list(mrio.regions), "sector": list(mrio.sectors)}
+    su = _units(mrio, idx)
     ds = xr.Dataset(
         {
-            "layers": label(layers, ("layer", "stressor", "region", "sector"), coords),
-            "remainder": label(rem, ("stressor", "region", "sector"), coords),
-            "total": label(layers.sum(axis=(0, 2, 3)) + rem.sum(axis=(1, 2)), ("stressor",), coords),
+            "layers": label(layers, ("layer", "stressor", "region", "sector"), coords, units=su),
+            "remainder": label(rem, ("stressor", "region", "sector"), coords, units=su),
+            "total": label(layers.sum(axis=(0, 2, 3)) + rem.sum(axis=(1, 2)), ("stressor",), coords, units=su),
         },
         attrs={"description": "S A^t y per production layer t and emitting region-sector; remainder S A^(T+1) L y",
                "reference": "EXPORT study, eqs. 15-17"},
     )
-    ds["units"] = label(_units(mrio, idx), ("stressor",), coords)  # per stressor: one `units` attr cannot hold them
+    ds["units"] = label(su, ("stressor",), coords)  # deprecated: the `unit` coordinate holds these (changelog)
     return ds
 
 
@@ -279,8 +283,8 @@ def layer_flows(
 
     **Returns**
 
-    `xr.DataArray` `(layer, stressor, from_region, to_region, driver)`; `layer = t` labels the flow from layer
-    `t+1` to layer `t`.
+    `xr.DataArray` `(layer, stressor, from_region, to_region, driver)` in the stressor's units (the `unit`
+    coordinate of `stressor`); `layer = t` labels the flow from layer `t+1` to layer `t`.
     """
     mrio, eco = prepared(mrio, "layer_flows")
     if by not in ("consumer", "producer"):
@@ -302,6 +306,7 @@ def layer_flows(
         ("layer", "stressor", "from_region", "to_region", "driver"),
         {"layer": np.arange(T + 1), "stressor": names, "from_region": regions, "to_region": regions,
          "driver": regions},
+        units=_units(mrio, idx),
         name="layer_flows",
         attrs={"description": "m_k A_kj (A^t y)_j aggregated by producing (layer t+1) and buying (layer t) "
                               f"region, driven by final demand per {by} region",

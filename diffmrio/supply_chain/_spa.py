@@ -334,7 +334,8 @@ def structural_path_analysis(
     **Returns**
 
     `xr.Dataset` over `path` (sorted by |value|) and `position` (0 = final producer, `depth` = emitter):
-    `value(path)`, `share(path)` (of the footprint), `depth(path)`, `region(path, position)`,
+    `value(path)` (in the stressor's `units`), `share(path)` (of the footprint, `"1"`), `depth(path)` (`"1"`),
+    `region(path, position)`,
     `sector(path, position)` (`""` past the path's end), `label(path)` (e.g.
     `"Capital/construction <- Basin/nonmetal"`); attrs `total`, `coverage` (sum of the returned values over
     the total), `threshold`, `nodes_per_depth`.
@@ -357,11 +358,13 @@ def structural_path_analysis(
     share = res.values / res.total if res.total != 0 else np.full(res.values.shape, np.nan)
     c = {"path": np.arange(res.values.size), "position": np.arange(res.paths.shape[1])}
     pp = ("path", "position")
+    unit = _units(mrio, idx)[0]
+    unit_attrs = {} if unit else {"units_note": f"<unit>: the table records no unit for {stressor!r}"}
     return xr.Dataset(
         {
-            "value": label(res.values, ("path",), c),
-            "share": label(share, ("path",), c),
-            "depth": label(res.depth, ("path",), c),
+            "value": label(res.values, ("path",), c, units=unit or "<unit>", attrs=unit_attrs),
+            "share": label(share, ("path",), c, units="1"),
+            "depth": label(res.depth, ("path",), c, units="1"),
             "region": label(reg.astype(str), pp, c),
             "sector": label(sec.astype(str), pp, c),
             "label": label(np.asarray(labels, dtype=str), ("path",), c),

@@ -133,7 +133,10 @@ def value_chain_decomposition(mrio: Any | Economy, stressor: str | Sequence[str]
     `xr.Dataset` with `parts(stressor, region, part)` (`part` in `VALUE_CHAIN_PARTS`), `total(stressor,
     region)` `= F_s x_s` (production-based, excluding `F_Y`; equal to the sum of the parts),
     `EX(stressor, exporter, importer, sector)` (local impacts in the exporter of its flows to the importer) and
-    `FE(stressor, exporter, importer, sector)` (impacts upstream of the exporter, in other regions).
+    `FE(stressor, exporter, importer, sector)` (impacts upstream of the exporter, in other regions); each in
+    the stressor's units (`units` attribute; `"<unit>"` with the `unit` coordinate of `stressor` when they
+    differ). The data variable `units(stressor)` repeats the `unit` coordinate and is deprecated (removed in the
+    next release).
     """
     mrio, eco = prepared(mrio, "value_chain_decomposition")
     idx, names = _stressor_indices(mrio, stressor, "value_chain_decomposition")
@@ -147,13 +150,14 @@ def value_chain_decomposition(mrio: Any | Economy, stressor: str | Sequence[str]
     c = {"stressor": names, "region": regions, "part": VALUE_CHAIN_PARTS, "exporter": regions, "importer": regions,
          "sector": sectors}
     flows = ("stressor", "exporter", "importer", "sector")
+    su = _units(mrio, idx)
     return xr.Dataset(
         {
-            "parts": label(parts, ("stressor", "region", "part"), c),
-            "total": label(total, ("stressor", "region"), c),
-            "EX": label(EX, flows, c),
-            "FE": label(FE, flows, c),
-            "units": label(_units(mrio, idx), ("stressor",), c),  # per stressor: one `units` attr cannot hold them
+            "parts": label(parts, ("stressor", "region", "part"), c, units=su),
+            "total": label(total, ("stressor", "region"), c, units=su),
+            "EX": label(EX, flows, c, units=su),
+            "FE": label(FE, flows, c, units=su),
+            "units": label(su, ("stressor",), c),  # deprecated: the `unit` coordinate holds these (changelog)
         },
         attrs={"reference": "VALUECHAIN study, eqs. 3-7"},
     )
