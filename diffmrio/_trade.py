@@ -17,7 +17,7 @@ from ._custom_types import Array, Float
 from ._economy import Economy, economy_kernel, prepared
 from ._leontief import leontief_solve
 from ._mrio import MRIO
-from ._units import common_unit, stressor_units
+from ._units import UNIT_NOTE, common_unit, stressor_units
 
 
 def eebt_arrays(
@@ -117,7 +117,7 @@ def eebt(mrio: MRIO | Economy) -> xr.DataArray:
 
 def _units_attrs(units: list[str]) -> dict[str, str]:
     u = common_unit(units)
-    return {"units": u, "units_note": "<unit> is the stressor's `unit` coordinate"} if u == "<unit>" else {"units": u}
+    return {"units": u, "units_note": UNIT_NOTE} if u == "<unit>" else {"units": u}
 
 
 def sector_flows(mrio: MRIO | Economy, stressor: str) -> xr.DataArray:
