@@ -47,10 +47,9 @@ UNIT = "million USD"
 def _parts(m: MRIO, T: int):
     """(vax[r, e], direct[r, e], indirect[r, e], layers[t, r], remainder[r]) for one table, value added row 0."""
     R, N = m.n_regions, m.n_sectors
-    x, A = diffmrio.coefficients(m.Z, m.Y)
-    va = np.asarray(m.F)[m.stressor_index("value_added")]
-    xn = np.asarray(x)
-    v = np.where(xn != 0, va / np.where(xn != 0, xn, 1.0), 0.0)
+    eco = diffmrio.Economy.from_mrio(m)  # x, A and the intensities S (zero where x = 0), as the library defines them
+    A = eco.A
+    v = np.asarray(eco.S)[m.stressor_index("value_added")]
     Ye = np.asarray(m.Y).reshape(R * N, R, -1).sum(axis=2)  # [n, e]: final demand of country e
     G = np.kron(np.eye(R), np.ones((1, N)))  # [R, n]
     eee = np.asarray(diffmrio.supply_chain.export_emissions_kernel(A, jnp.asarray(v[None]), jnp.asarray(Ye), jnp.asarray(G)))[0]
