@@ -249,24 +249,35 @@ def check_table(Z: np.ndarray, Y: np.ndarray, regions, sectors, *, check_spectru
         )
 
 
+def _collatz_wielandt(M: np.ndarray, iters: int, shift: float = 1e-3):
+    """Shifted power iteration on a non-negative `M`: yields, per step, the Collatz-Wielandt bounds
+    `(lo, hi)` with `lo <= rho(M) <= hi` (`min_i`/`max_i (M v)_i / v_i`, `v > 0`) and the current `v`.
+
+    The step `v <- M v + shift v` (normalised) keeps `v` positive and converges to the Perron vector even for a
+    periodic `M`, which has the same Perron vector as `M + shift I`."""
+    n = M.shape[0]
+    v = np.full(n, 1.0 / n)
+    for _ in range(iters):
+        w = M @ v
+        ratio = np.divide(w, v, out=np.full(n, np.inf), where=v > 0)
+        yield ratio.min(initial=np.inf), ratio.max(initial=0.0), v
+        v = w + shift * v
+        v /= v.sum()
+
+
 def _rho_upper_bound(A: np.ndarray, target: float, iters: int = 60) -> float:
     """An upper bound on the spectral radius of a non-negative `A`, cheap (a few matrix-vector products).
 
-    Collatz-Wielandt: for any `v > 0`, `rho(A) <= max_i (A v)_i / v_i`, and the same for `A'` (same spectrum).
-    Starting from `v = 1` (the column sums of `A`, then its row sums), a shifted power iteration
-    `v <- A v + v / 1000` (`v` stays positive) tightens the bound towards `rho`. Stops as soon as the bound is
-    below `target`; otherwise returns the best bound found, which may then still be far above `rho` (a
-    reducible or slowly mixing `A`): the caller falls back to the eigensolve of `_perron`."""
+    The Collatz-Wielandt bounds of a short power iteration, on `A'` (its first bound is the largest column sum)
+    and then on `A` (same spectrum). Stops as soon as the bound is below `target`; otherwise returns the best
+    bound found, which may then still be far above `rho` (a reducible or slowly mixing `A`): the caller falls
+    back to the eigensolve of `_perron`."""
     best = np.inf
     for M in (A.T, A):
-        v = np.ones(A.shape[0])
-        for _ in range(iters):
-            w = M @ v
-            best = min(best, float(np.max(w / v, initial=0.0)))
+        for _, hi, _ in _collatz_wielandt(M, iters):
+            best = min(best, float(hi))
             if best < target:
                 return best
-            v = w + 1e-3 * v
-            v /= v.max()
     return best
 
 
@@ -277,18 +288,9 @@ def _perron(A: np.ndarray, iters: int = 2000, tol: float = 1e-13) -> tuple[float
         w, v = np.linalg.eig(A)
         k = int(np.argmax(w.real))
         return float(w[k].real), np.abs(v[:, k].real)
-    v = np.full(n, 1.0 / n)
-    shift = A + 1e-3 * np.eye(n)  # primitive, same Perron vector
-    hi = np.inf
-    for _ in range(iters):
-        w = shift @ v
-        ratio = np.divide(w, v, out=np.full(n, np.inf), where=v > 0)
-        lo_i, hi_i = ratio.min(), ratio.max()
-        hi = hi_i - 1e-3
-        v = w / w.sum()
-        if hi_i - lo_i < tol * hi_i:
-            break
-        if hi < 1.0 - 1e-9:  # certified below one
+    hi, v = np.inf, np.full(n, 1.0 / n)
+    for lo, hi, v in _collatz_wielandt(A, iters):
+        if hi - lo < tol * hi or hi < 1.0 - 1e-9:  # converged, or certified below one
             break
     return float(hi), v
 
