@@ -15,9 +15,10 @@ import xarray as xr
 
 from ._custom_types import Array, Float
 from ._economy import Economy, economy_kernel, prepared
+from ._labels import label
 from ._leontief import leontief_solve
 from ._mrio import MRIO
-from ._units import UNIT_NOTE, common_unit, stressor_units
+from ._units import stressor_units
 
 
 def eebt_arrays(
@@ -105,19 +106,10 @@ def eebt(mrio: MRIO | Economy) -> xr.DataArray:
     mrio, eco = prepared(mrio, "eebt")
     Z, Y = jnp.asarray(mrio.Z), jnp.asarray(mrio.Y)
     arr = _eebt_of(eco, Z, Y, mrio.n_regions)
-    units = stressor_units(mrio, range(len(mrio.stressors)))
-    return xr.DataArray(
-        np.asarray(arr), dims=("stressor", "region", "to_region"),
-        coords={"stressor": list(mrio.stressors), "region": list(mrio.regions), "to_region": list(mrio.regions),
-                "unit": ("stressor", units)},
-        name="EEBT", attrs={"description": "emissions embodied in bilateral gross trade (Peters 2008)",
-                            **_units_attrs(units)},
-    )  # fmt: skip
-
-
-def _units_attrs(units: list[str]) -> dict[str, str]:
-    u = common_unit(units)
-    return {"units": u, "units_note": UNIT_NOTE} if u == "<unit>" else {"units": u}
+    return label(np.asarray(arr), ("stressor", "region", "to_region"),
+                 {"stressor": mrio.stressors, "region": mrio.regions, "to_region": mrio.regions},
+                 units=stressor_units(mrio, range(len(mrio.stressors))), name="EEBT",
+                 attrs={"description": "emissions embodied in bilateral gross trade (Peters 2008)"})
 
 
 def sector_flows(mrio: MRIO | Economy, stressor: str) -> xr.DataArray:
@@ -136,9 +128,6 @@ def sector_flows(mrio: MRIO | Economy, stressor: str) -> xr.DataArray:
     R, N = mrio.n_regions, mrio.n_sectors
     c = mrio.coords()
     (unit,) = stressor_units(mrio, [q])
-    return xr.DataArray(
-        np.asarray(arr).reshape(R, N, R, N), dims=("region", "sector", "to_region", "to_sector"),
-        coords={k: c[k] for k in ("region", "sector", "to_region", "to_sector")}, name="Phi",
-        attrs={"stressor": stressor, "units": unit, "description": "diag(s) L Z: stressor of "
-               "(region, sector) embodied in intermediate purchases of (to_region, to_sector) (BTH study eq. 15)"},
-    )  # fmt: skip
+    return label(np.asarray(arr).reshape(R, N, R, N), ("region", "sector", "to_region", "to_sector"), c, units=unit,
+                 name="Phi", attrs={"stressor": stressor, "description": "diag(s) L Z: stressor of (region, sector) "
+                                    "embodied in intermediate purchases of (to_region, to_sector) (BTH study eq. 15)"})
