@@ -38,7 +38,8 @@ from jaxtyping import Array, Float
 from .._economy import Economy, prepared
 from .._labels import unlabel
 from .._leontief import leontief_solve
-from ..supply_chain._layers import _fd_mask, _final_demand, _region_aggregator, _stressor_indices, _units
+from .._units import stressor_units as _units
+from ..supply_chain._layers import _fd_mask, _final_demand, _region_aggregator, _stressor_indices
 
 __all__ = [
     "intensity_convergence",

@@ -25,7 +25,8 @@ from jaxtyping import Array, Float, Int
 
 from .._economy import Economy, prepared
 from .._labels import label
-from ._layers import _region_aggregator, _stressor_indices, _units, leontief_solve
+from .._units import stressor_units as _units
+from ._layers import _region_aggregator, _stressor_indices, leontief_solve
 
 __all__ = ["export_emissions", "export_emissions_kernel"]
 

@@ -53,8 +53,6 @@ def _stressor_indices(mrio: Any, stressor: str | Sequence[str] | None, fn: str) 
     return [names.index(s) for s in wanted], wanted
 
 
-
-
 def _region_aggregator(n_regions: int, n_sectors: int) -> Float[np.ndarray, "R n"]:
     """`G[R, n]` with `G[r, (r, i)] = 1`: sums region-major vectors over sectors."""
     return np.kron(np.eye(n_regions), np.ones((1, n_sectors)))

@@ -41,7 +41,8 @@ from jaxtyping import ArrayLike, Float, Int, Real
 
 from .._economy import Economy, prepared
 from .._labels import label
-from ._layers import _demand_vector, _stressor_indices, _units, leontief_solve_left
+from .._units import stressor_units as _units
+from ._layers import _demand_vector, _stressor_indices, leontief_solve_left
 
 __all__ = ["structural_path_analysis", "structural_paths", "SPAResult"]
 

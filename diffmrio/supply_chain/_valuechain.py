@@ -41,7 +41,8 @@ from .._accounts import region_sum_fd
 from .._economy import Economy, prepared
 from .._labels import label
 from .._leontief import leontief_solves
-from ._layers import _stressor_indices, _units
+from .._units import stressor_units as _units
+from ._layers import _stressor_indices
 
 __all__ = ["value_chain_decomposition", "value_chain_kernel", "VALUE_CHAIN_PARTS"]
 
