@@ -175,8 +175,8 @@ def gini(
 
     - `quantity`: regional totals $q_i$ (income, value added, deaths...), shape `[R]`, non-negative.
     - `population`: $p_i$, shape `[R]`, positive; `None` gives every region equal weight (then `quantity`
-      holds the values themselves). Labelled `DataArray`s (both, or neither) are aligned by label; an unlabelled one is
-      taken positionally.
+      holds the values themselves). Labelled `DataArray`s (both, or neither) are aligned by label; an
+      unlabelled one is taken positionally.
 
     **Returns**
 
@@ -209,8 +209,8 @@ def lorenz_curve(
     **Arguments**
 
     - `quantity`: regional totals $q_i$ `[R]`.
-    - `population`: $p_i$ `[R]`, positive, or `None` for equal weights. Labelled `DataArray`s (both, or neither) are aligned by label; an unlabelled one is
-      taken positionally.
+    - `population`: $p_i$ `[R]`, positive, or `None` for equal weights. Labelled `DataArray`s (both, or
+      neither) are aligned by label; an unlabelled one is taken positionally.
 
     **Returns**
 
@@ -239,8 +239,8 @@ def coefficient_of_variation(
     **Arguments**
 
     - `quantity`: regional totals $q_i$ `[R]`, or the values themselves when `population` is `None`.
-    - `population`: $p_i$ `[R]` or `None` (values taken as given, equal weights). Labelled `DataArray`s (both, or neither) are aligned by label; an unlabelled one is
-      taken positionally.
+    - `population`: $p_i$ `[R]` or `None` (values taken as given, equal weights). Labelled `DataArray`s
+      (both, or neither) are aligned by label; an unlabelled one is taken positionally.
     - `weighted`: population-weighted mean and variance (only with `population`).
     - `ddof`: delta degrees of freedom (0: population sd; 1: sample sd, unweighted case).
 
